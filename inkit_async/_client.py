@@ -1,0 +1,614 @@
+"""``AsyncInkit``: options, lifecycle, variants, and the one request core.
+
+Every public call goes through ``AsyncInkit._request``, in this order:
+
+1. arguments were validated by the resource (before any I/O);
+2. take a client-wide concurrency slot (waiting here never counts against a pool
+   timeout, because the pool is sized to the slots);
+3. wait out a shared rate-limit cooldown, if one is active;
+4. send, under a per-attempt deadline, and read the body up to a size limit;
+5. on a retryable outcome, give the slot back, sleep (``Retry-After`` or backoff) and
+   go back to 2 within the retry budget;
+6. map the outcome: transport failure -> ``APIConnectionError``/``APITimeoutError``,
+   non-2xx -> an ``APIStatusError`` subclass, 2xx -> a record, or
+   ``APIResponseValidationError`` when the body does not fit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import platform
+import time
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+
+import httpx
+
+from ._constants import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_KEEPALIVE_EXPIRY,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_TIMEOUT,
+    ENV_API_TOKEN,
+    ENV_BASE_URL,
+    MAX_RESPONSE_BYTES,
+    RETRYABLE_STATUS_CODES,
+)
+from ._converter import ShapeError
+from ._exceptions import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    InkitError,
+    RateLimitError,
+    api_error_text,
+    status_error_class,
+)
+from ._retry import Backoff, Cooldown, parse_retry_after
+from ._version import __version__
+from .resources._batches import BatchResource
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+__all__ = ["AsyncInkit"]
+
+T = TypeVar("T")
+
+logger: Final = logging.getLogger("inkit_async")
+
+TOKEN_HEADER: Final = "X-Inkit-API-Token"  # noqa: S105 - a header name, not a secret
+_REDACTED: Final = "[redacted]"
+_USER_AGENT: Final = (
+    f"inkit-async/{__version__} httpx/{httpx.__version__} "
+    f"{platform.python_implementation()}/{platform.python_version()}"
+)
+
+
+class _DeadlineExceededError(Exception):
+    """The per-attempt deadline passed (private; becomes ``APITimeoutError``)."""
+
+
+# Transport failures after which the request certainly did not reach the server, so
+# even a request that must not run twice (a create) may be retried.
+_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Failures worth another attempt for a request that may safely run twice.
+_TRANSIENT: Final = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    _DeadlineExceededError,
+)
+
+
+class _Shared:
+    """What a client shares with its ``with_options`` variants."""
+
+    __slots__ = ("closed", "cooldown", "http", "loop", "owns_http", "slots")
+
+    def __init__(self, http: httpx.AsyncClient, *, owns_http: bool, max_concurrency: int) -> None:
+        self.http = http
+        self.owns_http = owns_http
+        self.slots = asyncio.Semaphore(max_concurrency)
+        self.cooldown = Cooldown()
+        self.closed = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+
+class AsyncInkit:
+    """An asyncio client for the Inkit API.
+
+    Use one client for the lifetime of your application and share it between tasks::
+
+        async with AsyncInkit() as client:
+            batch = await client.batch.get("rb_6WtDgF7RGqdS5Uzea9neZJ")
+
+    Args:
+        api_token: Your Inkit API token. Defaults to the ``INKIT_API_TOKEN`` environment
+            variable; without either, ``InkitError`` is raised here.
+        base_url: The API root, path included. Defaults to ``INKIT_BASE_URL``, then
+            ``https://api.inkit.com/v1``. Requests go to ``<base_url>/batch/<id>``.
+        timeout: Seconds one attempt may take end to end (default 30; connecting gets at
+            most 5 of them). An ``httpx.Timeout`` instead applies httpx's per-phase
+            timeouts exactly as given, with no end-to-end deadline.
+        max_retries: Retries after the first attempt for connection errors, timeouts and
+            the statuses 408, 429, 500, 502, 503 and 504 (default 2; 0 disables).
+        max_concurrency: Requests in flight at once across every caller of this client
+            (default 64). Further calls wait inside the client; the connection pool the
+            client creates is sized to match.
+        max_retry_after: Longest ``Retry-After`` in seconds the client waits on (default
+            60). A longer one raises ``RateLimitError`` (or the status error) at once.
+        backoff: Backoff between retries the server gave no ``Retry-After`` for.
+        http_client: An ``httpx.AsyncClient`` to send through instead of the client's
+            own. The caller owns it: ``aclose()`` leaves it open, and its pool limits
+            apply instead of ``max_concurrency``-sized ones.
+
+    Raises:
+        InkitError: No token was given or found in the environment.
+        TypeError: An option has the wrong type.
+        ValueError: An option has an impossible value.
+    """
+
+    batch: BatchResource
+    """Document batches: ``await client.batch.get(batch_id)``."""
+
+    def __init__(
+        self,
+        api_token: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        backoff: Backoff | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        token = api_token if api_token is not None else os.environ.get(ENV_API_TOKEN)
+        if not token:
+            raise InkitError(
+                f"No API token: pass api_token=... or set the {ENV_API_TOKEN} environment variable."
+            )
+        _check_token(token)
+        self._base_url = _check_base_url(
+            base_url if base_url is not None else os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+        )
+        self._headers = {
+            TOKEN_HEADER: token,
+            "Accept": "application/json",
+            "User-Agent": _USER_AGENT,
+        }
+        self._timeout, self._deadline = _check_timeout(timeout)
+        self._max_retries = _check_max_retries(max_retries)
+        self._max_retry_after = _check_seconds("max_retry_after", max_retry_after)
+        self._backoff = _check_backoff(backoff)
+        _check_positive_int("max_concurrency", max_concurrency)
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise TypeError(
+                f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
+            )
+        self._shared = _Shared(
+            http_client or _default_http_client(max_concurrency),
+            owns_http=http_client is None,
+            max_concurrency=max_concurrency,
+        )
+        self._owner = True
+        self._closed = False
+        self.batch = BatchResource(self, "batch")
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        """Return the client itself."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the client (see ``aclose``)."""
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client; calls afterwards raise ``InkitError``.
+
+        Idempotent. Closes the connection pool the client created; an ``http_client``
+        you passed in stays open (you own it). Closing a ``with_options`` variant closes
+        only the variant: the pool, slots and cooldown belong to the original client.
+        """
+        self._closed = True
+        shared = self._shared
+        if not self._owner or shared.closed:
+            return
+        shared.closed = True
+        if shared.owns_http:
+            await shared.http.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether ``aclose()`` was called on this client (or on its parent)."""
+        return self._closed or self._shared.closed
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests are sent to, without a trailing slash."""
+        return self._base_url
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt of a retryable request."""
+        return self._max_retries
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """The per-phase timeouts applied to every attempt."""
+        return self._timeout
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        max_retry_after: float | None = None,
+        backoff: Backoff | None = None,
+    ) -> AsyncInkit:
+        """Return a client with other per-call options over the same shared resources.
+
+        The variant shares this client's connection pool, concurrency slots and
+        rate-limit cooldown: ``client.with_options(timeout=5).batch.get(...)`` is cheap.
+        Options left as ``None`` keep this client's value. Closing the original closes
+        the shared resources; closing the variant never does.
+        """
+        variant = object.__new__(AsyncInkit)
+        variant.__dict__.update(self.__dict__)
+        if timeout is not None:
+            variant._timeout, variant._deadline = _check_timeout(timeout)
+        if max_retries is not None:
+            variant._max_retries = _check_max_retries(max_retries)
+        if max_retry_after is not None:
+            variant._max_retry_after = _check_seconds("max_retry_after", max_retry_after)
+        if backoff is not None:
+            variant._backoff = _check_backoff(backoff)
+        variant._owner = False
+        variant._closed = False
+        variant.batch = BatchResource(variant, "batch")
+        return variant
+
+    def __repr__(self) -> str:
+        """Describe the client without its token."""
+        state = " closed" if self.is_closed else ""
+        return (
+            f"<AsyncInkit base_url={self._base_url!r} max_retries={self._max_retries}"
+            f" max_concurrency={self._shared.slots._value}{state}>"  # noqa: SLF001
+        )
+
+    # -- the request core ------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[Any], T],
+        *,
+        params: dict[str, str | int] | None = None,
+        json_body: object = None,
+        may_repeat: bool = True,
+    ) -> T:
+        """Send one API call with retries and return ``parse(json_body_of_response)``.
+
+        *path* is relative to ``base_url`` and already percent-encoded. *parse* raises
+        ``ShapeError`` when the JSON does not fit. ``may_repeat=False`` marks a call that
+        must not run twice (a create): it is retried only when it certainly did not
+        reach the server (connect failure) or the server refused it with 429.
+        """
+        shared = self._check_usable()
+        request = shared.http.build_request(
+            method,
+            self._base_url + path,
+            params=params,
+            json=json_body,
+            headers=self._headers,
+            timeout=self._timeout,
+        )
+        retries = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                response, content = await self._send_once(shared, request)
+            except (httpx.HTTPError, _DeadlineExceededError) as exc:
+                self._log_attempt(method, path, type(exc).__name__, retries, started)
+                if self._closed or shared.closed:
+                    raise InkitError(
+                        "The client was closed while the request was under way."
+                    ) from exc
+                error = _connection_error(exc, method, path, request)
+                retryable = isinstance(exc, _NOT_SENT) or (
+                    may_repeat and isinstance(exc, _TRANSIENT)
+                )
+                if retryable and retries < self._max_retries:
+                    delay = self._backoff.delay(retries)
+                    retries += 1
+                    self._log_retry(method, path, error.message, delay, retries)
+                    await asyncio.sleep(delay)
+                    continue
+                raise error from exc
+
+            status = response.status_code
+            self._log_attempt(method, path, status, retries, started)
+            if content is None:
+                raise APIResponseValidationError(
+                    f"{method} {path} returned {status} with a body over the limit of "
+                    f"{MAX_RESPONSE_BYTES:,} bytes; it was not read",
+                    response=_detached_response(response, b"", request),
+                    body=None,
+                )
+            if 200 <= status < 300:
+                return _decode(response, content, parse, method, path, request)
+
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            too_long = retry_after is not None and retry_after > self._max_retry_after
+            retryable = status in RETRYABLE_STATUS_CODES and (may_repeat or status == 429)
+            if retryable and not too_long and retries < self._max_retries:
+                if retry_after is None:
+                    delay = self._backoff.delay(retries)
+                else:
+                    delay = retry_after
+                    if status == 429:
+                        shared.cooldown.extend(retry_after)
+                retries += 1
+                self._log_retry(method, path, f"{status} {response.reason_phrase}", delay, retries)
+                await asyncio.sleep(delay)
+                continue
+            raise _status_error(response, content, method, path, request, retry_after)
+
+    def _check_usable(self) -> _Shared:
+        shared = self._shared
+        if self._closed or shared.closed:
+            raise InkitError("The AsyncInkit client is closed; create a new one.")
+        loop = asyncio.get_running_loop()
+        if shared.loop is None:
+            shared.loop = loop
+        elif shared.loop is not loop:
+            raise InkitError(
+                "This AsyncInkit client was first used in another event loop; its connections "
+                "belong to that loop. Create one client per event loop (for example, inside "
+                "the coroutine you pass to asyncio.run)."
+            )
+        return shared
+
+    async def _send_once(
+        self, shared: _Shared, request: httpx.Request
+    ) -> tuple[httpx.Response, bytes | None]:
+        """One attempt: slot, cooldown, send, read the body; the slot is held for it only.
+
+        The body is ``None`` when it is over ``MAX_RESPONSE_BYTES``.
+        """
+        async with shared.slots:
+            await shared.cooldown.wait()
+            if self._closed or shared.closed:
+                raise InkitError("The AsyncInkit client is closed; create a new one.")
+            try:
+                async with asyncio.timeout(self._deadline):
+                    response = await shared.http.send(request, stream=True)
+                    try:
+                        content = await _read_limited(response)
+                    finally:
+                        await response.aclose()
+            except TimeoutError as exc:
+                raise _DeadlineExceededError from exc
+        return response, content
+
+    def _log_attempt(
+        self, method: str, path: str, outcome: object, retries: int, started: float
+    ) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            logger.debug(
+                "%s %s -> %s (attempt %d, %.1f ms)", method, path, outcome, retries + 1, elapsed_ms
+            )
+
+    def _log_retry(self, method: str, path: str, reason: str, delay: float, retries: int) -> None:
+        logger.info(
+            "Retrying %s %s in %.2f s (retry %d of %d): %s",
+            method,
+            path,
+            delay,
+            retries,
+            self._max_retries,
+            reason,
+        )
+
+
+# -- helpers of the core, kept out of the class to keep its hot path short -------------
+
+
+def _default_http_client(max_concurrency: int) -> httpx.AsyncClient:
+    # The pool holds one connection per slot, so a request that holds a slot never
+    # queues for a connection and the pool timeout only measures a real stall.
+    limits = httpx.Limits(
+        max_connections=max_concurrency,
+        max_keepalive_connections=max_concurrency,
+        keepalive_expiry=DEFAULT_KEEPALIVE_EXPIRY,
+    )
+    return httpx.AsyncClient(limits=limits, follow_redirects=False)
+
+
+async def _read_limited(response: httpx.Response) -> bytes | None:
+    """Read the (decoded) body; ``None`` once it is over ``MAX_RESPONSE_BYTES``.
+
+    Counting decoded bytes bounds memory against a compressed body that inflates too.
+    """
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _redacted_request(request: httpx.Request) -> httpx.Request:
+    headers = request.headers.copy()
+    if TOKEN_HEADER in headers:
+        headers[TOKEN_HEADER] = _REDACTED
+    return httpx.Request(request.method, request.url, headers=headers, content=request.content)
+
+
+def _detached_response(
+    response: httpx.Response, content: bytes, request: httpx.Request
+) -> httpx.Response:
+    """A copy of *response* with its body in memory and its request's token masked."""
+    headers = response.headers.copy()
+    # `content` is already decoded; a kept Content-Encoding would decode it twice.
+    headers.pop("content-encoding", None)
+    headers.pop("content-length", None)
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=content,
+        request=_redacted_request(request),
+        extensions={
+            key: response.extensions[key]
+            for key in ("http_version", "reason_phrase")
+            if key in response.extensions
+        },
+    )
+
+
+def _parse_error_body(content: bytes, response: httpx.Response) -> object:
+    if not content:
+        return None
+    text = content.decode(response.encoding or "utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _status_error(
+    response: httpx.Response,
+    content: bytes,
+    method: str,
+    path: str,
+    request: httpx.Request,
+    retry_after: float | None,
+) -> InkitError:
+    body = _parse_error_body(content, response)
+    status = response.status_code
+    message = f"{status} {response.reason_phrase} from {method} {path}".rstrip()
+    detail = api_error_text(body)
+    if (
+        detail is None
+        and isinstance(body, str)
+        and "html" not in response.headers.get("content-type", "")
+    ):
+        detail = " ".join(body.split())[:200] or None
+    if detail:
+        message = f"{message}: {detail}"
+    cls = status_error_class(status)
+    detached = _detached_response(response, content, request)
+    if cls is RateLimitError:
+        return RateLimitError(message, response=detached, body=body, retry_after=retry_after)
+    return cls(message, response=detached, body=body)
+
+
+def _connection_error(
+    exc: BaseException, method: str, path: str, request: httpx.Request
+) -> APIConnectionError:
+    redacted = _redacted_request(request)
+    if isinstance(exc, _DeadlineExceededError | httpx.TimeoutException):
+        kind = (
+            "timed out"
+            if isinstance(exc, _DeadlineExceededError)
+            else f"timed out ({type(exc).__name__})"
+        )
+        return APITimeoutError(f"{method} {path} {kind}", request=redacted)
+    reason = str(exc) or type(exc).__name__
+    return APIConnectionError(f"{method} {path} failed: {reason}", request=redacted)
+
+
+def _decode(
+    response: httpx.Response,
+    content: bytes,
+    parse: Callable[[Any], T],
+    method: str,
+    path: str,
+    request: httpx.Request,
+) -> T:
+    try:
+        data = json.loads(content)
+    except ValueError as exc:
+        body = content.decode("utf-8", errors="replace")
+        raise APIResponseValidationError(
+            f"{method} {path} returned {response.status_code} with a body that is not JSON: {exc}",
+            response=_detached_response(response, content, request),
+            body=body,
+        ) from None
+    try:
+        return parse(data)
+    except ShapeError as exc:
+        raise APIResponseValidationError(
+            f"{method} {path} returned an unexpected body: {exc}",
+            response=_detached_response(response, content, request),
+            body=data,
+        ) from None
+
+
+# -- option checks -----------------------------------------------------------------------
+
+
+def _check_token(token: object) -> None:
+    if not isinstance(token, str):
+        raise TypeError(f"api_token must be a str, got {type(token).__name__}")
+    # Never echo the token: say what is wrong with it, not what it is.
+    if token != token.strip() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in token):
+        raise ValueError("api_token contains whitespace or control characters")
+
+
+def _check_base_url(base_url: object) -> str:
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"base_url is not a valid URL: {exc}") from None
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+    if url.query or url.fragment:
+        raise ValueError(f"base_url must not have a query or fragment, got {base_url!r}")
+    return base_url.rstrip("/")
+
+
+def _check_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _check_timeout(timeout: object) -> tuple[httpx.Timeout, float | None]:
+    """Return the per-phase timeouts and the per-attempt deadline (``None``: no deadline)."""
+    if isinstance(timeout, httpx.Timeout):
+        return timeout, None
+    seconds = _check_seconds("timeout", timeout)
+    if seconds == 0:
+        raise ValueError("timeout must be > 0")
+    return httpx.Timeout(seconds, connect=min(seconds, DEFAULT_CONNECT_TIMEOUT)), seconds
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def _check_max_retries(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_retries must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"max_retries must be >= 0, got {value}")
+    return value
+
+
+def _check_backoff(backoff: object) -> Backoff:
+    if backoff is None:
+        return Backoff()
+    if not isinstance(backoff, Backoff):
+        raise TypeError(f"backoff must be a Backoff, got {type(backoff).__name__}")
+    return backoff

@@ -1,0 +1,47 @@
+"""Defaults, limits and environment variable names, in one place.
+
+Every default the SDK applies is named here, so the docs, the client and the tests
+read the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Where requests go when neither ``base_url=`` nor ``INKIT_BASE_URL`` is given.
+DEFAULT_BASE_URL: Final = "https://api.inkit.com/v1"
+
+#: Environment variable read when ``api_token`` is not passed.
+ENV_API_TOKEN: Final = "INKIT_API_TOKEN"  # noqa: S105 - a variable name, not a secret
+#: Environment variable read when ``base_url`` is not passed.
+ENV_BASE_URL: Final = "INKIT_BASE_URL"
+
+#: Seconds one attempt may take end to end (connect, send, wait, read).
+DEFAULT_TIMEOUT: Final = 30.0
+#: Seconds to establish a connection: a host that does not answer a SYN in 5 s
+#: will rarely answer at all, and failing fast leaves room for a retry.
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+
+#: Retries after the first attempt for a retryable failure (0 disables retries).
+DEFAULT_MAX_RETRIES: Final = 2
+#: First backoff delay in seconds; it doubles with every retry ...
+DEFAULT_BACKOFF_INITIAL: Final = 0.5
+#: ... up to this ceiling.
+DEFAULT_BACKOFF_MAX: Final = 8.0
+#: Each delay is shortened by up to this fraction at random, so that callers that
+#: failed together do not come back together.
+DEFAULT_BACKOFF_JITTER: Final = 0.25
+
+#: Statuses worth another attempt: the server was busy, slow or briefly broken.
+RETRYABLE_STATUS_CODES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Requests one client keeps in flight at most, across every caller.
+DEFAULT_MAX_CONCURRENCY: Final = 64
+#: Longest ``Retry-After`` (seconds) the client sleeps on; above it, the
+#: ``RateLimitError`` is raised at once.
+DEFAULT_MAX_RETRY_AFTER: Final = 60.0
+#: Largest response body (bytes) the client reads; a batch record is well under 1 KiB.
+MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
+
+#: Seconds an idle pooled connection is kept for reuse.
+DEFAULT_KEEPALIVE_EXPIRY: Final = 15.0

@@ -1,0 +1,134 @@
+"""The package's own cattrs converter, configured in one place.
+
+``converter.structure(api_json, Batch)`` builds records from the API's JSON;
+``converter.unstructure(batch)`` gives the API's JSON shape back. The global cattrs
+converter is never touched, so applications that configure theirs are unaffected.
+
+Structuring is strict where the API's documented types are: a string field that
+holds a number, or an integer field that holds ``"5"`` or ``true``, is an error, not a
+silent coercion. Unknown fields are ignored; unknown status values and destination
+names are kept.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+import cattrs
+from cattrs.errors import BaseValidationError
+
+from ._models import Batch, BatchDestinations, BatchStatus, DestinationProgress
+
+__all__ = ["ShapeError", "converter", "structure"]
+
+T = TypeVar("T")
+
+_KNOWN_STATUSES: Final = {status.value: status for status in BatchStatus}
+
+
+class ShapeError(Exception):
+    """A JSON value does not fit a record; the message names the field path.
+
+    Private: the client turns it into ``APIResponseValidationError``.
+    """
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _structure_str(value: object, _: object) -> str:
+    if type(value) is str:
+        return value
+    raise TypeError(f"expected a string, got {_type_name(value)}")
+
+
+def _structure_int(value: object, _: object) -> int:
+    # bool is an int subclass, but `true` is not a count.
+    if type(value) is int:
+        return value
+    raise TypeError(f"expected an integer, got {_type_name(value)}")
+
+
+def _structure_status(value: object, _: object) -> BatchStatus | str:
+    text = _structure_str(value, None)
+    return _KNOWN_STATUSES.get(text, text)
+
+
+def _require_object(value: object) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value  # pyright: ignore[reportUnknownVariableType]
+    raise TypeError(f"expected an object, got {_type_name(value)}")
+
+
+def _describe(exc: BaseException, _: object) -> str:
+    """Word one structuring failure for ``transform_error`` (the path is added after)."""
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    return f"invalid value ({exc})"
+
+
+def _structure_datetime(value: object, _: object) -> datetime:
+    parsed = datetime.fromisoformat(_structure_str(value, None))
+    # The API sends UTC with a `Z`; a naive timestamp is read as UTC too.
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _unstructure_datetime(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=False)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_unstructure_hook(datetime, _unstructure_datetime)
+    conv.register_structure_hook_func(lambda t: t == BatchStatus | str, _structure_status)
+    # Plain `str`, not the enum member: the API's JSON shape, whatever the serialiser.
+    conv.register_unstructure_hook_func(lambda t: t in (BatchStatus, BatchStatus | str), str)
+
+    structure_progress_fields = conv.get_structure_hook(DestinationProgress)
+
+    def structure_progress(value: object, _: object) -> DestinationProgress:
+        return structure_progress_fields(_require_object(value), DestinationProgress)  # type: ignore[no-any-return]
+
+    conv.register_structure_hook(DestinationProgress, structure_progress)
+    structure_destination_dict = conv.get_structure_hook(dict[str, DestinationProgress])
+
+    def structure_destinations(value: object, _: object) -> BatchDestinations:
+        if value is None:
+            return BatchDestinations()
+        mapping = _require_object(value)
+        return BatchDestinations(
+            structure_destination_dict(mapping, dict[str, DestinationProgress])
+        )
+
+    def unstructure_destinations(value: BatchDestinations) -> dict[str, Any]:
+        return {name: conv.unstructure(progress) for name, progress in value.items()}
+
+    conv.register_structure_hook(BatchDestinations, structure_destinations)
+    conv.register_unstructure_hook(BatchDestinations, unstructure_destinations)
+    # Build the record hooks now, not on the first response.
+    conv.get_structure_hook(Batch)
+    return conv
+
+
+converter: Final[cattrs.Converter] = _make_converter()
+"""The SDK's cattrs converter: ``converter.structure(api_json, Batch)`` and back."""
+
+
+def structure(data: object, cls: type[T]) -> T:
+    """Structure *data* into *cls*, raising ``ShapeError`` with field paths on failure."""
+    if not isinstance(data, dict):
+        raise ShapeError(f"expected a JSON object at $, got {_type_name(data)}")
+    try:
+        return converter.structure(data, cls)
+    except BaseValidationError as exc:
+        messages = cattrs.transform_error(exc, path="$", format_exception=_describe)
+        raise ShapeError("; ".join(messages)) from exc
+    except (TypeError, ValueError, KeyError) as exc:  # pragma: no cover - detailed mode wraps these
+        raise ShapeError(f"invalid value at $: {exc}") from exc

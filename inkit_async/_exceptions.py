@@ -1,0 +1,214 @@
+"""Everything the SDK raises on purpose.
+
+The tree::
+
+    InkitError                       anything raised by the SDK on purpose
+    ├── APIConnectionError           no usable response: refused, dropped, reset
+    │   └── APITimeoutError          ... because an attempt ran out of time
+    ├── APIResponseValidationError   a body the SDK cannot use: not JSON, wrong shape, too large
+    └── APIStatusError               a non-2xx response
+        ├── BadRequestError              400
+        ├── AuthenticationError          401
+        ├── PermissionDeniedError        403
+        ├── NotFoundError                404
+        ├── ConflictError                409
+        ├── UnprocessableEntityError     422
+        ├── RateLimitError               429 (``.retry_after``)
+        └── InternalServerError          >= 500
+
+Bad arguments raise the builtin ``ValueError`` or ``TypeError`` before any request is
+sent. No ``httpx`` exception escapes a public call: transport failures become
+``APIConnectionError`` with the original as ``__cause__``.
+
+The API token never appears in an exception: messages name the method and the path
+only, and the ``httpx`` objects attached as ``.request`` and ``.response`` are copies
+whose token header is masked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "InkitError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "UnprocessableEntityError",
+]
+
+
+class InkitError(Exception):
+    """Root of every exception the SDK raises on purpose.
+
+    Catch this to handle any failure of a call; catch a subclass to handle one kind.
+    """
+
+    message: str
+    """A one-line description of what went wrong; also ``str(error)``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class APIConnectionError(InkitError):
+    """No usable response: the connection was refused, reset, dropped or timed out.
+
+    Raised after the retry budget is spent. The underlying ``httpx`` exception is the
+    ``__cause__``.
+    """
+
+    request: httpx.Request | None
+    """The request that failed (token masked), when one was built."""
+
+    def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+class APITimeoutError(APIConnectionError):
+    """An attempt ran out of time (connect, write, read or the per-attempt deadline)."""
+
+
+class APIResponseValidationError(InkitError):
+    """A response whose body cannot be used: not JSON, not the documented shape, or too large.
+
+    The message names the offending field path (``$.total``,
+    ``$.destinations['x'].count``). A body over the size limit (10 MiB) is not read at
+    all. Not retried: the same request would get the same body.
+    """
+
+    response: httpx.Response
+    """The response (token masked in its ``.request``)."""
+    body: object
+    """The parsed JSON body, the text when it is not JSON, ``None`` when not read."""
+    status_code: int
+    """The response's HTTP status."""
+
+    def __init__(self, message: str, *, response: httpx.Response, body: object) -> None:
+        super().__init__(message)
+        self.response = response
+        self.body = body
+        self.status_code = response.status_code
+
+
+class APIStatusError(InkitError):
+    """The API answered with a non-2xx status.
+
+    A status without a subclass of its own (405, 410, 418, ...) raises this class.
+    """
+
+    status_code: int
+    """The HTTP status."""
+    response: httpx.Response
+    """The response (token masked in its ``.request``)."""
+    body: object
+    """The parsed JSON body if it is JSON, else its text (``None`` when empty)."""
+    request_id: str | None
+    """The ``x-request-id`` (or ``request-id``) response header, for support tickets."""
+
+    def __init__(self, message: str, *, response: httpx.Response, body: object) -> None:
+        super().__init__(message)
+        self.response = response
+        self.body = body
+        self.status_code = response.status_code
+        self.request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
+
+
+class BadRequestError(APIStatusError):
+    """400: the API rejected the request as malformed."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the token is missing or wrong."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the token lacks the role for this call."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such batch (or resource) for this token."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the resource's current state."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well-formed but its values were rejected."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests.
+
+    Retried within the retry budget; raised when the budget is spent, or at once when
+    the server asks for a pause longer than the client's ``max_retry_after``.
+    """
+
+    retry_after: float | None
+    """Seconds the server asked to wait (from ``Retry-After``), or ``None``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: httpx.Response,
+        body: object,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, response=response, body=body)
+        self.retry_after = retry_after
+
+
+class InternalServerError(APIStatusError):
+    """A status of 500 or above: the server (or a proxy in front of it) failed."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    """Return the exception class for a non-2xx status."""
+    if status_code >= 500:
+        return InternalServerError
+    return _STATUS_CLASSES.get(status_code, APIStatusError)
+
+
+def api_error_text(body: object) -> str | None:
+    """Find the API's own error message in an error body, if it has one.
+
+    The error shape is undocumented; seen shapes are ``{"error": "..."}``,
+    ``{"message": "..."}``, ``{"error": {"message": "..."}}`` and ``{"detail": "..."}``.
+    """
+    if isinstance(body, dict):
+        fields = cast("dict[str, object]", body)
+        for key in ("message", "error", "detail", "error_description"):
+            value = fields.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict):
+                nested = api_error_text(cast("object", value))
+                if nested:
+                    return nested
+    return None

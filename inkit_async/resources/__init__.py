@@ -1,0 +1,11 @@
+"""API resources: thin classes that know paths, parameters and record types.
+
+They validate arguments and call the client's request core; they hold no state of their
+own beyond the client and their path.
+"""
+
+from __future__ import annotations
+
+from ._batches import BatchResource
+
+__all__ = ["BatchResource"]

@@ -1,0 +1,285 @@
+"""A scriptable HTTP/1.1 server on 127.0.0.1 for tests of behaviour over real sockets.
+
+It runs in the test's own event loop and speaks just enough HTTP/1.1 (keep-alive,
+Content-Length bodies) to serve the SDK. A test decides what each request gets by
+queueing actions (``server.script(...)``) or by setting ``server.handler``; what the
+server saw is counted: requests, connections opened, connections open now and at peak,
+requests in flight now and at peak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Self
+from urllib.parse import unquote, urlsplit
+
+BATCH_JSON: dict[str, Any] = {
+    "created_at": "2023-08-14T14:32:48.872931Z",
+    "destinations": {"inkit_storage": {"completed": 1, "count": 1, "failed": 0, "in_progress": 0}},
+    "id": "rb_6WtDgF7RGqdS5Uzea9neZJ",
+    "name": "test",
+    "status": "Completed",
+    "total": 1,
+}
+
+
+@dataclass
+class Request:
+    """One request as the server read it."""
+
+    method: str
+    target: str  # the raw request target, percent-encoding intact
+    headers: dict[str, str]
+    body: bytes
+    connection: int  # which connection (1, 2, ...) carried it
+
+    @property
+    def path(self) -> str:
+        """The raw path, without the query."""
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> str:
+        """The raw query string."""
+        return urlsplit(self.target).query
+
+    @property
+    def last_segment(self) -> str:
+        """The last path segment, percent-decoded."""
+        return unquote(self.path.rsplit("/", 1)[-1])
+
+
+@dataclass
+class Respond:
+    """Answer with a status, headers and a body (JSON-encoded unless bytes or str)."""
+
+    status: int = 200
+    body: Any = field(default_factory=lambda: dict(BATCH_JSON))
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    close: bool = False  # close the connection after answering
+
+    def encode(self) -> bytes:
+        """The full response, status line to body."""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if isinstance(self.body, bytes):
+            payload = self.body
+        elif isinstance(self.body, str):
+            payload = self.body.encode()
+            headers.setdefault("content-type", "text/plain; charset=utf-8")
+        else:
+            payload = json.dumps(self.body).encode()
+            headers.setdefault("content-type", "application/json")
+        headers.setdefault("content-length", str(len(payload)))
+        if self.close:
+            headers["connection"] = "close"
+        head = f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Status')}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        return head.encode() + b"\r\n" + payload
+
+
+@dataclass
+class Drop:
+    """Close the connection without answering (after an optional delay)."""
+
+    delay: float = 0.0
+
+
+@dataclass
+class DropMidBody:
+    """Send the status line, headers and part of a body, then close the connection."""
+
+    status: int = 200
+
+
+@dataclass
+class Hang:
+    """Accept the request and never answer; hold the socket until the client goes."""
+
+
+@dataclass
+class Oversized:
+    """Answer 200 with a body of *size* bytes streamed in chunks (chunked encoding)."""
+
+    size: int
+    declare_length: bool = False
+
+
+Action = Respond | Drop | DropMidBody | Hang | Oversized
+Handler = Callable[[Request], Action | Awaitable[Action]]
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    409: "Conflict",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def _default_handler(request: Request) -> Action:
+    return Respond(body={**BATCH_JSON, "id": request.last_segment})
+
+
+class LoopbackServer:
+    """The server; use ``async with LoopbackServer() as server:``."""
+
+    def __init__(self, handler: Handler | None = None, host: str = "127.0.0.1") -> None:
+        self.handler: Handler = handler or _default_handler
+        self.host = host
+        self.requests: list[Request] = []
+        self.connections_opened = 0
+        self.open_connections = 0
+        self.peak_open_connections = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._script: deque[Action] = deque()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """The API root to pass as ``base_url``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    def script(self, *actions: Action) -> None:
+        """Answer the next requests with *actions*, in order, then fall back to the handler."""
+        self._script.extend(actions)
+
+    async def __aenter__(self) -> Self:
+        """Start listening on an ephemeral port."""
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Stop listening and close every connection."""
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 1)
+
+    async def close_idle_connections(self) -> None:
+        """Close every connection from the server side (as a keep-alive timeout would)."""
+        for writer in list(self._writers):
+            writer.close()
+        await asyncio.sleep(0.05)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # type: ignore[arg-type]
+        self.connections_opened += 1
+        number = self.connections_opened
+        self.open_connections += 1
+        self.peak_open_connections = max(self.peak_open_connections, self.open_connections)
+        self._writers.add(writer)
+        try:
+            while True:
+                request = await self._read_request(reader, number)
+                if request is None:
+                    return
+                self.requests.append(request)
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                try:
+                    keep_going = await self._answer(request, reader, writer)
+                finally:
+                    self.in_flight -= 1
+                if not keep_going:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            self.open_connections -= 1
+            self._writers.discard(writer)
+            writer.close()
+            self._tasks.discard(task)  # type: ignore[arg-type]
+
+    async def _read_request(self, reader: asyncio.StreamReader, number: int) -> Request | None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        body = await reader.readexactly(length) if length else b""
+        return Request(method, target, headers, body, number)
+
+    async def _answer(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Carry out the action for *request*; return whether the connection stays open."""
+        if self._script:
+            action = self._script.popleft()
+        else:
+            result = self.handler(request)
+            action = await result if isinstance(result, Awaitable) else result
+        match action:
+            case Respond():
+                if action.delay:
+                    await asyncio.sleep(action.delay)
+                writer.write(action.encode())
+                await writer.drain()
+                return not action.close
+            case Drop():
+                if action.delay:
+                    await asyncio.sleep(action.delay)
+                return False
+            case DropMidBody():
+                partial = b'{"id": "rb_partial", "status": "Comp'
+                writer.write(
+                    f"HTTP/1.1 {action.status} OK\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(partial) * 4}\r\n\r\n".encode()
+                    + partial
+                )
+                await writer.drain()
+                return False
+            case Hang():
+                await reader.read()  # returns when the client closes its end
+                return False
+            case Oversized():
+                headers = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                if action.declare_length:
+                    writer.write(f"{headers}content-length: {action.size}\r\n\r\n".encode())
+                    writer.write(b" " * min(action.size, 65536))
+                    await writer.drain()
+                    return False
+                writer.write(f"{headers}transfer-encoding: chunked\r\n\r\n".encode())
+                chunk = b" " * 65536
+                sent = 0
+                while sent < action.size:
+                    writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    await writer.drain()
+                    sent += len(chunk)
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                return True
+        raise AssertionError(f"unknown action {action!r}")  # pragma: no cover

@@ -1,0 +1,50 @@
+"""The package's public surface: exports, docstrings, typing marker, version."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.resources
+import inspect
+
+import inkit_async
+
+
+def test_all_is_sorted_and_complete():
+    """__all__ is sorted and names every public attribute of the package."""
+    assert list(inkit_async.__all__) == sorted(inkit_async.__all__)
+    public = {
+        name
+        for name, value in vars(inkit_async).items()
+        if not name.startswith("_") and not inspect.ismodule(value) and name != "annotations"
+    }
+    assert public | {"__version__"} == set(inkit_async.__all__)
+
+
+def test_every_public_name_is_documented():
+    """Every exported class and function, and each of their public members, has a docstring."""
+    missing = []
+    for name in inkit_async.__all__:
+        value = getattr(inkit_async, name)
+        if not (inspect.isclass(value) or inspect.isfunction(value)):
+            continue
+        if not inspect.getdoc(value):
+            missing.append(name)
+        if inspect.isclass(value):
+            for member_name, member in vars(value).items():
+                if member_name.startswith("_") or (
+                    not callable(member) and not isinstance(member, property)
+                ):
+                    continue
+                if not inspect.getdoc(member):
+                    missing.append(f"{name}.{member_name}")
+    assert missing == []
+
+
+def test_py_typed_marker_ships():
+    """The package carries py.typed, so type checkers use its annotations."""
+    assert importlib.resources.files("inkit_async").joinpath("py.typed").is_file()
+
+
+def test_version_comes_from_metadata():
+    """__version__ is the installed distribution's version."""
+    assert inkit_async.__version__ == importlib.metadata.version("inkit-async")

@@ -1,0 +1,69 @@
+"""client.with_options: per-call options over the parent's shared resources."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from inkit_async import AsyncInkit, InkitError, InternalServerError
+
+from .conftest import NO_WAIT, TOKEN
+from .loopback import BATCH_JSON
+
+
+async def test_variant_overrides_only_what_it_is_given(api):
+    """with_options(max_retries=0) retries nothing; the parent keeps its two retries."""
+    route = api.get("/batch/rb_1").respond(500)
+    async with AsyncInkit(TOKEN, backoff=NO_WAIT, timeout=9) as client:
+        variant = client.with_options(max_retries=0)
+        assert variant.max_retries == 0
+        assert variant.timeout == client.timeout
+        assert variant.base_url == client.base_url
+        with pytest.raises(InternalServerError):
+            await variant.batch.get("rb_1")
+        assert route.call_count == 1
+        with pytest.raises(InternalServerError):
+            await client.batch.get("rb_1")
+        assert route.call_count == 4
+
+
+async def test_variant_timeout_and_backoff_apply(api):
+    """A variant's timeout and backoff are its own."""
+    api.get("/batch/rb_1").respond(json=BATCH_JSON)
+    async with AsyncInkit(TOKEN) as client:
+        variant = client.with_options(timeout=httpx.Timeout(3.0), max_retry_after=1.0)
+        assert variant.timeout == httpx.Timeout(3.0)
+        assert client.timeout.read == 30.0
+        assert (await variant.batch.get("rb_1")).id == BATCH_JSON["id"]
+
+
+async def test_closing_the_variant_leaves_the_parent_open(api):
+    """A variant's aclose() closes the variant only; the shared pool stays open."""
+    api.get("/batch/rb_1").respond(json=BATCH_JSON)
+    async with AsyncInkit(TOKEN) as client:
+        async with client.with_options(max_retries=1) as variant:
+            await variant.batch.get("rb_1")
+        assert variant.is_closed
+        assert not client.is_closed
+        await client.batch.get("rb_1")
+        with pytest.raises(InkitError, match="closed"):
+            await variant.batch.get("rb_1")
+
+
+async def test_closing_the_parent_closes_every_variant(api):
+    """After the parent closes, its variants refuse calls with InkitError."""
+    client = AsyncInkit(TOKEN)
+    variant = client.with_options(timeout=1)
+    await client.aclose()
+    assert variant.is_closed
+    with pytest.raises(InkitError, match="closed"):
+        await variant.batch.get("rb_1")
+
+
+def test_variant_options_are_checked():
+    """with_options validates like the constructor does."""
+    client = AsyncInkit(TOKEN)
+    with pytest.raises(ValueError):
+        client.with_options(max_retries=-1)
+    with pytest.raises(TypeError):
+        client.with_options(backoff="fast")  # type: ignore[arg-type]

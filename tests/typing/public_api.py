@@ -1,0 +1,88 @@
+"""Uses the public API the way an application would; mypy --strict and pyright check it.
+
+Never run by pytest: its job is to fail type checking when an annotation regresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import assert_type
+
+import httpx
+
+import inkit_async
+from inkit_async import (
+    APIConnectionError,
+    APIStatusError,
+    AsyncInkit,
+    Backoff,
+    Batch,
+    BatchDestinations,
+    BatchStatus,
+    DestinationProgress,
+    InkitError,
+    NotFoundError,
+    RateLimitError,
+    converter,
+)
+
+
+async def lookup(batch_id: str) -> Batch | None:
+    """Fetch a batch, mapping the expected failures as an app would."""
+    async with AsyncInkit(
+        "token",
+        base_url="http://127.0.0.1:8000/v1",
+        timeout=httpx.Timeout(10.0, connect=2.0),
+        max_retries=3,
+        max_concurrency=16,
+        max_retry_after=30.0,
+        backoff=Backoff(initial=0.1, maximum=2.0, jitter=0.5),
+    ) as client:
+        assert_type(client, AsyncInkit)
+        fast = client.with_options(timeout=2.0, max_retries=0)
+        assert_type(fast, AsyncInkit)
+        try:
+            batch = await client.batch.get(batch_id)
+        except NotFoundError as error:
+            assert_type(error.status_code, int)
+            assert_type(error.request_id, str | None)
+            return None
+        except RateLimitError as error:
+            assert_type(error.retry_after, float | None)
+            raise
+        except APIStatusError as error:
+            assert_type(error.response, httpx.Response)
+            assert_type(error.body, object)
+            raise
+        except APIConnectionError as error:
+            assert_type(error.request, httpx.Request | None)
+            raise
+        except InkitError as error:
+            assert_type(error.message, str)
+            raise
+        assert_type(batch, Batch)
+        assert_type(batch.id, str)
+        assert_type(batch.name, str | None)
+        assert_type(batch.status, BatchStatus | str)
+        assert_type(batch.total, int)
+        assert_type(batch.created_at, datetime)
+        assert_type(batch.destinations, BatchDestinations)
+        assert_type(batch.destinations.inkit_storage, DestinationProgress | None)
+        assert_type(batch.destinations["custom"], DestinationProgress)
+        assert_type(batch.progress.completed, int)
+        assert_type(batch.is_finished, bool)
+        if batch.status == BatchStatus.COMPLETED:
+            print(batch.name)
+        return batch
+
+
+def round_trip(data: dict[str, object]) -> dict[str, object]:
+    """Structure and unstructure with the package's converter."""
+    batch = converter.structure(data, Batch)
+    result: dict[str, object] = converter.unstructure(batch)
+    return result
+
+
+assert_type(inkit_async.__version__, str)
+asyncio.run(lookup("rb_1"))
