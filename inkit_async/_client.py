@@ -91,11 +91,12 @@ _TRANSIENT: Final = (
 class _Shared:
     """What a client shares with its ``with_options`` variants."""
 
-    __slots__ = ("closed", "cooldown", "http", "loop", "owns_http", "slots")
+    __slots__ = ("closed", "cooldown", "http", "loop", "max_concurrency", "owns_http", "slots")
 
     def __init__(self, http: httpx.AsyncClient, *, owns_http: bool, max_concurrency: int) -> None:
         self.http = http
         self.owns_http = owns_http
+        self.max_concurrency = max_concurrency
         self.slots = asyncio.Semaphore(max_concurrency)
         self.cooldown = Cooldown()
         self.closed = False
@@ -229,6 +230,11 @@ class AsyncInkit:
         return self._max_retries
 
     @property
+    def max_concurrency(self) -> int:
+        """Requests this client (with its variants) keeps in flight at most."""
+        return self._shared.max_concurrency
+
+    @property
     def timeout(self) -> httpx.Timeout:
         """The per-phase timeouts applied to every attempt."""
         return self._timeout
@@ -268,7 +274,7 @@ class AsyncInkit:
         state = " closed" if self.is_closed else ""
         return (
             f"<AsyncInkit base_url={self._base_url!r} max_retries={self._max_retries}"
-            f" max_concurrency={self._shared.slots._value}{state}>"  # noqa: SLF001
+            f" max_concurrency={self._shared.max_concurrency}{state}>"
         )
 
     # -- the request core ------------------------------------------------------------
