@@ -110,7 +110,14 @@ class Oversized:
     declare_length: bool = False
 
 
-Action = Respond | Drop | DropMidBody | Hang | Oversized
+@dataclass
+class Raw:
+    """Write these bytes as the whole answer, then close (for malformed responses)."""
+
+    data: bytes
+
+
+Action = Respond | Drop | DropMidBody | Hang | Oversized | Raw
 Handler = Callable[[Request], Action | Awaitable[Action]]
 
 _REASONS = {
@@ -260,6 +267,10 @@ class LoopbackServer:
                     f"content-length: {len(partial) * 4}\r\n\r\n".encode()
                     + partial
                 )
+                await writer.drain()
+                return False
+            case Raw():
+                writer.write(action.data)
                 await writer.drain()
                 return False
             case Hang():
