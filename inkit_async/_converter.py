@@ -51,9 +51,17 @@ def _structure_int(value: object, _: object) -> int:
     raise TypeError(f"expected an integer, got {_type_name(value)}")
 
 
+def _structure_optional_str(value: object, _: object) -> str | None:
+    # One hook for `str | None` rather than cattrs' union dispatch plus the str hook.
+    if value is None or type(value) is str:
+        return value
+    raise TypeError(f"expected a string or null, got {_type_name(value)}")
+
+
 def _structure_status(value: object, _: object) -> BatchStatus | str:
-    text = _structure_str(value, None)
-    return _KNOWN_STATUSES.get(text, text)
+    if type(value) is str:
+        return _KNOWN_STATUSES.get(value, value)
+    raise TypeError(f"expected a string, got {_type_name(value)}")
 
 
 def _require_object(value: object) -> dict[str, Any]:
@@ -70,9 +78,14 @@ def _describe(exc: BaseException, _: object) -> str:
 
 
 def _structure_datetime(value: object, _: object) -> datetime:
-    parsed = datetime.fromisoformat(_structure_str(value, None))
-    # The API sends UTC with a `Z`; a naive timestamp is read as UTC too.
-    if parsed.tzinfo is None:
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {_type_name(value)}")
+    parsed = datetime.fromisoformat(value)
+    tzinfo = parsed.tzinfo
+    if tzinfo is UTC:  # what the API sends: a `Z`
+        return parsed
+    # A naive timestamp is read as UTC; an offset is converted to UTC.
+    if tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
 
@@ -87,6 +100,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_unstructure_hook(datetime, _unstructure_datetime)
+    conv.register_structure_hook_func(lambda t: t == str | None, _structure_optional_str)
     conv.register_structure_hook_func(lambda t: t == BatchStatus | str, _structure_status)
     # Plain `str`, not the enum member: the API's JSON shape, whatever the serialiser.
     conv.register_unstructure_hook_func(lambda t: t in (BatchStatus, BatchStatus | str), str)

@@ -366,3 +366,10 @@ async def test_no_httpx_exception_escapes(api, client):
         with pytest.raises(APIConnectionError) as info:
             await client.batch.get("rb_1")
         assert info.value.__cause__ is exc
+
+
+async def test_name_of_the_wrong_type_is_rejected(api, client):
+    """A name that is neither a string nor null is a shape error at $.name."""
+    api.get("/batch/rb_1").respond(json={**BATCH_JSON, "name": 5})
+    with pytest.raises(APIResponseValidationError, match=r"string or null, got int\) @ \$\.name"):
+        await client.batch.get("rb_1")
