@@ -156,7 +156,10 @@ class AsyncInkit:
             ``https://api.inkit.com/v1``. Requests go to ``<base_url>/batch/<id>``.
         timeout: Seconds one attempt may take end to end (default 30; connecting gets at
             most 5 of them). An ``httpx.Timeout`` instead applies httpx's per-phase
-            timeouts exactly as given, with no end-to-end deadline.
+            timeouts exactly as given, with no end-to-end deadline. Retries do not
+            stretch a single attempt: the longest one call can take against a server
+            that never answers is ``(1 + max_retries) * timeout`` plus the backoff
+            waits, about 91.5 s with the defaults (3 x 30 s + 0.5 s + 1 s).
         max_retries: Retries after the first attempt for connection errors, timeouts and
             the statuses 408, 429, 500, 502, 503 and 504 (default 2; 0 disables).
         max_concurrency: Requests in flight at once across every caller of this client
@@ -206,10 +209,10 @@ class AsyncInkit:
             "User-Agent": _USER_AGENT,
         }
         self._timeout, self._deadline = _check_timeout(timeout)
-        self._max_retries = _check_max_retries(max_retries)
+        self._max_retries = _check_int("max_retries", max_retries, 0)
         self._max_retry_after = _check_seconds("max_retry_after", max_retry_after)
         self._backoff = _check_backoff(backoff)
-        _check_positive_int("max_concurrency", max_concurrency)
+        _check_int("max_concurrency", max_concurrency, 1)
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(
                 f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
@@ -298,7 +301,7 @@ class AsyncInkit:
         if timeout is not None:
             variant._timeout, variant._deadline = _check_timeout(timeout)
         if max_retries is not None:
-            variant._max_retries = _check_max_retries(max_retries)
+            variant._max_retries = _check_int("max_retries", max_retries, 0)
         if max_retry_after is not None:
             variant._max_retry_after = _check_seconds("max_retry_after", max_retry_after)
         if backoff is not None:
@@ -636,19 +639,11 @@ def _check_timeout(timeout: object) -> tuple[httpx.Timeout, float | None]:
     return httpx.Timeout(seconds, connect=min(seconds, DEFAULT_CONNECT_TIMEOUT)), seconds
 
 
-def _check_positive_int(name: str, value: object) -> int:
+def _check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
-def _check_max_retries(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"max_retries must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"max_retries must be >= 0, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
 
 
