@@ -27,11 +27,21 @@ from ._exceptions import (
     PermissionDeniedError,
     RateLimitError,
     UnprocessableEntityError,
+    WaitTimeoutError,
 )
-from ._models import Batch, BatchDestinations, BatchStatus, DestinationProgress
+from ._models import (
+    Batch,
+    BatchDestinations,
+    BatchStatus,
+    CreatedBatch,
+    DestinationProgress,
+    Page,
+    RenderSpec,
+)
+from ._pagination import BatchList
 from ._retry import Backoff
 from ._version import __version__
-from .resources import BatchResource
+from .resources import BatchResource, DocumentBatchResource
 
 __all__ = [
     "APIConnectionError",
@@ -44,16 +54,22 @@ __all__ = [
     "BadRequestError",
     "Batch",
     "BatchDestinations",
+    "BatchList",
     "BatchResource",
     "BatchStatus",
     "ConflictError",
+    "CreatedBatch",
     "DestinationProgress",
+    "DocumentBatchResource",
     "InkitError",
     "InternalServerError",
     "NotFoundError",
+    "Page",
     "PermissionDeniedError",
     "RateLimitError",
+    "RenderSpec",
     "UnprocessableEntityError",
+    "WaitTimeoutError",
     "__version__",
     "converter",
 ]

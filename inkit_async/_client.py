@@ -52,7 +52,7 @@ from ._exceptions import (
 )
 from ._retry import Backoff, Cooldown, parse_retry_after
 from ._version import __version__
-from .resources._batches import BatchResource
+from .resources._batches import BatchResource, DocumentBatchResource
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -178,8 +178,10 @@ class AsyncInkit:
         ValueError: An option has an impossible value.
     """
 
-    batch: BatchResource
-    """Document batches: ``await client.batch.get(batch_id)``."""
+    batch: DocumentBatchResource
+    """Document batches (``/batch``): get, get_many, list, wait, watch, create."""
+    flow_batch: BatchResource
+    """Flow batches (``/invoke/batch``): get, get_many, list, wait, watch."""
 
     def __init__(
         self,
@@ -224,7 +226,7 @@ class AsyncInkit:
         )
         self._owner = True
         self._closed = False
-        self.batch = BatchResource(self, "batch")
+        self._bind_resources()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -308,8 +310,12 @@ class AsyncInkit:
             variant._backoff = _check_backoff(backoff)
         variant._owner = False
         variant._closed = False
-        variant.batch = BatchResource(variant, "batch")
+        variant._bind_resources()
         return variant
+
+    def _bind_resources(self) -> None:
+        self.batch = DocumentBatchResource(self, "batch")
+        self.flow_batch = BatchResource(self, "invoke/batch")
 
     def __repr__(self) -> str:
         """Describe the client without its token."""

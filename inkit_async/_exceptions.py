@@ -3,6 +3,7 @@
 The tree::
 
     InkitError                       anything raised by the SDK on purpose
+    ├── WaitTimeoutError             batch.wait() gave up (also a builtin TimeoutError)
     ├── APIConnectionError           no usable response: refused, dropped, reset
     │   └── APITimeoutError          ... because an attempt ran out of time
     ├── APIResponseValidationError   a body the SDK cannot use: not JSON, wrong shape, too large
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     import httpx
 
+    from ._models import Batch
+
 __all__ = [
     "APIConnectionError",
     "APIResponseValidationError",
@@ -46,6 +49,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "UnprocessableEntityError",
+    "WaitTimeoutError",
 ]
 
 
@@ -61,6 +65,20 @@ class InkitError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class WaitTimeoutError(InkitError, TimeoutError):
+    """``batch.wait(..., timeout=...)`` ran out of time before the batch finished.
+
+    Also a builtin ``TimeoutError``, so ``except TimeoutError`` catches it too.
+    """
+
+    batch: Batch | None
+    """The last snapshot seen before giving up, or ``None`` if no poll completed."""
+
+    def __init__(self, message: str, *, batch: Batch | None = None) -> None:
+        super().__init__(message)
+        self.batch = batch
 
 
 class APIConnectionError(InkitError):

@@ -9,11 +9,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Mapping
 from datetime import datetime  # noqa: TC003 - cattrs resolves the annotations at run time
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import attrs
 
-__all__ = ["Batch", "BatchDestinations", "BatchStatus", "DestinationProgress"]
+__all__ = [
+    "Batch",
+    "BatchDestinations",
+    "BatchStatus",
+    "CreatedBatch",
+    "DestinationProgress",
+    "Page",
+    "RenderSpec",
+]
 
 
 class BatchStatus(enum.StrEnum):
@@ -208,3 +216,46 @@ class Batch:
         return bool(self.destinations) and all(
             destination.is_settled for destination in self.destinations.values()
         )
+
+
+@attrs.frozen(kw_only=True)
+class Page:
+    """One page of a batch listing, as ``client.batch.list(...).pages()`` yields it."""
+
+    items: tuple[Batch, ...]
+    """The batches on this page, in the order the API sent them."""
+    page: int
+    """This page's number, counting from 1."""
+    page_count: int | None = None
+    """How many pages there are, when the API said so."""
+    total_count: int | None = None
+    """How many batches match across all pages, when the API said so."""
+
+
+@attrs.frozen(kw_only=True)
+class CreatedBatch:
+    """What ``client.batch.create(...)`` returns: the new batch's id.
+
+    Pass the id to ``client.batch.get`` or ``client.batch.wait`` to follow its progress.
+    """
+
+    id: str
+    """The new batch's id (``rb_...``)."""
+
+
+@attrs.frozen(kw_only=True)
+class RenderSpec:
+    """One document to render in ``client.batch.create(renders=[...])``.
+
+    A plain ``dict`` with the API's keys works too; this record only adds names and types.
+    Fields left as ``None`` are not sent.
+    """
+
+    merge_parameters: Mapping[str, Any]
+    """The template's merge fields and their values (required, may be empty)."""
+    name: str | None = None
+    """A name for the rendered document."""
+    description: str | None = None
+    """A description of the rendered document."""
+    destinations: Mapping[str, Mapping[str, Any]] | None = None
+    """Where to deliver it and with which settings, e.g. ``{"inkit_storage": {"name": "x"}}``."""

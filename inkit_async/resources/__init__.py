@@ -6,6 +6,6 @@ own beyond the client and their path.
 
 from __future__ import annotations
 
-from ._batches import BatchResource
+from ._batches import BatchResource, DocumentBatchResource
 
-__all__ = ["BatchResource"]
+__all__ = ["BatchResource", "DocumentBatchResource"]

@@ -1,29 +1,44 @@
-"""Document batches (``/batch``); the same class serves flow batches (``/invoke/batch``)."""
+"""Batch resources: document batches (``/batch``) and flow batches (``/invoke/batch``).
+
+One class, ``BatchResource``, holds every read (get, get_many, list, wait, watch) and
+is parameterised by its path; ``DocumentBatchResource`` adds ``create``, which only
+document batches have.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, overload
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .._converter import structure
 from .._fanout import run_bounded
-from .._models import Batch
+from .._models import Batch, CreatedBatch, RenderSpec
+from .._pagination import BatchList, ListFilters, parse_page
 from .._paths import encode_segment
+from .._polling import check_poll_interval, check_wait_timeout, wait_until_finished, watch_batch
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import AsyncIterator
 
     from .._client import AsyncInkit
     from .._exceptions import InkitError
+    from .._models import Page
 
-__all__ = ["BatchResource"]
+__all__ = ["BatchResource", "DocumentBatchResource"]
+
+DEFAULT_POLL_INTERVAL = 2.0
 
 
 def _parse_batch(data: object) -> Batch:
     return structure(data, Batch)
 
 
+def _parse_created(data: object) -> CreatedBatch:
+    return structure(data, CreatedBatch)
+
+
 class BatchResource:
-    """Batch lookups, reached as ``client.batch``.
+    """Reading batches: ``client.batch`` and ``client.flow_batch`` (flow batches).
 
     One class serves every batch-shaped resource; it is parameterised by its path.
     """
@@ -37,7 +52,7 @@ class BatchResource:
 
     def __repr__(self) -> str:
         """Name the resource's path."""
-        return f"<BatchResource {self._path}>"
+        return f"<{type(self).__name__} {self._path}>"
 
     async def get(self, batch_id: str) -> Batch:
         """Fetch one batch by id.
@@ -99,5 +114,166 @@ class BatchResource:
         )
         return [results[segments[batch_id]] for batch_id in ids]
 
+    def list(
+        self,
+        *,
+        page_size: int | None = None,
+        sort: str | None = None,
+        search: str | None = None,
+        destination_name: str | None = None,
+        destination_status: str | None = None,
+    ) -> BatchList:
+        """List batches, all pages: ``async for batch in client.batch.list(...)``.
+
+        Nothing is sent until iteration starts; then pages are fetched one at a time as
+        they are reached. Only the filters you set are sent.
+
+        Args:
+            page_size: Batches per request, 1 to 1000 (the API's default is 25).
+            sort: A field name, with a leading ``-`` for descending (``-created_at``).
+            search: Only batches whose name (or id) contains this text.
+            destination_name: Only batches with this destination (``inkit_storage``).
+            destination_status: Only batches whose destination is in this state
+                (``completed``, ``failed``, ``in_progress``).
+
+        Raises:
+            ValueError: *page_size* is outside 1..1000, *sort* is malformed or a filter
+                is an empty string (raised here, before any request).
+            TypeError: A filter has the wrong type.
+        """
+        filters = ListFilters(
+            page_size=page_size,
+            sort=sort,
+            search=search,
+            destination_name=destination_name,
+            destination_status=destination_status,
+        )
+
+        async def fetch(page: int) -> Page:
+            return await self._client._request(  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+                "GET",
+                self._path,
+                lambda data: parse_page(data, page),
+                params=filters.params(page),
+            )
+
+        return BatchList(fetch)
+
+    def watch(
+        self, batch_id: str, *, poll_interval: float = DEFAULT_POLL_INTERVAL
+    ) -> AsyncIterator[Batch]:
+        """Follow a batch: ``async for snapshot in client.batch.watch(batch_id)``.
+
+        Yields the first snapshot, then each one whose status or counters changed, and
+        ends after yielding a finished one (``Batch.is_finished``). Polls start at most
+        once every *poll_interval* seconds. Each poll is a ``get``: transient failures
+        are retried by the client's policy, and an error it does not retry (401, 403,
+        404, ...) ends the iteration by propagating. Breaking out of the loop, or
+        cancelling the task, stops polling at once.
+
+        Raises:
+            ValueError: *batch_id* or *poll_interval* is invalid (raised here).
+        """
+        segment = encode_segment(batch_id, "batch_id")
+        interval = check_poll_interval(poll_interval)
+        return watch_batch(lambda: self._fetch(segment), interval)
+
+    async def wait(
+        self,
+        batch_id: str,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        timeout: float | None = None,
+    ) -> Batch:
+        """Poll a batch until it is finished and return that snapshot.
+
+        Built on ``watch``: polls at most once every *poll_interval* seconds; transient
+        failures follow the client's retry policy; 401/403/404 propagate at once.
+
+        Args:
+            batch_id: The batch to wait for.
+            poll_interval: Seconds between the starts of two polls (default 2).
+            timeout: Seconds to wait in all (default: no limit).
+
+        Raises:
+            WaitTimeoutError: *timeout* passed first; ``.batch`` is the last snapshot.
+            ValueError: An argument is invalid (before any request).
+        """
+        snapshots = self.watch(batch_id, poll_interval=poll_interval)
+        return await wait_until_finished(snapshots, check_wait_timeout(timeout), batch_id)
+
     async def _fetch(self, segment: str) -> Batch:
         return await self._client._request("GET", f"{self._path}/{segment}", _parse_batch)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+
+
+def _render_body(render: object, index: int) -> dict[str, Any]:
+    """The JSON of one render; only the keys that are set."""
+    if isinstance(render, RenderSpec):
+        body: dict[str, Any] = {"merge_parameters": render.merge_parameters}
+        for key in ("name", "description", "destinations"):
+            value = getattr(render, key)
+            if value is not None:
+                body[key] = value
+    elif isinstance(render, Mapping):
+        body = dict(render)  # pyright: ignore[reportUnknownArgumentType]
+    else:
+        raise TypeError(
+            f"renders[{index}] must be a RenderSpec or a dict, got {type(render).__name__}"
+        )
+    parameters = body.get("merge_parameters")
+    if parameters is None:
+        raise ValueError(f"renders[{index}] has no merge_parameters")
+    if not isinstance(parameters, Mapping):
+        raise TypeError(f"renders[{index}].merge_parameters must be a mapping")
+    return body
+
+
+class DocumentBatchResource(BatchResource):
+    """Document batches, ``client.batch``: everything ``BatchResource`` reads, plus create."""
+
+    __slots__ = ()
+
+    async def create(
+        self,
+        *,
+        template_id: str,
+        renders: Iterable[RenderSpec | Mapping[str, Any]],
+        name: str | None = None,
+    ) -> CreatedBatch:
+        """Create a batch that renders *template_id* once per item of *renders*.
+
+        Not idempotent: the API has no idempotency key, so a create that reached the
+        server and is sent again makes a second batch. The create is therefore retried
+        only when it certainly did not reach the server (the connection was refused or
+        could not be opened in time) or when the server refused it with 429; never
+        after a timeout, a dropped connection or a 5xx, where it may have been made.
+        Any 2xx answer is success.
+
+        Args:
+            template_id: The template to render (``tmpl_...``).
+            renders: One ``RenderSpec`` (or dict with the API's keys) per document;
+                each needs ``merge_parameters``.
+            name: A name for the batch.
+
+        Raises:
+            ValueError: *template_id* is empty, *renders* is empty, or a render has no
+                ``merge_parameters`` (before any request).
+            TypeError: An argument has the wrong type (before any request).
+        """
+        if not isinstance(template_id, str):
+            raise TypeError(f"template_id must be a str, got {type(template_id).__name__}")
+        if not template_id.strip():
+            raise ValueError("template_id must be a non-empty string")
+        if isinstance(renders, str | bytes | Mapping):
+            raise TypeError("renders must be a list of renders, not a single value")
+        bodies = [_render_body(render, index) for index, render in enumerate(renders)]
+        if not bodies:
+            raise ValueError("renders must hold at least one render")
+        payload: dict[str, Any] = {"template_id": template_id, "renders": bodies}
+        if name is not None:
+            if not isinstance(name, str):
+                raise TypeError(f"name must be a str, got {type(name).__name__}")
+            payload["name"] = name
+        return await self._client._request(  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+            "POST", self._path, _parse_created, json_body=payload, may_repeat=False
+        )

@@ -19,11 +19,18 @@ from inkit_async import (
     Backoff,
     Batch,
     BatchDestinations,
+    BatchList,
+    BatchResource,
     BatchStatus,
+    CreatedBatch,
     DestinationProgress,
+    DocumentBatchResource,
     InkitError,
     NotFoundError,
+    Page,
     RateLimitError,
+    RenderSpec,
+    WaitTimeoutError,
     converter,
 )
 
@@ -75,6 +82,37 @@ async def lookup(batch_id: str) -> Batch | None:
         if batch.status == BatchStatus.COMPLETED:
             print(batch.name)
         return batch
+
+
+async def workflows(client: AsyncInkit) -> None:
+    """Create, wait, watch and list, as an application would."""
+    assert_type(client.batch, DocumentBatchResource)
+    assert_type(client.flow_batch, BatchResource)
+    created = await client.batch.create(
+        template_id="tmpl_1",
+        renders=[RenderSpec(merge_parameters={"name": "Ada"}), {"merge_parameters": {}}],
+        name="demo",
+    )
+    assert_type(created, CreatedBatch)
+    try:
+        done = await client.batch.wait(created.id, poll_interval=1.0, timeout=60)
+        assert_type(done, Batch)
+    except WaitTimeoutError as error:
+        assert_type(error.batch, Batch | None)
+    async for snapshot in client.flow_batch.watch("fb_1", poll_interval=0.5):
+        assert_type(snapshot, Batch)
+    listing = client.batch.list(page_size=100, sort="-created_at", search="invoice")
+    assert_type(listing, BatchList)
+    async for batch in listing:
+        assert_type(batch, Batch)
+    async for page in listing.pages():
+        assert_type(page, Page)
+        assert_type(page.items, tuple[Batch, ...])
+        assert_type(page.page_count, int | None)
+    many = await client.batch.get_many(["rb_1", "rb_2"])
+    assert_type(many, list[Batch])
+    mixed = await client.batch.get_many(["rb_1"], return_exceptions=True)
+    assert_type(mixed, list[Batch | InkitError])
 
 
 def round_trip(data: dict[str, object]) -> dict[str, object]:

@@ -1,0 +1,85 @@
+"""Following a batch until it finishes: ``watch`` yields snapshots, ``wait`` returns the last."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import TYPE_CHECKING
+
+from ._exceptions import WaitTimeoutError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from ._models import Batch
+
+__all__ = ["check_poll_interval", "check_wait_timeout", "wait_until_finished", "watch_batch"]
+
+
+def check_poll_interval(value: object) -> float:
+    """Refuse a poll interval that is not a finite number of seconds > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"poll_interval must be a number of seconds, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"poll_interval must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_wait_timeout(value: object) -> float | None:
+    """Refuse a wait timeout that is neither ``None`` nor a finite number of seconds > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"timeout must be a number of seconds or None, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"timeout must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _fingerprint(batch: Batch) -> tuple[object, ...]:
+    # What a watcher cares about: the status and the counters.
+    return (batch.status, batch.total, batch.destinations)
+
+
+async def watch_batch(
+    fetch: Callable[[], Awaitable[Batch]], poll_interval: float
+) -> AsyncIterator[Batch]:
+    """Poll with *fetch*; yield the first snapshot and each changed one, until finished.
+
+    Polls start no closer together than *poll_interval* seconds: the wait after a poll
+    is the interval minus the time the poll took.
+    """
+    loop = asyncio.get_running_loop()
+    seen: tuple[object, ...] | None = None
+    while True:
+        started = loop.time()
+        batch = await fetch()
+        fingerprint = _fingerprint(batch)
+        if fingerprint != seen:
+            seen = fingerprint
+            yield batch
+        if batch.is_finished:
+            return
+        await asyncio.sleep(max(0.0, started + poll_interval - loop.time()))
+
+
+async def wait_until_finished(
+    snapshots: AsyncIterator[Batch], timeout: float | None, batch_id: str
+) -> Batch:
+    """Consume *snapshots* until the finished one; give up after *timeout* seconds."""
+    last: Batch | None = None
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            async for snapshot in snapshots:
+                last = snapshot
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        state = f"; last status {last.status!s}" if last is not None else ""
+        raise WaitTimeoutError(
+            f"batch {batch_id} did not finish within {timeout:g} s{state}", batch=last
+        ) from None
+    if last is None:  # pragma: no cover - watch always yields before it ends
+        raise AssertionError("watch ended without a snapshot")
+    return last
