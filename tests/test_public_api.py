@@ -6,7 +6,10 @@ import importlib.metadata
 import importlib.resources
 import inspect
 
+import pytest
+
 import inkit_async
+import inkit_async.testing
 
 
 def test_all_is_sorted_and_complete():
@@ -20,11 +23,12 @@ def test_all_is_sorted_and_complete():
     assert public | {"__version__"} == set(inkit_async.__all__)
 
 
-def test_every_public_name_is_documented():
+@pytest.mark.parametrize("module", [inkit_async, inkit_async.testing])
+def test_every_public_name_is_documented(module):
     """Every exported class and function, and each of their public members, has a docstring."""
     missing = []
-    for name in inkit_async.__all__:
-        value = getattr(inkit_async, name)
+    for name in module.__all__:
+        value = getattr(module, name)
         if not (inspect.isclass(value) or inspect.isfunction(value)):
             continue
         if not inspect.getdoc(value):
@@ -38,6 +42,25 @@ def test_every_public_name_is_documented():
                 if not inspect.getdoc(member):
                     missing.append(f"{name}.{member_name}")
     assert missing == []
+
+
+def test_testing_module_exports_are_sorted_and_exist():
+    """inkit_async.testing has a sorted __all__ of names it defines."""
+    names = inkit_async.testing.__all__
+    assert list(names) == sorted(names)
+    assert all(hasattr(inkit_async.testing, name) for name in names)
+
+
+def test_importing_the_package_does_not_import_the_fake():
+    """`import inkit_async` stays light: the testing fake loads only when asked for."""
+    import subprocess
+    import sys
+
+    code = "import sys, inkit_async; print('inkit_async.testing' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
 
 
 def test_py_typed_marker_ships():

@@ -33,6 +33,7 @@ from inkit_async import (
     WaitTimeoutError,
     converter,
 )
+from inkit_async.testing import ASGIApp, FakeInkit, FakeRequest
 
 
 async def lookup(batch_id: str) -> Batch | None:
@@ -113,6 +114,25 @@ async def workflows(client: AsyncInkit) -> None:
     assert_type(many, list[Batch])
     mixed = await client.batch.get_many(["rb_1"], return_exceptions=True)
     assert_type(mixed, list[Batch | InkitError])
+
+
+async def with_the_fake() -> None:
+    """Test code as a user writes it with the fake."""
+    fake = FakeInkit(token="t", docs_per_poll=2, seed=1)
+    batch_id = fake.add_batch(name="x", destinations={"inkit_storage": 3}, flow=False)
+    assert_type(batch_id, str)
+    fake.advance(batch_id, 1)
+    fake.fail_next(2, 503, retry_after=0, body={"error": "busy"}, delay=0.0)
+    async with fake.client(backoff=Backoff(initial=0, maximum=0), max_retries=3) as client:
+        assert_type(client, AsyncInkit)
+        await client.batch.get(batch_id)
+    fake.complete(batch_id)
+    fake.fail(batch_id)
+    for request in fake.requests:
+        assert_type(request, FakeRequest)
+        assert_type(request.params, dict[str, str])
+        assert_type(request.authorized, bool)
+    assert_type(fake.app, ASGIApp)
 
 
 def round_trip(data: dict[str, object]) -> dict[str, object]:

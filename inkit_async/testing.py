@@ -1,0 +1,539 @@
+"""A fake Inkit for tests: the batch API in memory, in process or over a socket.
+
+::
+
+    from inkit_async.testing import FakeInkit
+
+    async def test_report_waits_for_the_batch():
+        fake = FakeInkit()
+        batch_id = fake.add_batch(name="invoices", destinations={"inkit_storage": 3})
+        async with fake.client() as client:
+            batch = await client.batch.wait(batch_id, poll_interval=0.01)
+        assert batch.progress.completed == 3
+
+The fake follows what Inkit documents (``shared/inkit-api.md`` in the repository):
+``GET /v1/batch/{id}``, ``GET /v1/batch`` with pagination and filters,
+``POST /v1/batch``, and the same reads under ``/v1/invoke/batch`` for flow batches;
+401 for a missing or wrong ``X-Inkit-API-Token``, 404 for an unknown id, 405 for
+other methods. Each batch's counters advance as it is polled (``docs_per_poll``
+documents per destination per ``GET``), or when a test says so (``advance``,
+``complete``, ``fail``). ``fail_next`` injects faults; ``requests`` records what came in.
+
+``fake.client()`` is an ``AsyncInkit`` wired to the fake in process (no sockets);
+``fake.app`` is an ASGI application, so any ASGI server can serve the same fake over a
+real socket. Both go through one handler, so they behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import string
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, cast
+from urllib.parse import parse_qsl, unquote
+
+import httpx
+
+from ._client import AsyncInkit
+from ._constants import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_TIMEOUT,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+
+    from ._retry import Backoff
+
+__all__ = ["ASGIApp", "FakeInkit", "FakeRequest"]
+
+#: The token ``FakeInkit()`` accepts unless given another.
+DEFAULT_FAKE_TOKEN: Final = "fake-inkit-token"  # noqa: S105 - a fake's well-known token
+#: The base URL of ``fake.client()``; the host is never resolved.
+FAKE_BASE_URL: Final = "http://testserver/v1"
+
+_ALPHABET: Final = string.ascii_letters + string.digits
+_DEFAULT_PAGE_SIZE: Final = 25
+_MAX_PAGE_SIZE: Final = 1000
+_SORT_FIELDS: Final = frozenset({"created_at", "name", "status", "total", "id"})
+_EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
+
+ASGIMessage = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FakeRequest:
+    """One request as the fake saw it. The token is not kept, only whether it matched."""
+
+    method: str
+    """``GET`` or ``POST`` (or whatever was sent)."""
+    path: str
+    """The path as sent, percent-encoding intact, without the query."""
+    params: dict[str, str]
+    """The query parameters."""
+    json: object
+    """The decoded JSON body, or ``None``."""
+    authorized: bool
+    """Whether the request carried the fake's token."""
+
+
+@dataclass(slots=True)
+class _Fault:
+    status: int
+    retry_after: float | None
+    body: object
+    delay: float
+
+
+@dataclass(slots=True)
+class _Destination:
+    count: int
+    completed: int = 0
+    failed: int = 0
+
+    @property
+    def in_progress(self) -> int:
+        return self.count - self.completed - self.failed
+
+
+@dataclass(slots=True)
+class _Batch:
+    id: str
+    name: str | None
+    created_at: datetime
+    destinations: dict[str, _Destination]
+    docs_per_poll: int
+    status: str | None = None  # forced by the test; else derived from the counters
+
+    def status_now(self) -> str:
+        if self.status is not None:
+            return self.status
+        if any(d.in_progress for d in self.destinations.values()):
+            return "In Progress"
+        count = sum(d.count for d in self.destinations.values())
+        failed = sum(d.failed for d in self.destinations.values())
+        return "Failed" if count and failed == count else "Completed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status_now(),
+            "total": max((d.count for d in self.destinations.values()), default=0),
+            "created_at": self.created_at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "destinations": {
+                name: {
+                    "count": d.count,
+                    "completed": d.completed,
+                    "failed": d.failed,
+                    "in_progress": d.in_progress,
+                }
+                for name, d in self.destinations.items()
+            },
+        }
+
+    def advance(self, documents: int) -> None:
+        for destination in self.destinations.values():
+            step = min(documents, destination.in_progress)
+            destination.completed += step
+
+
+@dataclass(slots=True)
+class _Answer:
+    status: int
+    body: object = None
+    headers: dict[str, str] = field(default_factory=dict[str, str])
+
+    def encode(self) -> tuple[bytes, list[tuple[str, str]]]:
+        payload = b"" if self.body is None else json.dumps(self.body).encode()
+        headers = [("content-type", "application/json"), ("content-length", str(len(payload)))]
+        headers.extend(self.headers.items())
+        return payload, headers
+
+
+def _error(status: int, message: str) -> _Answer:
+    return _Answer(status, {"error": message})
+
+
+class FakeInkit:
+    """An in-memory Inkit batch API for tests and demos.
+
+    Args:
+        token: The API token the fake accepts (default ``"fake-inkit-token"``).
+        docs_per_poll: Documents each destination completes per ``GET`` of a batch
+            (default 1; 0 freezes batches until the test calls ``advance``).
+        seed: Seed for the generated ids, for reproducible runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = DEFAULT_FAKE_TOKEN,
+        docs_per_poll: int = 1,
+        seed: int | None = None,
+    ) -> None:
+        """Start empty: no batches, no faults, no requests."""
+        self.token = token
+        self.docs_per_poll = docs_per_poll
+        self.requests: list[FakeRequest] = []
+        """Every request received, oldest first."""
+        self._random = random.Random(seed)  # noqa: S311 - ids, not secrets
+        self._batches: dict[str, _Batch] = {}
+        self._faults: list[_Fault] = []
+
+    def __repr__(self) -> str:
+        """Say how many batches the fake holds, never the token."""
+        return f"<FakeInkit batches={len(self._batches)} requests={len(self.requests)}>"
+
+    # -- what a test sets up --------------------------------------------------------------
+
+    def add_batch(
+        self,
+        *,
+        name: str | None = None,
+        destinations: Mapping[str, int] | None = None,
+        flow: bool = False,
+        created_at: datetime | None = None,
+        docs_per_poll: int | None = None,
+        batch_id: str | None = None,
+    ) -> str:
+        """Add a batch and return its id.
+
+        Args:
+            name: The batch's name.
+            destinations: Documents per destination (default ``{"inkit_storage": 1}``);
+                all start in progress.
+            flow: Make a flow batch (``fb_...``, served under ``/invoke/batch``).
+            created_at: Its creation time (default: one second after the previous batch).
+            docs_per_poll: This batch's own pace (default: the fake's).
+            batch_id: A chosen id instead of a generated one.
+        """
+        new_id = batch_id or self._new_id("fb_" if flow else "rb_")
+        if created_at is None:
+            created_at = _EPOCH + timedelta(seconds=len(self._batches))
+        self._batches[new_id] = _Batch(
+            id=new_id,
+            name=name,
+            created_at=created_at.astimezone(UTC),
+            destinations={
+                dest: _Destination(count=count)
+                for dest, count in (destinations or {"inkit_storage": 1}).items()
+            },
+            docs_per_poll=self.docs_per_poll if docs_per_poll is None else docs_per_poll,
+        )
+        return new_id
+
+    def batch_json(self, batch_id: str) -> dict[str, Any]:
+        """The batch as the API would return it now (without advancing it)."""
+        return self._batches[batch_id].to_json()
+
+    def batch_ids(self) -> list[str]:
+        """Every batch id, document and flow, in the order they were added."""
+        return list(self._batches)
+
+    def advance(self, batch_id: str, documents: int = 1) -> None:
+        """Complete up to *documents* more documents in each destination of a batch."""
+        self._batches[batch_id].advance(documents)
+
+    def complete(self, batch_id: str) -> None:
+        """Finish a batch: every document still in progress completes."""
+        batch = self._batches[batch_id]
+        batch.advance(max((d.count for d in batch.destinations.values()), default=0))
+
+    def fail(self, batch_id: str, documents: int | None = None) -> None:
+        """Fail *documents* in-progress documents per destination (default: all of them)."""
+        for destination in self._batches[batch_id].destinations.values():
+            step = destination.in_progress if documents is None else documents
+            destination.failed += min(step, destination.in_progress)
+
+    def set_status(self, batch_id: str, status: str | None) -> None:
+        """Force the status string the API reports (``None``: derive it from the counters)."""
+        self._batches[batch_id].status = status
+
+    def fail_next(
+        self,
+        count: int,
+        status: int,
+        *,
+        retry_after: float | None = None,
+        body: object = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Answer the next *count* requests with *status* (and a ``Retry-After``, a body).
+
+        The body defaults to ``{"error": "Injected fault"}``; *delay* seconds pass before
+        each of those answers.
+        """
+        default = {"error": "Injected fault"}
+        fault = _Fault(status, retry_after, default if body is None else body, delay)
+        self._faults.extend(fault for _ in range(count))
+
+    # -- how a test talks to it ------------------------------------------------------------
+
+    def client(
+        self,
+        *,
+        api_token: str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        backoff: Backoff | None = None,
+    ) -> AsyncInkit:
+        """An ``AsyncInkit`` wired to this fake in process, no sockets; options as there.
+
+        The token defaults to the fake's; pass ``api_token="wrong"`` to see a 401. Pass
+        ``backoff=Backoff(initial=0, maximum=0)`` to make retries after injected faults
+        instant.
+        """
+        http = httpx.AsyncClient(transport=_FakeTransport(self))
+        return AsyncInkit(
+            self.token if api_token is None else api_token,
+            base_url=FAKE_BASE_URL,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_concurrency=max_concurrency,
+            max_retry_after=max_retry_after,
+            backoff=backoff,
+            http_client=http,
+        )
+
+    @property
+    def app(self) -> ASGIApp:
+        """The fake as an ASGI 3 application, for serving it over a real socket."""
+        return ASGIApp(self)
+
+    # -- the one handler -------------------------------------------------------------------
+
+    async def handle(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Answer one request with ``(status, headers, body)``; both adapters call this."""
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        try:
+            decoded: object = json.loads(body) if body else None
+        except ValueError:
+            decoded = _INVALID_JSON
+        authorized = headers.get("x-inkit-api-token") == self.token
+        recorded = None if decoded is _INVALID_JSON else decoded
+        self.requests.append(FakeRequest(method, path, params, recorded, authorized))
+        answer = await self._answer(method, path, params, decoded, authorized=authorized)
+        payload, answer_headers = answer.encode()
+        return answer.status, answer_headers, payload
+
+    async def _answer(  # noqa: PLR0911 - one return per route reads best
+        self, method: str, path: str, params: dict[str, str], body: object, *, authorized: bool
+    ) -> _Answer:
+        if self._faults:
+            fault = self._faults.pop(0)
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            extra = {} if fault.retry_after is None else {"retry-after": f"{fault.retry_after:g}"}
+            return _Answer(fault.status, fault.body, extra)
+        if not authorized:
+            return _error(401, "Invalid or missing API token")
+        segments = [unquote(part) for part in path.split("/")[1:]]
+        if segments[:1] != ["v1"]:
+            return _error(404, "Not found")
+        match segments[1:]:
+            case ["batch"]:
+                return self._collection(method, params, body, flow=False)
+            case ["invoke", "batch"]:
+                return self._collection(method, params, body, flow=True)
+            case ["batch", batch_id] | ["invoke", "batch", batch_id] if method == "GET":
+                return self._get(batch_id, flow=segments[1] == "invoke")
+            case ["batch", _] | ["invoke", "batch", _]:
+                return _error(405, f"Method {method} not allowed")
+            case _:
+                return _error(404, "Not found")
+
+    def _get(self, batch_id: str, *, flow: bool) -> _Answer:
+        batch = self._batches.get(batch_id)
+        if batch is None or batch.id.startswith("fb_") != flow:
+            return _error(404, f"Batch {batch_id} not found")
+        answer = _Answer(200, batch.to_json())
+        batch.advance(batch.docs_per_poll)  # the next poll sees progress
+        return answer
+
+    def _collection(
+        self, method: str, params: dict[str, str], body: object, *, flow: bool
+    ) -> _Answer:
+        if method == "GET":
+            return self._list(params, flow=flow)
+        if method == "POST" and not flow:
+            return self._create(body)
+        return _error(405, f"Method {method} not allowed")
+
+    def _list(self, params: dict[str, str], *, flow: bool) -> _Answer:
+        try:
+            page = int(params.get("page", "1"))
+            size = int(params.get("page_size", str(_DEFAULT_PAGE_SIZE)))
+        except ValueError:
+            return _error(400, "page and page_size must be integers")
+        if page < 1 or not 1 <= size <= _MAX_PAGE_SIZE:
+            return _error(400, f"page must be >= 1 and page_size 1..{_MAX_PAGE_SIZE}")
+        sort = params.get("sort", "-created_at")
+        if sort.lstrip("-") not in _SORT_FIELDS:
+            return _error(400, f"Cannot sort by {sort!r}")
+        items = [b.to_json() for b in self._batches.values() if b.id.startswith("fb_") == flow]
+        items = [item for item in items if _matches(item, params)]
+        field_name = sort.lstrip("-")
+        items.sort(key=lambda item: (item[field_name] is None, item[field_name] or 0))
+        if sort.startswith("-"):
+            items.reverse()
+        page_count = (len(items) + size - 1) // size
+        start = (page - 1) * size
+        return _Answer(
+            200,
+            {
+                "items": items[start : start + size],
+                "metadata": {
+                    "pagination": {
+                        "current_page": page,
+                        "page_count": page_count,
+                        "page_size": size,
+                        "total_count": len(items),
+                        "next_page": page + 1 if page < page_count else None,
+                        "prev_page": page - 1 if page > 1 else None,
+                    },
+                    "sort": {"field": field_name, "descending": sort.startswith("-")},
+                },
+            },
+        )
+
+    def _create(self, body: object) -> _Answer:
+        checked = _checked_create(body)
+        if isinstance(checked, str):
+            return _error(400 if body is _INVALID_JSON else 422, checked)
+        counts: dict[str, int] = {}
+        for render in checked["renders"]:
+            for destination in render.get("destinations") or {"inkit_storage": {}}:
+                counts[destination] = counts.get(destination, 0) + 1
+        name = checked.get("name")
+        batch_id = self.add_batch(name=name if isinstance(name, str) else None, destinations=counts)
+        return _Answer(201, {"id": batch_id})
+
+    def _new_id(self, prefix: str) -> str:
+        while True:
+            candidate = prefix + "".join(self._random.choices(_ALPHABET, k=22))
+            if candidate not in self._batches:
+                return candidate
+
+
+_INVALID_JSON: Final = object()
+
+
+def _matches(item: dict[str, Any], params: dict[str, str]) -> bool:
+    search = params.get("search")
+    if search and search.lower() not in f"{item['name'] or ''} {item['id']}".lower():
+        return False
+    destinations: dict[str, dict[str, int]] = item["destinations"]
+    name = params.get("destination_name")
+    if name and name not in destinations:
+        return False
+    status = params.get("destination_status")
+    if status:
+        chosen = [destinations[name]] if name else list(destinations.values())
+        if not any(counters.get(status, 0) > 0 for counters in chosen):
+            return False
+    return True
+
+
+def _checked_create(body: object) -> dict[str, Any] | str:
+    """The create body as a dict, or what is wrong with it."""
+    if body is _INVALID_JSON:
+        return "Body is not valid JSON"
+    if not isinstance(body, dict):
+        return "Body must be a JSON object"
+    fields = cast("dict[str, Any]", body)
+    template_id = fields.get("template_id")
+    renders = fields.get("renders")
+    problem = None
+    if not isinstance(template_id, str) or not template_id:
+        problem = "template_id is required"
+    elif not isinstance(renders, list) or not renders:
+        problem = "renders must be a non-empty list"
+    else:
+        for index, render in enumerate(cast("list[object]", renders)):
+            if not isinstance(render, dict) or not isinstance(
+                cast("dict[str, object]", render).get("merge_parameters"), dict
+            ):
+                problem = f"renders[{index}].merge_parameters is required"
+                break
+    return problem or fields
+
+
+class ASGIApp:
+    """``FakeInkit.app``: the fake as an ASGI 3 application (any ASGI server can serve it).
+
+    A class with an ``async __call__``, so servers that inspect the app (uvicorn) see
+    ASGI 3.
+    """
+
+    __slots__ = ("_fake",)
+
+    def __init__(self, fake: FakeInkit) -> None:
+        """Serve *fake*."""
+        self._fake = fake
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[ASGIMessage]],
+        send: Callable[[ASGIMessage], Awaitable[None]],
+    ) -> None:
+        """Serve one ASGI connection (HTTP or lifespan)."""
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        status, answer_headers, payload = await self._fake.handle(
+            scope["method"],
+            raw_path.decode("latin-1"),
+            scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            body,
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in answer_headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+class _FakeTransport(httpx.AsyncBaseTransport):
+    """Hands httpx requests to the fake's handler in process."""
+
+    def __init__(self, fake: FakeInkit) -> None:
+        self._fake = fake
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raw_path, _, query = request.url.raw_path.decode("ascii").partition("?")
+        status, headers, payload = await self._fake.handle(
+            request.method,
+            raw_path,
+            query,
+            {k.lower(): v for k, v in request.headers.items()},
+            await request.aread(),
+        )
+        return httpx.Response(status, headers=headers, content=payload, request=request)

@@ -1,0 +1,343 @@
+"""inkit_async.testing.FakeInkit: faithful to the documented API, in process and over a socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import uvicorn
+
+from inkit_async import (
+    AuthenticationError,
+    Backoff,
+    Batch,
+    BatchStatus,
+    InternalServerError,
+    NotFoundError,
+    RateLimitError,
+    RenderSpec,
+    converter,
+)
+from inkit_async.testing import FakeInkit
+
+NO_WAIT = Backoff(initial=0, maximum=0)
+
+
+@pytest.fixture
+def fake() -> FakeInkit:
+    """A fake with reproducible ids."""
+    return FakeInkit(seed=7)
+
+
+async def raw(fake: FakeInkit, method: str, path: str, **kwargs) -> httpx.Response:
+    """Send one raw HTTP request to the fake's ASGI app, with its token."""
+    transport = httpx.ASGITransport(app=fake.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        headers = {"X-Inkit-API-Token": fake.token, **kwargs.pop("headers", {})}
+        return await http.request(method, path, headers=headers, **kwargs)
+
+
+async def test_get_returns_a_record_the_sdk_decodes(fake):
+    """A seeded batch comes back through the SDK as a Batch with its destinations."""
+    batch_id = fake.add_batch(name="invoices", destinations={"inkit_storage": 3, "docusign": 2})
+    assert batch_id.startswith("rb_")
+    assert len(batch_id) == 3 + 22
+    async with fake.client() as client:
+        batch = await client.batch.get(batch_id)
+    assert batch.name == "invoices"
+    assert batch.status is BatchStatus.IN_PROGRESS
+    assert batch.destinations.inkit_storage is not None
+    assert batch.destinations.inkit_storage.in_progress == 3
+    assert batch.destinations.docusign is not None
+
+
+async def test_every_fake_record_round_trips_through_the_converter(fake):
+    """The fake's JSON is exactly the shape the converter structures and unstructures."""
+    for n in range(5):
+        fake.add_batch(name=None if n % 2 else f"b{n}", destinations={"inkit_storage": n + 1})
+    fake.add_batch(flow=True, destinations={"amazon_s3": 2, "box": 1})
+    for batch_id in fake.batch_ids():
+        data = fake.batch_json(batch_id)
+        assert converter.unstructure(converter.structure(data, Batch)) == data
+
+
+async def test_counters_advance_as_the_batch_is_polled(fake):
+    """Each GET completes docs_per_poll more documents; the status follows the counters."""
+    batch_id = fake.add_batch(destinations={"inkit_storage": 2})
+    async with fake.client() as client:
+        seen = [(await client.batch.get(batch_id)).progress.completed for _ in range(4)]
+        final = await client.batch.get(batch_id)
+    assert seen == [0, 1, 2, 2]
+    assert final.status == "Completed"
+    assert final.is_finished
+
+
+async def test_advance_complete_and_fail_are_under_the_tests_control():
+    """With docs_per_poll=0 nothing moves until the test says so."""
+    fake = FakeInkit(docs_per_poll=0)
+    batch_id = fake.add_batch(destinations={"inkit_storage": 4})
+    async with fake.client() as client:
+        assert (await client.batch.get(batch_id)).progress.completed == 0
+        fake.advance(batch_id, 2)
+        assert (await client.batch.get(batch_id)).progress.completed == 2
+        fake.fail(batch_id, 1)
+        progress = (await client.batch.get(batch_id)).progress
+        assert (progress.completed, progress.failed, progress.in_progress) == (2, 1, 1)
+        fake.complete(batch_id)
+        done = await client.batch.get(batch_id)
+    assert done.is_finished
+    assert done.status == "Completed"
+
+
+async def test_a_batch_whose_documents_all_fail_is_failed():
+    """Failing every document gives the status Failed."""
+    fake = FakeInkit(docs_per_poll=0)
+    batch_id = fake.add_batch(destinations={"inkit_storage": 2})
+    fake.fail(batch_id)
+    async with fake.client() as client:
+        batch = await client.batch.get(batch_id)
+    assert batch.status is BatchStatus.FAILED
+    assert batch.is_finished
+
+
+async def test_set_status_overrides_the_reported_status(fake):
+    """A test can make the fake report any status string, known or not."""
+    batch_id = fake.add_batch()
+    fake.set_status(batch_id, "Queued")
+    async with fake.client() as client:
+        assert (await client.batch.get(batch_id)).status == "Queued"
+
+
+async def test_wrong_or_missing_token_is_401(fake):
+    """A client with the wrong token gets AuthenticationError; the fake logs it unauthorized."""
+    batch_id = fake.add_batch()
+    async with fake.client(api_token="wrong-token") as client:
+        with pytest.raises(AuthenticationError, match="Invalid or missing API token"):
+            await client.batch.get(batch_id)
+    response = await raw(fake, "GET", f"/v1/batch/{batch_id}", headers={"X-Inkit-API-Token": ""})
+    assert response.status_code == 401
+    assert [r.authorized for r in fake.requests] == [False, False]
+    assert "wrong-token" not in repr(fake.requests)
+
+
+async def test_unknown_ids_and_paths_are_404(fake):
+    """Unknown batch ids, a flow id on the document path, and other paths are 404."""
+    flow_id = fake.add_batch(flow=True)
+    async with fake.client() as client:
+        with pytest.raises(NotFoundError, match="rb_nope not found"):
+            await client.batch.get("rb_nope")
+        with pytest.raises(NotFoundError):
+            await client.batch.get(flow_id)
+        assert (await client.flow_batch.get(flow_id)).id == flow_id
+    assert (await raw(fake, "GET", "/v1/templates")).status_code == 404
+    assert (await raw(fake, "GET", "/batch/x")).status_code == 404
+
+
+async def test_other_methods_are_405(fake):
+    """DELETE on a batch, or POST to a batch id or to flow batches, is 405."""
+    batch_id = fake.add_batch()
+    assert (await raw(fake, "DELETE", f"/v1/batch/{batch_id}")).status_code == 405
+    assert (await raw(fake, "POST", f"/v1/batch/{batch_id}", json={})).status_code == 405
+    assert (await raw(fake, "POST", "/v1/invoke/batch", json={})).status_code == 405
+
+
+async def test_percent_encoded_ids_stay_one_segment(fake):
+    """An id with a slash, a question mark or non-ASCII is found by the encoded request."""
+    for odd in ("a/b", "x?y=1", "ünï", "100%"):
+        fake.add_batch(batch_id=odd)
+    async with fake.client() as client:
+        batches = await client.batch.get_many(["a/b", "x?y=1", "ünï", "100%"])
+    assert [b.id for b in batches] == ["a/b", "x?y=1", "ünï", "100%"]
+    assert fake.requests[0].path == "/v1/batch/a%2Fb"
+
+
+async def test_create_makes_a_batch_per_the_documented_body(fake):
+    """POST /batch answers 201 with an id; the batch has one document per render."""
+    async with fake.client() as client:
+        created = await client.batch.create(
+            template_id="tmpl_1",
+            name="letters",
+            renders=[
+                RenderSpec(merge_parameters={"n": 1}),
+                RenderSpec(merge_parameters={"n": 2}, destinations={"docusign": {}}),
+            ],
+        )
+        batch = await client.batch.get(created.id)
+    assert batch.name == "letters"
+    assert batch.destinations.inkit_storage is not None
+    assert batch.destinations.inkit_storage.count == 1
+    assert batch.destinations.docusign is not None
+    assert fake.requests[0].json["template_id"] == "tmpl_1"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"renders": [{"merge_parameters": {}}]}, 422),
+        ({"template_id": "t", "renders": []}, 422),
+        ({"template_id": "t", "renders": [{"name": "x"}]}, 422),
+        ({"template_id": "t", "renders": "x"}, 422),
+        ([1, 2], 422),
+    ],
+)
+async def test_create_rejects_bad_bodies(fake, body, status):
+    """A create body against the documented rules gets a 4xx with an error message."""
+    response = await raw(fake, "POST", "/v1/batch", json=body)
+    assert response.status_code == status
+    assert "error" in response.json()
+
+
+async def test_create_rejects_non_json(fake):
+    """A body that is not JSON is a 400."""
+    response = await raw(fake, "POST", "/v1/batch", content=b"{not json")
+    assert response.status_code == 400
+
+
+async def test_list_paginates_filters_and_sorts(fake):
+    """The list envelope, page arithmetic, search, destination filters and sort order."""
+    for n in range(7):
+        fake.add_batch(
+            name=f"invoice {n}" if n % 2 else f"letter {n}",
+            destinations={"inkit_storage": 1} if n < 5 else {"docusign": 1},
+        )
+    response = await raw(fake, "GET", "/v1/batch", params={"page": 2, "page_size": 3})
+    body = response.json()
+    assert body["metadata"]["pagination"] == {
+        "current_page": 2,
+        "page_count": 3,
+        "page_size": 3,
+        "total_count": 7,
+        "next_page": 3,
+        "prev_page": 1,
+    }
+    async with fake.client() as client:
+        newest_first = [b.name async for b in client.batch.list(page_size=2)]
+        oldest_first = [b.name async for b in client.batch.list(sort="created_at")]
+        invoices = [b.name async for b in client.batch.list(search="INVOICE")]
+        docusign = [b.name async for b in client.batch.list(destination_name="docusign")]
+        by_total = [b.total async for b in client.batch.list(sort="-total")]
+    assert newest_first == [f"{'invoice' if n % 2 else 'letter'} {n}" for n in range(6, -1, -1)]
+    assert oldest_first == list(reversed(newest_first))
+    assert invoices == ["invoice 5", "invoice 3", "invoice 1"]
+    assert docusign == ["letter 6", "invoice 5"]
+    assert by_total == [1] * 7
+
+
+async def test_destination_status_filter(fake):
+    """destination_status keeps batches with documents in that state."""
+    done = fake.add_batch(name="done", destinations={"inkit_storage": 1})
+    fake.complete(done)
+    broken = fake.add_batch(name="broken", destinations={"inkit_storage": 1})
+    fake.fail(broken)
+    fake.add_batch(name="busy", destinations={"inkit_storage": 1})
+    async with fake.client() as client:
+        names = {
+            status: [b.name async for b in client.batch.list(destination_status=status)]
+            for status in ("completed", "failed", "in_progress")
+        }
+    assert names == {"completed": ["done"], "failed": ["broken"], "in_progress": ["busy"]}
+
+
+@pytest.mark.parametrize(
+    "params", [{"page": 0}, {"page_size": 0}, {"page_size": 1001}, {"page": "x"}, {"sort": "color"}]
+)
+async def test_list_rejects_bad_queries(fake, params):
+    """Out-of-range pages, page sizes and unknown sort fields are 400."""
+    assert (await raw(fake, "GET", "/v1/batch", params=params)).status_code == 400
+
+
+async def test_flow_batches_are_listed_apart(fake):
+    """/invoke/batch lists flow batches only, /batch document batches only."""
+    fake.add_batch(name="doc")
+    fake.add_batch(name="flow", flow=True)
+    async with fake.client() as client:
+        assert [b.name async for b in client.flow_batch.list()] == ["flow"]
+        assert [b.name async for b in client.batch.list()] == ["doc"]
+
+
+async def test_fail_next_injects_faults_that_the_client_retries(fake):
+    """Two 503s then success: the client's retries are visible in the request log."""
+    batch_id = fake.add_batch()
+    fake.fail_next(2, 503)
+    async with fake.client(backoff=NO_WAIT) as client:
+        batch = await client.batch.get(batch_id)
+    assert batch.id == batch_id
+    assert len(fake.requests) == 3
+
+
+async def test_fail_next_with_retry_after_and_body(fake):
+    """A 429 with Retry-After and a custom body reaches the caller when retries run out."""
+    fake.fail_next(1, 429, retry_after=120, body={"message": "slow down"})
+    async with fake.client() as client:
+        with pytest.raises(RateLimitError) as info:
+            await client.batch.get("rb_any")
+    assert info.value.retry_after == 120
+    assert "slow down" in str(info.value)
+
+
+async def test_fail_next_delay_holds_the_answer(fake):
+    """An injected delay longer than the client's timeout ends in a timeout."""
+    fake.fail_next(1, 500, delay=5)
+    async with fake.client(timeout=0.05, max_retries=0) as client:
+        with pytest.raises(Exception, match="timed out"):
+            await client.batch.get("rb_any")
+
+
+async def test_fault_status_is_mapped(fake):
+    """An injected 500 is an InternalServerError once retries run out."""
+    fake.fail_next(3, 500)
+    async with fake.client(backoff=NO_WAIT) as client:
+        with pytest.raises(InternalServerError):
+            await client.batch.get("rb_any")
+
+
+async def test_request_log_records_method_path_params_and_body(fake):
+    """The log holds what a test needs to assert on, never the token."""
+    async with fake.client() as client:
+        [b async for b in client.batch.list(search="x", page_size=5)]
+        await client.batch.create(template_id="t", renders=[{"merge_parameters": {"a": 1}}])
+    listed, created = fake.requests
+    assert (listed.method, listed.path, listed.params) == (
+        "GET",
+        "/v1/batch",
+        {"page": "1", "page_size": "5", "search": "x"},
+    )
+    assert created.json == {"template_id": "t", "renders": [{"merge_parameters": {"a": 1}}]}
+    assert fake.token not in repr(fake)
+
+
+async def test_created_at_is_utc_with_z(fake):
+    """Seeded creation times come back as UTC with a Z."""
+    batch_id = fake.add_batch(created_at=datetime(2024, 5, 1, 12, tzinfo=UTC))
+    assert fake.batch_json(batch_id)["created_at"] == "2024-05-01T12:00:00.000000Z"
+
+
+async def test_asgi_app_serves_the_fake_over_a_real_socket(fake):
+    """Uvicorn serves fake.app on 127.0.0.1 and the SDK's default transport talks to it."""
+    from inkit_async import AsyncInkit
+
+    batch_id = fake.add_batch(destinations={"inkit_storage": 2})
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        fake.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        async with AsyncInkit(fake.token, base_url=f"http://127.0.0.1:{port}/v1") as client:
+            batch = await client.batch.wait(batch_id, poll_interval=0.01)
+            created = await client.batch.create(template_id="t", renders=[{"merge_parameters": {}}])
+    finally:
+        server.should_exit = True
+        await task
+    assert batch.is_finished
+    assert created.id in fake.batch_ids()
+    assert json.loads(json.dumps(fake.batch_json(batch_id)))["id"] == batch_id
