@@ -7,8 +7,9 @@ import nox
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-# The CI set: lint, types and tests on the default Python. `nox -s tests` runs all three.
-nox.options.sessions = ["lint", "typecheck", "tests-3.11"]
+# The CI set: lint, types, tests on the default Python, and the docs. `nox -s tests` runs
+# the tests on all three Pythons.
+nox.options.sessions = ["lint", "typecheck", "tests-3.11", "docs"]
 
 PYTHONS = ["3.11", "3.12", "3.13"]
 
@@ -37,3 +38,10 @@ def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[typing,tests]")
     session.run("mypy", "--strict", "inkit_async", "tests/typing")
     session.run("pyright", "inkit_async", "tests/typing")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with warnings as errors (into site/)."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})

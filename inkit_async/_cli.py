@@ -103,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
 
         listing = actions.add_parser("list", parents=[common], help="list batches")
         listing.add_argument("--search", help="only batches whose name or id contains this")
-        listing.add_argument("--sort", help="field to sort by; a leading '-' sorts descending")
+        listing.add_argument(
+            "--sort",
+            help="field to sort by; a leading '-' sorts descending (write --sort=-created_at)",
+        )
         listing.add_argument("--destination-name", help="only batches with this destination")
         listing.add_argument(
             "--destination-status",

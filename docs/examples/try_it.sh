@@ -1,0 +1,1 @@
+inkit-async demo

@@ -1,0 +1,41 @@
+"""One AsyncInkit for the app's lifetime, shared by every request (Starlette/FastAPI)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from inkit_async import AsyncInkit, NotFoundError
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    # Created once at start-up and closed at shutdown: one connection pool, one
+    # concurrency limit and one rate-limit cooldown for every request the app serves.
+    async with AsyncInkit() as client:
+        app.state.inkit = client
+        yield
+
+
+async def batch_status(request: Request) -> JSONResponse:
+    client: AsyncInkit = request.app.state.inkit
+    try:
+        batch = await client.batch.get(request.path_params["batch_id"])
+    except NotFoundError:
+        return JSONResponse({"error": "no such batch"}, status_code=404)
+    progress = batch.progress
+    return JSONResponse(
+        {
+            "id": batch.id,
+            "status": str(batch.status),
+            "finished": batch.is_finished,
+            "done": progress.completed + progress.failed,
+            "of": progress.count,
+        }
+    )
+
+
+app = Starlette(routes=[Route("/batches/{batch_id}", batch_status)], lifespan=lifespan)
