@@ -23,7 +23,7 @@ import math
 import os
 import platform
 import time
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self, TypeVar
 
 import httpx
 
@@ -86,6 +86,16 @@ _TRANSIENT: Final = (
     httpx.RemoteProtocolError,
     _DeadlineExceededError,
 )
+
+
+class _CallInfo(NamedTuple):
+    """One attempt of one API call, as the retry decisions see it."""
+
+    method: str
+    path: str
+    request: httpx.Request
+    retries: int
+    may_repeat: bool
 
 
 class _Shared:
@@ -345,64 +355,79 @@ class AsyncInkit:
         reach the server (connect failure) or the server refused it with 429.
         """
         shared = self._check_usable()
-        request = shared.build_request(
-            method,
-            self._base_url + path,
-            params=params,
-            json_body=json_body,
-            headers=self._headers,
-            timeout=self._timeout,
-        )
+        request: httpx.Request | None = None
         retries = 0
         while True:
             started = time.perf_counter()
-            try:
-                response, content = await self._send_once(shared, request)
-            except (httpx.HTTPError, _DeadlineExceededError) as exc:
-                self._log_attempt(method, path, type(exc).__name__, retries, started)
-                if self._closed or shared.closed:
-                    raise InkitError(
-                        "The client was closed while the request was under way."
-                    ) from exc
-                error = _connection_error(exc, method, path, request)
-                retryable = isinstance(exc, _NOT_SENT) or (
-                    may_repeat and isinstance(exc, _TRANSIENT)
-                )
-                if retryable and retries < self._max_retries:
-                    delay = self._backoff.delay(retries)
-                    retries += 1
-                    self._log_retry(method, path, error.message, delay, retries)
-                    await asyncio.sleep(delay)
-                    continue
-                raise error from exc
+            async with shared.slots:
+                await shared.cooldown.wait()
+                if self.is_closed:
+                    raise InkitError("The AsyncInkit client is closed; create a new one.")
+                # Built inside the slot: a 10,000-way gather then builds requests as
+                # slots free up, instead of all of them in one loop iteration up front
+                # (which stalled the event loop and held every request in memory).
+                if request is None:
+                    request = shared.build_request(
+                        method,
+                        self._base_url + path,
+                        params=params,
+                        json_body=json_body,
+                        headers=self._headers,
+                        timeout=self._timeout,
+                    )
+                outcome = await self._attempt(shared, request)
 
-            status = response.status_code
-            self._log_attempt(method, path, status, retries, started)
-            if content is None:
-                raise APIResponseValidationError(
-                    f"{method} {path} returned {status} with a body over the limit of "
-                    f"{MAX_RESPONSE_BYTES:,} bytes; it was not read",
-                    response=_detached_response(response, b"", request),
-                    body=None,
-                )
-            if 200 <= status < 300:
-                return _decode(response, content, parse, method, path, request)
+            call = _CallInfo(method, path, request, retries, may_repeat)
+            if isinstance(outcome, BaseException):
+                self._log_attempt(call, type(outcome).__name__, started)
+                delay, reason = self._retry_after_failure(call, outcome)
+            else:
+                response, content = outcome
+                self._log_attempt(call, response.status_code, started)
+                if content is not None and 200 <= response.status_code < 300:
+                    return _decode(response, content, parse, method, path, request)
+                delay, reason = self._retry_after_status(call, response, content)
+            # The slot was given back above: a caller backing off holds nothing others need.
+            retries += 1
+            self._log_retry(method, path, reason, delay, retries)
+            await asyncio.sleep(delay)
 
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            too_long = retry_after is not None and retry_after > self._max_retry_after
-            retryable = status in RETRYABLE_STATUS_CODES and (may_repeat or status == 429)
-            if retryable and not too_long and retries < self._max_retries:
-                if retry_after is None:
-                    delay = self._backoff.delay(retries)
-                else:
-                    delay = retry_after
-                    if status == 429:
-                        shared.cooldown.extend(retry_after)
-                retries += 1
-                self._log_retry(method, path, f"{status} {response.reason_phrase}", delay, retries)
-                await asyncio.sleep(delay)
-                continue
-            raise _status_error(response, content, method, path, request, retry_after)
+    def _retry_after_failure(self, call: _CallInfo, failure: BaseException) -> tuple[float, str]:
+        """The wait before retrying a transport failure; raises when it is final."""
+        if self.is_closed:
+            raise InkitError("The client was closed while the request was under way.") from failure
+        error = _connection_error(failure, call.method, call.path, call.request)
+        retryable = isinstance(failure, _NOT_SENT) or (
+            call.may_repeat and isinstance(failure, _TRANSIENT)
+        )
+        if not retryable or call.retries >= self._max_retries:
+            raise error from failure
+        return self._backoff.delay(call.retries), error.message
+
+    def _retry_after_status(
+        self, call: _CallInfo, response: httpx.Response, content: bytes | None
+    ) -> tuple[float, str]:
+        """The wait before retrying a non-2xx (or oversized) answer; raises when it is final."""
+        status = response.status_code
+        if content is None:
+            raise APIResponseValidationError(
+                f"{call.method} {call.path} returned {status} with a body over the limit of "
+                f"{MAX_RESPONSE_BYTES:,} bytes; it was not read",
+                response=_detached_response(response, b"", call.request),
+                body=None,
+            )
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        too_long = retry_after is not None and retry_after > self._max_retry_after
+        retryable = status in RETRYABLE_STATUS_CODES and (call.may_repeat or status == 429)
+        if not retryable or too_long or call.retries >= self._max_retries:
+            raise _status_error(
+                response, content, call.method, call.path, call.request, retry_after
+            )
+        if retry_after is None:
+            return self._backoff.delay(call.retries), f"{status} {response.reason_phrase}"
+        if status == 429:  # pause every caller of this client, not just this one
+            self._shared.cooldown.extend(retry_after)
+        return retry_after, f"{status} {response.reason_phrase}"
 
     def _check_usable(self) -> _Shared:
         shared = self._shared
@@ -419,35 +444,39 @@ class AsyncInkit:
             )
         return shared
 
-    async def _send_once(
+    async def _attempt(
         self, shared: _Shared, request: httpx.Request
-    ) -> tuple[httpx.Response, bytes | None]:
-        """One attempt: slot, cooldown, send, read the body; the slot is held for it only.
+    ) -> tuple[httpx.Response, bytes | None] | Exception:
+        """Send once under the per-attempt deadline and read the body (``None``: too large).
 
-        The body is ``None`` when it is over ``MAX_RESPONSE_BYTES``.
+        A transport failure is returned, not raised: the caller decides on a retry after
+        it has given its concurrency slot back.
         """
-        async with shared.slots:
-            await shared.cooldown.wait()
-            if self._closed or shared.closed:
-                raise InkitError("The AsyncInkit client is closed; create a new one.")
-            try:
-                async with asyncio.timeout(self._deadline):
-                    response = await shared.send(request)
-                    try:
-                        content = await _read_limited(response)
-                    finally:
-                        await response.aclose()
-            except TimeoutError as exc:
-                raise _DeadlineExceededError from exc
+        try:
+            async with asyncio.timeout(self._deadline):
+                response = await shared.send(request)
+                try:
+                    content = await _read_limited(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            deadline = _DeadlineExceededError()
+            deadline.__cause__ = exc
+            return deadline
+        except httpx.HTTPError as exc:
+            return exc
         return response, content
 
-    def _log_attempt(
-        self, method: str, path: str, outcome: object, retries: int, started: float
-    ) -> None:
+    def _log_attempt(self, call: _CallInfo, outcome: object, started: float) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.debug(
-                "%s %s -> %s (attempt %d, %.1f ms)", method, path, outcome, retries + 1, elapsed_ms
+                "%s %s -> %s (attempt %d, %.1f ms)",
+                call.method,
+                call.path,
+                outcome,
+                call.retries + 1,
+                elapsed_ms,
             )
 
     def _log_retry(self, method: str, path: str, reason: str, delay: float, retries: int) -> None:

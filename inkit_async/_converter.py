@@ -117,9 +117,20 @@ def _make_converter() -> cattrs.Converter:
         if value is None:
             return BatchDestinations()
         mapping = _require_object(value)
-        return BatchDestinations(
-            structure_destination_dict(mapping, dict[str, DestinationProgress])
-        )
+        try:
+            # The hot path: JSON keys are always strings, so only the values need
+            # structuring; this skips cattrs' per-key hook and mapping machinery.
+            return BatchDestinations(
+                {
+                    name: structure_progress(item, DestinationProgress)
+                    for name, item in mapping.items()
+                }
+            )
+        except Exception:  # noqa: BLE001
+            # Redo it the detailed way: slower, but its error names the field path.
+            return BatchDestinations(
+                structure_destination_dict(mapping, dict[str, DestinationProgress])
+            )
 
     def unstructure_destinations(value: BatchDestinations) -> dict[str, Any]:
         return {name: conv.unstructure(progress) for name, progress in value.items()}
