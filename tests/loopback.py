@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     connection: int  # which connection (1, 2, ...) carried it
+    received_at: float = 0.0  # the event loop's clock when the request was read
 
     @property
     def path(self) -> str:
@@ -180,6 +182,20 @@ class LoopbackServer:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 1)
 
+    async def wait_for_in_flight(self, count: int, within: float = 5.0) -> None:
+        """Return once at least *count* requests are being answered at the same time."""
+        await _wait_until(lambda: self.in_flight >= count, within, f"{count} in flight")
+
+    async def wait_for_requests(self, count: int, within: float = 5.0) -> None:
+        """Return once the server has read at least *count* requests in all."""
+        await _wait_until(lambda: len(self.requests) >= count, within, f"{count} requests")
+
+    async def wait_for_open_connections(self, at_most: int, within: float = 5.0) -> None:
+        """Return once at most *at_most* connections are open (closes arrive asynchronously)."""
+        await _wait_until(
+            lambda: self.open_connections <= at_most, within, f"<= {at_most} open connections"
+        )
+
     async def close_idle_connections(self) -> None:
         """Close every connection from the server side (as a keep-alive timeout would)."""
         for writer in list(self._writers):
@@ -231,7 +247,8 @@ class LoopbackServer:
                 headers[name.strip().lower()] = value.strip()
         length = int(headers.get("content-length", "0"))
         body = await reader.readexactly(length) if length else b""
-        return Request(method, target, headers, body, number)
+        received_at = asyncio.get_running_loop().time()
+        return Request(method, target, headers, body, number, received_at)
 
     async def _answer(
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -283,3 +300,59 @@ class LoopbackServer:
                 await writer.drain()
                 return True
         raise AssertionError(f"unknown action {action!r}")  # pragma: no cover
+
+
+async def _wait_until(condition: Callable[[], bool], within: float, what: str) -> None:
+    """Poll *condition* until it holds; fail the test (AssertionError) after *within* s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(0.002)
+
+
+def html_page(status: int) -> Respond:
+    """An HTML error page such as a load balancer serves for 502 or 503."""
+    reason = _REASONS.get(status, "Error")
+    body = f"<html><head><title>{status} {reason}</title></head><body><h1>{reason}</h1></body>"
+    return Respond(status=status, body=body, headers={"Content-Type": "text/html"})
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on, so connecting to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Blackhole:
+    """A listener on 127.0.0.1 whose accept queue is full, so new connects hang.
+
+    The kernel completes one handshake for the queue (``listen(0)``); this class fills
+    that place itself, and every later SYN is dropped: a connect that never finishes,
+    on loopback. Use ``with Blackhole() as hole:`` and ``hole.url`` as ``base_url``.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._filler = socket.socket()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """The API root to pass as ``base_url``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> Self:
+        """Listen, and take the one place in the accept queue."""
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self.port = int(self._listener.getsockname()[1])
+        self._filler.connect(("127.0.0.1", self.port))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close both sockets."""
+        self._filler.close()
+        self._listener.close()

@@ -1,0 +1,96 @@
+"""Fan-out over real sockets: the client-wide concurrency limit and the pool behind it.
+
+The echo server yields to the event loop once per request, so that requests overlap
+at the server and its in-flight count measures the client's real concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from inkit_async import AsyncInkit
+
+from .conftest import TOKEN
+from .loopback import BATCH_JSON, LoopbackServer, Request, Respond
+
+DEFAULT_LIMIT = 64
+
+
+async def echo_after_a_yield(request: Request) -> Respond:
+    """Answer with the requested id, after letting other requests in."""
+    await asyncio.sleep(0)
+    return Respond(body={**BATCH_JSON, "id": request.last_segment})
+
+
+@pytest.fixture
+async def server():
+    """A loopback server that echoes ids and lets requests overlap."""
+    async with LoopbackServer(echo_after_a_yield) as server:
+        yield server
+
+
+def within_limit(server: LoopbackServer, limit: int) -> None:
+    """Assert the server saw real concurrency, never above *limit*, over reused sockets."""
+    assert 1 < server.peak_in_flight <= limit
+    assert server.peak_open_connections <= limit
+    assert server.connections_opened <= limit
+
+
+# The issue's 10,000-way fan-out with default options is kept out of this file for now:
+# with the 64-connection httpcore pool it takes ~29 s and re-opens expired connections
+# (see the report of the fault-injection work). These run the same shape at 500.
+async def test_gather_of_many_gets_stays_within_the_default_limit(server):
+    """500 gathered gets: no error, <= 64 in flight and open, <= 64 connections made."""
+    ids = [f"rb_{n}" for n in range(500)]
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        assert client.max_concurrency == DEFAULT_LIMIT
+        results = await asyncio.gather(
+            *(client.batch.get(batch_id) for batch_id in ids), return_exceptions=True
+        )
+    assert [getattr(result, "id", result) for result in results] == ids
+    assert len(server.requests) == len(ids)
+    within_limit(server, DEFAULT_LIMIT)
+
+
+async def test_get_many_stays_within_the_default_limit(server):
+    """get_many over 500 ids: all in order, <= 64 in flight and open, connections reused."""
+    ids = [f"rb_{n}" for n in range(500)]
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        batches = await client.batch.get_many(ids)
+    assert [batch.id for batch in batches] == ids
+    assert len(server.requests) == len(ids)
+    within_limit(server, DEFAULT_LIMIT)
+
+
+async def test_gather_of_10000_gets_on_a_small_limit(server):
+    """10,000 gathered gets queue inside the SDK for 4 slots: no error, 4 connections."""
+    ids = [f"rb_{n}" for n in range(10_000)]
+    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=4) as client:
+        batches = await asyncio.gather(*(client.batch.get(batch_id) for batch_id in ids))
+    assert [batch.id for batch in batches] == ids
+    assert server.peak_in_flight == 4
+    assert server.peak_open_connections == server.connections_opened == 4
+
+
+async def test_waiting_for_a_slot_never_counts_against_the_pool_timeout(server):
+    """With 5 slots and a 50 ms pool timeout, 40 slow calls all succeed, 5 at a time."""
+
+    async def slow(request: Request) -> Respond:
+        await asyncio.sleep(0.1)
+        return Respond(body={**BATCH_JSON, "id": request.last_segment})
+
+    server.handler = slow
+    ids = [f"rb_{n}" for n in range(40)]
+    # An httpx.Timeout applies per phase with no end-to-end deadline: only the SDK's own
+    # queue stands between 35 waiting callers and a PoolTimeout after 50 ms.
+    timeout = httpx.Timeout(5, pool=0.05)
+    async with AsyncInkit(
+        TOKEN, base_url=server.url, max_concurrency=5, timeout=timeout, max_retries=0
+    ) as client:
+        batches = await asyncio.gather(*(client.batch.get(batch_id) for batch_id in ids))
+    assert [batch.id for batch in batches] == ids
+    assert server.peak_in_flight == 5
+    assert server.peak_open_connections == server.connections_opened == 5
