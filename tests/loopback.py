@@ -227,6 +227,11 @@ class LoopbackServer:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             return
+        except asyncio.CancelledError:
+            # Only __aexit__ cancels this task. Python 3.11's stream callback calls
+            # task.exception() on it and logs the CancelledError as an error; ending
+            # normally keeps shutdown quiet.
+            return
         finally:
             self.open_connections -= 1
             self._writers.discard(writer)
