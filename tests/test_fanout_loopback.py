@@ -11,7 +11,7 @@ import asyncio
 import httpx
 import pytest
 
-from inkit_async import AsyncInkit
+from inkit_async import AsyncInkit, InkitError
 
 from .conftest import TOKEN
 from .loopback import BATCH_JSON, LoopbackServer, Request, Respond
@@ -94,3 +94,63 @@ async def test_waiting_for_a_slot_never_counts_against_the_pool_timeout(server):
     assert [batch.id for batch in batches] == ids
     assert server.peak_in_flight == 5
     assert server.peak_open_connections == server.connections_opened == 5
+
+
+async def test_variants_share_the_parents_slots_and_connections(server):
+    """Calls through two variants and the parent never exceed the parent's 3 slots."""
+
+    async def slow(request: Request) -> Respond:
+        await asyncio.sleep(0.05)
+        return Respond(body={**BATCH_JSON, "id": request.last_segment})
+
+    server.handler = slow
+    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=3) as client:
+        quick = client.with_options(timeout=5)
+        patient = client.with_options(max_retries=5)
+        calls = [
+            owner.batch.get(f"rb_{n}") for n in range(10) for owner in (client, quick, patient)
+        ]
+        batches = await asyncio.gather(*calls)
+    assert len(batches) == 30
+    assert server.peak_in_flight == 3
+    assert server.peak_open_connections == server.connections_opened == 3
+
+
+async def test_closing_the_parent_fails_variant_calls_under_way(server):
+    """aclose() on the parent ends a variant's call in flight with InkitError, sockets shut."""
+    release = asyncio.Event()
+
+    async def held(request: Request) -> Respond:
+        await release.wait()
+        return Respond(body={**BATCH_JSON, "id": request.last_segment})
+
+    server.handler = held
+    client = AsyncInkit(TOKEN, base_url=server.url, max_concurrency=1)
+    variant = client.with_options(timeout=5)
+    in_flight = asyncio.create_task(variant.batch.get("rb_in_flight"))
+    waiting = asyncio.create_task(variant.batch.get("rb_waiting_for_a_slot"))
+    await server.wait_for_in_flight(1)
+    await client.aclose()
+    release.set()
+    for task in (in_flight, waiting):
+        with pytest.raises(InkitError, match="closed"):
+            await task
+    with pytest.raises(InkitError, match="closed"):
+        await variant.batch.get("rb_after")
+    await server.wait_for_open_connections(0)
+    assert len(server.requests) == 1
+
+
+async def test_closing_a_variant_leaves_the_shared_pool_open(server):
+    """A variant closed mid-flight lets its call finish; the parent keeps its connection."""
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        variant = client.with_options(max_retries=0)
+        server.script(Respond(delay=0.05))
+        call = asyncio.create_task(variant.batch.get("rb_1"))
+        await server.wait_for_in_flight(1)
+        await variant.aclose()
+        assert (await call).total == 1
+        assert not client.is_closed
+        for number in range(3):
+            assert (await client.batch.get(f"rb_{number}")).id == f"rb_{number}"
+        assert server.open_connections == server.connections_opened == 1
