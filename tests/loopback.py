@@ -105,6 +105,11 @@ class Hang:
 
 
 @dataclass
+class HangMidBody:
+    """Send the status line, headers and part of the body; hold the socket until the client goes."""
+
+
+@dataclass
 class Oversized:
     """Answer 200 with a body of *size* bytes streamed in chunks (chunked encoding)."""
 
@@ -112,7 +117,7 @@ class Oversized:
     declare_length: bool = False
 
 
-Action = Respond | Drop | DropMidBody | Hang | Oversized
+Action = Respond | Drop | DropMidBody | Hang | HangMidBody | Oversized
 Handler = Callable[[Request], Action | Awaitable[Action]]
 
 _REASONS = {
@@ -139,9 +144,16 @@ def _default_handler(request: Request) -> Action:
 class LoopbackServer:
     """The server; use ``async with LoopbackServer() as server:``."""
 
-    def __init__(self, handler: Handler | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        handler: Handler | None = None,
+        host: str = "127.0.0.1",
+        *,
+        sock: socket.socket | None = None,
+    ) -> None:
         self.handler: Handler = handler or _default_handler
         self.host = host
+        self._sock = sock  # an already listening socket to serve on, if given
         self.requests: list[Request] = []
         self.connections_opened = 0
         self.open_connections = 0
@@ -166,7 +178,10 @@ class LoopbackServer:
 
     async def __aenter__(self) -> Self:
         """Start listening on an ephemeral port."""
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        if self._sock is not None:
+            self._server = await asyncio.start_server(self._serve, sock=self._sock)
+        else:
+            self._server = await asyncio.start_server(self._serve, self.host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -284,7 +299,15 @@ class LoopbackServer:
                 )
                 await writer.drain()
                 return False
-            case Hang():
+            case Hang() | HangMidBody():
+                if isinstance(action, HangMidBody):
+                    partial = b'{"id": "rb_partial", "status": "Comp'
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                        + f"content-length: {len(partial) * 4}\r\n\r\n".encode()
+                        + partial
+                    )
+                    await writer.drain()
                 await reader.read()  # returns when the client closes its end
                 return False
             case Oversized():
@@ -356,6 +379,15 @@ class Blackhole:
         self.port = int(self._listener.getsockname()[1])
         self._filler.connect(("127.0.0.1", self.port))
         return self
+
+    def listener(self) -> socket.socket:
+        """Free the accept queue and hand the listening socket over, to serve on it.
+
+        ``LoopbackServer(sock=hole.listener())`` turns the hole into a working server
+        on the same port, so a client configured for it can be checked afterwards.
+        """
+        self._filler.close()
+        return self._listener
 
     def __exit__(self, *exc_info: object) -> None:
         """Close both sockets."""
