@@ -65,6 +65,7 @@ class Respond:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     close: bool = False  # close the connection after answering
+    silent_close: bool = False  # ... without announcing it (no Connection: close)
 
     def encode(self) -> bytes:
         """The full response, status line to body."""
@@ -285,7 +286,7 @@ class LoopbackServer:
                     await asyncio.sleep(action.delay)
                 writer.write(action.encode())
                 await writer.drain()
-                return not action.close
+                return not (action.close or action.silent_close)
             case Drop():
                 if action.delay:
                     await asyncio.sleep(action.delay)
