@@ -11,10 +11,28 @@ import asyncio
 import httpx
 import pytest
 
-from inkit_async import AsyncInkit, InkitError
+from inkit_async import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    AsyncInkit,
+    InkitError,
+    InternalServerError,
+    NotFoundError,
+)
 
-from .conftest import TOKEN
-from .loopback import BATCH_JSON, LoopbackServer, Request, Respond
+from .conftest import NO_WAIT, TOKEN
+from .loopback import (
+    BATCH_JSON,
+    Action,
+    Drop,
+    Hang,
+    LoopbackServer,
+    Request,
+    Respond,
+    html_page,
+)
+from .test_cancellation import serves_at_full_width
 
 DEFAULT_LIMIT = 64
 
@@ -154,3 +172,51 @@ async def test_closing_a_variant_leaves_the_shared_pool_open(server):
         for number in range(3):
             assert (await client.batch.get(f"rb_{number}")).id == f"rb_{number}"
         assert server.open_connections == server.connections_opened == 1
+
+
+async def test_get_many_first_failure_cancels_the_lookups_under_way(server):
+    """A 404 among hung lookups: NotFoundError at once, the others cancelled, slots free."""
+
+    async def handler(request: Request) -> Action:
+        if request.last_segment == "missing":
+            await asyncio.sleep(0.05)
+            return Respond(404, {"error": "no such batch"})
+        return Hang()
+
+    server.handler = handler
+    ids = ["rb_0", "rb_1", "missing", "rb_2", *(f"rb_{n}" for n in range(3, 100))]
+    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=4) as client:
+        with pytest.raises(NotFoundError):
+            await client.batch.get_many(ids)
+        assert len(server.requests) == 4  # no lookup started after the failure
+        await server.wait_for_open_connections(1)  # only the 404's keep-alive socket
+        await serves_at_full_width(client, server, 4)
+
+
+async def test_get_many_returns_each_fault_typed_in_its_place(server):
+    """return_exceptions=True: one typed InkitError per failed id, in input order."""
+    faults: dict[str, Action] = {
+        "missing": Respond(404, {"error": "no such batch"}),
+        "gateway": html_page(502),
+        "dropped": Drop(),
+        "silent": Hang(),
+        "garbled": Respond(body=b"{not json"),
+    }
+    server.handler = lambda request: faults.get(
+        request.last_segment, Respond(body={**BATCH_JSON, "id": request.last_segment})
+    )
+    ids = ["rb_1", "missing", "gateway", "dropped", "silent", "garbled", "rb_2"]
+    async with AsyncInkit(
+        TOKEN, base_url=server.url, timeout=0.2, max_retries=1, backoff=NO_WAIT
+    ) as client:
+        results = await client.batch.get_many(ids, return_exceptions=True)
+    kinds = [type(result) for result in results]
+    assert kinds[1:6] == [
+        NotFoundError,
+        InternalServerError,
+        APIConnectionError,
+        APITimeoutError,
+        APIResponseValidationError,
+    ]
+    assert [results[0].id, results[6].id] == ["rb_1", "rb_2"]
+    await server.wait_for_open_connections(0)
