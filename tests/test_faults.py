@@ -7,6 +7,7 @@ real server. Retries here never wait (``NO_WAIT``) unless the wait is the point.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import re
@@ -238,6 +239,22 @@ async def test_body_of_exactly_10_mib_is_read(server):
     server.script(Respond(body=record + b" " * (LIMIT - len(record))))
     async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
         assert (await client.batch.get("rb_big")).id == "rb_big"
+
+
+async def test_compressed_body_is_limited_by_its_decoded_size(server):
+    """gzip: a small batch is decoded; a body inflating past 10 MiB is refused."""
+    record = json.dumps({**BATCH_JSON, "id": "rb_zipped"}).encode()
+    gzip_headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    server.script(
+        Respond(body=gzip.compress(record), headers=gzip_headers),
+        Respond(body=gzip.compress(b" " * (LIMIT + 1)), headers=gzip_headers),
+    )
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
+        assert (await client.batch.get("rb_zipped")).id == "rb_zipped"
+        with pytest.raises(APIResponseValidationError, match="over the limit"):
+            await client.batch.get("rb_bomb")
+        assert len(server.requests) == 2
+        assert (await client.batch.get("rb_next")).id == "rb_next"
 
 
 # -- event loops ----------------------------------------------------------------------
