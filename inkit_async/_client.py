@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import time
+import zlib
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self, TypeVar
 
 import httpx
@@ -55,7 +56,7 @@ from ._version import __version__
 from .resources._batches import BatchResource, DocumentBatchResource
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from types import TracebackType
 
 __all__ = ["AsyncInkit"]
@@ -259,9 +260,21 @@ class AsyncInkit:
         Idempotent. Closes the connection pool the client created; an ``http_client``
         you passed in stays open (you own it). Closing a ``with_options`` variant closes
         only the variant: the pool, slots and cooldown belong to the original client.
+        Call it from the event loop the client was used in; once that loop has ended
+        (``asyncio.run`` returned), closing from another loop just drops what is left.
+
+        Raises:
+            InkitError: Called from another event loop while the client's loop still runs.
         """
-        self._closed = True
         shared = self._shared
+        if self._owner and not shared.closed and shared.owns_http:
+            loop = shared.loop
+            if loop is not None and not loop.is_closed() and loop is not asyncio.get_running_loop():
+                raise InkitError(
+                    "aclose() was called from another event loop than the one this client "
+                    "runs in; its connections belong to that loop, so close it there."
+                )
+        self._closed = True
         if not self._owner or shared.closed:
             return
         shared.closed = True
@@ -358,11 +371,11 @@ class AsyncInkit:
         request: httpx.Request | None = None
         retries = 0
         while True:
-            started = time.perf_counter()
             async with shared.slots:
                 await shared.cooldown.wait()
                 if self.is_closed:
                     raise InkitError("The AsyncInkit client is closed; create a new one.")
+                started = time.perf_counter()  # the attempt's own time, not its queueing
                 # Built inside the slot: a 10,000-way gather then builds requests as
                 # slots free up, instead of all of them in one loop iteration up front
                 # (which stalled the event loop and held every request in memory).
@@ -418,6 +431,9 @@ class AsyncInkit:
             )
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         too_long = retry_after is not None and retry_after > self._max_retry_after
+        if status == 429 and retry_after is not None and not too_long:
+            # Pause every caller of this client, whether or not this call retries.
+            self._shared.cooldown.extend(retry_after)
         retryable = status in RETRYABLE_STATUS_CODES and (call.may_repeat or status == 429)
         if not retryable or too_long or call.retries >= self._max_retries:
             raise _status_error(
@@ -425,8 +441,6 @@ class AsyncInkit:
             )
         if retry_after is None:
             return self._backoff.delay(call.retries), f"{status} {response.reason_phrase}"
-        if status == 429:  # pause every caller of this client, not just this one
-            self._shared.cooldown.extend(retry_after)
         return retry_after, f"{status} {response.reason_phrase}"
 
     def _check_usable(self) -> _Shared:
@@ -507,21 +521,69 @@ def _default_http_client(max_concurrency: int) -> httpx.AsyncClient:
 
 
 async def _read_limited(response: httpx.Response) -> bytes | None:
-    """Read the (decoded) body; ``None`` once it is over ``MAX_RESPONSE_BYTES``.
+    """Read and decode the body; ``None`` once it is over ``MAX_RESPONSE_BYTES``.
 
-    Counting decoded bytes bounds memory against a compressed body that inflates too.
+    The limit applies to the decoded size and memory stays bounded while decoding: a
+    small gzip body that would inflate to gigabytes is refused after 10 MiB, not after
+    it has been inflated (httpx's own decoder inflates each chunk in full).
     """
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         return None
+    if response.is_stream_consumed:
+        # Built in memory, as mock transports do: httpx has already decoded it.
+        content = response.content
+        return content if len(content) <= MAX_RESPONSE_BYTES else None
+    decoder = _Inflater.for_encoding(response.headers.get("content-encoding"))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            return None
-        chunks.append(chunk)
+    async for raw in response.aiter_raw():
+        for chunk in decoder.pieces(raw) if decoder else (raw,):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                return None
+            chunks.append(chunk)
+    if decoder:
+        decoder.check_complete()
     return b"".join(chunks)
+
+
+class _Inflater:
+    """gzip/deflate decoding in bounded pieces, so memory follows the size check."""
+
+    __slots__ = ("_zlib",)
+
+    #: Most bytes one decompression step may produce.
+    PIECE: Final = 256 * 1024
+
+    def __init__(self, wbits: int) -> None:
+        self._zlib = zlib.decompressobj(wbits)
+
+    @classmethod
+    def for_encoding(cls, encoding: str | None) -> _Inflater | None:
+        """The decoder for a Content-Encoding (``None``: the body is not encoded)."""
+        name = (encoding or "identity").strip().lower()
+        if name in {"", "identity"}:
+            return None
+        if name in {"gzip", "x-gzip"}:
+            return cls(16 + zlib.MAX_WBITS)
+        if name == "deflate":
+            return cls(32 + zlib.MAX_WBITS)  # zlib-wrapped, as RFC 9110 says
+        raise httpx.DecodingError(f"unsupported Content-Encoding {encoding!r}")
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """Decode *data* in pieces of at most ``PIECE`` bytes."""
+        try:
+            while data:
+                yield self._zlib.decompress(data, self.PIECE)
+                data = self._zlib.unconsumed_tail
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"bad compressed body: {exc}") from exc
+
+    def check_complete(self) -> None:
+        """Refuse a compressed body that ended before its compressed stream did."""
+        if not self._zlib.eof:
+            raise httpx.DecodingError("bad compressed body: it ends before its data does")
 
 
 def _redacted_request(request: httpx.Request) -> httpx.Request:

@@ -102,12 +102,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             keepalive_timeout=self._keepalive_expiry,
             ssl=self._ssl,
         )
-        self._session = aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=connector,
-            auto_decompress=False,  # httpx decodes, so the SDK can bound the decoded size
+            auto_decompress=False,  # the SDK decodes, so it can bound the decoded size
             timeout=aiohttp.ClientTimeout(total=None),
         )
-        return self._session
+        # aiohttp silently re-sends a GET once when the server drops the connection. The
+        # SDK retries on its own terms (logged, counted against max_retries, with
+        # backoff), so one SDK attempt must be exactly one request. aiohttp's own test
+        # client turns the retry off the same way; it has no public switch.
+        if hasattr(session, "_retry_connection"):
+            session._retry_connection = False  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+        self._session = session
+        return session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through aiohttp and wrap the answer as a streaming httpx response."""

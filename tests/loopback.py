@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     connection: int  # which connection (1, 2, ...) carried it
+    received_at: float = 0.0  # the event loop's clock when the request was read
 
     @property
     def path(self) -> str:
@@ -63,6 +65,7 @@ class Respond:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     close: bool = False  # close the connection after answering
+    silent_close: bool = False  # ... without announcing it (no Connection: close)
 
     def encode(self) -> bytes:
         """The full response, status line to body."""
@@ -103,6 +106,11 @@ class Hang:
 
 
 @dataclass
+class HangMidBody:
+    """Send the status line, headers and part of the body; hold the socket until the client goes."""
+
+
+@dataclass
 class Oversized:
     """Answer 200 with a body of *size* bytes streamed in chunks (chunked encoding)."""
 
@@ -117,7 +125,7 @@ class Raw:
     data: bytes
 
 
-Action = Respond | Drop | DropMidBody | Hang | Oversized | Raw
+Action = Respond | Drop | DropMidBody | Hang | HangMidBody | Oversized | Raw
 Handler = Callable[[Request], Action | Awaitable[Action]]
 
 _REASONS = {
@@ -144,9 +152,16 @@ def _default_handler(request: Request) -> Action:
 class LoopbackServer:
     """The server; use ``async with LoopbackServer() as server:``."""
 
-    def __init__(self, handler: Handler | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        handler: Handler | None = None,
+        host: str = "127.0.0.1",
+        *,
+        sock: socket.socket | None = None,
+    ) -> None:
         self.handler: Handler = handler or _default_handler
         self.host = host
+        self._sock = sock  # an already listening socket to serve on, if given
         self.requests: list[Request] = []
         self.connections_opened = 0
         self.open_connections = 0
@@ -171,7 +186,10 @@ class LoopbackServer:
 
     async def __aenter__(self) -> Self:
         """Start listening on an ephemeral port."""
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        if self._sock is not None:
+            self._server = await asyncio.start_server(self._serve, sock=self._sock)
+        else:
+            self._server = await asyncio.start_server(self._serve, self.host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -186,6 +204,20 @@ class LoopbackServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 1)
+
+    async def wait_for_in_flight(self, count: int, within: float = 5.0) -> None:
+        """Return once at least *count* requests are being answered at the same time."""
+        await _wait_until(lambda: self.in_flight >= count, within, f"{count} in flight")
+
+    async def wait_for_requests(self, count: int, within: float = 5.0) -> None:
+        """Return once the server has read at least *count* requests in all."""
+        await _wait_until(lambda: len(self.requests) >= count, within, f"{count} requests")
+
+    async def wait_for_open_connections(self, at_most: int, within: float = 5.0) -> None:
+        """Return once at most *at_most* connections are open (closes arrive asynchronously)."""
+        await _wait_until(
+            lambda: self.open_connections <= at_most, within, f"<= {at_most} open connections"
+        )
 
     async def close_idle_connections(self) -> None:
         """Close every connection from the server side (as a keep-alive timeout would)."""
@@ -218,6 +250,11 @@ class LoopbackServer:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             return
+        except asyncio.CancelledError:
+            # Only __aexit__ cancels this task. Python 3.11's stream callback calls
+            # task.exception() on it and logs the CancelledError as an error; ending
+            # normally keeps shutdown quiet.
+            return
         finally:
             self.open_connections -= 1
             self._writers.discard(writer)
@@ -238,9 +275,10 @@ class LoopbackServer:
                 headers[name.strip().lower()] = value.strip()
         length = int(headers.get("content-length", "0"))
         body = await reader.readexactly(length) if length else b""
-        return Request(method, target, headers, body, number)
+        received_at = asyncio.get_running_loop().time()
+        return Request(method, target, headers, body, number, received_at)
 
-    async def _answer(
+    async def _answer(  # noqa: PLR0912 - one branch per action
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         """Carry out the action for *request*; return whether the connection stays open."""
@@ -255,7 +293,7 @@ class LoopbackServer:
                     await asyncio.sleep(action.delay)
                 writer.write(action.encode())
                 await writer.drain()
-                return not action.close
+                return not (action.close or action.silent_close)
             case Drop():
                 if action.delay:
                     await asyncio.sleep(action.delay)
@@ -273,7 +311,15 @@ class LoopbackServer:
                 writer.write(action.data)
                 await writer.drain()
                 return False
-            case Hang():
+            case Hang() | HangMidBody():
+                if isinstance(action, HangMidBody):
+                    partial = b'{"id": "rb_partial", "status": "Comp'
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                        + f"content-length: {len(partial) * 4}\r\n\r\n".encode()
+                        + partial
+                    )
+                    await writer.drain()
                 await reader.read()  # returns when the client closes its end
                 return False
             case Oversized():
@@ -294,3 +340,68 @@ class LoopbackServer:
                 await writer.drain()
                 return True
         raise AssertionError(f"unknown action {action!r}")  # pragma: no cover
+
+
+async def _wait_until(condition: Callable[[], bool], within: float, what: str) -> None:
+    """Poll *condition* until it holds; fail the test (AssertionError) after *within* s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(0.002)
+
+
+def html_page(status: int) -> Respond:
+    """An HTML error page such as a load balancer serves for 502 or 503."""
+    reason = _REASONS.get(status, "Error")
+    body = f"<html><head><title>{status} {reason}</title></head><body><h1>{reason}</h1></body>"
+    return Respond(status=status, body=body, headers={"Content-Type": "text/html"})
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on, so connecting to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Blackhole:
+    """A listener on 127.0.0.1 whose accept queue is full, so new connects hang.
+
+    The kernel completes one handshake for the queue (``listen(0)``); this class fills
+    that place itself, and every later SYN is dropped: a connect that never finishes,
+    on loopback. Use ``with Blackhole() as hole:`` and ``hole.url`` as ``base_url``.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._filler = socket.socket()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """The API root to pass as ``base_url``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> Self:
+        """Listen, and take the one place in the accept queue."""
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self.port = int(self._listener.getsockname()[1])
+        self._filler.connect(("127.0.0.1", self.port))
+        return self
+
+    def listener(self) -> socket.socket:
+        """Free the accept queue and hand the listening socket over, to serve on it.
+
+        ``LoopbackServer(sock=hole.listener())`` turns the hole into a working server
+        on the same port, so a client configured for it can be checked afterwards.
+        """
+        self._filler.close()
+        return self._listener
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close both sockets."""
+        self._filler.close()
+        self._listener.close()

@@ -228,6 +228,7 @@ def test_client_from_another_event_loop_raises_clear_error(api):
     assert len(errors) == 1
     assert isinstance(errors[0], InkitError)
     assert "another event loop" in str(errors[0])
+    asyncio.run(client.aclose())
 
 
 async def test_token_never_reaches_the_logs(api, caplog):

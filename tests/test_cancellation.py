@@ -1,0 +1,213 @@
+"""Cancellation over real sockets: a cancelled call gives back its slot and its socket.
+
+Each test cancels calls at one stage (waiting for a slot, connecting, waiting for the
+response, reading the body, backing off, waiting out a cooldown) and then proves the
+client is whole: ``serves_at_full_width`` puts one request per slot in flight at the
+server at the same time through a variant whose pool timeout is 50 ms and which never
+retries, so a leaked slot stalls it and a leaked pooled connection fails it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import pytest
+
+from inkit_async import AsyncInkit, Backoff
+
+from .conftest import NO_WAIT, TOKEN
+from .loopback import (
+    BATCH_JSON,
+    Blackhole,
+    Hang,
+    HangMidBody,
+    LoopbackServer,
+    Request,
+    Respond,
+)
+
+STRICT_POOL = httpx.Timeout(5, pool=0.05)
+
+
+@pytest.fixture
+async def server():
+    """A fresh loopback server for one test."""
+    async with LoopbackServer() as server:
+        yield server
+
+
+def held_until(release: asyncio.Event):
+    """A handler that answers each request only once *release* is set."""
+
+    async def handler(request: Request) -> Respond:
+        await release.wait()
+        return Respond(body={**BATCH_JSON, "id": request.last_segment})
+
+    return handler
+
+
+async def serves_at_full_width(client: AsyncInkit, server: LoopbackServer, width: int) -> None:
+    """Assert *width* new calls are in flight at the server at once, and all succeed."""
+    everyone_in = asyncio.Event()
+
+    async def handler(request: Request) -> Respond:
+        if server.in_flight >= width:
+            everyone_in.set()
+        await everyone_in.wait()
+        return Respond(body={**BATCH_JSON, "id": request.last_segment})
+
+    server.handler = handler
+    check = client.with_options(timeout=STRICT_POOL, max_retries=0)
+    ids = [f"check_{n}" for n in range(width)]
+    async with asyncio.timeout(10):
+        batches = await asyncio.gather(*(check.batch.get(batch_id) for batch_id in ids))
+    assert [batch.id for batch in batches] == ids
+    assert server.open_connections <= width
+
+
+async def cancel_all(tasks: list[asyncio.Task[object]]) -> None:
+    """Cancel *tasks* and wait (briefly) until each has ended as cancelled."""
+    for task in tasks:
+        task.cancel()
+    async with asyncio.timeout(2):
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(result, asyncio.CancelledError) for result in results)
+
+
+async def test_cancel_while_waiting_for_a_slot(server):
+    """Callers cancelled in the SDK's queue send nothing and leave the slots free."""
+    release = asyncio.Event()
+    server.handler = held_until(release)
+    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=2) as client:
+        holders = [asyncio.create_task(client.batch.get(f"rb_{n}")) for n in range(2)]
+        await server.wait_for_in_flight(2)
+        waiters = [asyncio.create_task(client.batch.get(f"late_{n}")) for n in range(10)]
+        await asyncio.sleep(0.01)
+        await cancel_all(waiters)
+        release.set()
+        assert [(await task).id for task in holders] == ["rb_0", "rb_1"]
+        assert len(server.requests) == 2
+        await serves_at_full_width(client, server, 2)
+
+
+async def test_cancel_while_connecting():
+    """Calls cancelled mid-connect (the SYN unanswered) free their slots and sockets."""
+    with Blackhole() as hole:
+        async with AsyncInkit(TOKEN, base_url=hole.url, max_concurrency=2) as client:
+            connecting = [asyncio.create_task(client.batch.get(f"rb_{n}")) for n in range(2)]
+            await asyncio.sleep(0.2)
+            assert not any(task.done() for task in connecting)
+            await cancel_all(connecting)
+            # Now let the port answer: the same client must work at full width.
+            async with LoopbackServer(sock=hole.listener()) as server:
+                await serves_at_full_width(client, server, 2)
+
+
+async def test_cancel_while_waiting_for_the_response(server):
+    """Calls cancelled before the server answers close their sockets and free their slots."""
+    server.handler = lambda request: Hang()
+    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=3) as client:
+        calls = [asyncio.create_task(client.batch.get(f"rb_{n}")) for n in range(3)]
+        await server.wait_for_in_flight(3)
+        await cancel_all(calls)
+        await server.wait_for_open_connections(0)
+        await serves_at_full_width(client, server, 3)
+
+
+async def test_cancel_while_reading_the_body(server):
+    """Calls cancelled halfway through a body close their sockets and free their slots."""
+    server.handler = lambda request: HangMidBody()
+    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=2) as client:
+        calls = [asyncio.create_task(client.batch.get(f"rb_{n}")) for n in range(2)]
+        await server.wait_for_in_flight(2)
+        await asyncio.sleep(0.05)  # let the partial bodies arrive
+        await cancel_all(calls)
+        await server.wait_for_open_connections(0)
+        await serves_at_full_width(client, server, 2)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [Respond(503, "busy"), Respond(503, "busy", {"Retry-After": "30"})],
+    ids=["backoff", "retry-after"],
+)
+async def test_cancel_while_backing_off(server, caplog, failure):
+    """A call cancelled in its sleep before a retry holds no slot and ends at once."""
+    caplog.set_level(logging.INFO, logger="inkit_async")
+    server.script(failure)
+    slow = Backoff(initial=30, maximum=30, jitter=0)
+    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=1, backoff=slow) as client:
+        call = asyncio.create_task(client.batch.get("rb_1"))
+        while not any("Retrying" in r.getMessage() for r in caplog.records):
+            await asyncio.sleep(0.001)
+        await cancel_all([call])
+        assert len(server.requests) == 1
+        await serves_at_full_width(client, server, 1)
+
+
+async def test_cancel_while_waiting_out_a_cooldown(server, caplog):
+    """Calls cancelled while the client is paused by a 429 give their slots back."""
+    caplog.set_level(logging.INFO, logger="inkit_async")
+    server.script(Respond(429, {"error": "slow down"}, {"Retry-After": "0.5"}))
+    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=3, backoff=NO_WAIT) as c:
+        rejected = asyncio.create_task(c.batch.get("rb_limited"))
+        while not any("Retrying" in r.getMessage() for r in caplog.records):
+            await asyncio.sleep(0.001)
+        paused = [asyncio.create_task(c.batch.get(f"rb_{n}")) for n in range(5)]
+        await asyncio.sleep(0.05)
+        await cancel_all(paused)
+        assert (await rejected).id == "rb_limited"
+        assert len(server.requests) == 2
+        await serves_at_full_width(c, server, 3)
+
+
+async def test_cancelling_a_whole_gather(server):
+    """Cancelling a gather ends every call in it, at whatever stage, and frees all slots."""
+    server.handler = lambda request: Hang()
+    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=4) as client:
+        gathered = asyncio.gather(*(client.batch.get(f"rb_{n}") for n in range(50)))
+        await server.wait_for_in_flight(4)
+        gathered.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gathered
+        await server.wait_for_open_connections(0)
+        assert len(server.requests) == 4
+        await serves_at_full_width(client, server, 4)
+
+
+async def test_cancelling_get_many(server):
+    """Cancelling get_many cancels its workers' lookups and frees every slot."""
+    server.handler = lambda request: Hang()
+    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=4) as client:
+        call = asyncio.create_task(client.batch.get_many([f"rb_{n}" for n in range(100)]))
+        await server.wait_for_in_flight(4)
+        await cancel_all([call])
+        await server.wait_for_open_connections(0)
+        await serves_at_full_width(client, server, 4)
+
+
+async def test_cancelling_1000_lookups_in_flight_leaves_the_client_whole(server):
+    """After 1,000 cancelled lookups the client serves 64 at once at once; sockets <= 64."""
+    server.handler = lambda request: Hang()
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        gathered = asyncio.gather(*(client.batch.get(f"rb_{n}") for n in range(1000)))
+        await server.wait_for_in_flight(64)
+        gathered.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gathered
+        await server.wait_for_open_connections(0)
+        open_after_cancel = server.open_connections
+        await serves_at_full_width(client, server, 64)
+        for _ in range(3):
+            await serves_at_full_width(client, server, 64)
+        print(
+            f"\ncancel 1000: peak in flight {server.peak_in_flight}, open after cancel "
+            f"{open_after_cancel}, open after 4 x 64 more {server.open_connections}, "
+            f"opened in all {server.connections_opened}"
+        )
+    assert server.peak_in_flight == 64
+    assert server.peak_open_connections <= 64
+    # 64 sockets for the cancelled calls, then 64 reused by the 256 calls after.
+    assert server.connections_opened == 128
