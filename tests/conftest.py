@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import respx
 
 from inkit_async import AsyncInkit, Backoff
+
+from .loopback import LoopbackServer
 
 BASE_URL = "https://api.inkit.com/v1"
 TOKEN = "tok_live_S3cr3tValue42"
@@ -35,3 +38,19 @@ async def client() -> AsyncIterator[AsyncInkit]:
     """A client on the default base URL that retries without waiting."""
     async with AsyncInkit(TOKEN, backoff=NO_WAIT) as client:
         yield client
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[LoopbackServer]:
+    """A fresh loopback server on 127.0.0.1 for one test (modules may override it)."""
+    async with LoopbackServer() as server:
+        yield server
+
+
+def attempts(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The SDK's per-attempt DEBUG messages, in order."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "inkit_async" and r.levelno == logging.DEBUG
+    ]

@@ -31,13 +31,6 @@ from .loopback import (
 STRICT_POOL = httpx.Timeout(5, pool=0.05)
 
 
-@pytest.fixture
-async def server():
-    """A fresh loopback server for one test."""
-    async with LoopbackServer() as server:
-        yield server
-
-
 def held_until(release: asyncio.Event):
     """A handler that answers each request only once *release* is set."""
 

@@ -11,20 +11,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from inkit_async import AsyncInkit
 
 from .conftest import TOKEN
-from .loopback import BATCH_JSON, Hang, LoopbackServer, Request, Respond
+from .loopback import BATCH_JSON, Hang, Request, Respond
 from .test_cancellation import cancel_all, serves_at_full_width
-
-
-@pytest.fixture
-async def server():
-    """A fresh loopback server for one test."""
-    async with LoopbackServer() as server:
-        yield server
 
 
 async def test_cancel_at_every_point_before_a_response(server):

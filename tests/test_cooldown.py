@@ -24,13 +24,6 @@ def echo(request: Request) -> Respond:
     return Respond(body={**BATCH_JSON, "id": request.last_segment})
 
 
-@pytest.fixture
-async def server():
-    """A fresh loopback server for one test."""
-    async with LoopbackServer() as server:
-        yield server
-
-
 async def saw_retry(caplog: pytest.LogCaptureFixture) -> None:
     """Return once the client has logged a retry (it sets the cooldown just before)."""
     while not any(r.getMessage().startswith("Retrying") for r in caplog.records):

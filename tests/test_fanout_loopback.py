@@ -7,6 +7,7 @@ at the server and its in-flight count measures the client's real concurrency.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -35,6 +36,7 @@ from .loopback import (
 from .test_cancellation import serves_at_full_width
 
 DEFAULT_LIMIT = 64
+FAN_OUT = 10_000
 
 
 async def echo_after_a_yield(request: Request) -> Respond:
@@ -222,3 +224,46 @@ async def test_get_many_returns_each_fault_typed_in_its_place(server):
     ]
     assert [results[0].id, results[6].id] == ["rb_1", "rb_2"]
     await server.wait_for_open_connections(0)
+
+
+async def test_gather_of_10000_gets_stays_within_the_default_limit(server):
+    """10,000 gathered gets: no error, <= 64 in flight and open, <= 64 connections made."""
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        assert client.max_concurrency == DEFAULT_LIMIT
+        ids = [f"rb_{n}" for n in range(FAN_OUT)]
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(client.batch.get(batch_id) for batch_id in ids), return_exceptions=True
+        )
+        elapsed = time.monotonic() - started
+    assert [getattr(r, "id", r) for r in results] == ids
+    assert len(server.requests) == FAN_OUT
+    print(
+        f"\ngather {FAN_OUT}: peak in flight {server.peak_in_flight}, "
+        f"peak open {server.peak_open_connections}, opened {server.connections_opened}"
+    )
+    assert 1 < server.peak_in_flight <= DEFAULT_LIMIT
+    assert server.peak_open_connections <= DEFAULT_LIMIT
+    assert server.connections_opened <= DEFAULT_LIMIT
+    # "a few seconds" on loopback; 15 s is generous (and under the keep-alive expiry).
+    assert elapsed < 15
+
+
+async def test_get_many_of_10000_ids_stays_within_the_default_limit(server):
+    """get_many over 10,000 ids: all in order, <= 64 in flight and open, connections reused."""
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        ids = [f"rb_{n}" for n in range(FAN_OUT)]
+        started = time.monotonic()
+        batches = await client.batch.get_many(ids)
+        elapsed = time.monotonic() - started
+    assert [b.id for b in batches] == ids
+    assert len(server.requests) == FAN_OUT
+    print(
+        f"\nget_many {FAN_OUT}: peak in flight {server.peak_in_flight}, "
+        f"peak open {server.peak_open_connections}, opened {server.connections_opened}"
+    )
+    assert 1 < server.peak_in_flight <= DEFAULT_LIMIT
+    assert server.peak_open_connections <= DEFAULT_LIMIT
+    assert server.connections_opened <= DEFAULT_LIMIT
+    # "a few seconds" on loopback; 15 s is generous (and under the keep-alive expiry).
+    assert elapsed < 15

@@ -28,7 +28,7 @@ from inkit_async import (
     RateLimitError,
 )
 
-from .conftest import NO_WAIT, TOKEN
+from .conftest import NO_WAIT, TOKEN, attempts
 from .loopback import (
     BATCH_JSON,
     Blackhole,
@@ -43,22 +43,6 @@ from .loopback import (
 )
 
 LIMIT = 10 * 1024 * 1024  # the documented body limit: 10 MiB
-
-
-@pytest.fixture
-async def server():
-    """A fresh loopback server for one test."""
-    async with LoopbackServer() as server:
-        yield server
-
-
-def attempts(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The SDK's per-attempt DEBUG messages, in order."""
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "inkit_async" and r.levelno == logging.DEBUG
-    ]
 
 
 # -- transport faults -----------------------------------------------------------------

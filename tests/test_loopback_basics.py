@@ -9,14 +9,7 @@ import pytest
 from inkit_async import APIConnectionError, APITimeoutError, AsyncInkit
 
 from .conftest import NO_WAIT, TOKEN
-from .loopback import DropMidBody, Hang, LoopbackServer, Respond
-
-
-@pytest.fixture
-async def server():
-    """A fresh loopback server for one test."""
-    async with LoopbackServer() as server:
-        yield server
+from .loopback import DropMidBody, Hang, Respond
 
 
 async def test_sequential_requests_reuse_one_connection(server):

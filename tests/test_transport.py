@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
-import socket
 
 import httpx
 import pytest
@@ -13,43 +11,7 @@ import pytest
 from inkit_async import APIConnectionError, APITimeoutError, AsyncInkit
 
 from .conftest import NO_WAIT, TOKEN
-from .loopback import BATCH_JSON, Drop, Hang, LoopbackServer, Raw, Respond
-
-
-@pytest.fixture
-async def server():
-    """A fresh loopback server for one test."""
-    async with LoopbackServer() as server:
-        yield server
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def attempts(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The per-attempt DEBUG records of the SDK."""
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "inkit_async" and r.levelno == logging.DEBUG
-    ]
-
-
-async def test_connection_refused_is_a_connection_error_after_retries(caplog):
-    """A closed port gives APIConnectionError (not a timeout) after 1 + max_retries tries."""
-    caplog.set_level(logging.DEBUG, logger="inkit_async")
-    url = f"http://127.0.0.1:{closed_port()}/v1"
-    async with AsyncInkit(TOKEN, base_url=url, backoff=NO_WAIT) as client:
-        with pytest.raises(APIConnectionError) as info:
-            await client.batch.get("rb_1")
-    assert type(info.value) is APIConnectionError
-    assert isinstance(info.value.__cause__, httpx.ConnectError)
-    assert len(attempts(caplog)) == 3
-    assert all("ConnectError" in line for line in attempts(caplog))
+from .loopback import BATCH_JSON, Drop, Hang, Raw, Respond
 
 
 async def test_connection_closed_before_the_answer_is_retried(server):
