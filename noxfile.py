@@ -45,3 +45,15 @@ def docs(session: nox.Session) -> None:
     """Build the documentation site with warnings as errors (into site/)."""
     session.install("-e", ".[docs]")
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Benchmarks against raw httpx, httpx-aiohttp, raw aiohttp and the official SDK.
+
+    Writes docs/performance.md's results, docs/performance.png and docs/performance.json.
+    Takes ~15 minutes; `nox -s bench -- --quick` is a one-minute smoke run. Python 3.11:
+    the official SDK does not import on 3.12+.
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,0 +1,48 @@
+"""The benchmark suite's machinery, on a tiny load: it runs, counts and reports.
+
+These check that `nox -s bench` keeps working as the SDK changes; they assert nothing
+about speed (the suite itself measures that).
+"""
+
+from __future__ import annotations
+
+from benchmarks import micro, report, runner
+
+
+def test_a_tiny_run_measures_every_scenario_and_fills_the_page(tmp_path):
+    """Every scenario runs for the SDK, get_many and raw aiohttp with no error; the page fills."""
+    clients = ["sdk", "sdk-get_many", "aiohttp"]
+    lines: list[str] = []
+    rows = runner.run_all(1, 0.002, clients, lines.append)
+    plan = runner.scenarios(0.002)
+    assert len(lines) == len(rows) == len(plan) * len(clients)
+    for row in rows:
+        assert "failed" not in row, row
+        assert row["errors"] == 0
+        assert row["rate"] > 0
+        assert row["connections"] >= 1
+        assert row["loop_lag"] is not None
+        # Ratios to a client that did not run are absent, not made up.
+        assert row["vs_httpx"] is None
+    assert all(row["vs_aiohttp"] is not None for row in rows)
+    sdk_rows = [row for row in rows if row["client"] == "sdk"]
+    assert all(row["p50_ms"] is not None for row in sdk_rows)
+
+    figures = {"converter_us": 4.0, "by_hand_us": 3.0, "ratio": 4 / 3, "import_ms": 100.0}
+    meta = {"date": "2026-01-01", "command": "test", "reps": 1, "server_share": 0.1}
+    page = tmp_path / "performance.md"
+    page.write_text(f"# P\n\nbefore\n{report.START}\nSTALE\n{report.END}\nafter\n")
+    report.write_page(page, report.markdown(rows, figures, meta))
+    text = page.read_text()
+    assert "STALE" not in text
+    assert text.startswith("# P\n\nbefore\n")
+    assert text.endswith(f"{report.END}\nafter\n")
+    assert text.count("| inkit-async (defaults) |") == len(plan)
+    assert "| 1.33x (4.0 vs 3.0 us) | yes |" in text
+
+
+def test_the_decode_micro_benchmark_compares_equal_records():
+    """The hand-written baseline builds the very record the converter builds."""
+    assert micro.by_hand(micro.PAYLOAD) == micro.structure(micro.PAYLOAD, micro.Batch)
+    timings = micro.decode(repeat=1, number=10)
+    assert timings["ratio"] == timings["converter_us"] / timings["by_hand_us"]
