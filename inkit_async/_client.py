@@ -174,7 +174,7 @@ class AsyncInkit:
         max_retries: Retries after the first attempt for connection errors, timeouts and
             the statuses 408, 429, 500, 502, 503 and 504 (default 2; 0 disables).
         max_concurrency: Requests in flight at once across every caller of this client
-            (default 64). Further calls wait inside the client; the connection pool the
+            (default 100). Further calls wait inside the client; the connection pool the
             client creates is sized to match.
         max_retry_after: Longest ``Retry-After`` in seconds the client waits on (default
             60). A longer one raises ``RateLimitError`` (or the status error) at once.

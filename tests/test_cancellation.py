@@ -17,7 +17,7 @@ import pytest
 
 from inkit_async import AsyncInkit, Backoff
 
-from .conftest import NO_WAIT, TOKEN
+from .conftest import DEFAULT_WIDTH, NO_WAIT, TOKEN
 from .loopback import (
     BATCH_JSON,
     Blackhole,
@@ -182,25 +182,25 @@ async def test_cancelling_get_many(server):
 
 
 async def test_cancelling_1000_lookups_in_flight_leaves_the_client_whole(server):
-    """After 1,000 cancelled lookups the client serves 64 at once at once; sockets <= 64."""
+    """After 1,000 cancelled lookups the client serves 100 at once again; sockets <= 100."""
     server.handler = lambda request: Hang()
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
         gathered = asyncio.gather(*(client.batch.get(f"rb_{n}") for n in range(1000)))
-        await server.wait_for_in_flight(64)
+        await server.wait_for_in_flight(DEFAULT_WIDTH)
         gathered.cancel()
         with pytest.raises(asyncio.CancelledError):
             await gathered
         await server.wait_for_open_connections(0)
         open_after_cancel = server.open_connections
-        await serves_at_full_width(client, server, 64)
+        await serves_at_full_width(client, server, DEFAULT_WIDTH)
         for _ in range(3):
-            await serves_at_full_width(client, server, 64)
+            await serves_at_full_width(client, server, DEFAULT_WIDTH)
         print(
             f"\ncancel 1000: peak in flight {server.peak_in_flight}, open after cancel "
-            f"{open_after_cancel}, open after 4 x 64 more {server.open_connections}, "
+            f"{open_after_cancel}, open after 4 x {DEFAULT_WIDTH} more {server.open_connections}, "
             f"opened in all {server.connections_opened}"
         )
-    assert server.peak_in_flight == 64
-    assert server.peak_open_connections <= 64
-    # 64 sockets for the cancelled calls, then 64 reused by the 256 calls after.
-    assert server.connections_opened == 128
+    assert server.peak_in_flight == DEFAULT_WIDTH
+    assert server.peak_open_connections <= DEFAULT_WIDTH
+    # 100 sockets for the cancelled calls, then 100 reused by the 400 calls after.
+    assert server.connections_opened == 2 * DEFAULT_WIDTH

@@ -13,7 +13,7 @@ import asyncio
 
 from inkit_async import AsyncInkit
 
-from .conftest import TOKEN
+from .conftest import DEFAULT_WIDTH, TOKEN
 from .loopback import BATCH_JSON, Hang, Request, Respond
 from .test_cancellation import cancel_all, serves_at_full_width
 
@@ -52,7 +52,7 @@ async def test_cancel_at_every_point_of_an_answered_call(server):
 
 
 async def test_gathers_cancelled_under_traffic_leave_the_client_whole(server):
-    """8 gathers of 300 lookups, each cancelled while answers flow: still 64 wide."""
+    """8 gathers of 300 lookups, each cancelled while answers flow: still 100 wide."""
 
     async def echo(request: Request) -> Respond:
         await asyncio.sleep(0)
@@ -68,4 +68,4 @@ async def test_gathers_cancelled_under_traffic_leave_the_client_whole(server):
             gathered.cancel()
             await asyncio.gather(gathered, return_exceptions=True)
         # Leaked connections would stay open at the server and starve this burst.
-        await serves_at_full_width(client, server, 64)
+        await serves_at_full_width(client, server, DEFAULT_WIDTH)

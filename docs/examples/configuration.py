@@ -14,7 +14,7 @@ async def main() -> None:
         base_url=os.environ.get("INKIT_BASE_URL", "https://api.inkit.com/v1"),
         timeout=30.0,  # seconds per attempt, end to end; at most 5 of them to connect
         max_retries=2,  # retries after the first attempt
-        max_concurrency=64,  # requests in flight at once, across every caller
+        max_concurrency=100,  # requests in flight at once, across every caller
         max_retry_after=60.0,  # a longer Retry-After raises at once instead of sleeping
         backoff=Backoff(initial=0.5, maximum=8.0, jitter=0.25),
     )

@@ -7,10 +7,10 @@ from inkit_async import AsyncInkit, InkitError
 
 async def main() -> None:
     # One client per process; max_concurrency caps requests in flight across every task.
-    async with AsyncInkit(max_concurrency=64) as client:
+    async with AsyncInkit(max_concurrency=100) as client:
         ids = [batch.id async for batch in client.batch.list(page_size=1000)]  # or your own
 
-        # get_many: results in input order, duplicates fetched once, 64 worker tasks
+        # get_many: results in input order, duplicates fetched once, 100 worker tasks
         # instead of one task per id, and each failure kept in its place.
         results = await client.batch.get_many(ids, return_exceptions=True)
         failed = [r for r in results if isinstance(r, InkitError)]

@@ -8,7 +8,7 @@ async def main() -> None:
         batch = await client.batch.get("rb_6WtDgF7RGqdS5Uzea9neZJ")
         print(batch.name, batch.status, f"{batch.progress.completed}/{batch.total} done")
 
-        # Fan out: one client, many lookups at once (at most 64 in flight).
+        # Fan out: one client, many lookups at once (at most 100 in flight).
         ids = ["rb_6WtDgF7RGqdS5Uzea9neZJ", "rb_2KmPqR8sTuVwXyZaBcDeFg", "rb_missing"]
         results = await client.batch.get_many(ids, return_exceptions=True)
         for batch_id, result in zip(ids, results, strict=True):

@@ -88,7 +88,7 @@ class BatchResource:
         Identical ids are fetched once (and appear at each of their positions). Every id
         is checked before anything is sent. The lookups run on as many worker tasks as
         the client has concurrency slots, not one task per id, so a list of 10,000 ids
-        costs 64 tasks (by default) and leaves the event loop responsive.
+        costs 100 tasks (by default) and leaves the event loop responsive.
 
         Args:
             batch_ids: The ids, any iterable of ``str`` (a lone ``str`` is refused).
