@@ -52,8 +52,14 @@ async def run_bounded(
                 failed = True
                 raise
 
-    tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+    tasks: list[asyncio.Task[None]] = []
     try:
+        for _ in range(workers):
+            tasks.append(asyncio.create_task(worker()))
+            # One new worker per loop iteration: their first requests (and, with them,
+            # new connections) spread out instead of arriving as one burst that blocks
+            # the loop and comes back as one burst of responses.
+            await asyncio.sleep(0)
         if tasks:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:

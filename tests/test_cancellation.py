@@ -181,6 +181,22 @@ async def test_cancelling_get_many(server):
         await serves_at_full_width(client, server, 4)
 
 
+async def test_cancelling_get_many_while_it_starts_its_workers(server):
+    """get_many starts a worker per loop iteration; cancelled meanwhile, it leaks none."""
+    server.handler = lambda request: Hang()
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        call = asyncio.create_task(client.batch.get_many([f"rb_{n}" for n in range(1000)]))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        started = len(asyncio.all_tasks())
+        await cancel_all([call])
+        await server.wait_for_open_connections(0)
+        # Only the workers started so far existed; none outlives the call.
+        assert started < DEFAULT_WIDTH
+        assert len(asyncio.all_tasks()) == 1
+        await serves_at_full_width(client, server, DEFAULT_WIDTH)
+
+
 async def test_cancelling_1000_lookups_in_flight_leaves_the_client_whole(server):
     """After 1,000 cancelled lookups the client serves 100 at once again; sockets <= 100."""
     server.handler = lambda request: Hang()
