@@ -28,7 +28,11 @@ from .loopback import (
     Respond,
 )
 
-STRICT_POOL = httpx.Timeout(5, pool=0.05)
+# A leaked connection would keep a caller waiting for the pool until this runs out. aiohttp
+# counts setting up a new connection as pool time too: 100 new sockets at once took over
+# 50 ms on a loaded 2-core box under coverage, so 1 s: far above a healthy wait, far
+# below a leak's.
+STRICT_POOL = httpx.Timeout(5, pool=1.0)
 
 
 def held_until(release: asyncio.Event):
