@@ -87,36 +87,33 @@ async def make_sdk_get_many(
     return lookup_all, client.aclose
 
 
+def httpx_lookup(client: Any) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
+    """The lookup both httpx clients run: GET, check the status, decode the JSON."""
+
+    async def lookup(batch_id: str) -> object:
+        response = await client.get(f"/batch/{batch_id}")
+        response.raise_for_status()
+        return response.json()
+
+    return lookup, client.aclose
+
+
 async def make_httpx(
     base_url: str, _concurrency: int
 ) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
     """Stock httpx with its default pool (100 connections)."""
     import httpx  # noqa: PLC0415
 
-    client = httpx.AsyncClient(base_url=base_url, headers={"X-Inkit-API-Token": TOKEN})
-
-    async def lookup(batch_id: str) -> object:
-        response = await client.get(f"/batch/{batch_id}")
-        response.raise_for_status()
-        return response.json()
-
-    return lookup, client.aclose
+    return httpx_lookup(httpx.AsyncClient(base_url=base_url, headers={"X-Inkit-API-Token": TOKEN}))
 
 
 async def make_httpx_aiohttp(
     base_url: str, _concurrency: int
 ) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
-    """Httpx over the httpx-aiohttp transport, as the openai SDK offers it."""
+    """The httpx client over the httpx-aiohttp transport, as the openai SDK offers it."""
     from httpx_aiohttp import HttpxAiohttpClient  # noqa: PLC0415
 
-    client = HttpxAiohttpClient(base_url=base_url, headers={"X-Inkit-API-Token": TOKEN})
-
-    async def lookup(batch_id: str) -> object:
-        response = await client.get(f"/batch/{batch_id}")
-        response.raise_for_status()
-        return response.json()
-
-    return lookup, client.aclose
+    return httpx_lookup(HttpxAiohttpClient(base_url=base_url, headers={"X-Inkit-API-Token": TOKEN}))
 
 
 async def make_aiohttp(
