@@ -52,7 +52,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against raw httpx, httpx-aiohttp, raw aiohttp and the official SDK.
 
     Writes docs/performance.md's results, docs/performance.png and docs/performance.json.
-    Takes ~15 minutes; `nox -s bench -- --quick` is a one-minute smoke run. Python 3.11:
+    Takes ~10 minutes; `nox -s bench -- --quick` is a one-minute smoke run. Python 3.11:
     the official SDK does not import on 3.12+.
     """
     session.install("-e", ".[bench]")
