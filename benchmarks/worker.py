@@ -237,6 +237,7 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
                 errors += 1
             latencies.append(time.perf_counter() - start)
 
+    gc.collect()  # a settled heap, as in run_async
     rss_before = current_rss_mb()
     cpu, wall = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(spec["concurrency"]) as pool:
