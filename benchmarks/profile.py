@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .runner import server
+from .worker import ticker
 
 if TYPE_CHECKING:
     from pyinstrument.frame import Frame
@@ -62,47 +63,43 @@ async def measure(base_url: str, ids: int, *, profile: bool) -> dict[str, Any]:
     from inkit_async import AsyncInkit  # noqa: PLC0415
 
     lags: list[tuple[float, float]] = []
-    pauses: list[tuple[float, float]] = []
-    began = time.perf_counter()
+    pauses: list[tuple[float, float]] = []  # (duration, when), as the ticker's lags
     gc_started = [0.0]
 
     def on_gc(phase: str, _info: dict[str, int]) -> None:
         if phase == "start":
             gc_started[0] = time.perf_counter()
         else:
-            pauses.append((time.perf_counter() - gc_started[0], gc_started[0] - began))
+            pauses.append((time.perf_counter() - gc_started[0], gc_started[0]))
 
     stop = asyncio.Event()
-
-    async def ticker() -> None:
-        while not stop.is_set():
-            start = time.perf_counter()
-            await asyncio.sleep(0.01)
-            lags.append((time.perf_counter() - start - 0.01, start - began))
-
+    profiler = Profiler(interval=0.0002, async_mode="disabled") if profile else None
     async with AsyncInkit("bench-token", base_url=base_url) as client:
         await client.batch.get("warm-up")
-        # Start from a settled heap, as a server that has been up a while has: otherwise the
-        # first full collection of the freshly imported modules lands inside the run.
+        # Start from a settled heap, as the bench's client processes do.
         gc.collect()
-        tick = asyncio.create_task(ticker())
+        tick = asyncio.create_task(ticker(lags, stop))
         await asyncio.sleep(0.02)
-        profiler = Profiler(interval=0.0002, async_mode="disabled")
         gc.callbacks.append(on_gc)
         began = time.perf_counter()
-        if profile:
+        if profiler:
             profiler.start()
         try:
             await client.batch.get_many([f"rb_{n:08d}" for n in range(ids)])
         finally:
-            if profile:
+            if profiler:
                 profiler.stop()
             gc.callbacks.remove(on_gc)
             stop.set()
             await tick
-    root = profiler.last_session.root_frame() if profiler.last_session else None
-    by_package = own_time_by_package(root) if root else {}
-    return {"by_package": by_package, "lags": lags, "pauses": pauses}
+    session = profiler.last_session if profiler else None
+    root = session.root_frame() if session else None
+    return {
+        "by_package": own_time_by_package(root) if root else {},
+        # Times from the start of get_many.
+        "lags": [(lag, at - began) for lag, at in lags],
+        "pauses": [(pause, at - began) for pause, at in pauses],
+    }
 
 
 def main() -> None:

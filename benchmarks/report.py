@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import re
 from typing import TYPE_CHECKING, Any
@@ -27,8 +28,6 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    import os  # noqa: PLC0415
-
     return (
         f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"{platform.python_implementation()} {platform.python_version()}"

@@ -88,7 +88,7 @@ def available(client: str) -> bool:
 
 @contextlib.contextmanager
 def server(latency_ms: int) -> Iterator[str]:
-    """Start the loopback server on CPU 0; yield its base URL; stop it."""
+    """Start the loopback server on a CPU of its own; yield its base URL; stop it."""
     with subprocess.Popen(
         [sys.executable, "-m", "benchmarks.server", "--latency-ms", str(latency_ms)],
         stdin=subprocess.PIPE,

@@ -66,14 +66,15 @@ class Connection(asyncio.Protocol):
 
     def answer(self, target: bytes) -> None:
         """Write the response for one request target, now or after the latency."""
-        if target.startswith(b"/__stats"):
+        stats = target.startswith(b"/__stats")
+        if stats:
             body = Stats.as_json()
         else:
             Stats.requests += 1
             batch_id = target.rpartition(b"/batch/")[2].partition(b"?")[0]
             body = BODY % batch_id
         response = HEAD % len(body) + body
-        if self.latency and not target.startswith(b"/__stats"):
+        if self.latency and not stats:  # the counters answer at once
             asyncio.get_running_loop().call_later(self.latency, self.write, response)
         else:
             self.write(response)

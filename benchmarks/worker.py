@@ -144,12 +144,16 @@ ASYNC_CLIENTS: dict[str, Callable[[str, int], Awaitable[tuple[Lookup, Any]]]] = 
 # --- the async run ---------------------------------------------------------------------
 
 
-async def ticker(worst: list[float], stop: asyncio.Event) -> None:
-    """Wake every 10 ms and keep the longest lateness: how long the loop was blocked."""
+async def ticker(lags: list[tuple[float, float]], stop: asyncio.Event) -> None:
+    """Wake every 10 ms until *stop*, recording how late each wake-up was.
+
+    Each entry is (lateness, the ``time.perf_counter()`` its tick began): how long the
+    event loop was blocked, and when.
+    """
     while not stop.is_set():
         start = time.perf_counter()
         await asyncio.sleep(0.01)
-        worst[0] = max(worst[0], time.perf_counter() - start - 0.01)
+        lags.append((time.perf_counter() - start - 0.01, start))
 
 
 async def run_async(spec: dict[str, Any]) -> dict[str, Any]:
@@ -179,9 +183,9 @@ async def run_async(spec: dict[str, Any]) -> dict[str, Any]:
     # Start from a settled heap, as a server that has been up a while has: otherwise the
     # first full collection of the freshly imported modules lands inside the run.
     gc.collect()
-    worst = [0.0]
+    lags: list[tuple[float, float]] = []
     stop = asyncio.Event()
-    tick = asyncio.create_task(ticker(worst, stop))
+    tick = asyncio.create_task(ticker(lags, stop))
     await asyncio.sleep(0.02)  # the ticker's first tick, so its task creation is not counted
     rss_before = current_rss_mb()
     cpu, wall = time.process_time(), time.perf_counter()
@@ -201,7 +205,7 @@ async def run_async(spec: dict[str, Any]) -> dict[str, Any]:
         "cpu": cpu,
         "errors": errors,
         "latencies": latencies,
-        "loop_lag": worst[0],
+        "loop_lag": max((lag for lag, _ in lags), default=0.0),
         "rss_growth": peak_rss_mb() - rss_before,
     }
 
