@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+import attrs
+
 from ._client import AsyncInkit
 from ._converter import converter
+from ._events import ClientEvent, EventCallback, PauseEvent, RetryEvent
 from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -57,19 +60,41 @@ __all__ = [
     "BatchList",
     "BatchResource",
     "BatchStatus",
+    "ClientEvent",
     "ConflictError",
     "CreatedBatch",
     "DestinationProgress",
     "DocumentBatchResource",
+    "EventCallback",
     "InkitError",
     "InternalServerError",
     "NotFoundError",
     "Page",
+    "PauseEvent",
     "PermissionDeniedError",
     "RateLimitError",
     "RenderSpec",
+    "RetryEvent",
     "UnprocessableEntityError",
     "WaitTimeoutError",
     "__version__",
     "converter",
 ]
+
+
+def _present_as_public() -> None:
+    """Give every exported class this package as its module, as httpx does.
+
+    Tracebacks and reprs then say ``inkit_async.NotFoundError``, not the private module
+    it is defined in; pickle finds the classes under that name too. Annotations are
+    resolved first: cattrs reads them through the defining module's globals.
+    """
+    for name in __all__:
+        value = globals()[name]
+        if isinstance(value, type) and value.__module__.startswith(__name__ + "."):
+            if attrs.has(value):
+                attrs.resolve_types(value)
+            value.__module__ = __name__
+
+
+_present_as_public()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ._client import AsyncInkit
 from ._constants import ENV_API_TOKEN, ENV_BASE_URL
-from ._converter import converter
+from ._converter import unstructure
 from ._exceptions import InkitError, WaitTimeoutError
 from ._version import __version__
 
@@ -176,7 +176,7 @@ def print_table(batches: Sequence[Batch], out: TextIO) -> None:
 
 def print_json(batch: Batch, out: TextIO) -> None:
     """Print *batch* as one line of the API's JSON."""
-    out.write(json.dumps(converter.unstructure(batch), ensure_ascii=False) + "\n")
+    out.write(json.dumps(unstructure(batch), ensure_ascii=False) + "\n")
 
 
 def progress_line(batch: Batch, elapsed: float) -> str:

@@ -15,6 +15,8 @@ DEFAULT_BASE_URL: Final = "https://api.inkit.com/v1"
 ENV_API_TOKEN: Final = "INKIT_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 #: Environment variable read when ``base_url`` is not passed.
 ENV_BASE_URL: Final = "INKIT_BASE_URL"
+#: The header that carries the API token on every request.
+TOKEN_HEADER: Final = "X-Inkit-API-Token"  # noqa: S105 - a header name, not a secret
 
 #: Seconds one attempt may take end to end (connect, send, wait, read).
 DEFAULT_TIMEOUT: Final = 30.0
@@ -47,3 +49,6 @@ MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 
 #: Seconds an idle pooled connection is kept for reuse.
 DEFAULT_KEEPALIVE_EXPIRY: Final = 15.0
+
+#: Seconds between the starts of two polls in ``batch.wait`` and ``batch.watch``.
+DEFAULT_POLL_INTERVAL: Final = 2.0

@@ -1,8 +1,10 @@
 """The package's own cattrs converter, configured in one place.
 
-``converter.structure(api_json, Batch)`` builds records from the API's JSON;
-``converter.unstructure(batch)`` gives the API's JSON shape back. The global cattrs
-converter is never touched, so applications that configure theirs are unaffected.
+``_make_converter`` is the one configuration. The client structures with a private
+instance of it, never handed out; ``inkit_async.converter`` is a second instance, so a
+hook a user registers there changes only what that user structures, never what
+``client.batch.get`` returns. The global cattrs converter is never touched, so
+applications that configure theirs are unaffected.
 
 Structuring is strict where the API's documented types are: a string field that
 holds a number, or an integer field that holds ``"5"`` or ``true``, is an error, not a
@@ -20,7 +22,7 @@ from cattrs.errors import BaseValidationError
 
 from ._models import Batch, BatchDestinations, BatchStatus, DestinationProgress
 
-__all__ = ["ShapeError", "converter", "structure"]
+__all__ = ["ShapeError", "converter", "structure", "unstructure"]
 
 T = TypeVar("T")
 
@@ -142,8 +144,20 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
+_CONVERTER: Final = _make_converter()
+
 converter: Final[cattrs.Converter] = _make_converter()
-"""The SDK's cattrs converter: ``converter.structure(api_json, Batch)`` and back."""
+"""A cattrs converter configured as the SDK's own: ``converter.structure(api_json, Batch)``
+and ``converter.unstructure(batch)`` (the API's JSON shape).
+
+Yours to configure: it is a separate instance from the one the client uses, so hooks
+registered on it never change what the client returns.
+"""
+
+
+def unstructure(record: object) -> object:
+    """The API's JSON shape of a record (for the command line's ``--json``)."""
+    return _CONVERTER.unstructure(record)
 
 
 def structure(data: object, cls: type[T]) -> T:
@@ -151,7 +165,7 @@ def structure(data: object, cls: type[T]) -> T:
     if not isinstance(data, dict):
         raise ShapeError(f"expected a JSON object at $, got {_type_name(data)}")
     try:
-        return converter.structure(data, cls)
+        return _CONVERTER.structure(data, cls)
     except BaseValidationError as exc:
         messages = cattrs.transform_error(exc, path="$", format_exception=_describe)
         raise ShapeError("; ".join(messages)) from exc

@@ -24,15 +24,20 @@ sent. No ``httpx`` exception escapes a public call: transport failures become
 The API token never appears in an exception: messages name the method and the path
 only, and the ``httpx`` objects attached as ``.request`` and ``.response`` are copies
 whose token header is masked.
+
+Every error the client raises is built here, by the functions at the end of the module.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
+
+import httpx
+
+from ._body import parse_json_or_text
+from ._constants import MAX_RESPONSE_BYTES, TOKEN_HEADER
 
 if TYPE_CHECKING:
-    import httpx
-
     from ._models import Batch
 
 __all__ = [
@@ -206,14 +211,14 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
 }
 
 
-def status_error_class(status_code: int) -> type[APIStatusError]:
+def _status_error_class(status_code: int) -> type[APIStatusError]:
     """Return the exception class for a non-2xx status."""
     if status_code >= 500:
         return InternalServerError
     return _STATUS_CLASSES.get(status_code, APIStatusError)
 
 
-def api_error_text(body: object) -> str | None:
+def _api_error_text(body: object) -> str | None:
     """Find the API's own error message in an error body, if it has one.
 
     The error shape is undocumented; seen shapes are ``{"error": "..."}``,
@@ -226,7 +231,113 @@ def api_error_text(body: object) -> str | None:
             if isinstance(value, str) and value:
                 return value
             if isinstance(value, dict):
-                nested = api_error_text(cast("object", value))
+                nested = _api_error_text(cast("object", value))
                 if nested:
                     return nested
     return None
+
+
+# -- building errors (package-internal) ---------------------------------------------------
+
+_REDACTED: Final = "[redacted]"
+
+
+class DeadlineExceeded(Exception):  # noqa: N818 - private; it becomes APITimeoutError
+    """An attempt ran past its end-to-end deadline (never raised to users)."""
+
+
+def redacted_request(request: httpx.Request) -> httpx.Request:
+    """A copy of *request* whose token header is masked."""
+    headers = request.headers.copy()
+    if TOKEN_HEADER in headers:
+        headers[TOKEN_HEADER] = _REDACTED
+    return httpx.Request(request.method, request.url, headers=headers, content=request.content)
+
+
+def _detached_response(
+    response: httpx.Response, content: bytes, request: httpx.Request
+) -> httpx.Response:
+    """A copy of *response* with its body in memory and its request's token masked."""
+    headers = response.headers.copy()
+    # `content` is already decoded; a kept Content-Encoding would decode it twice.
+    headers.pop("content-encoding", None)
+    headers.pop("content-length", None)
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=content,
+        request=redacted_request(request),
+        extensions={
+            key: response.extensions[key]
+            for key in ("http_version", "reason_phrase")
+            if key in response.extensions
+        },
+    )
+
+
+def status_error(
+    what: str, response: httpx.Response, content: bytes, retry_after: float | None
+) -> APIStatusError:
+    """The error for a non-2xx answer to *what* (``"GET /batch/x"``)."""
+    body = parse_json_or_text(content, response.encoding)
+    status = response.status_code
+    message = f"{status} {response.reason_phrase} from {what}".rstrip()
+    detail = _api_error_text(body)
+    if (
+        detail is None
+        and isinstance(body, str)
+        and "html" not in response.headers.get("content-type", "")
+    ):
+        detail = " ".join(body.split())[:200] or None
+    if detail:
+        message = f"{message}: {detail}"
+    cls = _status_error_class(status)
+    detached = _detached_response(response, content, response.request)
+    if cls is RateLimitError:
+        return RateLimitError(message, response=detached, body=body, retry_after=retry_after)
+    return cls(message, response=detached, body=body)
+
+
+def connection_error(
+    what: str, failure: BaseException, request: httpx.Request
+) -> APIConnectionError:
+    """The error for a transport failure (or a passed deadline) of *what*."""
+    redacted = redacted_request(request)
+    if isinstance(failure, DeadlineExceeded):
+        return APITimeoutError(f"{what} timed out", request=redacted)
+    if isinstance(failure, httpx.TimeoutException):
+        return APITimeoutError(f"{what} timed out ({type(failure).__name__})", request=redacted)
+    reason = str(failure) or type(failure).__name__
+    return APIConnectionError(f"{what} failed: {reason}", request=redacted)
+
+
+def oversized_error(what: str, response: httpx.Response) -> APIResponseValidationError:
+    """The error for an answer whose body is over the size limit (it was not read)."""
+    return APIResponseValidationError(
+        f"{what} returned {response.status_code} with a body over the limit of "
+        f"{MAX_RESPONSE_BYTES:,} bytes; it was not read",
+        response=_detached_response(response, b"", response.request),
+        body=None,
+    )
+
+
+def not_json_error(
+    what: str, response: httpx.Response, content: bytes, problem: ValueError
+) -> APIResponseValidationError:
+    """The error for a 2xx answer whose body is not JSON."""
+    return APIResponseValidationError(
+        f"{what} returned {response.status_code} with a body that is not JSON: {problem}",
+        response=_detached_response(response, content, response.request),
+        body=content.decode("utf-8", errors="replace"),
+    )
+
+
+def shape_error(
+    what: str, response: httpx.Response, content: bytes, data: object, problem: Exception
+) -> APIResponseValidationError:
+    """The error for a 2xx answer whose JSON does not fit the record asked for."""
+    return APIResponseValidationError(
+        f"{what} returned an unexpected body: {problem}",
+        response=_detached_response(response, content, response.request),
+        body=data,
+    )

@@ -32,23 +32,18 @@ import random
 import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Unpack, cast
 from urllib.parse import parse_qsl, unquote
 
 import httpx
 
 from ._client import AsyncInkit
-from ._constants import (
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_TIMEOUT,
-)
+from ._retry import Backoff
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 
-    from ._retry import Backoff
+    from ._config import OptionArguments
 
 __all__ = ["ASGIApp", "FakeInkit", "FakeRequest"]
 
@@ -62,6 +57,7 @@ _DEFAULT_PAGE_SIZE: Final = 25
 _MAX_PAGE_SIZE: Final = 1000
 _SORT_FIELDS: Final = frozenset({"created_at", "name", "status", "total", "id"})
 _EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
+_NO_BACKOFF: Final = Backoff(initial=0, maximum=0)
 
 ASGIMessage = dict[str, Any]
 
@@ -276,31 +272,22 @@ class FakeInkit:
     # -- how a test talks to it ------------------------------------------------------------
 
     def client(
-        self,
-        *,
-        api_token: str | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
-        backoff: Backoff | None = None,
+        self, *, api_token: str | None = None, **options: Unpack[OptionArguments]
     ) -> AsyncInkit:
-        """An ``AsyncInkit`` wired to this fake in process, no sockets; options as there.
+        """An ``AsyncInkit`` wired to this fake in process, no sockets.
 
-        The token defaults to the fake's; pass ``api_token="wrong"`` to see a 401. Pass
-        ``backoff=Backoff(initial=0, maximum=0)`` to make retries after injected faults
-        instant.
+        The token defaults to the fake's; pass ``api_token="wrong"`` to see a 401. Every
+        other keyword is an ``AsyncInkit`` option, with one default of its own: retries
+        happen at once (``Backoff(initial=0, maximum=0)``), so injected faults cost a
+        test no time. Closing the client closes everything it created.
         """
-        http = httpx.AsyncClient(transport=_FakeTransport(self))
+        if options.get("backoff") is None:
+            options["backoff"] = _NO_BACKOFF
         return AsyncInkit(
             self.token if api_token is None else api_token,
             base_url=FAKE_BASE_URL,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_concurrency=max_concurrency,
-            max_retry_after=max_retry_after,
-            backoff=backoff,
-            http_client=http,
+            transport=_FakeTransport(self),
+            **options,
         )
 
     @property

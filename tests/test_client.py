@@ -47,7 +47,7 @@ def test_bad_tokens_are_rejected_without_echoing_them():
     """A token of the wrong type or with control characters fails; the message omits it."""
     with pytest.raises(TypeError):
         AsyncInkit(b"bytes-token")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="whitespace or control") as info:
+    with pytest.raises(ValueError, match="visible ASCII") as info:
         AsyncInkit("tok_abc\r\nX-Evil: 1")
     assert "tok_abc" not in str(info.value)
 
@@ -110,14 +110,25 @@ async def test_every_request_sends_identity_headers(api):
         assert headers["User-Agent"].startswith(f"inkit-async/{inkit_async.__version__} ")
 
 
-def test_timeout_defaults_and_forms():
-    """Default: 30 s per phase with a 5 s connect; a float and an httpx.Timeout are accepted."""
-    default = AsyncInkit(TOKEN).timeout
-    assert (default.connect, default.read, default.write, default.pool) == (5.0, 30.0, 30.0, 30.0)
-    short = AsyncInkit(TOKEN, timeout=2).timeout
-    assert (short.connect, short.read) == (2.0, 2.0)
-    custom = httpx.Timeout(1.0, read=7.0)
-    assert AsyncInkit(TOKEN, timeout=custom).timeout is custom
+@pytest.mark.parametrize(
+    ("timeout", "sent"),
+    [
+        (None, {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 30.0}),
+        (2, {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}),
+        (
+            httpx.Timeout(1.0, read=7.0),
+            {"connect": 1.0, "read": 7.0, "write": 1.0, "pool": 1.0},
+        ),
+    ],
+)
+async def test_timeout_forms_reach_the_request(api, timeout, sent):
+    """Default 30 s per phase with a 5 s connect; a number; an httpx.Timeout as given."""
+    route = api.get("/batch/rb_1").respond(json=BATCH_JSON)
+    options = {} if timeout is None else {"timeout": timeout}
+    async with AsyncInkit(TOKEN, **options) as client:
+        assert client.timeout == (30.0 if timeout is None else timeout)
+        await client.batch.get("rb_1")
+    assert route.calls.last.request.extensions["timeout"] == sent
 
 
 @pytest.mark.parametrize(

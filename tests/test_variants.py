@@ -33,7 +33,7 @@ async def test_variant_timeout_and_backoff_apply(api):
     async with AsyncInkit(TOKEN) as client:
         variant = client.with_options(timeout=httpx.Timeout(3.0), max_retry_after=1.0)
         assert variant.timeout == httpx.Timeout(3.0)
-        assert client.timeout.read == 30.0
+        assert client.timeout == 30.0
         assert (await variant.batch.get("rb_1")).id == BATCH_JSON["id"]
 
 

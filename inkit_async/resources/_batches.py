@@ -10,23 +10,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from .._constants import DEFAULT_POLL_INTERVAL
 from .._converter import structure
 from .._fanout import run_bounded
 from .._models import Batch, CreatedBatch, RenderSpec
 from .._pagination import BatchList, ListFilters, parse_page
 from .._paths import encode_segment
 from .._polling import check_poll_interval, check_wait_timeout, wait_until_finished, watch_batch
+from ._base import APIResource
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from .._client import AsyncInkit
+    from .._engine import Engine
     from .._exceptions import InkitError
     from .._models import Page
 
 __all__ = ["BatchResource", "DocumentBatchResource"]
-
-DEFAULT_POLL_INTERVAL = 2.0
 
 
 def _parse_batch(data: object) -> Batch:
@@ -37,17 +37,17 @@ def _parse_created(data: object) -> CreatedBatch:
     return structure(data, CreatedBatch)
 
 
-class BatchResource:
+class BatchResource(APIResource):
     """Reading batches: ``client.batch`` and ``client.flow_batch`` (flow batches).
 
     One class serves every batch-shaped resource; it is parameterised by its path.
     """
 
-    __slots__ = ("_client", "_path")
+    __slots__ = ("_path",)
 
-    def __init__(self, client: AsyncInkit, path: str) -> None:
-        """Bind the resource to *client* and to the collection at *path* (no slashes)."""
-        self._client = client
+    def __init__(self, engine: Engine, path: str) -> None:
+        """Send through *engine*, to the collection at *path* (``batch``, ``invoke/batch``)."""
+        super().__init__(engine)
         self._path = "/" + path
 
     def __repr__(self) -> str:
@@ -109,7 +109,7 @@ class BatchResource:
         results = await run_bounded(
             segments.values(),
             self._fetch,
-            workers=min(self._client.max_concurrency, len(segments)),
+            workers=min(self._engine.options.max_concurrency, len(segments)),
             return_exceptions=return_exceptions,
         )
         return [results[segments[batch_id]] for batch_id in ids]
@@ -150,7 +150,7 @@ class BatchResource:
         )
 
         async def fetch(page: int) -> Page:
-            return await self._client._request(  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+            return await self._engine.request(
                 "GET",
                 self._path,
                 lambda data: parse_page(data, page),
@@ -203,7 +203,7 @@ class BatchResource:
         return await wait_until_finished(snapshots, check_wait_timeout(timeout), batch_id)
 
     async def _fetch(self, segment: str) -> Batch:
-        return await self._client._request("GET", f"{self._path}/{segment}", _parse_batch)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+        return await self._engine.request("GET", f"{self._path}/{segment}", _parse_batch)
 
 
 def _render_body(render: object, index: int) -> dict[str, Any]:
@@ -274,6 +274,6 @@ class DocumentBatchResource(BatchResource):
             if not isinstance(name, str):
                 raise TypeError(f"name must be a str, got {type(name).__name__}")
             payload["name"] = name
-        return await self._client._request(  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
-            "POST", self._path, _parse_created, json_body=payload, may_repeat=False
+        return await self._engine.request(
+            "POST", self._path, _parse_created, body=payload, may_repeat=False
         )

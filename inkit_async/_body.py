@@ -1,0 +1,94 @@
+"""Reading response bodies within a size limit, and decoding them.
+
+The limit (``MAX_RESPONSE_BYTES``) applies to the decoded size, and memory stays
+bounded while decoding: a small gzip body that would inflate to gigabytes is refused
+after 10 MiB, not after it has been inflated (httpx's own decoder inflates each chunk
+in full).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import TYPE_CHECKING, Final
+
+import httpx
+
+from ._constants import MAX_RESPONSE_BYTES
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["parse_json_or_text", "read_limited"]
+
+
+async def read_limited(response: httpx.Response) -> bytes | None:
+    """Read and decode the body; ``None`` once it is over ``MAX_RESPONSE_BYTES``."""
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        return None
+    if response.is_stream_consumed:
+        # Built in memory, as mock transports do: httpx has already decoded it.
+        content = response.content
+        return content if len(content) <= MAX_RESPONSE_BYTES else None
+    decoder = _Inflater.for_encoding(response.headers.get("content-encoding"))
+    chunks: list[bytes] = []
+    size = 0
+    async for raw in response.aiter_raw():
+        for chunk in decoder.pieces(raw) if decoder else (raw,):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                return None
+            chunks.append(chunk)
+    if decoder:
+        decoder.check_complete()
+    return b"".join(chunks)
+
+
+def parse_json_or_text(content: bytes, encoding: str | None) -> object:
+    """An error body as the API meant it: its JSON, else its text (``None`` when empty)."""
+    if not content:
+        return None
+    text = content.decode(encoding or "utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class _Inflater:
+    """gzip/deflate decoding in bounded pieces, so memory follows the size check."""
+
+    __slots__ = ("_zlib",)
+
+    #: Most bytes one decompression step may produce.
+    PIECE: Final = 256 * 1024
+
+    def __init__(self, wbits: int) -> None:
+        self._zlib = zlib.decompressobj(wbits)
+
+    @classmethod
+    def for_encoding(cls, encoding: str | None) -> _Inflater | None:
+        """The decoder for a Content-Encoding (``None``: the body is not encoded)."""
+        name = (encoding or "identity").strip().lower()
+        if name in {"", "identity"}:
+            return None
+        if name in {"gzip", "x-gzip"}:
+            return cls(16 + zlib.MAX_WBITS)
+        if name == "deflate":
+            return cls(32 + zlib.MAX_WBITS)  # zlib-wrapped, as RFC 9110 says
+        raise httpx.DecodingError(f"unsupported Content-Encoding {encoding!r}")
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """Decode *data* in pieces of at most ``PIECE`` bytes."""
+        try:
+            while data:
+                yield self._zlib.decompress(data, self.PIECE)
+                data = self._zlib.unconsumed_tail
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"bad compressed body: {exc}") from exc
+
+    def check_complete(self) -> None:
+        """Refuse a compressed body that ended before its compressed stream did."""
+        if not self._zlib.eof:
+            raise httpx.DecodingError("bad compressed body: it ends before its data does")

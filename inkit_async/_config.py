@@ -1,0 +1,194 @@
+"""The client's options as one frozen value, checked in one place.
+
+``ClientOptions`` holds the options exactly as the user gave them (``timeout=30`` stays
+``30``, an ``httpx.Timeout`` stays that object); what the engine needs from them, such
+as the per-attempt deadline, is derived by properties. ``AsyncInkit.with_options``
+builds its variant with ``attrs.evolve``, so every option round-trips and every
+change goes through the same validators as the constructor's arguments.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING, Any, Final, TypedDict
+
+import attrs
+import httpx
+
+from ._constants import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_TIMEOUT,
+    ENV_API_TOKEN,
+    ENV_BASE_URL,
+)
+from ._exceptions import InkitError
+from ._retry import Backoff
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._events import EventCallback
+
+__all__ = ["ClientOptions", "OptionArguments", "VariantArguments", "base_url_from", "token_from"]
+
+#: The visible ASCII range: what an HTTP header value can carry unchanged.
+_TOKEN_CHARACTERS: Final = frozenset(map(chr, range(0x21, 0x7F)))
+
+
+class VariantArguments(TypedDict, total=False):
+    """The options ``with_options`` may change: the per-call ones."""
+
+    timeout: float | httpx.Timeout
+    max_retries: int
+    max_retry_after: float
+    backoff: Backoff
+    on_event: EventCallback | None
+
+
+class OptionArguments(TypedDict, total=False):
+    """The keyword options of ``AsyncInkit`` that ``FakeInkit.client`` forwards."""
+
+    timeout: float | httpx.Timeout
+    max_retries: int
+    max_concurrency: int
+    max_retry_after: float
+    backoff: Backoff | None
+    on_event: EventCallback | None
+
+
+def token_from(api_token: str | None) -> str:
+    """The token given, else ``INKIT_API_TOKEN``.
+
+    Raises:
+        InkitError: Neither holds a token.
+    """
+    token = api_token if api_token is not None else os.environ.get(ENV_API_TOKEN)
+    if not token:
+        raise InkitError(
+            f"No API token: pass api_token=... or set the {ENV_API_TOKEN} environment variable."
+        )
+    return token
+
+
+def base_url_from(base_url: str | None) -> str:
+    """The API root given, else ``INKIT_BASE_URL``, else the public API."""
+    if base_url is not None:
+        return base_url
+    return os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+
+
+def _check_token(_: object, __: object, token: Any) -> None:  # noqa: ANN401 - checked here
+    if not isinstance(token, str):
+        raise TypeError(f"api_token must be a str, got {type(token).__name__}")
+    # Never echo the token: say what is wrong with it, not what it is.
+    if not _TOKEN_CHARACTERS.issuperset(token):
+        raise ValueError(
+            "api_token may hold only visible ASCII characters; it contains whitespace, a "
+            "control character or a non-ASCII one (often an invisible character pasted "
+            "along with it)"
+        )
+
+
+def _check_base_url(_: object, __: object, base_url: Any) -> None:  # noqa: ANN401 - checked here
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"base_url is not a valid URL: {exc}") from None
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+    if url.query or url.fragment:
+        raise ValueError(f"base_url must not have a query or fragment, got {base_url!r}")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _check_timeout(_: object, __: object, timeout: object) -> None:
+    if isinstance(timeout, httpx.Timeout):
+        return
+    _check_seconds("timeout", timeout)
+    if timeout == 0:
+        raise ValueError("timeout must be > 0")
+
+
+def _non_negative_seconds(_: object, attribute: attrs.Attribute[float], value: object) -> None:
+    _check_seconds(attribute.name, value)
+
+
+def _at_least(minimum: int) -> Callable[[object, attrs.Attribute[int], object], None]:
+    def check(_: object, attribute: attrs.Attribute[int], value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{attribute.name} must be an int, got {type(value).__name__}")
+        if value < minimum:
+            raise ValueError(f"{attribute.name} must be >= {minimum}, got {value}")
+
+    return check
+
+
+def _instance_of(cls: type, what: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, cls):
+            raise TypeError(f"{attribute.name} must be {what}, got {type(value).__name__}")
+
+    return check
+
+
+def _check_callback(_: object, __: object, value: Any) -> None:  # noqa: ANN401 - checked here
+    if value is not None and not callable(value):
+        raise TypeError(f"on_event must be callable, got {type(value).__name__}")
+
+
+@attrs.frozen(kw_only=True)
+class ClientOptions:
+    """Every option of one client, as given; validated when the record is built."""
+
+    api_token: str = attrs.field(repr=False, validator=_check_token)
+    base_url: str = attrs.field(validator=_check_base_url)
+    timeout: float | httpx.Timeout = attrs.field(default=DEFAULT_TIMEOUT, validator=_check_timeout)
+    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_at_least(0))
+    max_concurrency: int = attrs.field(default=DEFAULT_MAX_CONCURRENCY, validator=_at_least(1))
+    max_retry_after: float = attrs.field(
+        default=DEFAULT_MAX_RETRY_AFTER, validator=_non_negative_seconds
+    )
+    backoff: Backoff = attrs.field(factory=Backoff, validator=_instance_of(Backoff, "a Backoff"))
+    http_client: httpx.AsyncClient | None = attrs.field(
+        default=None, validator=_instance_of(httpx.AsyncClient, "an httpx.AsyncClient")
+    )
+    transport: httpx.AsyncBaseTransport | None = attrs.field(
+        default=None,
+        validator=_instance_of(httpx.AsyncBaseTransport, "an httpx.AsyncBaseTransport"),
+    )
+    on_event: EventCallback | None = attrs.field(default=None, validator=_check_callback)
+
+    def __attrs_post_init__(self) -> None:
+        """Refuse two ways of sending at once."""
+        if self.http_client is not None and self.transport is not None:
+            raise ValueError("pass http_client or transport, not both")
+
+    @property
+    def root(self) -> str:
+        """The API root without a trailing slash: requests go to ``root + path``."""
+        return self.base_url.rstrip("/")
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds one attempt may take end to end; ``None`` with an ``httpx.Timeout``."""
+        return None if isinstance(self.timeout, httpx.Timeout) else float(self.timeout)
+
+    @property
+    def httpx_timeout(self) -> httpx.Timeout:
+        """The per-phase timeouts of every attempt (connecting gets at most 5 s)."""
+        if isinstance(self.timeout, httpx.Timeout):
+            return self.timeout
+        return httpx.Timeout(self.timeout, connect=min(self.timeout, DEFAULT_CONNECT_TIMEOUT))

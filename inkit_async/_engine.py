@@ -1,0 +1,355 @@
+"""The request engine: every API call goes through ``Engine.request``.
+
+An ``Engine`` is one client's view of the shared machinery: its options (a
+``ClientOptions``) over an ``EngineState`` that a client shares with its
+``with_options`` variants (the HTTP client, the concurrency slots, the rate-limit
+cooldown, the event loop it is bound to). One call goes:
+
+1. take a client-wide concurrency slot (waiting here never counts against a pool
+   timeout, because the pool is sized to the slots);
+2. wait out a shared rate-limit pause, if one is active;
+3. build the request (once, inside the slot) and send it under the per-attempt
+   deadline, reading the body up to the size limit;
+4. a 2xx: decode the JSON and cast it to the caller's record;
+5. anything else: give the slot back, ask ``decide`` (``_policy.py``) what it means,
+   and carry that out: pause the client, report the retry as data, sleep, go to 1;
+   or raise the error it built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import platform
+import time
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import attrs
+import httpx
+
+from ._body import read_limited
+from ._constants import DEFAULT_KEEPALIVE_EXPIRY, TOKEN_HEADER
+from ._converter import ShapeError
+from ._events import PauseEvent, RetryEvent
+from ._exceptions import (
+    DeadlineExceeded,
+    InkitError,
+    not_json_error,
+    shape_error,
+)
+from ._policy import Answer, Attempt, Fail, Failure, Outcome, decide
+from ._retry import Cooldown
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._config import ClientOptions, VariantArguments
+    from ._events import ClientEvent
+
+__all__ = ["Engine"]
+
+T = TypeVar("T")
+
+logger: Final = logging.getLogger("inkit_async")
+
+_USER_AGENT: Final = (
+    f"inkit-async/{__version__} httpx/{httpx.__version__} "
+    f"{platform.python_implementation()}/{platform.python_version()}"
+)
+_CLOSED: Final = "The AsyncInkit client is closed; create a new one."
+
+
+class EngineState:
+    """What a client shares with its ``with_options`` variants."""
+
+    __slots__ = ("closed", "cooldown", "http", "loop", "owns_http", "slots")
+
+    def __init__(self, options: ClientOptions) -> None:
+        """Set up the pool (unless the caller brought an ``http_client``) and the slots."""
+        self.owns_http = options.http_client is None
+        self.http = options.http_client or _own_http_client(options)
+        self.slots = asyncio.Semaphore(options.max_concurrency)
+        self.cooldown = Cooldown()
+        self.closed = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self) -> None:
+        """Tie the state to the running event loop on first use; refuse any other loop."""
+        loop = asyncio.get_running_loop()
+        if self.loop is None:
+            self.loop = loop
+        elif self.loop is not loop:
+            raise InkitError(
+                "This AsyncInkit client was first used in another event loop; its connections "
+                "belong to that loop. Create one client per event loop (for example, inside "
+                "the coroutine you pass to asyncio.run)."
+            )
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Send *request* and return the response with its body still unread."""
+        if self.owns_http:
+            # The lean path: straight to the transport httpx would pick for this URL
+            # (ours, a proxy's from the environment, or respx's when it patches
+            # `_transport_for_url`), skipping the auth, redirect, cookie and hook layers
+            # that the SDK's own client never configures. They cost ~60 us a request.
+            transport = self.http._transport_for_url(request.url)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - httpx's, guarded by tests/test_transport.py
+            response = await transport.handle_async_request(request)
+            response.request = request
+            return response
+        return await self.http.send(request, stream=True)
+
+
+def _own_http_client(options: ClientOptions) -> httpx.AsyncClient:
+    if options.transport is not None:
+        return httpx.AsyncClient(transport=options.transport, follow_redirects=False)
+    # The pool holds one connection per slot, so a request that holds a slot never
+    # queues for a connection and the pool timeout only measures a real stall.
+    # Imported here: aiohttp costs ~60 ms to import, paid only by clients that use it.
+    from ._transport import AiohttpTransport  # noqa: PLC0415
+
+    transport = AiohttpTransport(
+        max_connections=options.max_concurrency, keepalive_expiry=DEFAULT_KEEPALIVE_EXPIRY
+    )
+    return httpx.AsyncClient(transport=transport, follow_redirects=False)
+
+
+class Engine:
+    """Sends API calls for one client (or one ``with_options`` variant of it)."""
+
+    __slots__ = ("_closed", "_deadline", "_headers", "_owner", "_state", "_timeout", "options")
+
+    options: ClientOptions
+    """The options this engine sends with."""
+
+    def __init__(self, options: ClientOptions, state: EngineState | None = None) -> None:
+        """Send with *options*; over *state* shared with a parent, or over a new one."""
+        self.options = options
+        self._owner = state is None
+        self._state = EngineState(options) if state is None else state
+        self._closed = False
+        # Derived once, here: the hot path reads plain attributes.
+        self._deadline = options.deadline
+        self._timeout = options.httpx_timeout
+        self._headers = {
+            TOKEN_HEADER: options.api_token,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
+            "User-Agent": _USER_AGENT,
+        }
+
+    def variant(self, changes: VariantArguments) -> Engine:
+        """An engine with some per-call options changed, over this engine's shared state."""
+        return Engine(attrs.evolve(self.options, **changes), self._state)
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether this engine, or the one that owns its state, was closed."""
+        return self._closed or self._state.closed
+
+    async def aclose(self) -> None:
+        """Close this engine; the owner also closes the shared pool (if it created it).
+
+        Raises:
+            InkitError: The owner is closed from another event loop while its loop runs.
+        """
+        state = self._state
+        if self._owner and not state.closed and state.owns_http:
+            loop = state.loop
+            if loop is not None and not loop.is_closed() and loop is not asyncio.get_running_loop():
+                raise InkitError(
+                    "aclose() was called from another event loop than the one this client "
+                    "runs in; its connections belong to that loop, so close it there."
+                )
+        self._closed = True
+        if not self._owner or state.closed:
+            return
+        state.closed = True
+        if state.owns_http:
+            await state.http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        cast: Callable[[Any], T],
+        *,
+        params: dict[str, str | int] | None = None,
+        body: object = None,
+        may_repeat: bool = True,
+    ) -> T:
+        """Send one API call, with retries, and return ``cast(json_of_the_answer)``.
+
+        Args:
+            method: ``GET`` or ``POST``.
+            path: Relative to ``base_url``, starting with ``/``, already percent-encoded.
+            cast: Builds the result from the decoded JSON; raises ``ShapeError`` when
+                the JSON does not fit (the call then raises
+                ``APIResponseValidationError``).
+            params: The query string.
+            body: A JSON-serialisable request body.
+            may_repeat: Whether the call may safely reach the server twice. ``False``
+                (a create) retries only when the request certainly was not received.
+
+        Raises:
+            InkitError: The client is closed, or is used from another event loop; or
+                any error of the exception tree, once the retry policy gives up.
+        """
+        if self.is_closed:
+            raise InkitError(_CLOSED)
+        state = self._state
+        state.bind()
+        request: httpx.Request | None = None
+        retries = 0
+        while True:
+            async with state.slots:
+                await state.cooldown.wait()
+                if self.is_closed:
+                    raise InkitError(_CLOSED)
+                started = time.perf_counter()  # the attempt's own time, not its queueing
+                # Built inside the slot: a 10,000-way gather then builds requests as
+                # slots free up, instead of all of them in one loop iteration up front
+                # (which stalled the event loop and held every request in memory).
+                if request is None:
+                    request = self._build(method, path, params, body)
+                outcome = await self._attempt(request)
+            if isinstance(outcome, Answer) and outcome.content is not None:
+                if 200 <= outcome.response.status_code < 300:
+                    self._log_attempt(method, path, retries, outcome, started)
+                    return _cast(method, path, outcome.response, outcome.content, cast)
+            elif isinstance(outcome, Failure) and self.is_closed:
+                raise InkitError(
+                    "The client was closed while the request was under way."
+                ) from outcome.error
+            self._log_attempt(method, path, retries, outcome, started)
+            # The slot was given back above: a caller backing off holds nothing others need.
+            attempt = Attempt(method=method, path=path, retries=retries, may_repeat=may_repeat)
+            decision = decide(outcome, attempt, self.options)
+            if decision.pause:
+                state.cooldown.extend(decision.pause)
+                self._report(PauseEvent(method=method, path=path, seconds=decision.pause))
+            if isinstance(decision, Fail):
+                cause = outcome.error if isinstance(outcome, Failure) else None
+                raise decision.error from cause
+            retries += 1
+            self._report(
+                RetryEvent(
+                    method=method,
+                    path=path,
+                    attempt=retries,
+                    delay=decision.delay,
+                    reason=decision.reason,
+                    status_code=decision.status_code,
+                    exception=decision.exception,
+                )
+            )
+            await asyncio.sleep(decision.delay)
+
+    def _build(
+        self, method: str, path: str, params: dict[str, str | int] | None, body: object
+    ) -> httpx.Request:
+        """Build the request; a caller's own client merges its defaults into it."""
+        url = self.options.root + path
+        if self._state.owns_http:
+            # The SDK's own client has no default headers, cookies or auth to merge.
+            return httpx.Request(
+                method,
+                url,
+                params=params,
+                json=body,
+                headers=self._headers,
+                extensions={"timeout": self._timeout.as_dict()},
+            )
+        return self._state.http.build_request(
+            method, url, params=params, json=body, headers=self._headers, timeout=self._timeout
+        )
+
+    async def _attempt(self, request: httpx.Request) -> Outcome:
+        """Send once under the per-attempt deadline and read the body.
+
+        A transport failure is returned, not raised: the caller decides on a retry after
+        it has given its concurrency slot back.
+        """
+        try:
+            async with asyncio.timeout(self._deadline):
+                response = await self._state.send(request)
+                try:
+                    content = await read_limited(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            deadline = DeadlineExceeded()
+            deadline.__cause__ = exc
+            return Failure(request, deadline)
+        except httpx.HTTPError as exc:
+            return Failure(request, exc)
+        return Answer(response, content)
+
+    def _report(self, event: ClientEvent) -> None:
+        """Log an event with the record attached, and hand it to ``on_event``."""
+        if isinstance(event, RetryEvent):
+            logger.info(
+                "Retrying %s %s in %.2f s (retry %d of %d): %s",
+                event.method,
+                event.path,
+                event.delay,
+                event.attempt,
+                self.options.max_retries,
+                event.reason,
+                extra={"inkit_event": event},
+            )
+        else:
+            logger.info(
+                "Pausing every request for %.2f s: %s %s got %d",
+                event.seconds,
+                event.method,
+                event.path,
+                event.status_code,
+                extra={"inkit_event": event},
+            )
+        callback = self.options.on_event
+        if callback is not None:
+            try:
+                callback(event)
+            except Exception:
+                # A broken metrics hook must not fail the lookup it observes.
+                logger.exception("The on_event callback raised; the call goes on")
+
+    def _log_attempt(
+        self, method: str, path: str, retries: int, outcome: Outcome, started: float
+    ) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            result: int | str = (
+                outcome.response.status_code
+                if isinstance(outcome, Answer)
+                else type(outcome.error).__name__
+            )
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            logger.debug(
+                "%s %s -> %s (attempt %d, %.1f ms)",
+                method,
+                path,
+                result,
+                retries + 1,
+                elapsed_ms,
+                extra={
+                    "inkit_attempt": retries + 1,
+                    "inkit_outcome": result,
+                    "inkit_elapsed_ms": elapsed_ms,
+                },
+            )
+
+
+def _cast(
+    method: str, path: str, response: httpx.Response, content: bytes, cast: Callable[[Any], T]
+) -> T:
+    what = f"{method} {path}"
+    try:
+        data = json.loads(content)
+    except ValueError as exc:
+        raise not_json_error(what, response, content, exc) from None
+    try:
+        return cast(data)
+    except ShapeError as exc:
+        raise shape_error(what, response, content, data, exc) from None

@@ -1,0 +1,155 @@
+"""What an attempt's outcome means: try again after a delay, or fail with this error.
+
+``decide`` is a pure function of plain values: the outcome of one attempt, which
+attempt it was, and the client's options. It performs no I/O and touches no state;
+the engine carries out what it returns (sleeps, pauses the client, raises). That is
+what makes every retry rule testable with plain values.
+
+The rules:
+
+- A transport failure after which the request certainly did not reach the server
+  (connection refused, connect timeout) may be retried for any call. Other transport
+  failures (a dropped connection, a read timeout, the deadline) are retried only for a
+  call that may run twice (``may_repeat``): a create that may have been received is
+  never sent again.
+- The statuses 408, 429, 500, 502, 503 and 504 are retried; for a call that must not
+  run twice only 429 is, since the server refused it without acting on it.
+- Each retry waits the answer's ``Retry-After`` if it has one, else the backoff.
+  A ``Retry-After`` longer than ``max_retry_after`` is not waited for: the call fails
+  at once.
+- A 429 with an honoured ``Retry-After`` also pauses the whole client for that long,
+  whether or not this call retries (``pause``).
+- After ``max_retries`` retries the call fails with the last outcome's error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import attrs
+import httpx
+
+from ._constants import RETRYABLE_STATUS_CODES
+from ._exceptions import (
+    DeadlineExceeded,
+    InkitError,
+    connection_error,
+    oversized_error,
+    status_error,
+)
+from ._retry import parse_retry_after
+
+if TYPE_CHECKING:
+    from ._config import ClientOptions
+
+__all__ = ["Answer", "Attempt", "Fail", "Failure", "Retry", "decide"]
+
+# Transport failures after which the request certainly did not reach the server, so
+# even a request that must not run twice (a create) may be retried.
+_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Failures worth another attempt for a request that may safely run twice.
+_TRANSIENT: Final = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    DeadlineExceeded,
+)
+
+
+@attrs.frozen(kw_only=True)
+class Attempt:
+    """Which attempt of which call an outcome belongs to."""
+
+    method: str
+    path: str
+    retries: int
+    """Retries made before this attempt (0 for the first attempt)."""
+    may_repeat: bool
+    """Whether the call may safely reach the server twice (false for a create)."""
+
+    @property
+    def what(self) -> str:
+        """The call as error messages name it: ``GET /batch/rb_1``."""
+        return f"{self.method} {self.path}"
+
+
+@attrs.frozen
+class Answer:
+    """The server answered: the response, and its body (``None``: over the size limit)."""
+
+    response: httpx.Response
+    content: bytes | None
+
+
+@attrs.frozen
+class Failure:
+    """No usable answer: the transport failed, or the attempt's deadline passed."""
+
+    request: httpx.Request
+    error: Exception
+
+
+Outcome = Answer | Failure
+
+
+@attrs.frozen(kw_only=True)
+class Retry:
+    """Send the call again after *delay* seconds."""
+
+    delay: float
+    reason: str
+    status_code: int | None = None
+    exception: str | None = None
+    pause: float = 0.0
+    """Seconds every caller of the client holds back (a 429's ``Retry-After``)."""
+
+
+@attrs.frozen(kw_only=True)
+class Fail:
+    """Give up: raise *error*."""
+
+    error: InkitError
+    pause: float = 0.0
+    """Seconds every caller of the client holds back (a 429's ``Retry-After``)."""
+
+
+def decide(outcome: Outcome, attempt: Attempt, options: ClientOptions) -> Retry | Fail:
+    """Decide what a non-successful outcome means (the rules are in the module docstring)."""
+    if isinstance(outcome, Failure):
+        return _decide_failure(outcome, attempt, options)
+    return _decide_answer(outcome, attempt, options)
+
+
+def _decide_failure(outcome: Failure, attempt: Attempt, options: ClientOptions) -> Retry | Fail:
+    failure = outcome.error
+    error = connection_error(attempt.what, failure, outcome.request)
+    retryable = isinstance(failure, _NOT_SENT) or (
+        attempt.may_repeat and isinstance(failure, _TRANSIENT)
+    )
+    if not retryable or attempt.retries >= options.max_retries:
+        return Fail(error=error)
+    return Retry(
+        delay=options.backoff.delay(attempt.retries),
+        reason=error.message,
+        exception=type(failure).__name__,
+    )
+
+
+def _decide_answer(outcome: Answer, attempt: Attempt, options: ClientOptions) -> Retry | Fail:
+    response, content = outcome.response, outcome.content
+    if content is None:
+        return Fail(error=oversized_error(attempt.what, response))
+    status = response.status_code
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    too_long = retry_after is not None and retry_after > options.max_retry_after
+    pause = retry_after if status == 429 and retry_after is not None and not too_long else 0.0
+    retryable = status in RETRYABLE_STATUS_CODES and (attempt.may_repeat or status == 429)
+    if not retryable or too_long or attempt.retries >= options.max_retries:
+        return Fail(error=status_error(attempt.what, response, content, retry_after), pause=pause)
+    delay = options.backoff.delay(attempt.retries) if retry_after is None else retry_after
+    return Retry(
+        delay=delay,
+        reason=f"{status} {response.reason_phrase}".rstrip(),
+        status_code=status,
+        pause=pause,
+    )
