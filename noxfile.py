@@ -2,48 +2,93 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import nox
 
-nox.needs_version = ">=2024.10.9"
+nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-# The CI set: lint, types, tests on the default Python, and the docs. `nox -s tests` runs
-# the tests on all three Pythons.
-nox.options.sessions = ["lint", "typecheck", "tests-3.11", "docs"]
+# A run that skipped a Python has not shown that the package works on it.
+nox.options.error_on_missing_interpreters = True
 
-PYTHONS = ["3.11", "3.12", "3.13"]
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHONS = nox.project.python_versions(PYPROJECT)  # from the classifiers
+TYPED = ["inkit_async", "tests/typing", "docs/examples"]
+
+# The CI set. The newest Python runs the tests against the built wheel, which is what users
+# install; the others run them on an editable install. `nox -s tests` runs all three editable.
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    *(f"tests-{python}" for python in PYTHONS[:-1]),
+    "tests_wheel",
+    "docs",
+]
 
 
-@nox.session(python=PYTHONS)
-def tests(session: nox.Session) -> None:
-    """Run the test suite under coverage; fail under 95%."""
-    session.install("-e", ".[tests]")
-    session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *session.posargs)
-    session.run("coverage", "combine", "--quiet")
+def groups(*names: str) -> tuple[str, ...]:
+    """The requirements of these dependency groups in pyproject.toml."""
+    return nox.project.dependency_groups(PYPROJECT, *names)
+
+
+def run_tests(session: nox.Session, where: Path | str = ".") -> None:
+    """The test suite under coverage, run in *where*; fail under 95%."""
+    session.env["COVERAGE_FILE"] = str(Path(".coverage").resolve())  # reported from here
+    with session.chdir(where):
+        session.run("coverage", "erase")
+        session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", "--quiet")  # maps site-packages back to inkit_async/
     session.run("coverage", "report")
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff's linter and formatter check over the whole tree."""
-    session.install("ruff>=0.8")
+    session.install(*groups("lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Mypy --strict and pyright on the package and on a file that uses it as a user would."""
-    session.install("-e", ".[typing,tests]")
-    session.run("mypy", "--strict", "inkit_async", "tests/typing")
-    session.run("pyright", "inkit_async", "tests/typing")
+    """Mypy --strict and pyright on the package, a file typed as a user's, and the examples."""
+    session.install("-e", ".", *groups("typing"))
+    session.run("mypy", "--strict", *TYPED)
+    session.run("pyright", *TYPED)
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Run the test suite on an editable install."""
+    session.install("-e", ".", *groups("tests"))
+    run_tests(session)
+
+
+# pip builds the wheel, and uv's environments have no pip.
+@nox.session(python=PYTHONS[-1], venv_backend="virtualenv")
+def tests_wheel(session: nox.Session) -> None:
+    """Run the test suite against the wheel built from this tree, installed as users get it."""
+    tmp = Path(session.create_tmp())
+    shutil.rmtree(tmp / "dist", ignore_errors=True)
+    session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), ".")
+    wheel = str(next((tmp / "dist").glob("*.whl")))
+    session.install(wheel, *groups("tests"))
+    session.install("--force-reinstall", "--no-deps", wheel)  # a reused venv has the last one
+    # From a copy of the tree without inkit_async/, nothing can import the source instead:
+    # not pytest, which puts the tree on sys.path, nor the `python -m inkit_async` that the
+    # tests start in it.
+    tree = tmp / "tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    shutil.copytree(".", tree, ignore=shutil.ignore_patterns(".*", "inkit_async", "site", "*.whl"))
+    run_tests(session, where=tree)
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site with warnings as errors (into site/)."""
-    session.install("-e", ".[docs]")
+    session.install("-e", ".", *groups("docs"))
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
 
 
@@ -55,5 +100,5 @@ def bench(session: nox.Session) -> None:
     Takes ~10 minutes; `nox -s bench -- --quick` is a one-minute smoke run. Python 3.11:
     the official SDK does not import on 3.12+.
     """
-    session.install("-e", ".[bench]")
+    session.install("-e", ".", *groups("bench"))
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -6,6 +6,16 @@ bottleneck: a bare ``asyncio.Protocol``, no framework, one pre-rendered JSON bod
 which the clients read before and after a run to report connections and the server's
 CPU share.
 
+With ``--rate R --burst B [--retry-after S]`` it also enforces a per-token rate, as the
+real API does: each ``X-Inkit-API-Token`` value has a token bucket of *B* requests,
+refilled at *R* per second, and a request that finds its bucket empty is answered 429
+``{"error":"Too many requests"}`` (with ``Retry-After: S`` when given). Its stats then
+also count the 429s, and ``GET /__stats?timeline`` adds a timeline: per 100 ms since the
+first request, how many requests came and how many were refused. ``GET /__stats?reset``
+answers the stats, then starts the timeline afresh (from the next request) and refills
+every bucket: a client calls it just before its timed run. The healthy server (no
+``--rate``) runs exactly the code it always did.
+
 Run: ``python -m benchmarks.server --latency-ms 50``; it prints its port on stdout.
 """
 
@@ -26,6 +36,10 @@ BODY = (
     b'"id": "%s", "name": "bench", "status": "In Progress", "total": 1}'
 )
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+REFUSED_BODY = b'{"error":"Too many requests"}'
+TOKEN_HEADER = b"\r\nx-inkit-api-token:"
+#: The width of one timeline bucket, in seconds.
+BUCKET = 0.1
 
 
 class Stats:
@@ -33,13 +47,51 @@ class Stats:
 
     opened = 0
     requests = 0
+    refused = 0  # 429s (only a rate-limited server answers any)
+    # The timeline of a rate-limited server: per BUCKET since `first`, requests and 429s.
+    first: float | None = None
+    timeline_requests: list[int] = []  # noqa: RUF012 - class-level counters, one server
+    timeline_refused: list[int] = []  # noqa: RUF012
 
     @classmethod
-    def as_json(cls) -> bytes:
-        """The counters and this process's CPU seconds, as a JSON body."""
-        return json.dumps(
-            {"opened": cls.opened, "requests": cls.requests, "cpu": time.process_time()}
-        ).encode()
+    def as_json(cls, *, timeline: bool = False) -> bytes:
+        """The counters and this process's CPU seconds (and the timeline), as a JSON body."""
+        stats: dict[str, object] = {
+            "opened": cls.opened,
+            "requests": cls.requests,
+            "refused": cls.refused,
+            "cpu": time.process_time(),
+        }
+        if timeline:
+            stats["timeline"] = {
+                "bucket_s": BUCKET,
+                "requests": cls.timeline_requests,
+                "refused": cls.timeline_refused,
+            }
+        return json.dumps(stats).encode()
+
+    @classmethod
+    def record(cls, *, refused: bool) -> None:
+        """Count one request of a rate-limited server in its timeline bucket."""
+        now = time.monotonic()
+        if cls.first is None:
+            cls.first = now
+        index = int((now - cls.first) / BUCKET)
+        requests, refusals = cls.timeline_requests, cls.timeline_refused
+        while len(requests) <= index:
+            requests.append(0)
+            refusals.append(0)
+        requests[index] += 1
+        if refused:
+            refusals[index] += 1
+            cls.refused += 1
+
+    @classmethod
+    def reset_timeline(cls) -> None:
+        """Start the timeline again from the next request."""
+        cls.first = None
+        cls.timeline_requests = []
+        cls.timeline_refused = []
 
 
 class Connection(asyncio.Protocol):
@@ -88,12 +140,83 @@ class Connection(asyncio.Protocol):
         self.transport = None
 
 
-async def serve(latency: float) -> None:
+class RateLimit:
+    """A token bucket per API token: *burst* requests, refilled at *rate* per second."""
+
+    def __init__(self, rate: float, burst: int, retry_after: float | None) -> None:
+        """Allow *rate* requests per second per token, *burst* at once; refuse the rest."""
+        self.rate = rate
+        self.burst = float(burst)
+        self.buckets: dict[bytes, tuple[float, float]] = {}  # token -> (level, when)
+        extra = b"" if retry_after is None else b"Retry-After: %s\r\n" % f"{retry_after:g}".encode()
+        self.refusal = (
+            b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n%s\r\n%s" % (len(REFUSED_BODY), extra, REFUSED_BODY)
+        )
+
+    def admit(self, token: bytes) -> bool:
+        """Take one request from *token*'s bucket; ``False``: it is empty, refuse."""
+        now = time.monotonic()
+        level, then = self.buckets.get(token, (self.burst, now))
+        level = min(self.burst, level + (now - then) * self.rate)
+        admitted = level >= 1.0
+        self.buckets[token] = (level - 1.0 if admitted else level, now)
+        return admitted
+
+
+class LimitedConnection(Connection):
+    """A connection to the rate-limited server: each request spends its token's bucket."""
+
+    def __init__(self, latency: float, limit: RateLimit) -> None:
+        """Answer after *latency* seconds, refusing what *limit* does not admit."""
+        super().__init__(latency)
+        self.limit = limit
+
+    def data_received(self, data: bytes) -> None:  # noqa: D102
+        buffer = self.buffer + data
+        while (end := buffer.find(b"\r\n\r\n")) >= 0:
+            head, buffer = buffer[:end], buffer[end + 4 :]
+            self.answer_limited(head)
+        self.buffer = buffer
+
+    def answer_limited(self, head: bytes) -> None:
+        """Answer one request head: the stats, a 429, or the batch."""
+        target = head[: head.find(b"\r\n")].split(b" ")[1]
+        if target.startswith(b"/__stats"):
+            query = target.partition(b"?")[2]
+            body = Stats.as_json(timeline=b"timeline" in query)
+            self.write(HEAD % len(body) + body)
+            if b"reset" in query:
+                Stats.reset_timeline()
+                self.limit.buckets.clear()  # every bucket full again
+            return
+        lowered = head.lower()
+        start = lowered.find(TOKEN_HEADER)
+        token = b""
+        if start >= 0:
+            start += len(TOKEN_HEADER)
+            stop = lowered.find(b"\r\n", start)
+            token = head[start : stop if stop >= 0 else len(head)].strip()
+        if self.limit.admit(token):
+            Stats.record(refused=False)
+            self.answer(target)
+            return
+        Stats.requests += 1
+        Stats.record(refused=True)
+        if self.latency:
+            asyncio.get_running_loop().call_later(self.latency, self.write, self.limit.refusal)
+        else:
+            self.write(self.limit.refusal)
+
+
+async def serve(latency: float, limit: RateLimit | None = None) -> None:
     """Listen on a free loopback port, print it, serve until stdin closes."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: Connection(latency), "127.0.0.1", 0, backlog=4096, reuse_address=True
-    )
+
+    def factory() -> Connection:
+        return Connection(latency) if limit is None else LimitedConnection(latency, limit)
+
+    server = await loop.create_server(factory, "127.0.0.1", 0, backlog=4096, reuse_address=True)
     print(server.sockets[0].getsockname()[1], flush=True)
     # The runner keeps our stdin open; when it closes (or dies), we stop.
     reader = asyncio.StreamReader()
@@ -103,11 +226,17 @@ async def serve(latency: float) -> None:
 
 
 def main() -> None:
-    """Parse the latency and serve."""
+    """Parse the latency (and the rate limit) and serve."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--rate", type=float, help="requests per second per token (default: none)")
+    parser.add_argument("--burst", type=int, default=1, help="bucket size per token")
+    parser.add_argument("--retry-after", type=float, help="seconds, sent with every 429")
     args = parser.parse_args()
-    asyncio.run(serve(args.latency_ms / 1000))
+    if args.rate is not None and not (args.rate > 0 and args.burst >= 1):
+        parser.error("--rate must be > 0 and --burst >= 1")
+    limit = None if args.rate is None else RateLimit(args.rate, args.burst, args.retry_after)
+    asyncio.run(serve(args.latency_ms / 1000, limit))
 
 
 if __name__ == "__main__":

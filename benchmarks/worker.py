@@ -2,16 +2,23 @@
 
 Every run is a fresh interpreter, so imports, memory and connection pools never carry
 over from one client to the next. The runner starts ``python -m benchmarks.worker SPEC``
-(SPEC is JSON: client, base_url, n, concurrency, mode) and reads one JSON line back.
+(SPEC is JSON: client, base_url, n, concurrency, mode, and ``rate_limited`` for the
+rate-limited scenario) and reads one JSON line back.
 
 Each client does the same job for one id: GET ``{base_url}/batch/{id}`` with the token
 header, check the status, decode the JSON. The SDK also builds its frozen record; that is
-part of what it costs.
+part of what it costs. Against a rate-limited server the raw clients retry a 429 as a
+typical user writes it (``naive_retries``); the SDK uses its own retries and flow control.
+
+With ``rate_limited``, the run also resets the server's timeline just before its clock
+starts (after the warm-up), and reports the requests and 429s the server saw during the
+run itself and the server's timeline of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import http.client
 import json
@@ -29,15 +36,34 @@ TOKEN = "bench-token"  # noqa: S105 - the loopback server ignores it
 Lookup = Callable[[Any], Awaitable[Any]]
 
 
-def server_stats(base_url: str) -> dict[str, float]:
-    """The server's counters, read over a separate connection outside the timed part."""
+# The naive retries of the raw clients: this many attempts per lookup, and on a 429
+# without Retry-After a sleep of NAIVE_BACKOFF * 2**attempt seconds.
+NAIVE_ATTEMPTS = 3
+NAIVE_BACKOFF = 0.5
+
+
+def server_stats(base_url: str, query: str = "") -> dict[str, Any]:
+    """The server's counters, read over a separate connection outside the timed part.
+
+    *query* is ``timeline`` (add the rate-limited server's timeline) or ``reset`` (then
+    start that timeline afresh and refill its buckets).
+    """
     host, _, port = base_url.split("//")[1].split("/", maxsplit=1)[0].partition(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
-        connection.request("GET", "/__stats")
+        connection.request("GET", "/__stats" + (f"?{query}" if query else ""))
         return dict(json.loads(connection.getresponse().read()))
     finally:
         connection.close()
+
+
+def before_clock(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """For a rate-limited run, just before its clock starts: reset the server's timeline.
+
+    Returns the server's counters at that moment (so the run's own requests are counted
+    without the warm-up), or ``None`` for the other scenarios, which touch nothing here.
+    """
+    return server_stats(spec["base_url"], "reset") if spec.get("rate_limited") else None
 
 
 def current_rss_mb() -> float:
@@ -55,30 +81,29 @@ def peak_rss_mb() -> float:
 
 
 async def make_sdk(
-    base_url: str, _concurrency: int
+    base_url: str, _concurrency: int, **options: Any
 ) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
-    """The SDK with its defaults; callers bring the concurrency."""
+    """The SDK with its defaults (or *options*); callers bring the concurrency."""
     from inkit_async import AsyncInkit  # noqa: PLC0415 - imports are part of each client's run
 
-    client = AsyncInkit(TOKEN, base_url=base_url)
+    client = AsyncInkit(TOKEN, base_url=base_url, **options)
     return client.batch.get, client.aclose
 
 
 async def make_sdk_get_many(
-    base_url: str, concurrency: int
+    base_url: str, concurrency: int, **options: Any
 ) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
     """The SDK's own fan-out: ``get_many`` over all ids, ``max_concurrency`` = C.
 
-    The lookup it returns takes the whole list of ids at once.
+    The lookup it returns takes the whole list of ids at once. *options* go to
+    ``AsyncInkit`` as they are (``throttle=False``).
     """
     from inkit_async import AsyncInkit, InkitError  # noqa: PLC0415
 
-    # C=0 is the 10,000-way case: the client's default width.
-    client = (
-        AsyncInkit(TOKEN, base_url=base_url, max_concurrency=concurrency)
-        if concurrency
-        else AsyncInkit(TOKEN, base_url=base_url)
-    )
+    # C=0 is the 10,000-way case (and the rate-limited one): the client's default width.
+    if concurrency:
+        options["max_concurrency"] = concurrency
+    client = AsyncInkit(TOKEN, base_url=base_url, **options)
 
     async def lookup_all(ids: list[str]) -> int:
         results = await client.batch.get_many(ids, return_exceptions=True)
@@ -132,12 +157,76 @@ async def make_aiohttp(
     return lookup, session.close
 
 
+# --- naive retries: what a typical user writes against a rate limit --------------------
+
+
+def retry_after_seconds(value: str | None, attempt: int) -> float:
+    """The sleep before the next attempt: ``Retry-After`` if given, else exponential."""
+    try:
+        return float(value) if value is not None else NAIVE_BACKOFF * 2**attempt
+    except ValueError:
+        return NAIVE_BACKOFF * 2**attempt
+
+
+async def make_aiohttp_naive(
+    base_url: str, concurrency: int
+) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
+    """Raw aiohttp, C lookups at once via a semaphore, up to 3 attempts on a 429."""
+    import aiohttp  # noqa: PLC0415
+
+    session = aiohttp.ClientSession(headers={"X-Inkit-API-Token": TOKEN})
+    semaphore = asyncio.Semaphore(concurrency or 100)
+
+    async def lookup(batch_id: str) -> object:
+        async with semaphore:
+            for attempt in range(NAIVE_ATTEMPTS):
+                async with session.get(f"{base_url}/batch/{batch_id}") as response:
+                    if response.status == 429 and attempt < NAIVE_ATTEMPTS - 1:
+                        delay = retry_after_seconds(response.headers.get("Retry-After"), attempt)
+                    else:
+                        response.raise_for_status()
+                        return json.loads(await response.read())
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    return lookup, session.close
+
+
+async def make_httpx_naive(
+    base_url: str, concurrency: int
+) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
+    """Stock httpx, C lookups at once via a semaphore, up to 3 attempts on a 429."""
+    import httpx  # noqa: PLC0415
+
+    client = httpx.AsyncClient(base_url=base_url, headers={"X-Inkit-API-Token": TOKEN})
+    semaphore = asyncio.Semaphore(concurrency or 100)
+
+    async def lookup(batch_id: str) -> object:
+        async with semaphore:
+            for attempt in range(NAIVE_ATTEMPTS):
+                response = await client.get(f"/batch/{batch_id}")
+                if response.status_code == 429 and attempt < NAIVE_ATTEMPTS - 1:
+                    await asyncio.sleep(
+                        retry_after_seconds(response.headers.get("Retry-After"), attempt)
+                    )
+                    continue
+                response.raise_for_status()
+                return response.json()
+        raise AssertionError("unreachable")
+
+    return lookup, client.aclose
+
+
 ASYNC_CLIENTS: dict[str, Callable[[str, int], Awaitable[tuple[Lookup, Any]]]] = {
     "sdk": make_sdk,
+    "sdk-nothrottle": functools.partial(make_sdk, throttle=False),
     "sdk-get_many": make_sdk_get_many,
+    "sdk-get_many-nothrottle": functools.partial(make_sdk_get_many, throttle=False),
     "httpx": make_httpx,
     "httpx-aiohttp": make_httpx_aiohttp,
     "aiohttp": make_aiohttp,
+    "aiohttp-naive": make_aiohttp_naive,
+    "httpx-naive": make_httpx_naive,
 }
 
 
@@ -180,6 +269,7 @@ async def run_async(spec: dict[str, Any]) -> dict[str, Any]:
         for batch_id in queue:
             await timed(batch_id)
 
+    mark = before_clock(spec)
     # Start from a settled heap, as a server that has been up a while has: otherwise the
     # first full collection of the freshly imported modules lands inside the run.
     gc.collect()
@@ -207,6 +297,7 @@ async def run_async(spec: dict[str, Any]) -> dict[str, Any]:
         "latencies": latencies,
         "loop_lag": max((lag for lag, _ in lags), default=0.0),
         "rss_growth": peak_rss_mb() - rss_before,
+        "mark": mark,
     }
 
 
@@ -241,6 +332,7 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
                 errors += 1
             latencies.append(time.perf_counter() - start)
 
+    mark = before_clock(spec)
     gc.collect()  # a settled heap, as in run_async
     rss_before = current_rss_mb()
     cpu, wall = time.process_time(), time.perf_counter()
@@ -255,6 +347,7 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
         "latencies": latencies,
         "loop_lag": None,
         "rss_growth": peak_rss_mb() - rss_before,
+        "mark": mark,
     }
 
 
@@ -263,7 +356,15 @@ def main() -> None:
     spec = json.loads(sys.argv[1])
     before = server_stats(spec["base_url"])
     result = run_official(spec) if spec["client"] == "inkit" else asyncio.run(run_async(spec))
-    after = server_stats(spec["base_url"])
+    mark = result.pop("mark")
+    after = server_stats(spec["base_url"], "timeline" if mark else "")
+    if mark:
+        # The run's own requests, from the server's view: the warm-up came before the mark.
+        result.update(
+            requests=after["requests"] - mark["requests"],
+            refused=after["refused"] - mark["refused"],
+            timeline=after["timeline"],
+        )
     latencies = sorted(result.pop("latencies"))
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else None
     result.update(

@@ -1,16 +1,17 @@
-"""Fixtures shared by the test suite: a respx router on the default base URL, clients."""
+"""Fixtures shared by the test suite: respx, clients, servers, and retries read as data."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 import respx
 
-from inkit_async import AsyncInkit, Backoff
+from inkit_async import AsyncInkit, Backoff, ClientEvent, PauseEvent, RetryEvent
 
-from .loopback import LoopbackServer
+from .loopback import LoopbackServer, uvicorn_serving, wait_until
 
 BASE_URL = "https://api.inkit.com/v1"
 #: AsyncInkit's documented default max_concurrency: requests in flight per client.
@@ -49,10 +50,57 @@ async def server() -> AsyncIterator[LoopbackServer]:
         yield server
 
 
-def attempts(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The SDK's per-attempt DEBUG messages, in order."""
+@pytest.fixture
+async def uvicorn_server() -> AsyncIterator[Callable[[Any], Awaitable[str]]]:
+    """Serve ASGI apps with uvicorn on 127.0.0.1, each until the test ends.
+
+    ``url = await uvicorn_server(fake.app)`` gives the API root to pass as ``base_url``.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def serve(app: Any) -> str:
+            return await stack.enter_async_context(uvicorn_serving(app))
+
+        yield serve
+
+
+class Events(list[ClientEvent]):
+    """An ``on_event`` callback that keeps every event, in order."""
+
+    def __call__(self, event: ClientEvent) -> None:
+        """Keep *event*."""
+        self.append(event)
+
+    @property
+    def retries(self) -> list[RetryEvent]:
+        """The retry events, in order."""
+        return [event for event in self if isinstance(event, RetryEvent)]
+
+    @property
+    def pauses(self) -> list[PauseEvent]:
+        """The pause events, in order."""
+        return [event for event in self if isinstance(event, PauseEvent)]
+
+    @property
+    def delays(self) -> list[float]:
+        """The wait before each retry, in order."""
+        return [event.delay for event in self.retries]
+
+    async def wait_for_retries(self, count: int = 1, within: float = 5.0) -> None:
+        """Return once *count* retries were reported (the wait before them has begun)."""
+        await wait_until(lambda: len(self.retries) >= count, within, f"{count} retries")
+
+
+@pytest.fixture
+def events() -> Events:
+    """An ``on_event`` callback that records what the client reports."""
+    return Events()
+
+
+def attempts(caplog: pytest.LogCaptureFixture) -> list[tuple[int, int | str]]:
+    """``(attempt number, status or exception name)`` of each per-attempt DEBUG record."""
     return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "inkit_async" and r.levelno == logging.DEBUG
+        (record.inkit_attempt, record.inkit_outcome)
+        for record in caplog.records
+        if record.name == "inkit_async" and hasattr(record, "inkit_attempt")
     ]

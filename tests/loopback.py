@@ -1,10 +1,15 @@
-"""A scriptable HTTP/1.1 server on 127.0.0.1 for tests of behaviour over real sockets.
+"""The test suite's one helper module: servers on 127.0.0.1, handlers and client checks.
 
-It runs in the test's own event loop and speaks just enough HTTP/1.1 (keep-alive,
-Content-Length bodies) to serve the SDK. A test decides what each request gets by
-queueing actions (``server.script(...)``) or by setting ``server.handler``; what the
-server saw is counted: requests, connections opened, connections open now and at peak,
-requests in flight now and at peak.
+``LoopbackServer`` is a scriptable HTTP/1.1 server. It runs in the test's own event loop
+and speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) to serve the SDK. A
+test decides what each request gets by queueing actions (``server.script(...)``) or by
+setting ``server.handler`` (``echo``, ``echo_after_a_yield``, ``delayed``,
+``held_until`` or its own); what the server saw is counted: requests, connections
+opened, connections open now and at peak, requests in flight now and at peak.
+
+``uvicorn_serving`` serves an ASGI app (``FakeInkit().app``) with uvicorn instead;
+``Blackhole`` and ``closed_port`` are ports where connecting hangs or is refused;
+``serves_at_full_width`` and ``cancel_all`` check a client after cancellations.
 """
 
 from __future__ import annotations
@@ -14,10 +19,17 @@ import contextlib
 import json
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
+
+import httpx
+import pytest
+import uvicorn
+
+if TYPE_CHECKING:
+    from inkit_async import AsyncInkit
 
 BATCH_JSON: dict[str, Any] = {
     "created_at": "2023-08-14T14:32:48.872931Z",
@@ -125,7 +137,19 @@ class Raw:
     data: bytes
 
 
-Action = Respond | Drop | DropMidBody | Hang | HangMidBody | Oversized | Raw
+@dataclass
+class Trickle:
+    """Answer 200 with a batch, sent in *pieces* parts *interval* seconds apart.
+
+    Every gap is far shorter than a per-phase read timeout; only an end-to-end deadline
+    shorter than ``pieces * interval`` stops it.
+    """
+
+    pieces: int = 10
+    interval: float = 0.05
+
+
+Action = Respond | Drop | DropMidBody | Hang | HangMidBody | Oversized | Raw | Trickle
 Handler = Callable[[Request], Action | Awaitable[Action]]
 
 _REASONS = {
@@ -145,8 +169,35 @@ _REASONS = {
 }
 
 
-def _default_handler(request: Request) -> Action:
+def echo(request: Request) -> Respond:
+    """Answer with a batch whose id is the requested one (the default handler)."""
     return Respond(body={**BATCH_JSON, "id": request.last_segment})
+
+
+async def echo_after_a_yield(request: Request) -> Respond:
+    """Answer like ``echo``, after letting other requests in (so they overlap)."""
+    await asyncio.sleep(0)
+    return echo(request)
+
+
+def delayed(seconds: float) -> Handler:
+    """A handler that answers like ``echo`` after *seconds*."""
+
+    async def handler(request: Request) -> Respond:
+        await asyncio.sleep(seconds)
+        return echo(request)
+
+    return handler
+
+
+def held_until(release: asyncio.Event) -> Handler:
+    """A handler that answers like ``echo`` only once *release* is set."""
+
+    async def handler(request: Request) -> Respond:
+        await release.wait()
+        return echo(request)
+
+    return handler
 
 
 class LoopbackServer:
@@ -159,7 +210,7 @@ class LoopbackServer:
         *,
         sock: socket.socket | None = None,
     ) -> None:
-        self.handler: Handler = handler or _default_handler
+        self.handler: Handler = handler or echo
         self.host = host
         self._sock = sock  # an already listening socket to serve on, if given
         self.requests: list[Request] = []
@@ -207,15 +258,15 @@ class LoopbackServer:
 
     async def wait_for_in_flight(self, count: int, within: float = 5.0) -> None:
         """Return once at least *count* requests are being answered at the same time."""
-        await _wait_until(lambda: self.in_flight >= count, within, f"{count} in flight")
+        await wait_until(lambda: self.in_flight >= count, within, f"{count} in flight")
 
     async def wait_for_requests(self, count: int, within: float = 5.0) -> None:
         """Return once the server has read at least *count* requests in all."""
-        await _wait_until(lambda: len(self.requests) >= count, within, f"{count} requests")
+        await wait_until(lambda: len(self.requests) >= count, within, f"{count} requests")
 
     async def wait_for_open_connections(self, at_most: int, within: float = 5.0) -> None:
         """Return once at most *at_most* connections are open (closes arrive asynchronously)."""
-        await _wait_until(
+        await wait_until(
             lambda: self.open_connections <= at_most, within, f"<= {at_most} open connections"
         )
 
@@ -322,6 +373,9 @@ class LoopbackServer:
                     await writer.drain()
                 await reader.read()  # returns when the client closes its end
                 return False
+            case Trickle():
+                await self._trickle(request, writer, action)
+                return True
             case Oversized():
                 headers = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                 if action.declare_length:
@@ -341,8 +395,19 @@ class LoopbackServer:
                 return True
         raise AssertionError(f"unknown action {action!r}")  # pragma: no cover
 
+    @staticmethod
+    async def _trickle(request: Request, writer: asyncio.StreamWriter, action: Trickle) -> None:
+        """Send ``echo``'s answer in ``action.pieces`` parts, ``action.interval`` s apart."""
+        answer = echo(request).encode()
+        size = -(-len(answer) // action.pieces)
+        for start in range(0, len(answer), size):
+            if start:
+                await asyncio.sleep(action.interval)
+            writer.write(answer[start : start + size])
+            await writer.drain()
 
-async def _wait_until(condition: Callable[[], bool], within: float, what: str) -> None:
+
+async def wait_until(condition: Callable[[], bool], within: float, what: str) -> None:
     """Poll *condition* until it holds; fail the test (AssertionError) after *within* s."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -405,3 +470,85 @@ class Blackhole:
         """Close both sockets."""
         self._filler.close()
         self._listener.close()
+
+
+@contextlib.asynccontextmanager
+async def uvicorn_serving(app: Any, *, start_within: float = 10.0) -> AsyncIterator[str]:
+    """Serve the ASGI *app* with uvicorn on 127.0.0.1; yield its API root (``.../v1``).
+
+    The socket is bound before uvicorn starts, so nothing can take the port in between;
+    a start-up that takes longer than *start_within* seconds fails the test; on the way
+    out the server stops (within 10 s, or the test fails) and its socket is closed.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + start_within
+        while not server.started:
+            if task.done():
+                pytest.fail(f"uvicorn stopped before it started: {task.exception()!r}")
+            if loop.time() > deadline:
+                pytest.fail(f"uvicorn did not start within {start_within} s")
+            await asyncio.sleep(0.005)
+    except BaseException:
+        task.cancel()  # a start-up that hangs does not heed should_exit
+        await asyncio.gather(task, return_exceptions=True)
+        sock.close()
+        raise
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        done, _ = await asyncio.wait({task}, timeout=10)
+        sock.close()
+        if not done:
+            task.cancel()
+            pytest.fail("uvicorn did not stop within 10 s")
+        if not task.cancelled() and task.exception() is not None:
+            pytest.fail(f"uvicorn failed: {task.exception()!r}")
+
+
+# -- checks of a client after cancellations ---------------------------------------------
+
+#: A leaked connection would keep a caller waiting for the pool until this runs out.
+#: aiohttp counts setting up a new connection as pool time too: 100 new sockets at once
+#: took over 50 ms on a loaded 2-core box under coverage, so 1 s: far above a healthy
+#: wait, far below a leak's.
+STRICT_POOL = httpx.Timeout(5, pool=1.0)
+
+
+async def serves_at_full_width(client: AsyncInkit, server: LoopbackServer, width: int) -> None:
+    """Assert *width* new calls are in flight at the server at once, and all succeed.
+
+    They go through a variant with a strict pool timeout that never retries, so a
+    leaked concurrency slot stalls the check and a leaked pooled connection fails it.
+    """
+    everyone_in = asyncio.Event()
+
+    async def handler(request: Request) -> Respond:
+        if server.in_flight >= width:
+            everyone_in.set()
+        await everyone_in.wait()
+        return echo(request)
+
+    server.handler = handler
+    check = client.with_options(timeout=STRICT_POOL, max_retries=0)
+    ids = [f"check_{n}" for n in range(width)]
+    async with asyncio.timeout(10):
+        batches = await asyncio.gather(*(check.batch.get(batch_id) for batch_id in ids))
+    assert [batch.id for batch in batches] == ids
+    assert server.open_connections <= width
+
+
+async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel *tasks* and wait (briefly) until each has ended as cancelled."""
+    for task in tasks:
+        task.cancel()
+    async with asyncio.timeout(2):
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(result, asyncio.CancelledError) for result in results)

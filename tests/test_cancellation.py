@@ -2,75 +2,30 @@
 
 Each test cancels calls at one stage (waiting for a slot, connecting, waiting for the
 response, reading the body, backing off, waiting out a cooldown) and then proves the
-client is whole: ``serves_at_full_width`` puts one request per slot in flight at the
-server at the same time through a variant whose pool timeout is 50 ms and which never
-retries, so a leaked slot stalls it and a leaked pooled connection fails it.
+client is whole: ``serves_at_full_width`` (``loopback.py``) puts one request per slot in
+flight at the server at the same time through a variant with a strict pool timeout
+that never retries, so a leaked slot stalls it and a leaked pooled connection fails it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 
-import httpx
 import pytest
 
 from inkit_async import AsyncInkit, Backoff
 
 from .conftest import DEFAULT_WIDTH, NO_WAIT, TOKEN
 from .loopback import (
-    BATCH_JSON,
     Blackhole,
     Hang,
     HangMidBody,
     LoopbackServer,
-    Request,
     Respond,
+    cancel_all,
+    held_until,
+    serves_at_full_width,
 )
-
-# A leaked connection would keep a caller waiting for the pool until this runs out. aiohttp
-# counts setting up a new connection as pool time too: 100 new sockets at once took over
-# 50 ms on a loaded 2-core box under coverage, so 1 s: far above a healthy wait, far
-# below a leak's.
-STRICT_POOL = httpx.Timeout(5, pool=1.0)
-
-
-def held_until(release: asyncio.Event):
-    """A handler that answers each request only once *release* is set."""
-
-    async def handler(request: Request) -> Respond:
-        await release.wait()
-        return Respond(body={**BATCH_JSON, "id": request.last_segment})
-
-    return handler
-
-
-async def serves_at_full_width(client: AsyncInkit, server: LoopbackServer, width: int) -> None:
-    """Assert *width* new calls are in flight at the server at once, and all succeed."""
-    everyone_in = asyncio.Event()
-
-    async def handler(request: Request) -> Respond:
-        if server.in_flight >= width:
-            everyone_in.set()
-        await everyone_in.wait()
-        return Respond(body={**BATCH_JSON, "id": request.last_segment})
-
-    server.handler = handler
-    check = client.with_options(timeout=STRICT_POOL, max_retries=0)
-    ids = [f"check_{n}" for n in range(width)]
-    async with asyncio.timeout(10):
-        batches = await asyncio.gather(*(check.batch.get(batch_id) for batch_id in ids))
-    assert [batch.id for batch in batches] == ids
-    assert server.open_connections <= width
-
-
-async def cancel_all(tasks: list[asyncio.Task[object]]) -> None:
-    """Cancel *tasks* and wait (briefly) until each has ended as cancelled."""
-    for task in tasks:
-        task.cancel()
-    async with asyncio.timeout(2):
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-    assert all(isinstance(result, asyncio.CancelledError) for result in results)
 
 
 async def test_cancel_while_waiting_for_a_slot(server):
@@ -102,27 +57,17 @@ async def test_cancel_while_connecting():
                 await serves_at_full_width(client, server, 2)
 
 
-async def test_cancel_while_waiting_for_the_response(server):
-    """Calls cancelled before the server answers close their sockets and free their slots."""
-    server.handler = lambda request: Hang()
+@pytest.mark.parametrize("action", [Hang(), HangMidBody()], ids=["no-answer", "mid-body"])
+async def test_cancel_while_waiting_for_or_reading_the_response(server, action):
+    """Calls cancelled before or halfway through the answer close their sockets, free slots."""
+    server.handler = lambda request: action
     async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=3) as client:
         calls = [asyncio.create_task(client.batch.get(f"rb_{n}")) for n in range(3)]
         await server.wait_for_in_flight(3)
-        await cancel_all(calls)
-        await server.wait_for_open_connections(0)
-        await serves_at_full_width(client, server, 3)
-
-
-async def test_cancel_while_reading_the_body(server):
-    """Calls cancelled halfway through a body close their sockets and free their slots."""
-    server.handler = lambda request: HangMidBody()
-    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=2) as client:
-        calls = [asyncio.create_task(client.batch.get(f"rb_{n}")) for n in range(2)]
-        await server.wait_for_in_flight(2)
         await asyncio.sleep(0.05)  # let the partial bodies arrive
         await cancel_all(calls)
         await server.wait_for_open_connections(0)
-        await serves_at_full_width(client, server, 2)
+        await serves_at_full_width(client, server, 3)
 
 
 @pytest.mark.parametrize(
@@ -130,28 +75,29 @@ async def test_cancel_while_reading_the_body(server):
     [Respond(503, "busy"), Respond(503, "busy", {"Retry-After": "30"})],
     ids=["backoff", "retry-after"],
 )
-async def test_cancel_while_backing_off(server, caplog, failure):
+async def test_cancel_while_backing_off(server, events, failure):
     """A call cancelled in its sleep before a retry holds no slot and ends at once."""
-    caplog.set_level(logging.INFO, logger="inkit_async")
     server.script(failure)
     slow = Backoff(initial=30, maximum=30, jitter=0)
-    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=1, backoff=slow) as client:
+    async with AsyncInkit(
+        TOKEN, base_url=server.url, max_concurrency=1, backoff=slow, on_event=events
+    ) as client:
         call = asyncio.create_task(client.batch.get("rb_1"))
-        while not any("Retrying" in r.getMessage() for r in caplog.records):
-            await asyncio.sleep(0.001)
+        await events.wait_for_retries(1)
+        assert events.delays == [30]
         await cancel_all([call])
         assert len(server.requests) == 1
         await serves_at_full_width(client, server, 1)
 
 
-async def test_cancel_while_waiting_out_a_cooldown(server, caplog):
+async def test_cancel_while_waiting_out_a_cooldown(server, events):
     """Calls cancelled while the client is paused by a 429 give their slots back."""
-    caplog.set_level(logging.INFO, logger="inkit_async")
     server.script(Respond(429, {"error": "slow down"}, {"Retry-After": "0.5"}))
-    async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=3, backoff=NO_WAIT) as c:
+    async with AsyncInkit(
+        TOKEN, base_url=server.url, max_concurrency=3, backoff=NO_WAIT, on_event=events
+    ) as c:
         rejected = asyncio.create_task(c.batch.get("rb_limited"))
-        while not any("Retrying" in r.getMessage() for r in caplog.records):
-            await asyncio.sleep(0.001)
+        await events.wait_for_retries(1)
         paused = [asyncio.create_task(c.batch.get(f"rb_{n}")) for n in range(5)]
         await asyncio.sleep(0.05)
         await cancel_all(paused)

@@ -1,7 +1,7 @@
 """Cancellation at every await point of a call leaves no slot or connection behind.
 
 The sweeps cancel after 0, 1, 2, ... event-loop turns, before and after a response
-exists, and then check the client serves a full-width burst with a 50 ms pool timeout:
+exists, and then check the client serves a full-width burst with a strict pool timeout:
 a leaked slot or pooled connection would show up as a PoolTimeout. (With httpcore's
 pool, a cancel at two of these points leaked a connection for good; the default
 aiohttp transport does not.)
@@ -14,8 +14,7 @@ import asyncio
 from inkit_async import AsyncInkit
 
 from .conftest import DEFAULT_WIDTH, TOKEN
-from .loopback import BATCH_JSON, Hang, Request, Respond
-from .test_cancellation import cancel_all, serves_at_full_width
+from .loopback import Hang, cancel_all, echo_after_a_yield, serves_at_full_width
 
 
 async def test_cancel_at_every_point_before_a_response(server):
@@ -35,12 +34,7 @@ async def test_cancel_at_every_point_before_a_response(server):
 
 async def test_cancel_at_every_point_of_an_answered_call(server):
     """Cancelled after 0, 1, 2 ... loop turns of a call the server answers: nothing leaks."""
-
-    async def echo(request: Request) -> Respond:
-        await asyncio.sleep(0)
-        return Respond(body={**BATCH_JSON, "id": request.last_segment})
-
-    server.handler = echo
+    server.handler = echo_after_a_yield
     async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=1) as client:
         for turns in range(40):
             call = asyncio.create_task(client.batch.get(f"rb_{turns}"))
@@ -53,12 +47,7 @@ async def test_cancel_at_every_point_of_an_answered_call(server):
 
 async def test_gathers_cancelled_under_traffic_leave_the_client_whole(server):
     """8 gathers of 300 lookups, each cancelled while answers flow: still 100 wide."""
-
-    async def echo(request: Request) -> Respond:
-        await asyncio.sleep(0)
-        return Respond(body={**BATCH_JSON, "id": request.last_segment})
-
-    server.handler = echo
+    server.handler = echo_after_a_yield
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
         for round_number in range(8):
             gathered = asyncio.gather(

@@ -6,13 +6,10 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-import uvicorn
 
 from inkit_async.testing import FakeInkit
 
@@ -35,20 +32,10 @@ class Run:
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[Served]:
+async def served(uvicorn_server) -> Served:
     """FakeInkit served by uvicorn on an ephemeral 127.0.0.1 port."""
     fake = FakeInkit(seed=3, token="cli-secret-token-123")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(fake.app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield Served(fake, f"http://127.0.0.1:{port}/v1")
-    server.should_exit = True
-    await task
+    return Served(fake, await uvicorn_server(fake.app))
 
 
 def cli_env(served: Served | None, token: str | None) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import socket
 import threading
 
 import httpx
@@ -14,7 +14,7 @@ import inkit_async
 from inkit_async import AsyncInkit, Backoff, InkitError
 
 from .conftest import TOKEN
-from .loopback import BATCH_JSON
+from .loopback import BATCH_JSON, LoopbackServer, Respond
 
 
 async def test_token_from_argument_is_sent(api):
@@ -155,11 +155,18 @@ def test_bad_options_raise_before_anything_is_sent(options, error):
 
 
 @pytest.mark.parametrize(
-    "options", [{"initial": -1}, {"maximum": float("inf")}, {"jitter": 2}, {"initial": "1"}]
+    ("options", "error"),
+    [
+        ({"initial": -1}, ValueError),
+        ({"maximum": float("inf")}, ValueError),
+        ({"jitter": 2}, ValueError),
+        ({"initial": "1"}, TypeError),
+        ({"jitter": True}, TypeError),
+    ],
 )
-def test_bad_backoff_is_rejected(options):
-    """Backoff checks its numbers when it is built."""
-    with pytest.raises((TypeError, ValueError)):
+def test_bad_backoff_is_rejected(options, error):
+    """Backoff checks its numbers when it is built: ValueError for values, TypeError for types."""
+    with pytest.raises(error):
         Backoff(**options)
 
 
@@ -219,36 +226,122 @@ async def test_mock_transport_http_client_needs_no_patching():
     assert batch.id == "rb_6WtDgF7RGqdS5Uzea9neZJ"
 
 
-def test_client_from_another_event_loop_raises_clear_error(api):
-    """A client first used in one event loop refuses, clearly, to run in another."""
-    api.get("/batch/rb_1").respond(json=BATCH_JSON)
-    client = AsyncInkit(TOKEN)
-    asyncio.run(client.batch.get("rb_1"))
+async def test_transport_option_sends_through_it_and_is_closed_with_the_client():
+    """transport=: the client's own httpx client sends through it, and closing closes it."""
+    seen: list[str] = []
 
+    class Transport(httpx.MockTransport):
+        closed = False
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return httpx.Response(200, json=BATCH_JSON)
+
+    transport = Transport(handler)
+    async with AsyncInkit(TOKEN, transport=transport) as client:
+        batch = await client.batch.get("rb_1")
+        assert not transport.closed
+    assert transport.closed
+    assert seen == ["/v1/batch/rb_1"]
+    assert batch.id == BATCH_JSON["id"]
+
+
+async def test_http_client_and_transport_together_are_refused():
+    """Two ways of sending at once raise ValueError; a transport of the wrong type TypeError."""
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=BATCH_JSON))
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(ValueError, match="pass http_client or transport, not both"):
+            AsyncInkit(TOKEN, http_client=http, transport=transport)
+    with pytest.raises(TypeError, match=r"transport must be an httpx\.AsyncBaseTransport"):
+        AsyncInkit(TOKEN, transport=object())  # type: ignore[arg-type]
+
+
+# -- event loops ----------------------------------------------------------------------
+
+
+def test_client_used_after_its_first_loop_closed_raises_inkit_error():
+    """First loop closed, second loop: a clear InkitError, not "Event loop is closed"."""
+    client: list[AsyncInkit] = []
+
+    async def first() -> None:
+        async with LoopbackServer() as server:
+            # Closing after the answer leaves no pooled socket behind in the dead loop.
+            server.script(Respond(close=True))
+            client.append(AsyncInkit(TOKEN, base_url=server.url))
+            assert (await client[0].batch.get("rb_1")).total == 1
+
+    async def second() -> None:
+        async with LoopbackServer() as server:
+            with pytest.raises(InkitError, match="another event loop") as info:
+                await client[0].batch.get("rb_2")
+            assert "asyncio.run" in str(info.value)
+            assert server.requests == []
+
+    asyncio.run(first())
+    asyncio.run(second())
+    asyncio.run(client[0].aclose())  # the first loop has ended: a quiet close
+
+
+def test_client_created_outside_any_loop_works_in_the_loop_that_uses_it():
+    """A client built before any loop runs (at import time) binds to the loop that uses it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    client = AsyncInkit(TOKEN, base_url=url)  # no running loop here
+
+    async def use() -> str:
+        async with LoopbackServer(sock=listener), client:
+            return (await client.batch.get("rb_1")).id
+
+    assert asyncio.run(use()) == "rb_1"
+
+
+def test_aclose_after_the_first_loop_ended_closes_quietly():
+    """aclose() from a new loop once the client's loop has ended drops what is left, quietly."""
+    clients: list[AsyncInkit] = []
+
+    async def first() -> None:
+        async with LoopbackServer() as server:
+            clients.append(AsyncInkit(TOKEN, base_url=server.url))
+            await clients[0].batch.get("rb_1")  # leaves one pooled keep-alive socket
+
+    asyncio.run(first())
+    asyncio.run(clients[0].aclose())
+    assert clients[0].is_closed
+    with pytest.raises(InkitError, match="closed"):
+        asyncio.run(clients[0].batch.get("rb_2"))
+
+
+def test_aclose_from_a_foreign_loop_while_the_client_runs_raises_inkit_error():
+    """aclose() from another thread's loop while the client's loop still runs is refused."""
+    ready = threading.Event()
+    release = threading.Event()
     errors: list[BaseException] = []
+    holder: list[AsyncInkit] = []
 
-    def other_thread() -> None:
-        try:
-            asyncio.run(client.batch.get("rb_1"))
-        except BaseException as exc:
-            errors.append(exc)
+    async def owner() -> None:
+        async with LoopbackServer() as server, AsyncInkit(TOKEN, base_url=server.url) as client:
+            holder.append(client)
+            await client.batch.get("rb_1")
+            ready.set()
+            while not release.is_set():
+                await asyncio.sleep(0.01)
 
-    thread = threading.Thread(target=other_thread)
+    thread = threading.Thread(target=asyncio.run, args=(owner(),))
     thread.start()
-    thread.join(10)
+    assert ready.wait(10)
+    try:
+        asyncio.run(holder[0].aclose())
+    except BaseException as exc:
+        errors.append(exc)
+    finally:
+        release.set()
+        thread.join(10)
     assert len(errors) == 1
     assert isinstance(errors[0], InkitError)
     assert "another event loop" in str(errors[0])
-    asyncio.run(client.aclose())
-
-
-async def test_token_never_reaches_the_logs(api, caplog):
-    """The DEBUG record of an attempt names method, path and status, never the token."""
-    api.get("/batch/rb_1").respond(json=BATCH_JSON)
-    caplog.set_level(logging.DEBUG)
-    async with AsyncInkit(TOKEN) as client:
-        await client.batch.get("rb_1")
-    records = [r for r in caplog.records if r.name == "inkit_async"]
-    assert records
-    assert "GET /batch/rb_1 -> 200 (attempt 1," in records[0].getMessage()
-    assert all(TOKEN not in r.getMessage() for r in caplog.records)
+    assert holder[0].is_closed  # the owner closed it on its own way out

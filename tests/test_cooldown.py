@@ -7,32 +7,19 @@ the clock the client's cooldown runs on (one loop serves both).
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import pytest
 
 from inkit_async import AsyncInkit, Backoff, RateLimitError
 
 from .conftest import NO_WAIT, TOKEN
-from .loopback import BATCH_JSON, LoopbackServer, Request, Respond
+from .loopback import Request, Respond, echo
 
 PAUSE = 0.3
 
 
-def echo(request: Request) -> Respond:
-    """A batch whose id is the requested one."""
-    return Respond(body={**BATCH_JSON, "id": request.last_segment})
-
-
-async def saw_retry(caplog: pytest.LogCaptureFixture) -> None:
-    """Return once the client has logged a retry (it sets the cooldown just before)."""
-    while not any(r.getMessage().startswith("Retrying") for r in caplog.records):
-        await asyncio.sleep(0.001)
-
-
-async def test_one_429_pauses_every_caller_of_the_client(server, caplog):
+async def test_one_429_pauses_every_caller_of_the_client(server, events):
     """No request from any task or variant reaches the server while the pause lasts."""
-    caplog.set_level(logging.INFO, logger="inkit_async")
     release = asyncio.Event()
     limited: list[Request] = []
 
@@ -46,7 +33,7 @@ async def test_one_429_pauses_every_caller_of_the_client(server, caplog):
         return echo(request)
 
     server.handler = handler
-    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT, on_event=events) as client:
         variant = client.with_options(timeout=5)
 
         async def worker(name: str) -> list[str]:
@@ -57,7 +44,7 @@ async def test_one_429_pauses_every_caller_of_the_client(server, caplog):
         workers = [asyncio.create_task(worker(f"w{n}")) for n in range(3)]
         await server.wait_for_in_flight(3)
         rejected = asyncio.create_task(client.batch.get("rb_limited"))
-        await saw_retry(caplog)
+        await events.wait_for_retries(1)  # the pause is set before the retry is reported
         # The cooldown is set: let the held requests finish and send new ones from
         # fresh tasks and from a variant. All of them must wait out the pause.
         release.set()
@@ -78,14 +65,13 @@ async def test_one_429_pauses_every_caller_of_the_client(server, caplog):
     assert limited[1] in after
 
 
-async def test_cooldown_started_by_a_variant_pauses_the_parent(server, caplog):
+async def test_cooldown_started_by_a_variant_pauses_the_parent(server, events):
     """A 429 seen through with_options pauses calls made on the original client."""
-    caplog.set_level(logging.INFO, logger="inkit_async")
     server.script(Respond(429, {"error": "slow down"}, {"Retry-After": str(PAUSE)}))
-    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT, on_event=events) as client:
         variant = client.with_options(max_retries=1)
         rejected = asyncio.create_task(variant.batch.get("rb_variant"))
-        await saw_retry(caplog)
+        await events.wait_for_retries(1)
         batch = await client.batch.get("rb_parent")
         assert (await rejected).id == "rb_variant"
     assert batch.id == "rb_parent"
@@ -108,32 +94,30 @@ async def test_retry_after_over_the_cap_raises_at_once(server):
         assert (await client.batch.get("rb_2")).id == "rb_2"
 
 
-async def test_429_without_retry_after_backs_off_exponentially(server, caplog):
+async def test_429_without_retry_after_backs_off_exponentially(server, events):
     """Without Retry-After, 429 is retried after the backoff delays, then succeeds."""
-    caplog.set_level(logging.INFO, logger="inkit_async")
     too_many = Respond(429, {"error": "slow down"})
     server.script(too_many, too_many)
     backoff = Backoff(initial=0.05, maximum=1, jitter=0)
-    async with AsyncInkit(TOKEN, base_url=server.url, backoff=backoff) as client:
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=backoff, on_event=events) as client:
         batch = await client.batch.get("rb_1")
     assert batch.id == "rb_1"
+    assert [(e.delay, e.status_code) for e in events.retries] == [(0.05, 429), (0.1, 429)]
+    assert events.pauses == []
     times = [r.received_at for r in server.requests]
     assert len(times) == 3
     assert times[1] - times[0] >= 0.05
     assert times[2] - times[1] >= 0.1
-    waits = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
-    assert "in 0.05 s (retry 1 of 2): 429 Too Many Requests" in waits[0]
-    assert "in 0.10 s (retry 2 of 2): 429 Too Many Requests" in waits[1]
 
 
-async def test_429_on_the_last_attempt_still_pauses_the_client():
+async def test_429_on_the_last_attempt_still_pauses_the_client(server, events):
     """A 429 with Retry-After pauses the whole client even when its own call gives up."""
-    pause = 0.3
-    async with LoopbackServer() as server:
-        server.script(Respond(429, {"error": "slow down"}, {"Retry-After": str(pause)}))
-        async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
-            with pytest.raises(RateLimitError):
-                await client.with_options(max_retries=0).batch.get("rb_gives_up")
-            await client.batch.get("rb_next")
-        first, second = server.requests
-        assert second.received_at >= first.received_at + pause
+    server.script(Respond(429, {"error": "slow down"}, {"Retry-After": str(PAUSE)}))
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT, on_event=events) as client:
+        with pytest.raises(RateLimitError):
+            await client.with_options(max_retries=0).batch.get("rb_gives_up")
+        await client.batch.get("rb_next")
+    assert events.retries == []
+    assert [(e.path, e.seconds) for e in events.pauses] == [("/batch/rb_gives_up", PAUSE)]
+    first, second = server.requests
+    assert second.received_at >= first.received_at + PAUSE

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import socket
 
 import httpx
 import pytest
@@ -19,7 +17,7 @@ from inkit_async import (
 )
 
 from .conftest import NO_WAIT, TOKEN
-from .loopback import Drop, DropMidBody, Hang, LoopbackServer, Respond
+from .loopback import Drop, DropMidBody, Hang, LoopbackServer, Respond, closed_port
 
 CREATED = {"id": "rb_NewBatch000000000000001"}
 
@@ -114,12 +112,13 @@ async def create(client: AsyncInkit) -> CreatedBatch:
 
 
 @pytest.mark.parametrize("fault", [Drop(), DropMidBody(status=201)])
-async def test_dropped_connection_after_sending_is_never_retried(server, fault):
+async def test_dropped_connection_after_sending_is_never_retried(server, events, fault):
     """A create whose connection dropped after the body was sent reaches the server once."""
     server.script(fault)
-    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT, on_event=events) as client:
         with pytest.raises(APIConnectionError):
             await create(client)
+    assert events.retries == []
     assert len(server.requests) == 1
     assert json.loads(server.requests[0].body)["template_id"] == "tmpl_1"
 
@@ -142,26 +141,24 @@ async def test_server_error_is_never_retried(server):
     assert len(server.requests) == 1
 
 
-async def test_rate_limited_create_is_retried(server):
+async def test_rate_limited_create_is_retried(server, events):
     """A 429 means the create was refused, so it is sent again."""
     server.script(Respond(429, body={"error": "slow down"}, headers={"Retry-After": "0"}))
-    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT, on_event=events) as client:
         created = await create(client)
     assert created.id == CREATED["id"]
+    assert [(e.method, e.status_code) for e in events.retries] == [("POST", 429)]
     assert len(server.requests) == 2
 
 
-async def test_refused_connection_is_retried(caplog):
+async def test_refused_connection_is_retried(events):
     """A create that could not connect never reached a server, so it is retried."""
-    caplog.set_level(logging.DEBUG, logger="inkit_async")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/v1"
-    async with AsyncInkit(TOKEN, base_url=url, backoff=NO_WAIT) as client:
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    async with AsyncInkit(TOKEN, base_url=url, backoff=NO_WAIT, on_event=events) as client:
         with pytest.raises(APIConnectionError) as info:
             await create(client)
     assert isinstance(info.value.__cause__, httpx.ConnectError)
-    attempts = [r for r in caplog.records if r.levelno == logging.DEBUG]
-    assert len(attempts) == 3
-    assert all(r.getMessage().startswith("POST /batch -> ConnectError") for r in attempts)
+    assert [(e.method, e.path, e.attempt, e.exception) for e in events.retries] == [
+        ("POST", "/batch", 1, "ConnectError"),
+        ("POST", "/batch", 2, "ConnectError"),
+    ]

@@ -11,14 +11,11 @@ import asyncio
 import importlib.util
 import os
 import re
-import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 import inkit_async
 import inkit_async.testing
@@ -41,7 +38,7 @@ FLOW_ID = "fb_4GhJkLmNpQrStVwXyZaBcD"
 
 
 @pytest.fixture
-async def fake_url() -> AsyncIterator[tuple[FakeInkit, str]]:
+async def fake_url(uvicorn_server) -> tuple[FakeInkit, str]:
     """A seeded FakeInkit served by uvicorn on an ephemeral 127.0.0.1 port."""
     fake = FakeInkit(token="docs-example-token", docs_per_poll=100, seed=11)
     for batch_id, (name, destinations) in SEEDED.items():
@@ -49,18 +46,7 @@ async def fake_url() -> AsyncIterator[tuple[FakeInkit, str]]:
     fake.add_batch(batch_id=FLOW_ID, flow=True, destinations={"amazon_s3": 2})
     for n in range(20):
         fake.add_batch(name=f"invoice {n}", destinations={"inkit_storage": 1})
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(fake.app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield fake, f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    await task
+    return fake, await uvicorn_server(fake.app)
 
 
 async def run(command: list[str], fake: FakeInkit, url: str) -> tuple[int, str]:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import socket
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-import uvicorn
 
 from inkit_async import (
+    APITimeoutError,
+    AsyncInkit,
     AuthenticationError,
     Backoff,
     Batch,
@@ -23,8 +21,6 @@ from inkit_async import (
     converter,
 )
 from inkit_async.testing import FakeInkit
-
-NO_WAIT = Backoff(initial=0, maximum=0)
 
 
 @pytest.fixture
@@ -259,14 +255,55 @@ async def test_flow_batches_are_listed_apart(fake):
         assert [b.name async for b in client.batch.list()] == ["doc"]
 
 
-async def test_fail_next_injects_faults_that_the_client_retries(fake):
-    """Two 503s then success: the client's retries are visible in the request log."""
+async def test_fake_client_retries_injected_faults_at_once_by_default(fake, events):
+    """Two 503s then success: fake.client() retries with no backoff wait, as the log shows."""
     batch_id = fake.add_batch()
     fake.fail_next(2, 503)
-    async with fake.client(backoff=NO_WAIT) as client:
+    async with fake.client(on_event=events) as client:
         batch = await client.batch.get(batch_id)
     assert batch.id == batch_id
     assert len(fake.requests) == 3
+    assert [(e.attempt, e.status_code, e.delay) for e in events.retries] == [
+        (1, 503, 0.0),
+        (2, 503, 0.0),
+    ]
+
+
+async def test_fake_client_forwards_the_clients_options(fake, events):
+    """max_retries, backoff and on_event given to fake.client() reach the AsyncInkit."""
+    fake.fail_next(2, 500)
+    backoff = Backoff(initial=0.01, maximum=0.01, jitter=0)
+    async with fake.client(max_retries=1, backoff=backoff, on_event=events) as client:
+        assert (client.max_retries, client.backoff) == (1, backoff)
+        with pytest.raises(InternalServerError):
+            await client.batch.get("rb_any")
+    assert len(fake.requests) == 2
+    assert events.delays == [0.01]
+    fake.fail_next(1, 503)
+    async with fake.client(max_retries=0) as client:
+        with pytest.raises(InternalServerError):
+            await client.batch.get("rb_any")
+    assert len(fake.requests) == 3
+
+
+async def test_closing_the_fake_client_closes_the_httpx_client_it_made(fake, monkeypatch):
+    """fake.client() makes one httpx.AsyncClient; closing the SDK client closes it."""
+    made: list[httpx.AsyncClient] = []
+    original_init = httpx.AsyncClient.__init__
+
+    def recording_init(self: httpx.AsyncClient, *args: object, **kwargs: object) -> None:
+        original_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(httpx.AsyncClient, "__init__", recording_init)
+        client = fake.client()
+    batch_id = fake.add_batch()
+    assert (await client.batch.get(batch_id)).id == batch_id
+    [http] = made
+    assert not http.is_closed
+    await client.aclose()
+    assert http.is_closed
 
 
 async def test_fail_next_with_retry_after_and_body(fake):
@@ -283,16 +320,17 @@ async def test_fail_next_delay_holds_the_answer(fake):
     """An injected delay longer than the client's timeout ends in a timeout."""
     fake.fail_next(1, 500, delay=5)
     async with fake.client(timeout=0.05, max_retries=0) as client:
-        with pytest.raises(Exception, match="timed out"):
+        with pytest.raises(APITimeoutError, match="timed out"):
             await client.batch.get("rb_any")
 
 
 async def test_fault_status_is_mapped(fake):
     """An injected 500 is an InternalServerError once retries run out."""
     fake.fail_next(3, 500)
-    async with fake.client(backoff=NO_WAIT) as client:
+    async with fake.client() as client:
         with pytest.raises(InternalServerError):
             await client.batch.get("rb_any")
+    assert len(fake.requests) == 3
 
 
 async def test_request_log_records_method_path_params_and_body(fake):
@@ -316,28 +354,15 @@ async def test_created_at_is_utc_with_z(fake):
     assert fake.batch_json(batch_id)["created_at"] == "2024-05-01T12:00:00.000000Z"
 
 
-async def test_asgi_app_serves_the_fake_over_a_real_socket(fake):
+async def test_asgi_app_serves_the_fake_over_a_real_socket(fake, uvicorn_server):
     """Uvicorn serves fake.app on 127.0.0.1 and the SDK's default transport talks to it."""
-    from inkit_async import AsyncInkit
-
     batch_id = fake.add_batch(destinations={"inkit_storage": 2})
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        fake.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        async with AsyncInkit(fake.token, base_url=f"http://127.0.0.1:{port}/v1") as client:
-            batch = await client.batch.wait(batch_id, poll_interval=0.01)
-            created = await client.batch.create(template_id="t", renders=[{"merge_parameters": {}}])
-    finally:
-        server.should_exit = True
-        await task
+    url = await uvicorn_server(fake.app)
+    async with AsyncInkit(fake.token, base_url=url) as client:
+        batch = await client.batch.wait(batch_id, poll_interval=0.01)
+        created = await client.batch.create(template_id="t", renders=[{"merge_parameters": {}}])
     assert batch.is_finished
+    assert batch.id == batch_id
     assert created.id in fake.batch_ids()
-    assert json.loads(json.dumps(fake.batch_json(batch_id)))["id"] == batch_id
+    assert fake.requests[-1].json == {"template_id": "t", "renders": [{"merge_parameters": {}}]}
+    assert all(request.authorized for request in fake.requests)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import httpx
 
-from inkit_async import BatchResource, DocumentBatchResource
+from inkit_async import BatchResource, BatchStatus, DestinationProgress, DocumentBatchResource
 
 from .loopback import BATCH_JSON
 
 FLOW_JSON = {
     **BATCH_JSON,
     "id": "fb_7XtDgF7RGqdS5Uzea9neZK",
+    "status": "In Progress",
     "destinations": {
         "amazon_s3": {"count": 2, "completed": 1, "failed": 0, "in_progress": 1},
         "box": {"count": 2, "completed": 2, "failed": 0, "in_progress": 0},
@@ -22,11 +23,18 @@ async def test_flow_batch_get_uses_invoke_path(api, client):
     """flow_batch.get requests /invoke/batch/<id> and decodes flow destinations."""
     route = api.get("/invoke/batch/fb_7XtDgF7RGqdS5Uzea9neZK").respond(json=FLOW_JSON)
     batch = await client.flow_batch.get("fb_7XtDgF7RGqdS5Uzea9neZK")
-    assert route.called
-    assert batch.destinations.amazon_s3 is not None
-    assert batch.destinations.amazon_s3.in_progress == 1
-    assert batch.destinations.box is not None
-    assert not batch.is_finished or batch.status == "Completed"
+    assert route.call_count == 1
+    assert batch.id == "fb_7XtDgF7RGqdS5Uzea9neZK"
+    assert batch.status is BatchStatus.IN_PROGRESS
+    assert batch.destinations.amazon_s3 == DestinationProgress(
+        count=2, completed=1, failed=0, in_progress=1
+    )
+    assert batch.destinations.box == DestinationProgress(
+        count=2, completed=2, failed=0, in_progress=0
+    )
+    assert batch.destinations.inkit_storage is None
+    assert batch.progress == DestinationProgress(count=4, completed=3, failed=0, in_progress=1)
+    assert not batch.is_finished  # one amazon_s3 document is still in progress
 
 
 async def test_flow_batch_get_many_and_list(api, client):

@@ -157,9 +157,10 @@ async def test_bad_filters_raise_at_the_call(api, client, options, error):
 
 @pytest.mark.parametrize("size", [1, 1000])
 async def test_page_size_bounds_are_accepted(api, client, size):
-    """page_size 1 and 1000 are valid."""
-    api.get("/batch").respond(json=envelope([], page=1, page_count=1))
+    """page_size 1 and 1000 are valid and sent as given."""
+    route = api.get("/batch").respond(json=envelope([], page=1, page_count=1))
     assert [b async for b in client.batch.list(page_size=size)] == []
+    assert route.calls.last.request.url.params["page_size"] == str(size)
 
 
 @pytest.mark.parametrize(

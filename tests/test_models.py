@@ -151,6 +151,27 @@ def test_converter_is_private_to_the_package():
     assert converter is not cattrs.global_converter
 
 
+@pytest.fixture
+def shouting_converter():
+    """inkit_async.converter with a str hook that upper-cases, for one test."""
+    original = converter.get_structure_hook(str)
+    converter.register_structure_hook(str, lambda value, _: value.upper())
+    yield converter
+    converter.register_structure_hook(str, original)
+    assert converter.structure(BATCH_JSON, Batch).id == BATCH_JSON["id"]
+
+
+async def test_hooks_on_the_public_converter_do_not_change_what_the_client_returns(
+    api, client, shouting_converter
+):
+    """A str hook registered on inkit_async.converter applies to it, never to batch.get."""
+    api.get("/batch/rb_MixedCase").respond(json={**BATCH_JSON, "id": "rb_MixedCase"})
+    assert shouting_converter.structure(BATCH_JSON, Batch).id == BATCH_JSON["id"].upper()
+    batch = await client.batch.get("rb_MixedCase")
+    assert batch.id == "rb_MixedCase"
+    assert batch.name == "test"
+
+
 counters = st.integers(min_value=0, max_value=2**31)
 progress_json = st.fixed_dictionaries(
     {"count": counters, "completed": counters, "failed": counters, "in_progress": counters}

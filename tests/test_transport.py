@@ -1,65 +1,41 @@
-"""The default aiohttp-backed transport over real sockets: each failure maps to its class."""
+"""The default aiohttp transport: connections, the wire, and each aiohttp failure's httpx class.
+
+Every branch of ``_map_errors`` is checked: through the public API over real sockets
+where a real condition produces the aiohttp exception, and directly (raised inside
+``_map_errors()``) for the ones no socket produces reliably.
+"""
 
 from __future__ import annotations
 
-import gzip
-import json
-
+import aiohttp
 import httpx
 import pytest
 
-from inkit_async import APIConnectionError, APITimeoutError, AsyncInkit
+from inkit_async import APIConnectionError, APITimeoutError, AsyncInkit, Backoff
+from inkit_async._transport import _map_errors
 
 from .conftest import NO_WAIT, TOKEN
-from .loopback import BATCH_JSON, Drop, Hang, Raw, Respond
+from .loopback import Blackhole, Drop, DropMidBody, Hang, Raw, closed_port
+
+# -- connections and the wire -----------------------------------------------------------
 
 
-async def test_connection_closed_before_the_answer_is_retried(server):
-    """A connection closed without an answer is retried and the next answer returned."""
-    server.script(Drop())
-    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
-        batch = await client.batch.get("rb_ok")
-    assert batch.id == "rb_ok"
-    assert len(server.requests) == 2
-
-
-async def test_malformed_status_line_is_a_connection_error(server):
-    """Garbage instead of an HTTP response is a protocol failure, reported as such."""
-    server.handler = lambda request: Raw(b"SMTP ready\r\n\r\n")
-    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
-        with pytest.raises(APIConnectionError) as info:
-            await client.batch.get("rb_1")
-    assert isinstance(info.value.__cause__, httpx.RemoteProtocolError)
-
-
-async def test_read_timeout_of_an_httpx_timeout_is_an_api_timeout(server):
-    """With an httpx.Timeout, the read phase's limit applies and raises APITimeoutError."""
-    server.handler = lambda request: Hang()
-    timeout = httpx.Timeout(5.0, read=0.1)
-    async with AsyncInkit(TOKEN, base_url=server.url, timeout=timeout, max_retries=0) as client:
-        with pytest.raises(APITimeoutError) as info:
-            await client.batch.get("rb_1")
-    assert isinstance(info.value.__cause__, httpx.ReadTimeout)
-
-
-async def test_gzip_body_is_decoded(server):
-    """A gzip-encoded answer is decoded before it is parsed."""
-    payload = gzip.compress(json.dumps({**BATCH_JSON, "id": "rb_zip"}).encode())
-    server.script(Respond(body=payload, headers={"content-encoding": "gzip"}))
+async def test_sequential_requests_reuse_one_connection(server):
+    """Twenty lookups one after another travel over a single keep-alive connection."""
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
-        batch = await client.batch.get("rb_zip")
-    assert batch.id == "rb_zip"
-    assert "gzip" in server.requests[0].headers["accept-encoding"]
+        for number in range(20):
+            batch = await client.batch.get(f"rb_{number}")
+            assert batch.id == f"rb_{number}"
+    assert len(server.requests) == 20
+    assert server.connections_opened == 1
 
 
-async def test_keep_alive_closed_by_server_between_requests_is_transparent(server):
-    """When the server closes an idle connection, the next lookup still succeeds."""
-    async with AsyncInkit(TOKEN, base_url=server.url, max_retries=0) as client:
-        await client.batch.get("rb_1")
-        await server.close_idle_connections()
-        batch = await client.batch.get("rb_2")
-    assert batch.id == "rb_2"
-    assert server.connections_opened == 2
+async def test_hostile_id_arrives_as_one_segment_on_the_wire(server):
+    """What the server reads is one encoded segment under /v1/batch/ (aiohttp re-quotes nothing)."""
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        batch = await client.batch.get("../template/x?y=1#z")
+    assert server.requests[0].target == "/v1/batch/..%2Ftemplate%2Fx%3Fy%3D1%23z"
+    assert batch.id == "../template/x?y=1#z"
 
 
 async def test_identity_headers_reach_the_server(server):
@@ -86,3 +62,132 @@ async def test_user_http_client_goes_through_httpx_send(server):
     ):
         await client.batch.get("rb_1")
     assert seen == ["/v1/batch/rb_1"]
+
+
+# -- aiohttp failures, produced for real ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "timeout", "error", "httpx_cause", "aiohttp_cause"),
+    [
+        (Drop(), 5, APIConnectionError, httpx.RemoteProtocolError, aiohttp.ServerDisconnectedError),
+        (
+            DropMidBody(),
+            5,
+            APIConnectionError,
+            httpx.RemoteProtocolError,
+            aiohttp.ClientPayloadError,
+        ),
+        (
+            Raw(b"SMTP ready\r\n\r\n"),
+            5,
+            APIConnectionError,
+            httpx.RemoteProtocolError,
+            aiohttp.ClientResponseError,
+        ),
+        (
+            Hang(),
+            httpx.Timeout(5, read=0.1),
+            APITimeoutError,
+            httpx.ReadTimeout,
+            aiohttp.SocketTimeoutError,
+        ),
+    ],
+    ids=["closed-before-the-answer", "closed-mid-body", "malformed-status-line", "read-timeout"],
+)
+async def test_each_server_fault_maps_to_its_httpx_class_and_is_retried(
+    server, events, action, timeout, error, httpx_cause, aiohttp_cause
+):
+    """Each attempt faulted: 3 fresh connections, then the SDK error over httpx's and aiohttp's."""
+    server.handler = lambda request: action
+    async with AsyncInkit(
+        TOKEN, base_url=server.url, timeout=timeout, backoff=NO_WAIT, on_event=events
+    ) as client:
+        with pytest.raises(APIConnectionError) as info:
+            await client.batch.get("rb_1")
+    assert type(info.value) is error
+    cause = info.value.__cause__
+    assert type(cause) is httpx_cause
+    assert type(cause.__cause__) is aiohttp_cause
+    assert [event.exception for event in events.retries] == [httpx_cause.__name__] * 2
+    assert len(server.requests) == server.connections_opened == 3
+    await server.wait_for_open_connections(0)
+
+
+async def test_refused_connection_is_a_connect_error(events):
+    """A closed port: ConnectError from ClientConnectorError, retried, the token masked."""
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    async with AsyncInkit(TOKEN, base_url=url, backoff=NO_WAIT, on_event=events) as client:
+        with pytest.raises(APIConnectionError) as info:
+            await client.batch.get("rb_1")
+    assert type(info.value) is APIConnectionError
+    assert type(info.value.__cause__) is httpx.ConnectError
+    assert type(info.value.__cause__.__cause__) is aiohttp.ClientConnectorError
+    assert str(info.value).startswith("GET /batch/rb_1 failed: Cannot connect to host 127.0.0.1:")
+    assert info.value.request is not None
+    assert info.value.request.headers["X-Inkit-API-Token"] == "[redacted]"
+    assert [(e.attempt, e.exception) for e in events.retries] == [
+        (1, "ConnectError"),
+        (2, "ConnectError"),
+    ]
+
+
+async def test_connect_timeout_is_a_connect_timeout_so_a_create_is_retried(events):
+    """A SYN nobody answers: ConnectTimeout from ConnectionTimeoutError, so a create is re-sent."""
+    timeout = httpx.Timeout(5, connect=0.05)  # the connect phase times out, not the deadline
+    backoff = Backoff(initial=0.01, maximum=0.01, jitter=0)
+    with Blackhole() as hole:
+        async with AsyncInkit(
+            TOKEN, base_url=hole.url, timeout=timeout, backoff=backoff, on_event=events
+        ) as client:
+            with pytest.raises(APITimeoutError) as info:
+                await client.batch.create(template_id="t", renders=[{"merge_parameters": {}}])
+    assert str(info.value) == "POST /batch timed out (ConnectTimeout)"
+    assert type(info.value.__cause__) is httpx.ConnectTimeout
+    assert type(info.value.__cause__.__cause__) is aiohttp.ConnectionTimeoutError
+    assert [(e.method, e.attempt, e.exception) for e in events.retries] == [
+        ("POST", 1, "ConnectTimeout"),
+        ("POST", 2, "ConnectTimeout"),
+    ]
+
+
+# -- aiohttp failures no socket produces reliably, mapped directly ----------------------
+
+
+MAPPED_DIRECTLY = [
+    (aiohttp.ServerTimeoutError("Timeout on reading"), httpx.ReadTimeout, "Timeout on reading"),
+    (aiohttp.ServerTimeoutError(), httpx.ReadTimeout, "timed out"),
+    (aiohttp.InvalidURL("gopher://x"), httpx.UnsupportedProtocol, "gopher://x"),
+    (aiohttp.ClientConnectionError("connection lost"), httpx.ReadError, "connection lost"),
+    (aiohttp.ClientConnectionError(), httpx.ReadError, "ClientConnectionError"),
+    (ConnectionResetError(104, "reset by peer"), httpx.ReadError, "[Errno 104] reset by peer"),
+    (ConnectionResetError(), httpx.ReadError, "ConnectionResetError"),
+    (aiohttp.ClientError("odd"), httpx.TransportError, "odd"),
+    (aiohttp.ClientError(), httpx.TransportError, "ClientError"),
+    # Branches seen for real above, with the message they give when aiohttp's is empty.
+    (aiohttp.ConnectionTimeoutError(), httpx.ConnectTimeout, "connect timed out"),
+    (aiohttp.SocketTimeoutError(), httpx.ReadTimeout, "read timed out"),
+    (aiohttp.ClientPayloadError(), httpx.RemoteProtocolError, "incomplete response body"),
+]
+
+
+@pytest.mark.parametrize(
+    ("raised", "mapped", "message"),
+    MAPPED_DIRECTLY,
+    ids=[f"{type(raised).__name__}-{message}" for raised, _, message in MAPPED_DIRECTLY],
+)
+def test_aiohttp_failure_maps_to_the_httpx_class_keeping_the_cause(raised, mapped, message):
+    """Raised inside _map_errors, each aiohttp failure becomes its httpx class, cause kept."""
+    with pytest.raises(httpx.TransportError) as info, _map_errors():
+        raise raised
+    assert type(info.value) is mapped
+    assert info.value.__cause__ is raised
+    assert str(info.value) == message
+
+
+def test_exceptions_that_are_not_transport_failures_pass_through():
+    """A bug elsewhere (a plain ValueError) is not disguised as a transport failure."""
+    bug = ValueError("not a network problem")
+    with pytest.raises(ValueError, match="not a network problem") as info, _map_errors():
+        raise bug
+    assert info.value is bug

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from inkit_async import AsyncInkit, InkitError, InternalServerError
+from inkit_async import APITimeoutError, AsyncInkit, Backoff, InkitError, InternalServerError
 
 from .conftest import NO_WAIT, TOKEN
-from .loopback import BATCH_JSON
+from .loopback import BATCH_JSON, Trickle
 
 
 async def test_variant_overrides_only_what_it_is_given(api):
@@ -67,3 +67,46 @@ def test_variant_options_are_checked():
         client.with_options(max_retries=-1)
     with pytest.raises(TypeError):
         client.with_options(backoff="fast")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {
+            "timeout": 7.5,
+            "max_retries": 5,
+            "max_retry_after": 12.0,
+            "backoff": Backoff(initial=0.1, maximum=2.0, jitter=0.5),
+        },
+        {"timeout": httpx.Timeout(4.0, connect=1.0, read=9.0)},
+    ],
+    ids=["defaults", "numbers", "httpx-timeout"],
+)
+def test_every_option_round_trips_through_with_options(options):
+    """with_options(**the client's own values) gives back exactly those values."""
+    client = AsyncInkit(TOKEN, **options)
+    same = client.with_options(
+        timeout=client.timeout,
+        max_retries=client.max_retries,
+        max_retry_after=client.max_retry_after,
+        backoff=client.backoff,
+    )
+    values = ("timeout", "max_retries", "max_retry_after", "backoff", "max_concurrency")
+    assert [getattr(same, name) for name in values] == [getattr(client, name) for name in values]
+    assert type(same.timeout) is type(client.timeout)
+    assert client.timeout == options.get("timeout", 30.0)
+
+
+async def test_with_options_of_the_clients_own_timeout_keeps_the_deadline(server):
+    """timeout=client.timeout stays an end-to-end deadline: a body trickling past it fails."""
+    server.handler = lambda request: Trickle(pieces=10, interval=0.05)  # 0.45 s in all
+    async with AsyncInkit(TOKEN, base_url=server.url, timeout=0.3, max_retries=0) as client:
+        same = client.with_options(timeout=client.timeout)
+        with pytest.raises(APITimeoutError) as info:
+            await same.batch.get("rb_1")
+        # The deadline, not a per-phase timeout: every gap is far below 0.3 s.
+        assert str(info.value) == "GET /batch/rb_1 timed out"
+        # Per-phase timeouts of the same length let the same trickle through.
+        per_phase = client.with_options(timeout=httpx.Timeout(0.3))
+        assert (await per_phase.batch.get("rb_2")).id == "rb_2"

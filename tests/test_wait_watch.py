@@ -195,10 +195,13 @@ async def test_transient_errors_while_polling_are_retried(server):
     ],
 )
 async def test_bad_wait_arguments_raise_before_any_request(server, options, error):
-    """Invalid poll_interval or timeout fail before anything is sent."""
+    """Invalid poll_interval or timeout fail before anything is sent, in wait and watch."""
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
         with pytest.raises(error):
             await client.batch.wait("rb_1", **options)
-        with pytest.raises((ValueError, TypeError)):
+        if "poll_interval" in options:
+            with pytest.raises(error):
+                client.batch.watch("rb_1", **options)
+        with pytest.raises(ValueError, match="batch_id"):
             client.batch.watch("..")
     assert server.requests == []

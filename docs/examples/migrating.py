@@ -14,7 +14,7 @@ async def main() -> None:
         print(batch.id, batch.status, batch.created_at.isoformat())
 
         # inkit.Batch.list(page=1)  ->  every page, lazily
-        first_five = []
+        first_five: list[str] = []
         async for listed in client.batch.list():
             first_five.append(listed.id)
             if len(first_five) == 5:

@@ -1,6 +1,6 @@
 import asyncio
 
-from inkit_async import AsyncInkit, NotFoundError
+from inkit_async import AsyncInkit, InkitError, NotFoundError
 
 
 async def main() -> None:
@@ -14,6 +14,8 @@ async def main() -> None:
         for batch_id, result in zip(ids, results, strict=True):
             if isinstance(result, NotFoundError):
                 print(batch_id, "does not exist")
+            elif isinstance(result, InkitError):
+                raise result
             else:
                 print(batch_id, "finished" if result.is_finished else "in progress")
 

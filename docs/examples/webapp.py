@@ -1,6 +1,6 @@
 """One AsyncInkit for the app's lifetime, shared by every request (Starlette/FastAPI)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -12,7 +12,7 @@ from inkit_async import AsyncInkit, NotFoundError
 
 
 @asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
+async def lifespan(app: Starlette) -> AsyncGenerator[None]:
     # Created once at start-up and closed at shutdown: one connection pool, one
     # concurrency limit and one rate-limit cooldown for every request the app serves.
     async with AsyncInkit() as client:

@@ -22,14 +22,18 @@ from inkit_async import (
     BatchList,
     BatchResource,
     BatchStatus,
+    ClientEvent,
     CreatedBatch,
     DestinationProgress,
     DocumentBatchResource,
+    EventCallback,
     InkitError,
     NotFoundError,
     Page,
+    PauseEvent,
     RateLimitError,
     RenderSpec,
+    RetryEvent,
     WaitTimeoutError,
     converter,
 )
@@ -133,6 +137,31 @@ async def with_the_fake() -> None:
         assert_type(request.params, dict[str, str])
         assert_type(request.authorized, bool)
     assert_type(fake.app, ASGIApp)
+
+
+async def observed() -> None:
+    """Retries as data, and a mock transport, as a test or a metrics hook uses them."""
+    seen: list[ClientEvent] = []
+
+    def record(event: ClientEvent) -> None:
+        if isinstance(event, RetryEvent):
+            assert_type(event.delay, float)
+            assert_type(event.status_code, int | None)
+            assert_type(event.exception, str | None)
+        elif isinstance(event, PauseEvent):
+            assert_type(event.seconds, float)
+        seen.append(event)
+
+    callback: EventCallback = record
+    transport = httpx.MockTransport(lambda request: httpx.Response(404))
+    async with AsyncInkit("t", transport=transport, on_event=callback) as client:
+        quiet = client.with_options(on_event=seen.append)
+        assert_type(quiet, AsyncInkit)
+        assert_type(client.timeout, float | httpx.Timeout)
+        assert_type(client.backoff, Backoff)
+        assert_type(client.max_retry_after, float)
+    async with FakeInkit().client(on_event=seen.append, max_retries=0) as fake_client:
+        assert_type(fake_client, AsyncInkit)
 
 
 def round_trip(data: dict[str, object]) -> dict[str, object]:
