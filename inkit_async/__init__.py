@@ -15,7 +15,7 @@ import attrs
 
 from ._client import AsyncInkit
 from ._converter import converter
-from ._events import ClientEvent, EventCallback, PauseEvent, RetryEvent
+from ._events import ClientEvent, EventCallback, PauseEvent, RateEvent, RetryEvent
 from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -43,6 +43,7 @@ from ._models import (
 )
 from ._pagination import BatchList
 from ._retry import Backoff
+from ._throttle import Throttle, ThrottleState
 from ._version import __version__
 from .resources import BatchResource, DocumentBatchResource
 
@@ -72,9 +73,12 @@ __all__ = [
     "Page",
     "PauseEvent",
     "PermissionDeniedError",
+    "RateEvent",
     "RateLimitError",
     "RenderSpec",
     "RetryEvent",
+    "Throttle",
+    "ThrottleState",
     "UnprocessableEntityError",
     "WaitTimeoutError",
     "__version__",

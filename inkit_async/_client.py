@@ -7,7 +7,7 @@ a request does happens in the engine.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from ._config import ClientOptions, VariantArguments, base_url_from, token_from
 from ._constants import (
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ._events import EventCallback
+    from ._throttle import Throttle
 
 __all__ = ["AsyncInkit"]
 
@@ -57,10 +58,14 @@ class AsyncInkit:
         max_retry_after: Longest ``Retry-After`` in seconds the client waits on (default
             60). A longer one raises ``RateLimitError`` (or the status error) at once.
         backoff: Backoff between retries the server gave no ``Retry-After`` for.
-        on_event: Called with a ``RetryEvent`` before each retry and a ``PauseEvent``
-            when a 429 pauses the client; for metrics and logs. It runs in the event
+        on_event: Called with a ``RetryEvent`` before each retry, a ``PauseEvent`` when
+            the client pauses (a 429's ``Retry-After``, an outage) and a ``RateEvent``
+            when the throttle cuts its rate; for metrics and logs. It runs in the event
             loop and should return quickly; an exception it raises is logged, not
             raised.
+        throttle: The flow-control policy (see ``Throttle``). By default each client
+            has its own, with the defaults; ``False`` switches it off, leaving only the
+            pause a 429's ``Retry-After`` asks for.
         http_client: An ``httpx.AsyncClient`` to send through instead of the client's
             own. The caller owns it: ``aclose()`` leaves it open, and its pool limits
             apply instead of ``max_concurrency``-sized ones.
@@ -73,8 +78,6 @@ class AsyncInkit:
         TypeError: An option has the wrong type.
         ValueError: An option has an impossible value.
     """
-
-    __slots__ = ("__weakref__", "_engine", "batch", "flow_batch")
 
     batch: DocumentBatchResource
     """Document batches (``/batch``): get, get_many, list, wait, watch, create."""
@@ -92,6 +95,7 @@ class AsyncInkit:
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         backoff: Backoff | None = None,
         on_event: EventCallback | None = None,
+        throttle: Throttle | Literal[False] | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -104,6 +108,7 @@ class AsyncInkit:
             max_retry_after=max_retry_after,
             backoff=Backoff() if backoff is None else backoff,
             on_event=on_event,
+            throttle=True if throttle is None else throttle,
             http_client=http_client,
             transport=transport,
         )
@@ -211,6 +216,11 @@ class AsyncInkit:
     def backoff(self) -> Backoff:
         """The backoff between retries without a ``Retry-After``."""
         return self._engine.options.backoff
+
+    @property
+    def throttle(self) -> Throttle | None:
+        """The throttle this client (and its variants) sends through; ``None`` when off."""
+        return self._engine.throttle
 
     def __repr__(self) -> str:
         """Describe the client without its token."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Any, Final, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 
 import attrs
 import httpx
@@ -28,6 +28,7 @@ from ._constants import (
 )
 from ._exceptions import InkitError
 from ._retry import Backoff
+from ._throttle import Throttle
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,6 +60,7 @@ class OptionArguments(TypedDict, total=False):
     max_retry_after: float
     backoff: Backoff | None
     on_event: EventCallback | None
+    throttle: Throttle | Literal[False] | None
 
 
 def token_from(api_token: str | None) -> str:
@@ -149,6 +151,11 @@ def _check_callback(_: object, __: object, value: Any) -> None:  # noqa: ANN401 
         raise TypeError(f"on_event must be callable, got {type(value).__name__}")
 
 
+def _check_throttle(_: object, __: object, value: object) -> None:
+    if not isinstance(value, Throttle | bool):
+        raise TypeError(f"throttle must be a Throttle, None or False, got {type(value).__name__}")
+
+
 @attrs.frozen(kw_only=True)
 class ClientOptions:
     """Every option of one client, as given; validated when the record is built."""
@@ -170,11 +177,18 @@ class ClientOptions:
         validator=_instance_of(httpx.AsyncBaseTransport, "an httpx.AsyncBaseTransport"),
     )
     on_event: EventCallback | None = attrs.field(default=None, validator=_check_callback)
+    throttle: Throttle | bool = attrs.field(default=True, validator=_check_throttle)
+    """A ``Throttle``; ``True``: a default one; ``False``: none (only ``Retry-After`` pauses)."""
 
     def __attrs_post_init__(self) -> None:
         """Refuse two ways of sending at once."""
         if self.http_client is not None and self.transport is not None:
             raise ValueError("pass http_client or transport, not both")
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether flow control is on (the throttle paces 429 retries, not the backoff)."""
+        return self.throttle is not False
 
     @property
     def root(self) -> str:

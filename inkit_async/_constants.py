@@ -44,6 +44,14 @@ DEFAULT_MAX_CONCURRENCY: Final = 100
 #: Longest ``Retry-After`` (seconds) the client sleeps on; above it, the
 #: ``RateLimitError`` is raised at once.
 DEFAULT_MAX_RETRY_AFTER: Final = 60.0
+#: Retries (other than after a 429) the throttle's budget earns per successful request ...
+DEFAULT_RETRY_RATIO: Final = 0.2
+#: ... and the most it holds (and starts with): a client at its default width can
+#: retry a whole window of failed requests twice before the budget binds.
+DEFAULT_RETRY_RESERVE: Final = 200
+#: Failures in a row (502/503/504, transport failures) after which the throttle pauses
+#: every caller and sends one probe.
+DEFAULT_OUTAGE_RUN: Final = 5
 #: Largest response body (bytes) the client reads; a batch record is well under 1 KiB.
 MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 

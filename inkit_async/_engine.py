@@ -5,15 +5,17 @@ An ``Engine`` is one client's view of the shared machinery: its options (a
 ``with_options`` variants (the HTTP client, the concurrency slots, the rate-limit
 cooldown, the event loop it is bound to). One call goes:
 
-1. take a client-wide concurrency slot (waiting here never counts against a pool
+1. wait for a permit from the throttle (``_throttle.py``): its sending rate, its
+   pauses and the probe after each pause;
+2. take a client-wide concurrency slot (waiting here never counts against a pool
    timeout, because the pool is sized to the slots);
-2. wait out a shared rate-limit pause, if one is active;
 3. build the request (once, inside the slot) and send it under the per-attempt
    deadline, reading the body up to the size limit;
-4. a 2xx: decode the JSON and cast it to the caller's record;
-5. anything else: give the slot back, ask ``decide`` (``_policy.py``) what it means,
-   and carry that out: pause the client, report the retry as data, sleep, go to 1;
-   or raise the error it built.
+4. tell the throttle what the server said;
+5. a 2xx: decode the JSON and cast it to the caller's record;
+6. anything else: give the slot back, ask ``decide`` (``_policy.py``) what it means,
+   and carry that out: report pauses and rate cuts, spend the retry budget, report
+   the retry as data, sleep, go to 1; or raise the error it built.
 """
 
 from __future__ import annotations
@@ -31,15 +33,17 @@ import httpx
 from ._body import read_limited
 from ._constants import DEFAULT_KEEPALIVE_EXPIRY, TOKEN_HEADER
 from ._converter import ShapeError
-from ._events import PauseEvent, RetryEvent
+from ._events import PauseEvent, RateEvent, RetryEvent
 from ._exceptions import (
+    APITimeoutError,
     DeadlineExceeded,
     InkitError,
+    failure_name,
     not_json_error,
     shape_error,
 )
-from ._policy import Answer, Attempt, Fail, Failure, Outcome, decide
-from ._retry import Cooldown
+from ._policy import Answer, Attempt, Fail, Failure, Outcome, Retry, decide
+from ._throttle import Signal, Throttle, ThrottleTimeoutError, Unthrottled, signal_of
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
 
     from ._config import ClientOptions, VariantArguments
     from ._events import ClientEvent
+    from ._throttle import Change, FlowControl, Permit
 
 __all__ = ["Engine"]
 
@@ -64,14 +69,21 @@ _CLOSED: Final = "The AsyncInkit client is closed; create a new one."
 class EngineState:
     """What a client shares with its ``with_options`` variants."""
 
-    __slots__ = ("closed", "cooldown", "http", "loop", "owns_http", "slots")
+    __slots__ = ("closed", "flow", "http", "loop", "owns_http", "slots")
 
     def __init__(self, options: ClientOptions) -> None:
-        """Set up the pool (unless the caller brought an ``http_client``) and the slots."""
+        """Set up the pool (unless the caller brought an ``http_client``), slots, throttle."""
         self.owns_http = options.http_client is None
         self.http = options.http_client or _own_http_client(options)
         self.slots = asyncio.Semaphore(options.max_concurrency)
-        self.cooldown = Cooldown()
+        throttle = options.throttle
+        self.flow: FlowControl = (
+            throttle
+            if isinstance(throttle, Throttle)
+            else Throttle()
+            if throttle
+            else Unthrottled()
+        )
         self.closed = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -144,6 +156,12 @@ class Engine:
         return Engine(attrs.evolve(self.options, **changes), self._state)
 
     @property
+    def throttle(self) -> Throttle | None:
+        """The shared throttle, or ``None`` when flow control is off."""
+        flow = self._state.flow
+        return flow if isinstance(flow, Throttle) else None
+
+    @property
     def is_closed(self) -> bool:
         """Whether this engine, or the one that owns its state, was closed."""
         return self._closed or self._state.closed
@@ -200,51 +218,121 @@ class Engine:
             raise InkitError(_CLOSED)
         state = self._state
         state.bind()
+        flow = state.flow
         request: httpx.Request | None = None
+        last_error: InkitError | None = None
         retries = 0
         while True:
             async with state.slots:
-                await state.cooldown.wait()
-                if self.is_closed:
-                    raise InkitError(_CLOSED)
-                started = time.perf_counter()  # the attempt's own time, not its queueing
-                # Built inside the slot: a 10,000-way gather then builds requests as
-                # slots free up, instead of all of them in one loop iteration up front
-                # (which stalled the event loop and held every request in memory).
-                if request is None:
-                    request = self._build(method, path, params, body)
-                outcome = await self._attempt(request)
-            if isinstance(outcome, Answer) and outcome.content is not None:
-                if 200 <= outcome.response.status_code < 300:
-                    self._log_attempt(method, path, retries, outcome, started)
-                    return _cast(method, path, outcome.response, outcome.content, cast)
-            elif isinstance(outcome, Failure) and self.is_closed:
-                raise InkitError(
-                    "The client was closed while the request was under way."
-                ) from outcome.error
+                # The permit is asked for inside the slot, so it goes only to a request
+                # that leaves at once: a cut or pause applies to everything not yet sent.
+                try:
+                    permit = await flow.acquire()
+                except ThrottleTimeoutError:
+                    raise last_error or self._gave_up(method, path) from None
+                try:
+                    self._check_open()
+                    started = time.perf_counter()  # the attempt's own time, not its queueing
+                    # Built inside the slot: a 10,000-way gather then builds requests as
+                    # slots free up, instead of all of them in one loop iteration up front
+                    # (which stalled the event loop and held every request in memory).
+                    if request is None:
+                        request = self._build(method, path, params, body)
+                    outcome = await self._attempt(request)
+                except BaseException:
+                    flow.cancel(permit)
+                    raise
             self._log_attempt(method, path, retries, outcome, started)
+            if isinstance(outcome, Answer) and outcome.content is not None:
+                response = outcome.response
+                if 200 <= response.status_code < 300:
+                    flow.release(permit, Signal.OK)
+                    return _cast(method, path, response, outcome.content, cast)
             # The slot was given back above: a caller backing off holds nothing others need.
             attempt = Attempt(method=method, path=path, retries=retries, may_repeat=may_repeat)
-            decision = decide(outcome, attempt, self.options)
-            if decision.pause:
-                state.cooldown.extend(decision.pause)
-                self._report(PauseEvent(method=method, path=path, seconds=decision.pause))
-            if isinstance(decision, Fail):
-                cause = outcome.error if isinstance(outcome, Failure) else None
-                raise decision.error from cause
+            retry = self._settle(permit, outcome, attempt)
+            last_error = retry.error
             retries += 1
             self._report(
                 RetryEvent(
                     method=method,
                     path=path,
                     attempt=retries,
-                    delay=decision.delay,
-                    reason=decision.reason,
-                    status_code=decision.status_code,
-                    exception=decision.exception,
+                    delay=retry.delay,
+                    reason=retry.reason,
+                    status_code=retry.status_code,
+                    exception=retry.exception,
                 )
             )
-            await asyncio.sleep(decision.delay)
+            await asyncio.sleep(retry.delay)
+
+    def _check_open(self) -> None:
+        if self.is_closed:
+            raise InkitError(_CLOSED)
+
+    def _settle(self, permit: Permit, outcome: Outcome, attempt: Attempt) -> Retry:
+        """Decide on a non-2xx outcome, tell the throttle, report; raise or return the retry."""
+        flow = self._state.flow
+        if isinstance(outcome, Failure):
+            status = None
+            cause: Exception | None = outcome.error
+            if self.is_closed:
+                flow.cancel(permit)
+                raise InkitError(
+                    "The client was closed while the request was under way."
+                ) from cause
+        else:
+            status = outcome.response.status_code
+            cause = None
+        decision = decide(outcome, attempt, self.options)
+        signal = signal_of(status)
+        change = flow.release(permit, signal, decision.pause)
+        if change is not None:
+            self._report_change(change, attempt, status, outcome)
+        if isinstance(decision, Fail):
+            raise decision.error from cause
+        if signal is not Signal.THROTTLED and not flow.allow_retry():
+            raise decision.error from cause
+        return decision
+
+    def _gave_up(self, method: str, path: str) -> APITimeoutError:
+        wait = self._state.flow.max_wait if isinstance(self._state.flow, Throttle) else 0.0
+        return APITimeoutError(
+            f"{method} {path} waited {wait:g} s for the throttle, which stayed paused "
+            "(the API is refusing requests or failing); nothing was sent"
+        )
+
+    def _report_change(
+        self, change: Change, attempt: Attempt, status: int | None, outcome: Outcome
+    ) -> None:
+        """Report a rate cut and a pause that an answer caused."""
+        if change.rate is not None:
+            self._report(
+                RateEvent(
+                    method=attempt.method,
+                    path=attempt.path,
+                    rate=change.rate,
+                    previous_rate=change.previous_rate,
+                    status_code=status,
+                )
+            )
+        if change.pause:
+            what = str(status) if isinstance(outcome, Answer) else failure_name(outcome.error)
+            reason = (
+                f"{what}: the throttle pauses, then sends one probe"
+                if change.outage
+                else f"{what} with Retry-After {change.pause:g}"
+            )
+            self._report(
+                PauseEvent(
+                    method=attempt.method,
+                    path=attempt.path,
+                    seconds=change.pause,
+                    reason=reason,
+                    status_code=status,
+                    outage=change.outage,
+                )
+            )
 
     def _build(
         self, method: str, path: str, params: dict[str, str | int] | None, body: object
@@ -288,26 +376,37 @@ class Engine:
 
     def _report(self, event: ClientEvent) -> None:
         """Log an event with the record attached, and hand it to ``on_event``."""
-        if isinstance(event, RetryEvent):
-            logger.info(
-                "Retrying %s %s in %.2f s (retry %d of %d): %s",
-                event.method,
-                event.path,
-                event.delay,
-                event.attempt,
-                self.options.max_retries,
-                event.reason,
-                extra={"inkit_event": event},
-            )
-        else:
-            logger.info(
-                "Pausing every request for %.2f s: %s %s got %d",
-                event.seconds,
-                event.method,
-                event.path,
-                event.status_code,
-                extra={"inkit_event": event},
-            )
+        extra = {"inkit_event": event}
+        match event:
+            case RetryEvent():
+                logger.info(
+                    "Retrying %s %s in %.2f s (retry %d of %d): %s",
+                    event.method,
+                    event.path,
+                    event.delay,
+                    event.attempt,
+                    self.options.max_retries,
+                    event.reason,
+                    extra=extra,
+                )
+            case PauseEvent():
+                logger.info(
+                    "Pausing every request for %.2f s after %s %s: %s",
+                    event.seconds,
+                    event.method,
+                    event.path,
+                    event.reason,
+                    extra=extra,
+                )
+            case RateEvent():
+                logger.info(
+                    "Sending rate cut to %.1f requests/s after %s %s got %s",
+                    event.rate,
+                    event.method,
+                    event.path,
+                    event.status_code or "a transport failure",
+                    extra=extra,
+                )
         callback = self.options.on_event
         if callback is not None:
             try:
@@ -323,7 +422,7 @@ class Engine:
             result: int | str = (
                 outcome.response.status_code
                 if isinstance(outcome, Answer)
-                else type(outcome.error).__name__
+                else failure_name(outcome.error)
             )
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.debug(

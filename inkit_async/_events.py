@@ -1,4 +1,4 @@
-"""What the client does besides sending, as data: retries and pauses.
+"""What the client does besides sending, as data: retries, pauses, rate changes.
 
 Each event is a frozen record. The client hands it to the ``on_event`` callback, if one
 was given, and logs it with the record under ``extra={"inkit_event": event}``, so a
@@ -13,7 +13,7 @@ from typing import TypeAlias
 
 import attrs
 
-__all__ = ["ClientEvent", "EventCallback", "PauseEvent", "RetryEvent"]
+__all__ = ["ClientEvent", "EventCallback", "PauseEvent", "RateEvent", "RetryEvent"]
 
 
 @attrs.frozen(kw_only=True)
@@ -43,21 +43,46 @@ class RetryEvent:
 class PauseEvent:
     """Every call of the client (and of its variants) holds back for *seconds*.
 
-    Emitted when a 429 carries a ``Retry-After`` the client honours: no request leaves
-    the client until the pause is over, whether or not the call that got it retries.
+    Emitted when a 429's ``Retry-After`` starts a pause, and when the throttle pauses
+    on its own for an outage (a run of 502/503/504 answers or transport failures).
+    Either way no request leaves until the pause is over; then one probe goes first.
     """
 
     method: str
-    """The HTTP method of the call that was answered with 429."""
+    """The HTTP method of the call whose answer started the pause."""
     path: str
     """The path of that call."""
     seconds: float
     """Length of the pause, from when the answer arrived."""
-    status_code: int = 429
-    """The status that asked for the pause."""
+    reason: str
+    """Why, in words: ``429 Too Many Requests: Retry-After 1``, ``outage: 503 ...``."""
+    status_code: int | None = 429
+    """The status that started the pause, or ``None`` for a transport failure."""
+    outage: bool = False
+    """Whether the throttle chose the pause (an outage) rather than the server."""
 
 
-ClientEvent: TypeAlias = RetryEvent | PauseEvent
+@attrs.frozen(kw_only=True)
+class RateEvent:
+    """The throttle cut its sending rate after a refusal (429) or an outage.
+
+    The rate then grows back by itself as requests succeed; read the current one from
+    ``client.throttle.state.rate``.
+    """
+
+    method: str
+    """The HTTP method of the call whose answer caused the cut."""
+    path: str
+    """The path of that call."""
+    rate: float
+    """The new sending rate, in requests per second."""
+    previous_rate: float | None
+    """The rate before the cut; ``None`` when no rate applied (the client sent freely)."""
+    status_code: int | None
+    """The status that caused the cut, or ``None`` for a transport failure."""
+
+
+ClientEvent: TypeAlias = RetryEvent | PauseEvent | RateEvent
 """Any event the client reports through ``on_event``."""
 
 EventCallback: TypeAlias = Callable[[ClientEvent], object]

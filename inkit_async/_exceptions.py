@@ -246,6 +246,11 @@ class DeadlineExceeded(Exception):  # noqa: N818 - private; it becomes APITimeou
     """An attempt ran past its end-to-end deadline (never raised to users)."""
 
 
+def failure_name(failure: BaseException) -> str:
+    """How events and logs name a transport failure (the deadline is a ``TimeoutError``)."""
+    return "TimeoutError" if isinstance(failure, DeadlineExceeded) else type(failure).__name__
+
+
 def redacted_request(request: httpx.Request) -> httpx.Request:
     """A copy of *request* whose token header is masked."""
     headers = request.headers.copy()

@@ -14,9 +14,11 @@ The rules:
   never sent again.
 - The statuses 408, 429, 500, 502, 503 and 504 are retried; for a call that must not
   run twice only 429 is, since the server refused it without acting on it.
-- Each retry waits the answer's ``Retry-After`` if it has one, else the backoff.
-  A ``Retry-After`` longer than ``max_retry_after`` is not waited for: the call fails
-  at once.
+- Each retry waits the answer's ``Retry-After`` if it has one, else the backoff;
+  with flow control on, a 429 without ``Retry-After`` is retried without a backoff of
+  its own, since the throttle has cut the rate and paces the retry. A
+  ``Retry-After`` longer than ``max_retry_after`` is not waited for: the call fails at
+  once.
 - A 429 with an honoured ``Retry-After`` also pauses the whole client for that long,
   whether or not this call retries (``pause``).
 - After ``max_retries`` retries the call fails with the last outcome's error.
@@ -34,6 +36,7 @@ from ._exceptions import (
     DeadlineExceeded,
     InkitError,
     connection_error,
+    failure_name,
     oversized_error,
     status_error,
 )
@@ -98,6 +101,8 @@ class Retry:
 
     delay: float
     reason: str
+    error: InkitError
+    """What the call raises if the retry cannot happen (no budget, no time)."""
     status_code: int | None = None
     exception: str | None = None
     pause: float = 0.0
@@ -131,7 +136,8 @@ def _decide_failure(outcome: Failure, attempt: Attempt, options: ClientOptions) 
     return Retry(
         delay=options.backoff.delay(attempt.retries),
         reason=error.message,
-        exception=type(failure).__name__,
+        error=error,
+        exception=failure_name(failure),
     )
 
 
@@ -144,12 +150,19 @@ def _decide_answer(outcome: Answer, attempt: Attempt, options: ClientOptions) ->
     too_long = retry_after is not None and retry_after > options.max_retry_after
     pause = retry_after if status == 429 and retry_after is not None and not too_long else 0.0
     retryable = status in RETRYABLE_STATUS_CODES and (attempt.may_repeat or status == 429)
+    error = status_error(attempt.what, response, content, retry_after)
     if not retryable or too_long or attempt.retries >= options.max_retries:
-        return Fail(error=status_error(attempt.what, response, content, retry_after), pause=pause)
-    delay = options.backoff.delay(attempt.retries) if retry_after is None else retry_after
+        return Fail(error=error, pause=pause)
+    if retry_after is not None:
+        delay = retry_after
+    elif status == 429 and options.adaptive:
+        delay = 0.0
+    else:
+        delay = options.backoff.delay(attempt.retries)
     return Retry(
         delay=delay,
         reason=f"{status} {response.reason_phrase}".rstrip(),
+        error=error,
         status_code=status,
         pause=pause,
     )

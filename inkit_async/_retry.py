@@ -1,8 +1,7 @@
-"""When to try again and how long to wait: backoff, ``Retry-After``, the shared cooldown."""
+"""How long to wait before trying again: exponential backoff, and ``Retry-After``."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 from datetime import UTC, datetime
@@ -12,7 +11,7 @@ import attrs
 
 from ._constants import DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_JITTER, DEFAULT_BACKOFF_MAX
 
-__all__ = ["Backoff", "Cooldown", "parse_retry_after"]
+__all__ = ["Backoff", "parse_retry_after"]
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[float], value: object) -> None:
@@ -72,33 +71,3 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-class Cooldown:
-    """A pause every caller of one client honours after a 429 with ``Retry-After``.
-
-    Shared by a client and its ``with_options`` variants. No request leaves the client
-    until the pause is over; a later, longer pause extends it, a shorter one does not
-    shorten it.
-    """
-
-    __slots__ = ("_until",)
-
-    def __init__(self) -> None:
-        self._until = 0.0
-
-    def extend(self, seconds: float) -> None:
-        """Pause new requests for *seconds* from now (unless already paused longer)."""
-        until = asyncio.get_running_loop().time() + seconds
-        self._until = max(until, self._until)
-
-    def remaining(self) -> float:
-        """Seconds left in the current pause (0 when there is none)."""
-        if not self._until:
-            return 0.0
-        return max(0.0, self._until - asyncio.get_running_loop().time())
-
-    async def wait(self) -> None:
-        """Return once no pause is active (at once on the fast path)."""
-        while (remaining := self.remaining()) > 0:
-            await asyncio.sleep(remaining)

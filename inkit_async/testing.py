@@ -17,7 +17,9 @@ The fake follows what Inkit documents (``shared/inkit-api.md`` in the repository
 401 for a missing or wrong ``X-Inkit-API-Token``, 404 for an unknown id, 405 for
 other methods. Each batch's counters advance as it is polled (``docs_per_poll``
 documents per destination per ``GET``), or when a test says so (``advance``,
-``complete``, ``fail``). ``fail_next`` injects faults; ``requests`` records what came in.
+``complete``, ``fail``). ``fail_next`` injects faults; ``limit_rate`` makes the fake
+refuse requests beyond a rate with 429, as a rate-limited API does; ``requests``
+records what came in.
 
 ``fake.client()`` is an ``AsyncInkit`` wired to the fake in process (no sockets);
 ``fake.app`` is an ASGI application, so any ASGI server can serve the same fake over a
@@ -30,6 +32,7 @@ import asyncio
 import json
 import random
 import string
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Unpack, cast
@@ -84,6 +87,28 @@ class _Fault:
     retry_after: float | None
     body: object
     delay: float
+
+
+@dataclass(slots=True)
+class _RateLimit:
+    """A token bucket per API token: *burst* requests, refilled at *rate* per second."""
+
+    rate: float
+    burst: int
+    retry_after: float | None
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict[str, tuple[float, float]])
+
+    def admit(self, token: str) -> bool:
+        now = time.monotonic()
+        level, then = self.buckets.get(token, (float(self.burst), now))
+        level = min(float(self.burst), level + (now - then) * self.rate)
+        admitted = level >= 1.0
+        self.buckets[token] = (level - 1.0 if admitted else level, now)
+        return admitted
+
+    def refusal(self) -> _Answer:
+        headers = {} if self.retry_after is None else {"retry-after": f"{self.retry_after:g}"}
+        return _Answer(429, {"error": "Too many requests"}, headers)
 
 
 @dataclass(slots=True)
@@ -181,6 +206,9 @@ class FakeInkit:
         self._random = random.Random(seed)  # noqa: S311 - ids, not secrets
         self._batches: dict[str, _Batch] = {}
         self._faults: list[_Fault] = []
+        self._limit: _RateLimit | None = None
+        self.refused = 0
+        """How many requests the rate limit (``limit_rate``) answered with 429."""
 
     def __repr__(self) -> str:
         """Say how many batches the fake holds, never the token."""
@@ -269,6 +297,23 @@ class FakeInkit:
         fault = _Fault(status, retry_after, default if body is None else body, delay)
         self._faults.extend(fault for _ in range(count))
 
+    def limit_rate(
+        self, rate: float | None, *, burst: int = 1, retry_after: float | None = None
+    ) -> None:
+        """Refuse requests beyond *rate* per second with 429, per token, as a real API does.
+
+        Each token (the ``X-Inkit-API-Token`` each request presents) has a bucket of
+        *burst* requests, refilled at *rate* per second; a request that finds it empty
+        is answered 429 (with ``Retry-After: <retry_after>`` when given) and counted in
+        ``refused``. ``limit_rate(None)`` lifts the limit. Injected faults come first.
+        """
+        if rate is None:
+            self._limit = None
+            return
+        if not rate > 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self._limit = _RateLimit(rate=rate, burst=burst, retry_after=retry_after)
+
     # -- how a test talks to it ------------------------------------------------------------
 
     def client(
@@ -306,15 +351,16 @@ class FakeInkit:
             decoded: object = json.loads(body) if body else None
         except ValueError:
             decoded = _INVALID_JSON
-        authorized = headers.get("x-inkit-api-token") == self.token
+        token = headers.get("x-inkit-api-token")
+        authorized = token == self.token
         recorded = None if decoded is _INVALID_JSON else decoded
         self.requests.append(FakeRequest(method, path, params, recorded, authorized))
-        answer = await self._answer(method, path, params, decoded, authorized=authorized)
+        answer = await self._answer(method, path, params, decoded, token=token)
         payload, answer_headers = answer.encode()
         return answer.status, answer_headers, payload
 
     async def _answer(  # noqa: PLR0911 - one return per route reads best
-        self, method: str, path: str, params: dict[str, str], body: object, *, authorized: bool
+        self, method: str, path: str, params: dict[str, str], body: object, *, token: str | None
     ) -> _Answer:
         if self._faults:
             fault = self._faults.pop(0)
@@ -322,7 +368,10 @@ class FakeInkit:
                 await asyncio.sleep(fault.delay)
             extra = {} if fault.retry_after is None else {"retry-after": f"{fault.retry_after:g}"}
             return _Answer(fault.status, fault.body, extra)
-        if not authorized:
+        if self._limit is not None and not self._limit.admit(token or ""):
+            self.refused += 1
+            return self._limit.refusal()
+        if token != self.token:
             return _error(401, "Invalid or missing API token")
         segments = [unquote(part) for part in path.split("/")[1:]]
         if segments[:1] != ["v1"]:

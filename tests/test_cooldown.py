@@ -95,11 +95,13 @@ async def test_retry_after_over_the_cap_raises_at_once(server):
 
 
 async def test_429_without_retry_after_backs_off_exponentially(server, events):
-    """Without Retry-After, 429 is retried after the backoff delays, then succeeds."""
+    """With flow control off, a 429 without Retry-After waits the backoff delays."""
     too_many = Respond(429, {"error": "slow down"})
     server.script(too_many, too_many)
     backoff = Backoff(initial=0.05, maximum=1, jitter=0)
-    async with AsyncInkit(TOKEN, base_url=server.url, backoff=backoff, on_event=events) as client:
+    async with AsyncInkit(
+        TOKEN, base_url=server.url, backoff=backoff, on_event=events, throttle=False
+    ) as client:
         batch = await client.batch.get("rb_1")
     assert batch.id == "rb_1"
     assert [(e.delay, e.status_code) for e in events.retries] == [(0.05, 429), (0.1, 429)]

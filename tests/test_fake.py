@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpx
@@ -314,6 +315,40 @@ async def test_fail_next_with_retry_after_and_body(fake):
             await client.batch.get("rb_any")
     assert info.value.retry_after == 120
     assert "slow down" in str(info.value)
+
+
+async def test_limit_rate_refuses_beyond_the_burst_per_token(fake):
+    """limit_rate: a bucket per token; beyond it 429 with Retry-After, counted in refused."""
+    batch_id = fake.add_batch()
+    fake.limit_rate(0.5, burst=2, retry_after=3)
+    first, second, third = [await raw(fake, "GET", f"/v1/batch/{batch_id}") for _ in range(3)]
+    assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429)
+    assert third.headers["retry-after"] == "3"
+    assert third.json() == {"error": "Too many requests"}
+    other = await raw(fake, "GET", f"/v1/batch/{batch_id}", headers={"X-Inkit-API-Token": "x"})
+    assert other.status_code == 401  # another token has a bucket of its own
+    assert fake.refused == 1
+    fake.limit_rate(None)
+    assert (await raw(fake, "GET", f"/v1/batch/{batch_id}")).status_code == 200
+
+
+async def test_limit_rate_without_retry_after_and_its_refill(fake):
+    """Without retry_after a 429 has no Retry-After; the bucket refills at the rate."""
+    batch_id = fake.add_batch()
+    fake.limit_rate(50, burst=1)
+    assert (await raw(fake, "GET", f"/v1/batch/{batch_id}")).status_code == 200
+    refused = await raw(fake, "GET", f"/v1/batch/{batch_id}")
+    assert refused.status_code == 429
+    assert "retry-after" not in refused.headers
+    await asyncio.sleep(0.05)  # 2.5 tokens' worth at 50/s; the bucket holds 1
+    assert (await raw(fake, "GET", f"/v1/batch/{batch_id}")).status_code == 200
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 1), (10, 0)])
+def test_limit_rate_refuses_impossible_values(fake, rate, burst):
+    """A rate must be > 0 and a burst >= 1."""
+    with pytest.raises(ValueError, match="rate"):
+        fake.limit_rate(rate, burst=burst)
 
 
 async def test_fail_next_delay_holds_the_answer(fake):

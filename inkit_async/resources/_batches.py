@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .._constants import DEFAULT_POLL_INTERVAL
 from .._converter import structure
-from .._fanout import run_bounded
+from .._fanout import as_completed_bounded, run_bounded
 from .._models import Batch, CreatedBatch, RenderSpec
 from .._pagination import BatchList, ListFilters, parse_page
 from .._paths import encode_segment
@@ -20,7 +20,7 @@ from .._polling import check_poll_interval, check_wait_timeout, wait_until_finis
 from ._base import APIResource
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator
 
     from .._engine import Engine
     from .._exceptions import InkitError
@@ -102,17 +102,52 @@ class BatchResource(APIResource):
             ValueError: An id is empty, blank, ``.`` or ``..``.
             InkitError: The first failed lookup, when *return_exceptions* is false.
         """
-        if isinstance(batch_ids, str | bytes):
-            raise TypeError("batch_ids must be an iterable of ids, not a single string")
-        ids = list(batch_ids)
+        ids = list(_checked_ids(batch_ids))
         segments = {batch_id: encode_segment(batch_id, "batch_id") for batch_id in ids}
         results = await run_bounded(
-            segments.values(),
+            list(segments.values()),
             self._fetch,
-            workers=min(self._engine.options.max_concurrency, len(segments)),
+            workers=self._engine.options.max_concurrency,
             return_exceptions=return_exceptions,
         )
         return [results[segments[batch_id]] for batch_id in ids]
+
+    def iter_many(self, batch_ids: Iterable[str]) -> AsyncGenerator[tuple[str, Batch | InkitError]]:
+        """Fetch many batches concurrently; yield ``(batch_id, result)`` as each finishes.
+
+        ``async for batch_id, result in client.batch.iter_many(ids):`` gets each result
+        the moment it arrives, in completion order: a ``Batch``, or the ``InkitError``
+        that lookup ended with. A failure never discards the lookups that finished, so
+        a web page can show progress and a report can keep every batch it got. Use
+        ``get_many`` when you want the whole list in input order; use this to act on
+        results as they come, or to keep going past failures without waiting for all.
+
+        Identical ids are fetched once and yielded once. Every id is checked before
+        anything is sent (here, when ``iter_many`` is called). The lookups run on as
+        many worker tasks as the client has concurrency slots. Leaving the loop early
+        (``break``) stops the lookups under way once the iterator is closed; wrap it in
+        ``contextlib.aclosing(...)`` to close it at that very point.
+
+        Raises:
+            TypeError: *batch_ids* is a ``str``, or holds a non-``str`` id.
+            ValueError: An id is empty, blank, ``.`` or ``..``.
+        """
+        segments = {
+            encode_segment(batch_id, "batch_id"): batch_id for batch_id in _checked_ids(batch_ids)
+        }
+        return self._iter_many(segments)
+
+    async def _iter_many(
+        self, segments: dict[str, str]
+    ) -> AsyncGenerator[tuple[str, Batch | InkitError]]:
+        stream = as_completed_bounded(
+            list(segments), self._fetch, workers=self._engine.options.max_concurrency
+        )
+        try:
+            async for segment, result in stream:
+                yield segments[segment], result
+        finally:
+            await stream.aclose()
 
     def list(
         self,
@@ -204,6 +239,14 @@ class BatchResource(APIResource):
 
     async def _fetch(self, segment: str) -> Batch:
         return await self._engine.request("GET", f"{self._path}/{segment}", _parse_batch)
+
+
+def _checked_ids(batch_ids: object) -> Iterable[str]:
+    if isinstance(batch_ids, str | bytes):
+        raise TypeError("batch_ids must be an iterable of ids, not a single string")
+    if not isinstance(batch_ids, Iterable):
+        raise TypeError(f"batch_ids must be an iterable of ids, got {type(batch_ids).__name__}")
+    return batch_ids  # pyright: ignore[reportUnknownVariableType] - each id is checked next
 
 
 def _render_body(render: object, index: int) -> dict[str, Any]:

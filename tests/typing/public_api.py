@@ -6,6 +6,7 @@ Never run by pytest: its job is to fail type checking when an annotation regress
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import assert_type
 
@@ -31,9 +32,12 @@ from inkit_async import (
     NotFoundError,
     Page,
     PauseEvent,
+    RateEvent,
     RateLimitError,
     RenderSpec,
     RetryEvent,
+    Throttle,
+    ThrottleState,
     WaitTimeoutError,
     converter,
 )
@@ -118,6 +122,34 @@ async def workflows(client: AsyncInkit) -> None:
     assert_type(many, list[Batch])
     mixed = await client.batch.get_many(["rb_1"], return_exceptions=True)
     assert_type(mixed, list[Batch | InkitError])
+    async with contextlib.aclosing(client.batch.iter_many(["rb_1", "rb_2"])) as results:
+        async for batch_id, result in results:
+            assert_type(batch_id, str)
+            assert_type(result, Batch | InkitError)
+
+
+async def with_flow_control() -> None:
+    """Flow control: a known limit, its state, switching it off, its events."""
+    throttle = Throttle(rate_limit=200, max_wait=30, retry_ratio=0.1, retry_reserve=50)
+    async with AsyncInkit("tok", throttle=throttle) as client:
+        assert_type(client.throttle, Throttle | None)
+        if client.throttle is not None:
+            state = client.throttle.state
+            assert_type(state, ThrottleState)
+            assert_type(state.rate, float | None)
+            assert_type(state.pauses, int)
+    async with AsyncInkit("tok", throttle=False) as client:
+        assert client.throttle is None
+
+    def on_event(event: ClientEvent) -> None:
+        if isinstance(event, RateEvent):
+            assert_type(event.rate, float)
+            assert_type(event.previous_rate, float | None)
+        elif isinstance(event, PauseEvent):
+            assert_type(event.outage, bool)
+            assert_type(event.status_code, int | None)
+
+    AsyncInkit("tok", on_event=on_event)
 
 
 async def with_the_fake() -> None:
@@ -127,6 +159,8 @@ async def with_the_fake() -> None:
     assert_type(batch_id, str)
     fake.advance(batch_id, 1)
     fake.fail_next(2, 503, retry_after=0, body={"error": "busy"}, delay=0.0)
+    fake.limit_rate(200, burst=20, retry_after=1)
+    assert_type(fake.refused, int)
     async with fake.client(backoff=Backoff(initial=0, maximum=0), max_retries=3) as client:
         assert_type(client, AsyncInkit)
         await client.batch.get(batch_id)

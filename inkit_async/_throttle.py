@@ -1,0 +1,680 @@
+"""Flow control: how fast the client sends, when it holds back, and how much it retries.
+
+The engine asks the client's ``Throttle`` for a permit before every attempt and tells
+it afterwards what the server said. The throttle keeps:
+
+- **A sending rate**, absent until the server first refuses (a healthy client pays
+  nothing but a clock read per request). A 429 to a request sent since the last cut
+  cuts the rate below the rate the server is estimated to allow; successes grow it
+  back along a cubic curve, as TCP CUBIC and the AWS SDKs' adaptive mode do: fast at
+  first, flat near the refused rate, then probing above it. The estimate models the
+  server as a token bucket and fits its rate to the client's own send times up to the
+  refused request (``Throttle._estimate``). When the answers allow no estimate (the
+  first refusal after a quiet start), the rate is cut to 70% of what the client was
+  sending and doubles every second until the next refusal, as TCP's slow start does.
+  A known ``rate_limit`` caps the rate at all times.
+- **Pauses**, with a half-open probe after each: a 429's ``Retry-After`` pauses every
+  caller; so does a run of 502/503/504 answers or transport failures (an outage), for a
+  time the throttle chooses (0.25 s, doubling to 4 s). When a pause ends, one request
+  (the probe) goes; the others follow only once it has succeeded, paced by the rate.
+- **A retry budget** for failures other than 429 (those the rate already answers):
+  retries spend a token each, successes earn ``retry_ratio`` tokens, up to
+  ``retry_reserve``. An outage therefore costs a few probes and a bounded number of
+  retries, never ``1 + max_retries`` times the load.
+
+Waiting is the normal answer to pressure: callers queue in the throttle in order, and
+only requests actually sent count as attempts. A caller gives up after ``max_wait``
+seconds in the queue if the throttle is still paused or waiting for a probe by then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import math
+import random
+from typing import TYPE_CHECKING, Final, Protocol
+
+import attrs
+
+from ._constants import (
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_OUTAGE_RUN,
+    DEFAULT_RETRY_RATIO,
+    DEFAULT_RETRY_RESERVE,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "Change",
+    "FlowControl",
+    "Permit",
+    "Signal",
+    "Throttle",
+    "ThrottleState",
+    "ThrottleTimeoutError",
+    "Unthrottled",
+    "signal_of",
+]
+
+#: After a cut, send at this fraction of the rate the server is estimated to allow ...
+_BETA_ESTIMATED: Final = 0.9
+#: ... or of the rate the client was sending at, when the answers allow no estimate.
+_BETA_BLIND: Final = 0.7
+#: Seconds the cubic curve takes to climb back to the refused rate.
+_CUBIC_K: Final = 3.0
+#: After a blind cut the rate doubles every this many seconds until the next refusal.
+_DOUBLING: Final = 1.0
+#: Once the curve is this many times the refused rate, drop the rate: no limit is near.
+_RELEASE_FACTOR: Final = 32.0
+#: Shortest stretch (seconds) of sends trusted to estimate the server's limit.
+_MIN_ESTIMATE_SPAN: Final = 0.01
+#: Window (seconds) over which the sending rate is measured when no rate is set yet.
+_SEND_WINDOW: Final = 0.25
+#: Send times kept for the estimate (the most recent ones).
+_SEND_HISTORY: Final = 4096
+#: A gap (seconds) without sends after which the server's bucket is taken to be full.
+_IDLE_GAP: Final = 1.0
+#: The outage pause: first length, and the longest it doubles to.
+_OUTAGE_PAUSE: Final = 0.25
+_OUTAGE_PAUSE_MAX: Final = 4.0
+#: How early (seconds) a paced request may leave: timers are not finer than this.
+_TOLERANCE: Final = 0.001
+#: The lowest sending rate (requests per second) the throttle ever sets.
+_MIN_RATE: Final = 0.5
+
+
+class Signal(enum.Enum):
+    """What one answer means for flow control (the engine classifies outcomes)."""
+
+    OK = enum.auto()
+    """The server handled the request (any status but 429 and 502/503/504)."""
+    THROTTLED = enum.auto()
+    """429: the server refused the request for the rate."""
+    OVERLOADED = enum.auto()
+    """502/503/504 or a transport failure: the server, or the way to it, is failing."""
+
+
+#: Statuses that say the server, or a proxy in front of it, is failing.
+_OVERLOAD_STATUSES: Final = frozenset({502, 503, 504})
+
+
+def signal_of(status_code: int | None) -> Signal:
+    """Classify an answer's status (``None``: no answer, a transport failure)."""
+    if status_code is None or status_code in _OVERLOAD_STATUSES:
+        return Signal.OVERLOADED
+    if status_code == 429:
+        return Signal.THROTTLED
+    return Signal.OK
+
+
+class ThrottleTimeoutError(Exception):
+    """A caller waited ``max_wait`` seconds while the throttle stayed closed (private)."""
+
+
+class Permit:
+    """Leave to send one request; handed back to the throttle with what happened."""
+
+    __slots__ = ("epoch", "probe", "seq")
+
+    def __init__(self, epoch: int, seq: int = -1, *, probe: bool = False) -> None:
+        """A permit of *epoch* for the *seq*-th request sent (``-1``: not counted)."""
+        self.epoch = epoch
+        """The throttle's epoch when it was given: answers to requests sent before the
+        last cut or pause do not cut again."""
+        self.seq = seq
+        """Which request this is, counting every request the throttle let go."""
+        self.probe = probe
+        """Whether this request is the probe after a pause."""
+
+    def __repr__(self) -> str:
+        """Show the fields."""
+        return f"Permit(epoch={self.epoch}, seq={self.seq}, probe={self.probe})"
+
+
+@attrs.frozen(kw_only=True)
+class ThrottleState:
+    """A snapshot of a throttle, for logs and metrics (``client.throttle.state``)."""
+
+    rate: float | None
+    """Requests per second the throttle lets through now; ``None``: no limit applies."""
+    rate_limit: float | None
+    """The configured ``rate_limit``, if any."""
+    paused_for: float
+    """Seconds until the current pause ends (0 when there is none)."""
+    probing: bool
+    """Whether the throttle waits for a probe before letting the others go."""
+    waiting: int
+    """Calls queued in the throttle now."""
+    throttled: int
+    """429 answers seen."""
+    overloaded: int
+    """502/503/504 answers and transport failures seen."""
+    pauses: int
+    """Pauses so far (``Retry-After`` and outages)."""
+    cuts: int
+    """Times the sending rate was cut."""
+    retry_tokens: float
+    """Retries the budget allows now."""
+    retries_refused: int
+    """Retries the budget refused (their calls failed with their last error)."""
+
+
+@attrs.frozen(kw_only=True)
+class Change:
+    """What a piece of feedback changed, for the engine to report as events."""
+
+    pause: float = 0.0
+    """A pause that began: its length in seconds."""
+    outage: bool = False
+    """Whether the throttle chose the pause (an outage, a refused probe)."""
+    rate: float | None = None
+    """The new sending rate after a cut."""
+    previous_rate: float | None = None
+    """The rate before the cut (``None``: none was set)."""
+
+
+def _check_number(name: str, value: object, *, allow_none: bool, minimum: float) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value >= minimum):
+        raise ValueError(f"{name} must be a finite number >= {minimum:g}, got {value!r}")
+
+
+class Throttle:
+    """The client's flow-control policy, on by default; see the "Rate limits" docs page.
+
+    ``AsyncInkit()`` builds one with these defaults; pass your own to change them:
+    ``AsyncInkit(throttle=Throttle(rate_limit=200))``. A client and its
+    ``with_options`` variants share one throttle; so do clients you pass the same
+    instance to (in one event loop), which then share its rate and pauses.
+
+    Args:
+        rate_limit: A limit you know, in requests per second: the client never sends
+            faster, across all its callers, and adapts below it when refused.
+        max_wait: Longest a call waits in the throttle, in seconds (default 60), if
+            the throttle is still paused or waiting for a probe by then. The call then
+            fails with its last error, or ``APITimeoutError`` if it sent nothing.
+        retry_ratio: Retries (other than after a 429) the budget earns per success
+            (default 0.2).
+        retry_reserve: Most retries the budget holds, and what it starts with
+            (default 200).
+        outage_after: Failures in a row (502/503/504 or transport failures) after
+            which the throttle pauses every caller and probes (default 5).
+
+    Raises:
+        TypeError: An option has the wrong type.
+        ValueError: An option has an impossible value.
+    """
+
+    def __init__(
+        self,
+        *,
+        rate_limit: float | None = None,
+        max_wait: float = DEFAULT_MAX_RETRY_AFTER,
+        retry_ratio: float = DEFAULT_RETRY_RATIO,
+        retry_reserve: int = DEFAULT_RETRY_RESERVE,
+        outage_after: int = DEFAULT_OUTAGE_RUN,
+    ) -> None:
+        _check_number("rate_limit", rate_limit, allow_none=True, minimum=_MIN_RATE)
+        _check_number("max_wait", max_wait, allow_none=False, minimum=0)
+        _check_number("retry_ratio", retry_ratio, allow_none=False, minimum=0)
+        for name, value in (("retry_reserve", retry_reserve), ("outage_after", outage_after)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        self.rate_limit = None if rate_limit is None else float(rate_limit)
+        """The known limit in requests per second, or ``None``."""
+        self.max_wait = float(max_wait)
+        """Longest a call waits while the throttle is paused, in seconds."""
+        self.retry_ratio = float(retry_ratio)
+        """Retries the budget earns per success."""
+        self.retry_reserve = retry_reserve
+        """Most retries the budget holds."""
+        self.outage_after = outage_after
+        """Failures in a row that count as an outage."""
+        self._clock: Callable[[], float] | None = None
+        # The sending rate: None until a refusal (or a rate_limit) sets one, then a
+        # cubic curve from the cut rate through the refused rate.
+        self._rate: float | None = self.rate_limit
+        self._refused_rate = 0.0
+        self._blind = False  # whether the last cut had no estimate to go on
+        self._cut_at = 0.0
+        self._tat = 0.0  # when the next paced request may leave (GCRA's arrival time)
+        self._epoch = 0
+        # Pauses and probes.
+        self._paused_until = 0.0
+        self._closed_since: float | None = None
+        self._half_open = False
+        self._probe_out = False
+        self._outage_pauses = 0
+        self._overload_run = 0
+        # What the estimate of the server's limit reads: the send times since the
+        # stretch began (the last cut, pause or quiet gap) and the server's bucket then.
+        self._sends: collections.deque[float] = collections.deque(maxlen=_SEND_HISTORY)
+        self._sent = 0  # requests let go, ever
+        self._span_first = 0  # the number of the first request of the stretch
+        self._span_start = 0.0
+        self._span_bucket = 0.0
+        self._burst = 0.0  # the server's bucket, as seen before its first refusal
+        self._accepted_before_refusal = 0
+        self._refused_once = False
+        # Waiting callers in order (with when they came), and the one timer for them.
+        self._waiters: collections.deque[tuple[asyncio.Future[Permit], float]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+        # Retry budget and counters.
+        self._retry_tokens = float(retry_reserve)
+        self._counts = collections.Counter[str]()
+        self._open = self._rate is None
+
+    def __repr__(self) -> str:
+        """Show the options and the current rate."""
+        rate = "none" if self._rate is None else f"{self._rate:.1f}/s"
+        return f"<Throttle rate={rate} rate_limit={self.rate_limit} max_wait={self.max_wait:g}>"
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ThrottleState:
+        """A snapshot of the current rate, pause and counters."""
+        now = self._clock() if self._clock else 0.0
+        return ThrottleState(
+            rate=None if self._rate is None else self._current_rate(now),
+            rate_limit=self.rate_limit,
+            paused_for=max(0.0, self._paused_until - now),
+            probing=self._half_open,
+            waiting=sum(1 for future, _ in self._waiters if not future.done()),
+            throttled=self._counts["throttled"],
+            overloaded=self._counts["overloaded"],
+            pauses=self._counts["pauses"],
+            cuts=self._counts["cuts"],
+            retry_tokens=self._retry_tokens,
+            retries_refused=self._counts["retries_refused"],
+        )
+
+    def _now(self) -> float:
+        if self._clock is None:
+            self._clock = asyncio.get_running_loop().time
+        return self._clock()
+
+    def _current_rate(self, now: float) -> float:
+        """The sending rate at *now*: the cubic curve since the last cut, capped."""
+        rate = self._rate
+        assert rate is not None  # noqa: S101 - callers check
+        if self._refused_rate:
+            if self._blind:
+                # Nothing known of the limit: search for it fast, as TCP's slow start.
+                rate *= 2.0 ** ((now - self._cut_at) / _DOUBLING)
+            else:
+                # Near a known limit: K seconds after the cut the curve reaches the
+                # refused rate, flat; then it climbs above it, slowly at first.
+                t = now - self._cut_at - _CUBIC_K
+                scale = (1.0 - rate / self._refused_rate) / _CUBIC_K**3
+                rate = self._refused_rate * (1.0 + scale * t**3)
+            if rate >= self._refused_rate * _RELEASE_FACTOR and self.rate_limit is None:
+                return math.inf
+        if self.rate_limit is not None:
+            rate = min(rate, self.rate_limit)
+        return max(rate, _MIN_RATE)
+
+    def _update_open(self) -> None:
+        self._open = self._rate is None and not self._half_open and not self._paused_until
+
+    # -- permits -----------------------------------------------------------------------
+
+    async def acquire(self) -> Permit:
+        """Wait for leave to send one request now.
+
+        Raises:
+            ThrottleTimeoutError: The throttle stayed paused (or waiting for its probe)
+                for ``max_wait`` seconds while this call waited, or had been so for
+                that long when it came.
+        """
+        now = self._now()
+        if self._open:
+            return self._grant(now)
+        if not self._waiters:
+            permit = self._take(now)
+            if permit is not None:
+                return permit
+        if self._closed_since is not None and now - self._closed_since >= self.max_wait:
+            raise ThrottleTimeoutError
+        future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
+        self._waiters.append((future, now))
+        self._schedule(now)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.cancel(future.result())  # given, then cancelled: hand it back
+            raise
+
+    def _grant(self, now: float, *, probe: bool = False) -> Permit:
+        sends = self._sends
+        if not sends or now - sends[-1] > _IDLE_GAP:
+            # After a quiet gap the server's bucket has refilled: a new stretch begins.
+            self._start_span(now, bucket=self._burst)
+        sends.append(now)
+        self._sent += 1
+        return Permit(self._epoch, self._sent, probe=probe)
+
+    def _take(self, now: float) -> Permit | None:
+        """A permit for a request leaving now, or ``None`` when it must wait."""
+        if self._paused_until:
+            if now < self._paused_until:
+                return None
+            self._paused_until = 0.0
+            self._half_open = True
+            self._start_span(now, bucket=self._burst)
+        if self._half_open:
+            if self._probe_out:
+                return None
+            self._probe_out = True
+            return self._grant(now, probe=True)
+        if self._rate is not None:
+            rate = self._current_rate(now)
+            if math.isinf(rate):
+                self._rate = None
+                self._refused_rate = 0.0
+                self._update_open()
+            else:
+                if self._tat - now > _TOLERANCE:
+                    return None
+                self._tat = max(self._tat, now) + 1.0 / rate
+        return self._grant(now)
+
+    def _schedule(self, now: float) -> None:
+        """Arrange for the waiters to be let go when the next one may leave."""
+        if self._timer is not None or not self._waiters:
+            return
+        if self._paused_until and now < self._paused_until:
+            when = min(self._paused_until, self._expiry())
+        elif self._half_open and self._probe_out:
+            when = self._expiry()  # the probe's answer lets them go; expire meanwhile
+        elif self._rate is not None:
+            when = self._tat - _TOLERANCE
+        else:
+            when = now
+        if math.isfinite(when):
+            self._timer = asyncio.get_running_loop().call_at(max(when, now), self._dispatch)
+
+    def _expiry(self) -> float:
+        head = next((since for future, since in self._waiters if not future.done()), None)
+        return math.inf if head is None else head + self.max_wait
+
+    def _dispatch(self) -> None:
+        self._timer = None
+        now = self._now()
+        waiters = self._waiters
+        while waiters:
+            future, since = waiters[0]
+            if future.done():
+                waiters.popleft()
+                continue
+            permit = self._take(now)
+            if permit is None:
+                if self._closed_since is not None and now - since >= self.max_wait:
+                    waiters.popleft()
+                    future.set_exception(ThrottleTimeoutError())
+                    continue
+                break
+            waiters.popleft()
+            future.set_result(permit)
+        self._schedule(now)
+
+    def _reschedule(self) -> None:
+        """The state changed: let the waiters go by the new rules."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._waiters:
+            self._schedule(self._now())
+
+    # -- feedback ----------------------------------------------------------------------
+
+    def cancel(self, permit: Permit) -> None:
+        """Hand back a permit that was not used (its caller was cancelled)."""
+        if permit.probe and permit.epoch == self._epoch and self._probe_out:
+            self._probe_out = False
+            self._reschedule()
+
+    def release(self, permit: Permit, signal: Signal, pause: float = 0.0) -> Change | None:
+        """Take in what the server said to a request sent with *permit*.
+
+        *pause* is a ``Retry-After`` the client honours (0: none). Returns what changed,
+        for the engine to report, or ``None``.
+        """
+        if signal is Signal.OK:
+            self._overload_run = 0
+            if not self._refused_once:
+                self._accepted_before_refusal += 1
+            self._retry_tokens = min(self.retry_reserve, self._retry_tokens + self.retry_ratio)
+            if permit.probe:
+                self._close(permit)
+            return None
+        if signal is Signal.THROTTLED:
+            return self._on_throttled(permit, pause)
+        return self._on_overloaded(permit)
+
+    def _on_throttled(self, permit: Permit, pause: float) -> Change | None:
+        self._counts["throttled"] += 1
+        if not self._refused_once:
+            # What the server let through before its first refusal: its bucket, full.
+            self._refused_once = True
+            self._burst = float(self._accepted_before_refusal)
+        now = self._now()
+        if permit.epoch != self._epoch:
+            # Sent before the last cut: that cut has answered it already.
+            if pause and self._paused_until:
+                self._paused_until = max(self._paused_until, now + pause)
+            return None
+        change = self._cut(now, permit.seq)
+        if pause:
+            self._pause(now, pause)
+            return attrs.evolve(change, pause=pause)
+        if permit.probe:
+            return attrs.evolve(change, pause=self._outage_pause(now), outage=True)
+        return change
+
+    def _on_overloaded(self, permit: Permit) -> Change | None:
+        self._counts["overloaded"] += 1
+        self._overload_run += 1
+        if permit.epoch != self._epoch:
+            return None
+        if not (permit.probe or self._overload_run >= self.outage_after):
+            return None
+        now = self._now()
+        change = self._cut(now, permit.seq)
+        return attrs.evolve(change, pause=self._outage_pause(now), outage=True)
+
+    def allow_retry(self) -> bool:
+        """Spend one retry from the budget (for failures other than 429); ``False``: none left."""
+        if self._retry_tokens >= 1.0:
+            self._retry_tokens -= 1.0
+            return True
+        self._counts["retries_refused"] += 1
+        return False
+
+    def is_current(self, permit: Permit) -> bool:
+        """Whether no cut or pause came since *permit* was given."""
+        return permit.epoch == self._epoch
+
+    def _close(self, permit: Permit) -> None:
+        """The probe succeeded: let everyone go, paced by the rate."""
+        if permit.epoch != self._epoch:
+            return
+        self._probe_out = False
+        self._half_open = False
+        self._closed_since = None
+        self._outage_pauses = 0
+        self._overload_run = 0
+        now = self._now()
+        self._tat = now
+        self._cut_at = now  # the curve climbs again from the cut rate
+        self._update_open()
+        self._reschedule()
+
+    def _cut(self, now: float, seq: int) -> Change:
+        """Cut the sending rate below what the server refused, and start a new epoch."""
+        previous = self._current_rate(now) if self._rate is not None else None
+        sending = previous if previous is not None else self._sending_rate(now)
+        estimate = self._estimate(seq)
+        self._blind = estimate is None
+        if estimate is not None:
+            refused = min(sending, estimate)
+            rate = _BETA_ESTIMATED * refused
+        else:
+            refused = sending
+            rate = _BETA_BLIND * refused
+        if self.rate_limit is not None:
+            rate = min(rate, self.rate_limit)
+        self._rate = max(rate, _MIN_RATE)
+        self._refused_rate = max(refused, self._rate)
+        self._cut_at = now
+        # The server's bucket is empty when it refuses: the next request waits its turn.
+        self._tat = now + 1.0 / self._rate
+        self._epoch += 1
+        self._counts["cuts"] += 1
+        self._start_span(now, bucket=0.0)
+        self._update_open()
+        self._reschedule()
+        return Change(rate=self._rate, previous_rate=previous)
+
+    def _estimate(self, seq: int) -> float | None:
+        """The server's rate, fitted to the sends up to the refused one, or ``None``.
+
+        The server is taken to be a token bucket (rate L, size B): it refused request
+        *k*, sent at s_k, because since some earlier moment t when its bucket held b it
+        had been sent at least b + L * (s_k - t) requests: so L is below
+        ``(sends in [t, s_k] - 1 - b + 1) / (s_k - t)`` for some t, and just below it
+        for the tightest t, since nothing was refused before. t is the start of the
+        stretch (b as it was then) or any send since (b = B: full at best).
+        """
+        sends = self._sends
+        first = self._sent - len(sends) + 1  # the number of sends[0]
+        k = seq - first
+        if not 0 <= k < len(sends):
+            return None
+        refused_at = sends[k]
+        best = -math.inf
+        if first <= self._span_first:  # the stretch's start is still in the history
+            elapsed = refused_at - self._span_start
+            if elapsed >= _MIN_ESTIMATE_SPAN:
+                sent = seq - self._span_first + 1
+                best = (sent - self._span_bucket) / elapsed
+        start = max(0, self._span_first - first)
+        burst = self._burst
+        for i in range(start, k):
+            elapsed = refused_at - sends[i]
+            if elapsed < _MIN_ESTIMATE_SPAN:
+                break
+            best = max(best, (k - i - burst) / elapsed)
+        return best if best >= _MIN_RATE else None
+
+    def _sending_rate(self, now: float) -> float:
+        recent = 0
+        for sent_at in reversed(self._sends):
+            if now - sent_at > _SEND_WINDOW:
+                break
+            recent += 1
+        return max(recent, 1) / _SEND_WINDOW
+
+    def _pause(self, now: float, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, now + seconds)
+        if self._closed_since is None:
+            self._closed_since = now
+        self._half_open = False
+        self._probe_out = False
+        self._counts["pauses"] += 1
+        self._update_open()
+        self._reschedule()
+
+    def _outage_pause(self, now: float) -> float:
+        seconds = min(_OUTAGE_PAUSE * 2.0**self._outage_pauses, _OUTAGE_PAUSE_MAX)
+        seconds *= 1.0 - 0.1 * random.random()  # noqa: S311 - jitter, not cryptography
+        self._outage_pauses += 1
+        self._pause(now, seconds)
+        return seconds
+
+    def _start_span(self, now: float, *, bucket: float) -> None:
+        self._span_start = now
+        self._span_first = self._sent + 1
+        self._span_bucket = bucket
+
+
+class FlowControl(Protocol):
+    """What the engine needs of a throttle; ``Throttle`` and ``Unthrottled`` provide it."""
+
+    async def acquire(self) -> Permit:
+        """Wait for leave to send one request."""
+        ...
+
+    def release(self, permit: Permit, signal: Signal, pause: float = 0.0) -> Change | None:
+        """Take in what the server said to a request sent with *permit*."""
+        ...
+
+    def cancel(self, permit: Permit) -> None:
+        """Hand back a permit that was not used."""
+        ...
+
+    def allow_retry(self) -> bool:
+        """Spend one retry from the budget; ``False`` when none is left."""
+        ...
+
+    def is_current(self, permit: Permit) -> bool:
+        """Whether no cut or pause came since *permit* was given."""
+        ...
+
+
+class Unthrottled:
+    """``AsyncInkit(throttle=False)``: no rate, no probes, no budget; pauses still apply.
+
+    A 429's ``Retry-After`` still holds back every caller until it has passed (as
+    before flow control existed); nothing else is limited.
+    """
+
+    __slots__ = ("_paused_until",)
+
+    _PERMIT: Final = Permit(0)
+
+    def __init__(self) -> None:
+        """Start with no pause."""
+        self._paused_until = 0.0
+
+    async def acquire(self) -> Permit:
+        """Return at once, or once the current pause has passed."""
+        if self._paused_until:
+            loop = asyncio.get_running_loop()
+            while (remaining := self._paused_until - loop.time()) > 0:
+                await asyncio.sleep(remaining)
+            self._paused_until = 0.0
+        return self._PERMIT
+
+    def release(self, permit: Permit, signal: Signal, pause: float = 0.0) -> Change | None:
+        """Start or extend a pause for a ``Retry-After``."""
+        del permit, signal
+        if not pause:
+            return None
+        until = asyncio.get_running_loop().time() + pause
+        if until <= self._paused_until:
+            return None
+        self._paused_until = until
+        return Change(pause=pause)
+
+    def cancel(self, permit: Permit) -> None:
+        """Nothing to hand back."""
+
+    def allow_retry(self) -> bool:
+        """Every retry is allowed (``max_retries`` still bounds them)."""
+        return True
+
+    def is_current(self, permit: Permit) -> bool:
+        """Always: nothing goes stale."""
+        del permit
+        return True
