@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import attrs
 
+from ._cache import BatchCache, CacheStats
 from ._client import AsyncInkit
 from ._converter import converter
 from ._events import ClientEvent, EventCallback, PauseEvent, RateEvent, RetryEvent
@@ -57,10 +58,12 @@ __all__ = [
     "Backoff",
     "BadRequestError",
     "Batch",
+    "BatchCache",
     "BatchDestinations",
     "BatchList",
     "BatchResource",
     "BatchStatus",
+    "CacheStats",
     "ClientEvent",
     "ConflictError",
     "CreatedBatch",

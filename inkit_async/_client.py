@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from ._cache import BatchCache
     from ._events import EventCallback
     from ._throttle import Throttle
 
@@ -66,6 +67,12 @@ class AsyncInkit:
         throttle: The flow-control policy (see ``Throttle``). By default each client
             has its own, with the defaults; ``False`` switches it off, leaving only the
             pause a 429's ``Retry-After`` asks for.
+        coalesce: Whether lookups of the same batch that are under way at the same
+            moment, from any task or variant of the client, share one request (default
+            ``True``). Each caller gets the same record, or an error of the same type;
+            one caller's cancellation never stops the request while others wait.
+        cache: A ``BatchCache`` of finished batches (default: none): a finished batch
+            looked up again within its ``ttl`` is answered without a request.
         http_client: An ``httpx.AsyncClient`` to send through instead of the client's
             own. The caller owns it: ``aclose()`` leaves it open, and its pool limits
             apply instead of ``max_concurrency``-sized ones.
@@ -96,6 +103,8 @@ class AsyncInkit:
         backoff: Backoff | None = None,
         on_event: EventCallback | None = None,
         throttle: Throttle | Literal[False] | None = None,
+        coalesce: bool = True,
+        cache: BatchCache | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -109,6 +118,8 @@ class AsyncInkit:
             backoff=Backoff() if backoff is None else backoff,
             on_event=on_event,
             throttle=True if throttle is None else throttle,
+            coalesce=coalesce,
+            cache=cache,
             http_client=http_client,
             transport=transport,
         )
@@ -216,6 +227,11 @@ class AsyncInkit:
     def backoff(self) -> Backoff:
         """The backoff between retries without a ``Retry-After``."""
         return self._engine.options.backoff
+
+    @property
+    def cache(self) -> BatchCache | None:
+        """The cache of finished batches this client (and its variants) uses, if any."""
+        return self._engine.cache
 
     @property
     def throttle(self) -> Throttle | None:

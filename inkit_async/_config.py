@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 import attrs
 import httpx
 
+from ._cache import BatchCache
 from ._constants import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -61,6 +62,8 @@ class OptionArguments(TypedDict, total=False):
     backoff: Backoff | None
     on_event: EventCallback | None
     throttle: Throttle | Literal[False] | None
+    coalesce: bool
+    cache: BatchCache | None
 
 
 def token_from(api_token: str | None) -> str:
@@ -177,6 +180,11 @@ class ClientOptions:
         validator=_instance_of(httpx.AsyncBaseTransport, "an httpx.AsyncBaseTransport"),
     )
     on_event: EventCallback | None = attrs.field(default=None, validator=_check_callback)
+    coalesce: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    cache: BatchCache | None = attrs.field(
+        default=None, validator=_instance_of(BatchCache, "a BatchCache")
+    )
+    """Whether identical lookups under way at the same moment share one request."""
     throttle: Throttle | bool = attrs.field(default=True, validator=_check_throttle)
     """A ``Throttle``; ``True``: a default one; ``False``: none (only ``Retry-After`` pauses)."""
 

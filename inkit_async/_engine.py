@@ -31,6 +31,7 @@ import attrs
 import httpx
 
 from ._body import read_limited
+from ._coalesce import Coalescer
 from ._constants import DEFAULT_KEEPALIVE_EXPIRY, TOKEN_HEADER
 from ._converter import ShapeError
 from ._events import PauseEvent, RateEvent, RetryEvent
@@ -49,6 +50,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._cache import BatchCache
     from ._config import ClientOptions, VariantArguments
     from ._events import ClientEvent
     from ._throttle import Change, FlowControl, Permit
@@ -69,7 +71,7 @@ _CLOSED: Final = "The AsyncInkit client is closed; create a new one."
 class EngineState:
     """What a client shares with its ``with_options`` variants."""
 
-    __slots__ = ("closed", "flow", "http", "loop", "owns_http", "slots")
+    __slots__ = ("cache", "closed", "coalescer", "flow", "http", "loop", "owns_http", "slots")
 
     def __init__(self, options: ClientOptions) -> None:
         """Set up the pool (unless the caller brought an ``http_client``), slots, throttle."""
@@ -84,6 +86,8 @@ class EngineState:
             if throttle
             else Unthrottled()
         )
+        self.coalescer = Coalescer() if options.coalesce else None
+        self.cache = options.cache
         self.closed = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -156,6 +160,11 @@ class Engine:
         return Engine(attrs.evolve(self.options, **changes), self._state)
 
     @property
+    def cache(self) -> BatchCache | None:
+        """The shared cache of finished batches, or ``None``."""
+        return self._state.cache
+
+    @property
     def throttle(self) -> Throttle | None:
         """The shared throttle, or ``None`` when flow control is off."""
         flow = self._state.flow
@@ -196,6 +205,7 @@ class Engine:
         params: dict[str, str | int] | None = None,
         body: object = None,
         may_repeat: bool = True,
+        shared: bool = False,
     ) -> T:
         """Send one API call, with retries, and return ``cast(json_of_the_answer)``.
 
@@ -209,6 +219,10 @@ class Engine:
             body: A JSON-serialisable request body.
             may_repeat: Whether the call may safely reach the server twice. ``False``
                 (a create) retries only when the request certainly was not received.
+            shared: Whether identical calls under way at the same moment (same method,
+                path, params and *cast*) share one request, from any variant of the
+                client; the first caller's options apply to it. Off when the client
+                was made with ``coalesce=False``.
 
         Raises:
             InkitError: The client is closed, or is used from another event loop; or
@@ -216,8 +230,29 @@ class Engine:
         """
         if self.is_closed:
             raise InkitError(_CLOSED)
+        self._state.bind()
+        coalescer = self._state.coalescer
+        if shared and coalescer is not None:
+            key = (path, tuple(sorted(params.items()))) if params else path
+            return await coalescer.run(
+                key,
+                lambda: self._send(
+                    method, path, cast, params=params, body=body, may_repeat=may_repeat
+                ),
+            )
+        return await self._send(method, path, cast, params=params, body=body, may_repeat=may_repeat)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        cast: Callable[[Any], T],
+        *,
+        params: dict[str, str | int] | None,
+        body: object,
+        may_repeat: bool,
+    ) -> T:
         state = self._state
-        state.bind()
         flow = state.flow
         request: httpx.Request | None = None
         last_error: InkitError | None = None

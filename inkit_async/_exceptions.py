@@ -71,6 +71,21 @@ class InkitError(Exception):
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle and copy by message and attributes, whatever the subclass's arguments.
+
+        Task queues, process pools and error reporters pickle exceptions; the default
+        way calls ``cls(*args)``, which the keyword-only arguments of the subclasses
+        refuse. The attached ``httpx`` objects are the masked copies.
+        """
+        return (_rebuild, (type(self), self.message), dict(self.__dict__))
+
+
+def _rebuild(cls: type[InkitError], message: str) -> InkitError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    return error
+
 
 class WaitTimeoutError(InkitError, TimeoutError):
     """``batch.wait(..., timeout=...)`` ran out of time before the batch finished.

@@ -54,11 +54,14 @@ class BatchResource(APIResource):
         """Name the resource's path."""
         return f"<{type(self).__name__} {self._path}>"
 
-    async def get(self, batch_id: str) -> Batch:
+    async def get(self, batch_id: str, *, use_cache: bool = True) -> Batch:
         """Fetch one batch by id.
 
         The id is percent-encoded as exactly one path segment, so ``a/b``, ``x?y=1`` or
-        ``../template/x`` can never reach another resource or add a query.
+        ``../template/x`` can never reach another resource or add a query. Lookups of
+        the same id under way at the same moment share one request (see
+        ``AsyncInkit(coalesce=...)``); with a ``BatchCache``, a finished batch seen
+        within its ``ttl`` is returned without one, unless *use_cache* is false.
 
         Raises:
             TypeError: *batch_id* is not a ``str`` (nothing is sent).
@@ -68,7 +71,7 @@ class BatchResource(APIResource):
             APIConnectionError: No response after the retries.
             APIResponseValidationError: The body is not a batch record.
         """
-        return await self._fetch(encode_segment(batch_id, "batch_id"))
+        return await self._fetch(encode_segment(batch_id, "batch_id"), use_cache=use_cache)
 
     @overload
     async def get_many(
@@ -237,8 +240,16 @@ class BatchResource(APIResource):
         snapshots = self.watch(batch_id, poll_interval=poll_interval)
         return await wait_until_finished(snapshots, check_wait_timeout(timeout), batch_id)
 
-    async def _fetch(self, segment: str) -> Batch:
-        return await self._engine.request("GET", f"{self._path}/{segment}", _parse_batch)
+    async def _fetch(self, segment: str, *, use_cache: bool = True) -> Batch:
+        path = f"{self._path}/{segment}"
+        cache = self._engine.cache
+        if cache is None:
+            return await self._engine.request("GET", path, _parse_batch, shared=True)
+        if use_cache and (hit := cache.get(path)) is not None:
+            return hit
+        batch = await self._engine.request("GET", path, _parse_batch, shared=True)
+        cache.put(path, batch)
+        return batch
 
 
 def _checked_ids(batch_ids: object) -> Iterable[str]:

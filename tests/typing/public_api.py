@@ -19,10 +19,12 @@ from inkit_async import (
     AsyncInkit,
     Backoff,
     Batch,
+    BatchCache,
     BatchDestinations,
     BatchList,
     BatchResource,
     BatchStatus,
+    CacheStats,
     ClientEvent,
     CreatedBatch,
     DestinationProgress,
@@ -126,6 +128,18 @@ async def workflows(client: AsyncInkit) -> None:
         async for batch_id, result in results:
             assert_type(batch_id, str)
             assert_type(result, Batch | InkitError)
+
+
+async def with_the_cache() -> None:
+    """Coalescing (on by default) and the opt-in cache of finished batches."""
+    cache = BatchCache(ttl=60, max_size=100)
+    async with AsyncInkit("tok", cache=cache, coalesce=True) as client:
+        assert_type(client.cache, BatchCache | None)
+        batch = await client.batch.get("rb_1", use_cache=False)
+        assert_type(batch, Batch)
+        stats = cache.stats
+        assert_type(stats, CacheStats)
+        assert_type(stats.hits, int)
 
 
 async def with_flow_control() -> None:

@@ -1,0 +1,129 @@
+"""In-flight coalescing over real sockets: identical lookups under way share one request."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from inkit_async import AsyncInkit, Batch, NotFoundError
+
+from .conftest import TOKEN
+from .loopback import (
+    BATCH_JSON,
+    Hang,
+    Respond,
+    cancel_all,
+    delayed,
+    held_until,
+    serves_at_full_width,
+)
+
+
+async def test_a_thousand_gets_of_one_id_send_one_request(server):
+    """1,000 concurrent gets of one id, answered after 200 ms: one request, one record."""
+    server.handler = delayed(0.2)
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        batches = await asyncio.gather(*(client.batch.get("rb_1") for _ in range(1000)))
+    assert len(server.requests) == 1
+    assert all(batch is batches[0] for batch in batches)
+
+
+async def test_a_hundred_ids_with_fifty_callers_each(server):
+    """100 ids, each asked for by 50 concurrent callers: one request per id."""
+    server.handler = delayed(0.05)
+    ids = [f"rb_{number}" for number in range(100)]
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        batches = await asyncio.gather(
+            *(client.batch.get(batch_id) for batch_id in ids for _ in range(50))
+        )
+    assert [batch.id for batch in batches] == [batch_id for batch_id in ids for _ in range(50)]
+    assert len(server.requests) == 100
+
+
+@pytest.mark.parametrize("cancelled", [0, 4], ids=["the-first-caller", "a-later-caller"])
+async def test_one_cancelled_caller_leaves_the_others_their_batch(server, cancelled):
+    """One of ten callers cancelled: the other nine get the batch, from one request."""
+    release = asyncio.Event()
+    server.handler = held_until(release)
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        calls = []
+        for _ in range(10):
+            calls.append(asyncio.create_task(client.batch.get("rb_1")))
+            await asyncio.sleep(0)
+        await server.wait_for_requests(1)
+        await cancel_all([calls.pop(cancelled)])
+        release.set()
+        batches = await asyncio.gather(*calls)
+    assert [batch.id for batch in batches] == ["rb_1"] * 9
+    assert len(server.requests) == 1
+
+
+async def test_when_every_caller_is_cancelled_the_request_stops(server):
+    """All callers gone: the request is cancelled; the client serves new lookups at once."""
+    server.handler = lambda request: Hang()
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        calls = [asyncio.create_task(client.batch.get("rb_1")) for _ in range(10)]
+        await server.wait_for_requests(1)
+        await cancel_all(calls)
+        await server.wait_for_open_connections(0)  # the request's connection was closed
+        await serves_at_full_width(client, server, 100)
+        assert (await client.batch.get("rb_1")).id == "rb_1"
+
+
+async def test_a_finished_request_is_never_reused(server):
+    """A get after the previous one has finished sends a new request and sees new data."""
+    server.script(Respond(body={**BATCH_JSON, "id": "rb_1", "status": "In Progress"}))
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        first = await client.batch.get("rb_1")
+        second = await client.batch.get("rb_1")
+    assert (first.status, second.status) == ("In Progress", "Completed")
+    assert len(server.requests) == 2
+
+
+async def test_every_caller_gets_an_error_of_its_own(server):
+    """Ten callers of a missing id: ten NotFoundErrors, distinct objects, one request."""
+    server.handler = lambda request: Respond(404, {"error": "no such batch"}, delay=0.05)
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        results = await asyncio.gather(
+            *(client.batch.get("rb_gone") for _ in range(10)), return_exceptions=True
+        )
+    assert all(isinstance(result, NotFoundError) for result in results)
+    assert len({id(result) for result in results}) == 10
+    assert {result.status_code for result in results} == {404}
+    assert len(server.requests) == 1
+
+
+async def test_variants_get_many_watch_and_get_share_one_request(server):
+    """A variant, get_many, watch and get of one id at once: one request."""
+    server.handler = delayed(0.1)
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        variant = client.with_options(max_retries=0)
+
+        async def first_snapshot() -> Batch:
+            async for snapshot in client.batch.watch("rb_1"):
+                return snapshot
+            raise AssertionError("watch ended without a snapshot")
+
+        results = await asyncio.gather(
+            client.batch.get("rb_1"),
+            variant.batch.get("rb_1"),
+            client.batch.get_many(["rb_1", "rb_2"]),
+            first_snapshot(),
+        )
+    assert results[0] is results[1] is results[2][0] is results[3]
+    assert sorted(request.last_segment for request in server.requests) == ["rb_1", "rb_2"]
+
+
+async def test_coalescing_can_be_switched_off(server):
+    """coalesce=False: ten concurrent gets of one id send ten requests."""
+    server.handler = delayed(0.05)
+    async with AsyncInkit(TOKEN, base_url=server.url, coalesce=False) as client:
+        await asyncio.gather(*(client.batch.get("rb_1") for _ in range(10)))
+    assert len(server.requests) == 10
+
+
+def test_coalesce_must_be_a_bool():
+    """AsyncInkit(coalesce=...) takes True or False."""
+    with pytest.raises(TypeError, match="coalesce"):
+        AsyncInkit(TOKEN, coalesce="yes")  # type: ignore[arg-type]
