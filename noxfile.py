@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -24,6 +25,7 @@ nox.options.sessions = [
     "typecheck",
     *(f"tests-{python}" for python in PYTHONS[:-1]),
     "tests_wheel",
+    "tests_uvloop",
     "docs",
 ]
 
@@ -31,6 +33,34 @@ nox.options.sessions = [
 def groups(*names: str) -> tuple[str, ...]:
     """The requirements of these dependency groups in pyproject.toml."""
     return nox.project.dependency_groups(PYPROJECT, *names)
+
+
+#: Real servers the tests start for themselves, from Debian's packages: a forward proxy and
+#: Redis. Installed here when missing (as root, with apt-get); a fixture that cannot start
+#: its server fails its tests.
+SERVERS = {"squid": "squid", "redis-server": "redis-server"}
+
+
+def ensure_servers(session: nox.Session) -> None:
+    """Install the test servers that are missing, or stop with what to install."""
+    path = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
+    missing = [
+        package for binary, package in SERVERS.items() if not shutil.which(binary, path=path)
+    ]
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.error(f"the tests need these servers installed: {' '.join(missing)}")
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        *missing,
+        external=True,
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
 
 
 def run_tests(session: nox.Session, where: Path | str = ".") -> None:
@@ -62,6 +92,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite on an editable install."""
+    ensure_servers(session)
     session.install("-e", ".", *groups("tests"))
     run_tests(session)
 
@@ -70,6 +101,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[-1], venv_backend="virtualenv")
 def tests_wheel(session: nox.Session) -> None:
     """Run the test suite against the wheel built from this tree, installed as users get it."""
+    ensure_servers(session)
     tmp = Path(session.create_tmp())
     shutil.rmtree(tmp / "dist", ignore_errors=True)
     session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), ".")
@@ -83,6 +115,14 @@ def tests_wheel(session: nox.Session) -> None:
     shutil.rmtree(tree, ignore_errors=True)
     shutil.copytree(".", tree, ignore=shutil.ignore_patterns(".*", "inkit_async", "site", "*.whl"))
     run_tests(session, where=tree)
+
+
+@nox.session(python=PYTHONS[0])
+def tests_uvloop(session: nox.Session) -> None:
+    """Run the test suite on uvloop's event loop (uvicorn and many apps run on it)."""
+    ensure_servers(session)
+    session.install("-e", ".", *groups("tests"))
+    session.run("pytest", "-q", *session.posargs, env={"INKIT_TEST_LOOP": "uvloop"})
 
 
 @nox.session

@@ -21,6 +21,7 @@ from ._retry import Backoff
 from .resources import BatchResource, DocumentBatchResource
 
 if TYPE_CHECKING:
+    import ssl
     from types import TracebackType
 
     import httpx
@@ -73,6 +74,18 @@ class AsyncInkit:
             one caller's cancellation never stops the request while others wait.
         cache: A ``BatchCache`` of finished batches (default: none): a finished batch
             looked up again within its ``ttl`` is answered without a request.
+        proxy: An HTTP proxy for every request (``http://user:pass@proxy:3128``):
+            forwarded for ``http://``, tunnelled with CONNECT for ``https://``. Without
+            it, the proxy variables httpx honours are honoured (``HTTPS_PROXY``,
+            ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``, either case) unless
+            *trust_env* is false.
+        verify: How TLS certificates are checked: ``True`` (the operating system's
+            trust store, or ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set), a CA bundle
+            path, an ``ssl.SSLContext``, or ``False`` (no checks; for tests only). A
+            certificate that fails verification fails the call at once: retrying
+            cannot change it.
+        trust_env: Whether to read proxies and ``SSL_CERT_FILE``/``SSL_CERT_DIR`` from
+            the environment (default ``True``), when the client is created.
         http_client: An ``httpx.AsyncClient`` to send through instead of the client's
             own. The caller owns it: ``aclose()`` leaves it open, and its pool limits
             apply instead of ``max_concurrency``-sized ones.
@@ -105,6 +118,9 @@ class AsyncInkit:
         throttle: Throttle | Literal[False] | None = None,
         coalesce: bool = True,
         cache: BatchCache | None = None,
+        proxy: str | httpx.URL | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        trust_env: bool = True,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -120,6 +136,9 @@ class AsyncInkit:
             throttle=True if throttle is None else throttle,
             coalesce=coalesce,
             cache=cache,
+            proxy=proxy,
+            verify=verify,
+            trust_env=trust_env,
             http_client=http_client,
             transport=transport,
         )

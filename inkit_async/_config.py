@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import ssl
 from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 
 import attrs
@@ -154,6 +155,32 @@ def _check_callback(_: object, __: object, value: Any) -> None:  # noqa: ANN401 
         raise TypeError(f"on_event must be callable, got {type(value).__name__}")
 
 
+def _check_proxy(_: object, __: object, value: Any) -> None:  # noqa: ANN401 - checked here
+    if value is None:
+        return
+    if not isinstance(value, str | httpx.URL):
+        raise TypeError(f"proxy must be a URL (str), got {type(value).__name__}")
+    try:
+        url = httpx.URL(str(value))
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"proxy is not a valid URL: {exc}") from None
+    if url.scheme not in {"http", "https"} or not url.host:
+        # Never echo it: a proxy URL often carries a password.
+        raise ValueError("proxy must be an http:// or https:// URL with a host")
+
+
+def _check_verify(_: object, __: object, value: object) -> None:
+    if isinstance(value, bool | ssl.SSLContext):
+        return
+    if not isinstance(value, str):
+        raise TypeError(
+            f"verify must be True, False, a CA bundle path or an ssl.SSLContext, "
+            f"got {type(value).__name__}"
+        )
+    if not os.path.exists(value):  # noqa: PTH110 - ssl takes str paths too
+        raise ValueError(f"verify names a CA bundle that does not exist: {value!r}")
+
+
 def _check_throttle(_: object, __: object, value: object) -> None:
     if not isinstance(value, Throttle | bool):
         raise TypeError(f"throttle must be a Throttle, None or False, got {type(value).__name__}")
@@ -180,6 +207,9 @@ class ClientOptions:
         validator=_instance_of(httpx.AsyncBaseTransport, "an httpx.AsyncBaseTransport"),
     )
     on_event: EventCallback | None = attrs.field(default=None, validator=_check_callback)
+    proxy: str | httpx.URL | None = attrs.field(default=None, validator=_check_proxy)
+    verify: bool | str | ssl.SSLContext = attrs.field(default=True, validator=_check_verify)
+    trust_env: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     coalesce: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     cache: BatchCache | None = attrs.field(
         default=None, validator=_instance_of(BatchCache, "a BatchCache")
@@ -189,9 +219,17 @@ class ClientOptions:
     """A ``Throttle``; ``True``: a default one; ``False``: none (only ``Retry-After`` pauses)."""
 
     def __attrs_post_init__(self) -> None:
-        """Refuse two ways of sending at once."""
+        """Refuse two ways of sending at once, and network options nothing would apply."""
         if self.http_client is not None and self.transport is not None:
             raise ValueError("pass http_client or transport, not both")
+        own = "http_client" if self.http_client is not None else "transport"
+        if (self.http_client or self.transport) and (
+            self.proxy is not None or self.verify is not True
+        ):
+            raise ValueError(
+                f"proxy= and verify= configure the client's own connections; with {own}= "
+                f"set them on the {own} instead"
+            )
 
     @property
     def adaptive(self) -> bool:

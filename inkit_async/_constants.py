@@ -55,8 +55,11 @@ DEFAULT_OUTAGE_RUN: Final = 5
 #: Largest response body (bytes) the client reads; a batch record is well under 1 KiB.
 MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 
-#: Seconds an idle pooled connection is kept for reuse.
-DEFAULT_KEEPALIVE_EXPIRY: Final = 15.0
+#: Seconds an idle pooled connection is kept for reuse: below the 5 s after which
+#: uvicorn and hypercorn close idle connections, so the client lets go first. For
+#: servers that close sooner (gunicorn, 2 s), a request that finds its reused
+#: connection closed is sent again on another at once (see _transport.py).
+DEFAULT_KEEPALIVE_EXPIRY: Final = 4.0
 
 #: Seconds between the starts of two polls in ``batch.wait`` and ``batch.watch``.
 DEFAULT_POLL_INTERVAL: Final = 2.0

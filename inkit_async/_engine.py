@@ -32,7 +32,7 @@ import httpx
 
 from ._body import read_limited
 from ._coalesce import Coalescer
-from ._constants import DEFAULT_KEEPALIVE_EXPIRY, TOKEN_HEADER
+from ._constants import TOKEN_HEADER
 from ._converter import ShapeError
 from ._events import PauseEvent, RateEvent, RetryEvent
 from ._exceptions import (
@@ -114,21 +114,16 @@ class EngineState:
             response = await transport.handle_async_request(request)
             response.request = request
             return response
-        return await self.http.send(request, stream=True)
+        # Never follow a redirect, whatever the caller's client is set to: the token and
+        # the body would go wherever the Location header says.
+        return await self.http.send(request, stream=True, follow_redirects=False)
 
 
 def _own_http_client(options: ClientOptions) -> httpx.AsyncClient:
-    if options.transport is not None:
-        return httpx.AsyncClient(transport=options.transport, follow_redirects=False)
-    # The pool holds one connection per slot, so a request that holds a slot never
-    # queues for a connection and the pool timeout only measures a real stall.
-    # Imported here: aiohttp costs ~60 ms to import, paid only by clients that use it.
-    from ._transport import AiohttpTransport  # noqa: PLC0415
+    # Imported here: aiohttp is slow to import, and only clients that use it pay.
+    from ._transport import build_http_client  # noqa: PLC0415
 
-    transport = AiohttpTransport(
-        max_connections=options.max_concurrency, keepalive_expiry=DEFAULT_KEEPALIVE_EXPIRY
-    )
-    return httpx.AsyncClient(transport=transport, follow_redirects=False)
+    return build_http_client(options)
 
 
 class Engine:

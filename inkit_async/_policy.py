@@ -12,6 +12,8 @@ The rules:
   failures (a dropped connection, a read timeout, the deadline) are retried only for a
   call that may run twice (``may_repeat``): a create that may have been received is
   never sent again.
+- A TLS failure (an untrusted or mismatched certificate, a failed handshake) is final:
+  trying again cannot change it.
 - The statuses 408, 429, 500, 502, 503 and 504 are retried; for a call that must not
   run twice only 429 is, since the server refused it without acting on it.
 - Each retry waits the answer's ``Retry-After`` if it has one, else the backoff;
@@ -26,6 +28,7 @@ The rules:
 
 from __future__ import annotations
 
+import ssl
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -57,6 +60,10 @@ _TRANSIENT: Final = (
     httpx.RemoteProtocolError,
     DeadlineExceeded,
 )
+
+
+# TLS errors that say the connection went away, not that the peer cannot be trusted.
+_TLS_TRANSIENT: Final = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLWantReadError)
 
 
 @attrs.frozen(kw_only=True)
@@ -125,9 +132,23 @@ def decide(outcome: Outcome, attempt: Attempt, options: ClientOptions) -> Retry 
     return _decide_answer(outcome, attempt, options)
 
 
+def _is_tls_failure(failure: BaseException) -> bool:
+    """Whether a TLS problem (certificate, handshake) lies anywhere in the failure's chain."""
+    seen: set[int] = set()
+    cause: BaseException | None = failure
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, _TLS_TRANSIENT):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _decide_failure(outcome: Failure, attempt: Attempt, options: ClientOptions) -> Retry | Fail:
     failure = outcome.error
     error = connection_error(attempt.what, failure, outcome.request)
+    if _is_tls_failure(failure):
+        return Fail(error=error)
     retryable = isinstance(failure, _NOT_SENT) or (
         attempt.may_repeat and isinstance(failure, _TRANSIENT)
     )

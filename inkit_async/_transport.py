@@ -1,33 +1,125 @@
 """The default transport: httpx's interface over aiohttp's HTTP/1.1 connection pool.
 
-Why: on loopback with 100 concurrent lookups, stock httpx spends about 1.5 ms of CPU
-per request (httpcore's pool rescans every connection for every waiter), while
-aiohttp's pool costs about 0.1 ms. Keeping httpx's ``AsyncClient`` in front keeps
-its API, its event hooks and respx mocking; only the bytes move through aiohttp.
-The figures behind the choice are in docs/performance.md.
+Why: with many requests in flight, httpx's own pool (httpcore) costs many times the CPU
+per request of aiohttp's, because it rescans every connection for every waiter.
+Keeping httpx's ``AsyncClient`` in front keeps its API, its event hooks and respx
+mocking; only the bytes move through aiohttp. The figures behind the choice are in
+docs/performance.md.
 
-Unlike the third-party ``httpx-aiohttp`` package, every aiohttp failure maps to the
-httpx exception that says whether the request may have reached the server: the
-SDK retries a create only after ``httpx.ConnectError``/``ConnectTimeout``, so a
-dropped connection must never be reported as one.
+What this module adds to aiohttp, and why:
+
+- **Error mapping.** Every aiohttp failure maps to the httpx exception that says whether
+  the request may have reached the server: the SDK retries a create only after
+  ``httpx.ConnectError``/``ConnectTimeout``, so a dropped connection must never be
+  reported as one. TLS failures keep the ``ssl`` error as their cause, so the retry
+  policy can see that a certificate problem is final. aiohttp exceptions that carry the
+  request's headers have the token masked before they are chained.
+- **Stale keep-alive connections.** App servers close idle connections after a few
+  seconds (uvicorn and hypercorn after 5, gunicorn after 2). A pooled connection is
+  checked for a pending close (or stray bytes) before it is reused, and a request that
+  fails on a reused connection before any byte of an answer is sent again at once on
+  another connection, with no backoff and no attempt counted, when that is safe: a GET
+  always, a create only when its body was not written. This is what Go's ``net/http``
+  and urllib3 do. aiohttp's own silent re-send is switched off, so one attempt is one
+  request otherwise.
+- **Proxies and trust** (``build_http_client``): the environment's proxy variables as
+  httpx reads them, an explicit ``proxy=``, and one trust policy (see
+  ``ssl_context_for``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Final
+import contextvars
+import logging
+import os
+import select
+import ssl
+import sys
+import weakref
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+from urllib.request import getproxies
 
 import aiohttp
 import httpx
+import multidict
 import yarl
 
+from ._constants import DEFAULT_KEEPALIVE_EXPIRY, TOKEN_HEADER
+
 if TYPE_CHECKING:
-    import ssl
     from collections.abc import AsyncIterator, Generator
 
-__all__ = ["AiohttpTransport"]
+    from ._config import ClientOptions
+
+__all__ = ["AiohttpTransport", "build_http_client", "environment_proxies", "ssl_context_for"]
+
+logger: Final = logging.getLogger("inkit_async")
 
 _HTTP_11: Final = b"HTTP/1.1"
+_REDACTED: Final = "[redacted]"
+#: Times one request is sent again after failing on a stale reused connection.
+_RESENDS: Final = 3
+#: Reused connections checked and dropped before a request gives up looking.
+_STALE_CHECKS: Final = 8
+
+# Whether the connection the current request got was reused (set by _Connector).
+_reused: contextvars.ContextVar[bool] = contextvars.ContextVar("inkit_reused", default=False)
+
+
+def _mask(headers: Any) -> multidict.CIMultiDictProxy[str]:  # noqa: ANN401 - aiohttp's types
+    masked = multidict.CIMultiDict[str](headers)
+    if TOKEN_HEADER in masked:
+        masked[TOKEN_HEADER] = _REDACTED
+    return multidict.CIMultiDictProxy(masked)
+
+
+def _scrubbed(exc: BaseException) -> BaseException:
+    """*exc* with the request headers it carries masked (aiohttp keeps them for repr)."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        info = exc.request_info
+        exc.request_info = aiohttp.RequestInfo(
+            info.url, info.method, _mask(info.headers), info.real_url
+        )
+        exc.history = ()
+    return exc
+
+
+def _mapped(exc: BaseException) -> httpx.TransportError:  # noqa: PLR0911 - one return per kind
+    """The httpx exception that means the same as an aiohttp (or OS) failure."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # connecting, or waiting for the pool
+        return httpx.ConnectTimeout(str(exc) or "connect timed out")
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return httpx.ReadTimeout(str(exc) or "read timed out")
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout(str(exc) or "timed out")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
+        return httpx.ConnectError(
+            f"TLS certificate verification failed for {exc.host}: {reason}. To trust a "
+            "private CA, pass verify=<CA bundle path> or set SSL_CERT_FILE"
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):  # the request was never sent
+        return httpx.ConnectError(str(exc))
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(str(exc) or "server disconnected")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(str(exc) or "incomplete response body")
+    if isinstance(exc, aiohttp.ClientResponseError):  # a malformed status line or headers
+        return httpx.RemoteProtocolError(str(exc))
+    if isinstance(exc, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(str(exc))
+    if isinstance(exc, aiohttp.ClientConnectionError | ConnectionError):
+        return httpx.ReadError(str(exc) or type(exc).__name__)
+    return httpx.TransportError(str(exc) or type(exc).__name__)
+
+
+def _raise_mapped(exc: BaseException) -> NoReturn:
+    cause = _scrubbed(exc)
+    if isinstance(exc, aiohttp.ClientSSLError):
+        # Chain the ssl error itself: the retry policy reads it to see a final failure.
+        cause = getattr(exc, "certificate_error", None) or exc.os_error
+    raise _mapped(exc) from cause
 
 
 @contextlib.contextmanager
@@ -35,26 +127,59 @@ def _map_errors() -> Generator[None]:
     """Re-raise aiohttp's failures as the httpx exception that means the same."""
     try:
         yield
-    except aiohttp.ConnectionTimeoutError as exc:  # connecting, or waiting for the pool
-        raise httpx.ConnectTimeout(str(exc) or "connect timed out") from exc
-    except aiohttp.SocketTimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc) or "read timed out") from exc
-    except aiohttp.ServerTimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc) or "timed out") from exc
-    except aiohttp.ClientConnectorError as exc:  # the request was never sent
-        raise httpx.ConnectError(str(exc)) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise httpx.RemoteProtocolError(str(exc) or "server disconnected") from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise httpx.RemoteProtocolError(str(exc) or "incomplete response body") from exc
-    except aiohttp.ClientResponseError as exc:  # a malformed status line or headers
-        raise httpx.RemoteProtocolError(str(exc)) from exc
-    except aiohttp.InvalidURL as exc:
-        raise httpx.UnsupportedProtocol(str(exc)) from exc
-    except (aiohttp.ClientConnectionError, ConnectionError) as exc:
-        raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
-    except aiohttp.ClientError as exc:
-        raise httpx.TransportError(str(exc) or type(exc).__name__) from exc
+    except (aiohttp.ClientError, ConnectionError) as exc:
+        _raise_mapped(exc)
+
+
+def _may_resend(method: str, exc: BaseException) -> bool:
+    """Whether a request that failed on a reused connection can safely go again."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return False  # a new connection failed: not a stale one
+    if method == "GET":
+        return True
+    # A create only if its body never left: the server cannot have acted on it.
+    return isinstance(exc, aiohttp.ClientOSError) and "Can not write request body" in str(exc)
+
+
+def _has_pending_input(protocol: Any) -> bool:  # noqa: ANN401 - aiohttp's ResponseHandler
+    """Whether an idle connection has something to read: a close, or bytes nobody asked for."""
+    transport = getattr(protocol, "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """A connector that tells whether a connection was reused, and drops stale ones."""
+
+    def __init__(self, *, limit: int, keepalive_timeout: float, ssl: ssl.SSLContext | bool) -> None:
+        super().__init__(  # pyright: ignore[reportUnknownMemberType] - aiohttp leaves socket_factory's type partly unknown
+            limit=limit, limit_per_host=0, keepalive_timeout=keepalive_timeout, ssl=ssl
+        )
+        self._used: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    async def connect(self, req: Any, traces: Any, timeout: Any) -> aiohttp.connector.Connection:  # noqa: ANN401 - aiohttp's internal types
+        """Get a connection as aiohttp does, skipping reused ones the server has closed."""
+        checks = 0
+        while True:
+            connection = await super().connect(req, traces, timeout)
+            protocol = connection.protocol
+            reused = protocol in self._used
+            checks += 1
+            stale = reused and (
+                protocol is None or protocol.should_close or _has_pending_input(protocol)
+            )
+            if not stale or checks >= _STALE_CHECKS:
+                break
+            connection.close()  # closed by the server, or out of step with it: drop it
+        self._used.add(protocol)
+        _reused.set(reused)
+        return connection
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -78,8 +203,9 @@ class _ResponseStream(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport`` that sends through one ``aiohttp.ClientSession``.
 
-    The session is created on first use, inside the running event loop. HTTP/1.1 only;
-    no proxies (use your own ``http_client`` if you need them).
+    The session is created on first use, inside the running event loop. HTTP/1.1 only.
+    With *proxy*, every request goes through that HTTP proxy (forwarded for ``http://``,
+    tunnelled with CONNECT for ``https://``).
     """
 
     def __init__(
@@ -88,31 +214,36 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         max_connections: int,
         keepalive_expiry: float,
         verify: ssl.SSLContext | bool = True,
+        proxy: str | None = None,
     ) -> None:
         """Pool at most *max_connections*; idle ones close after *keepalive_expiry* s."""
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
         self._ssl: ssl.SSLContext | bool = verify
+        self._proxy = yarl.URL(proxy) if proxy else None
         self._session: aiohttp.ClientSession | None = None
 
+    def __repr__(self) -> str:
+        """Say whether it goes through a proxy (never its credentials)."""
+        proxy = f" proxy={self._proxy.with_user(None)}" if self._proxy else ""
+        return f"<AiohttpTransport{proxy}>"
+
     def _open_session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections,
-            limit_per_host=0,
-            keepalive_timeout=self._keepalive_expiry,
-            ssl=self._ssl,
+        connector = _Connector(
+            limit=self._max_connections, keepalive_timeout=self._keepalive_expiry, ssl=self._ssl
         )
         session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,  # the SDK decodes, so it can bound the decoded size
             timeout=aiohttp.ClientTimeout(total=None),
+            trust_env=False,  # proxies are chosen by build_http_client, as httpx does
         )
-        # aiohttp silently re-sends a GET once when the server drops the connection. The
-        # SDK retries on its own terms (logged, counted against max_retries, with
-        # backoff), so one SDK attempt must be exactly one request. aiohttp's own test
-        # client turns the retry off the same way; it has no public switch.
+        # aiohttp silently re-sends a GET once when the server drops the connection,
+        # reused or not. This transport re-sends only what is safe (see the module
+        # docstring), and otherwise one attempt is one request. aiohttp's own test
+        # client turns its re-send off the same way; there is no public switch.
         if hasattr(session, "_retry_connection"):
-            session._retry_connection = False  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+            session._retry_connection = False  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - see above
         self._session = session
         return session
 
@@ -121,24 +252,44 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = self._session or self._open_session()
         timeouts = request.extensions.get("timeout", {})
         content = request.content  # the SDK only sends bodies it has built in memory
-        with _map_errors():
-            response = await session.request(
-                request.method,
-                # Already encoded by httpx: yarl must not re-quote it (it would turn
-                # an id's `%3D` back into `=`).
-                yarl.URL(str(request.url), encoded=True),
-                headers=request.headers.multi_items(),
-                data=content or None,
-                allow_redirects=False,
-                compress=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    # aiohttp's `connect` includes waiting for a pooled connection.
-                    connect=timeouts.get("pool"),
-                    sock_connect=timeouts.get("connect"),
-                    sock_read=timeouts.get("read"),
-                ),
-            )
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            # aiohttp's `connect` includes waiting for a pooled connection.
+            connect=timeouts.get("pool"),
+            sock_connect=timeouts.get("connect"),
+            sock_read=timeouts.get("read"),
+        )
+        # Already encoded by httpx: yarl must not re-quote it (it would turn an id's
+        # `%3D` back into `=`).
+        url = yarl.URL(str(request.url), encoded=True)
+        headers = request.headers.multi_items()
+        resends = 0
+        while True:
+            _reused.set(False)
+            try:
+                response = await session.request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    data=content or None,
+                    allow_redirects=False,
+                    compress=False,
+                    timeout=timeout,
+                    proxy=self._proxy,
+                )
+                break
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                if resends < _RESENDS and _reused.get() and _may_resend(request.method, exc):
+                    resends += 1
+                    logger.debug(
+                        "%s %s failed on a reused connection before an answer (%s): "
+                        "sending it again on another",
+                        request.method,
+                        request.url.path,
+                        type(exc).__name__,
+                    )
+                    continue
+                _raise_mapped(exc)
         extensions: dict[str, object] = {"http_version": _HTTP_11}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("ascii", "replace")
@@ -154,3 +305,132 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """Close the pool and every connection in it."""
         if self._session is not None:
             await self._session.close()
+
+
+# -- proxies and trust -------------------------------------------------------------------
+
+
+def environment_proxies() -> dict[str, str | None]:
+    """The proxy mounts httpx derives from the environment, by its rules.
+
+    ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` (either case; lower case wins, as
+    urllib reads them) map ``http://``, ``https://`` and ``all://`` to a proxy URL;
+    ``NO_PROXY`` entries map hosts to ``None`` (no proxy): ``*`` turns proxies off,
+    ``.example.com`` covers its subdomains, ``example.com`` the domain and its
+    subdomains, IP addresses and ``localhost`` themselves.
+    """
+    found = getproxies()
+    mounts: dict[str, str | None] = {}
+    for scheme in ("http", "https", "all"):
+        if found.get(scheme):
+            url = found[scheme]
+            mounts[f"{scheme}://"] = url if "://" in url else f"http://{url}"
+    for host in (entry.strip() for entry in found.get("no", "").split(",")):
+        if host == "*":
+            return {}
+        if not host:
+            continue
+        if "://" in host:
+            mounts[host] = None
+        elif host.lower() == "localhost" or _is_ip(host):
+            mounts[f"all://{_bracketed(host)}"] = None
+        else:
+            mounts[f"all://*{host}"] = None
+    return mounts
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress  # noqa: PLC0415 - rarely needed
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def ssl_context_for(verify: bool | str | ssl.SSLContext, *, trust_env: bool) -> ssl.SSLContext:  # noqa: FBT001 - verify= is the option as users pass it
+    """The TLS context for ``verify=``, by the SDK's one trust policy.
+
+    - ``True`` (the default): if ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` is set (and
+      *trust_env*), exactly the CAs they name; otherwise the operating system's trust
+      store, through ``truststore`` (as pip does): a corporate CA that IT installed
+      on the machine is trusted on Linux, macOS and Windows alike.
+    - A path: the CA bundle file (or directory of hashed certificates) it names.
+    - ``False``: no verification at all (for tests against self-signed servers only).
+    - An ``ssl.SSLContext``: used as it is.
+
+    The variables are read each time a client is created, never cached; with
+    *trust_env* false they are not read at all (on Linux the system's CA files are
+    then named explicitly, since OpenSSL would read the variables itself).
+    """
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str):
+        if os.path.isdir(verify):  # noqa: PTH112 - a plain check, as ssl's own API takes str
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    return _default_trust(trust_env=trust_env)
+
+
+def _default_trust(*, trust_env: bool) -> ssl.SSLContext:
+    cafile = os.environ.get("SSL_CERT_FILE") if trust_env else None
+    capath = os.environ.get("SSL_CERT_DIR") if trust_env else None
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
+    if not trust_env and sys.platform == "linux":
+        # OpenSSL reads SSL_CERT_FILE/SSL_CERT_DIR itself when it loads the system
+        # store; name the system's own files instead, so the variables stay unread.
+        paths = ssl.get_default_verify_paths()
+        return ssl.create_default_context(
+            cafile=_existing(paths.openssl_cafile), capath=_existing(paths.openssl_capath)
+        )
+    import truststore  # noqa: PLC0415 - only clients that verify need it
+
+    return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def _existing(path: str | None) -> str | None:
+    return path if path and os.path.exists(path) else None  # noqa: PTH110 - str paths for ssl
+
+
+def build_http_client(options: ClientOptions) -> httpx.AsyncClient:
+    """The SDK's own ``httpx.AsyncClient``: aiohttp transports, proxies, trust, no redirects.
+
+    The pool holds one connection per concurrency slot, so a request that holds a slot
+    never queues for a connection and the pool timeout only measures a real stall.
+    Requests to a proxy go through a transport (and a pool) of its own, chosen per URL
+    by httpx's mount patterns, exactly as httpx would choose.
+    """
+    if options.transport is not None:
+        return httpx.AsyncClient(transport=options.transport, follow_redirects=False)
+    needs_tls = options.root.startswith("https:") or str(options.proxy or "").startswith("https:")
+    context: ssl.SSLContext | bool = (
+        ssl_context_for(options.verify, trust_env=options.trust_env) if needs_tls else True
+    )
+
+    def transport(proxy: str | None = None) -> AiohttpTransport:
+        return AiohttpTransport(
+            max_connections=options.max_concurrency,
+            keepalive_expiry=DEFAULT_KEEPALIVE_EXPIRY,
+            verify=context,
+            proxy=proxy,
+        )
+
+    if options.proxy is not None:
+        proxies: dict[str, str | None] = {"all://": str(options.proxy)}
+    else:
+        proxies = environment_proxies() if options.trust_env else {}
+    mounts = {pattern: None if url is None else transport(url) for pattern, url in proxies.items()}
+    return httpx.AsyncClient(
+        transport=transport(), mounts=mounts, follow_redirects=False, trust_env=False
+    )

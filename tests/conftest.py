@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -19,6 +21,22 @@ DEFAULT_WIDTH = 100
 TOKEN = "tok_live_S3cr3tValue42"
 #: Retries without sleeping, so retry tests run in microseconds.
 NO_WAIT = Backoff(initial=0, maximum=0)
+
+
+def pytest_asyncio_loop_factories(
+    config, item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Run every async test on asyncio's loop, or on uvloop with INKIT_TEST_LOOP=uvloop."""
+    if os.environ.get("INKIT_TEST_LOOP") == "uvloop":
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}
+
+
+def pytest_report_header(config) -> str:
+    """Say which event loop the run uses."""
+    return f"event loop: {os.environ.get('INKIT_TEST_LOOP') or 'asyncio'}"
 
 
 @pytest.fixture(autouse=True)

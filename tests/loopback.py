@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -135,6 +136,7 @@ class Raw:
     """Write these bytes as the whole answer, then close (for malformed responses)."""
 
     data: bytes
+    close: bool = True  # False: keep the connection open for more requests
 
 
 @dataclass
@@ -209,10 +211,12 @@ class LoopbackServer:
         host: str = "127.0.0.1",
         *,
         sock: socket.socket | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.handler: Handler = handler or echo
         self.host = host
         self._sock = sock  # an already listening socket to serve on, if given
+        self._tls = tls  # serve HTTPS with this server-side context
         self.requests: list[Request] = []
         self.connections_opened = 0
         self.open_connections = 0
@@ -229,7 +233,7 @@ class LoopbackServer:
     def url(self) -> str:
         """The API root to pass as ``base_url``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/v1"
+        return f"{'https' if self._tls else 'http'}://{host}:{self.port}/v1"
 
     def script(self, *actions: Action) -> None:
         """Answer the next requests with *actions*, in order, then fall back to the handler."""
@@ -238,9 +242,9 @@ class LoopbackServer:
     async def __aenter__(self) -> Self:
         """Start listening on an ephemeral port."""
         if self._sock is not None:
-            self._server = await asyncio.start_server(self._serve, sock=self._sock)
+            self._server = await asyncio.start_server(self._serve, sock=self._sock, ssl=self._tls)
         else:
-            self._server = await asyncio.start_server(self._serve, self.host, 0)
+            self._server = await asyncio.start_server(self._serve, self.host, 0, ssl=self._tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -270,11 +274,15 @@ class LoopbackServer:
             lambda: self.open_connections <= at_most, within, f"<= {at_most} open connections"
         )
 
-    async def close_idle_connections(self) -> None:
-        """Close every connection from the server side (as a keep-alive timeout would)."""
+    async def close_idle_connections(self, *, settle: bool = True) -> None:
+        """Close every connection from the server side (as a keep-alive timeout would).
+
+        With *settle*, wait 50 ms so the client has seen the closes; without, return after
+        one loop iteration: the closes are on the wire, the client has not read them yet.
+        """
         for writer in list(self._writers):
             writer.close()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05 if settle else 0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -361,7 +369,7 @@ class LoopbackServer:
             case Raw():
                 writer.write(action.data)
                 await writer.drain()
-                return False
+                return not action.close
             case Hang() | HangMidBody():
                 if isinstance(action, HangMidBody):
                     partial = b'{"id": "rb_partial", "status": "Comp'

@@ -85,6 +85,18 @@ def exactly_as_wide_as(server: LoopbackServer, width: int) -> None:
 
 async def test_gather_of_10000_gets_on_a_small_limit(server):
     """10,000 gathered gets queue inside the SDK for 4 slots: no error, 4 connections."""
+    all_four_in = asyncio.Event()
+
+    async def handler(request: Request) -> Respond:
+        # Hold the first answers until all 4 slots are in use at once, then answer freely:
+        # on a fast loop (uvloop) a slot is often between two requests at any moment.
+        if server.in_flight >= 4:
+            all_four_in.set()
+        async with asyncio.timeout(5):
+            await all_four_in.wait()
+        return echo(request)
+
+    server.handler = handler
     ids = [f"rb_{n}" for n in range(FAN_OUT)]
     async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=4) as client:
         results = await gather_gets(client, ids)

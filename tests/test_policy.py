@@ -277,13 +277,18 @@ def test_unreadable_retry_after_falls_back_to_the_backoff(header):
     assert error.retry_after is None
 
 
-TOO_LONG = ["61", format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)]
+def in_two_minutes() -> str:
+    """An HTTP date 120 s from now (made when the test runs, not when it is collected)."""
+    return format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+
+
+TOO_LONG = [lambda: "61", in_two_minutes]
 
 
 @pytest.mark.parametrize("header", TOO_LONG, ids=["seconds", "http-date"])
 def test_429_asking_longer_than_max_retry_after_fails_at_once(header):
     """A 429 wait beyond max_retry_after (60 s) is not made: fail now, pause nobody."""
-    decision = failed(decide(answer(429, retry_after=header), attempt(), options()))
+    decision = failed(decide(answer(429, retry_after=header()), attempt(), options()))
     assert decision.pause == 0.0
     assert isinstance(decision.error, RateLimitError)
     assert decision.error.retry_after is not None
@@ -293,7 +298,7 @@ def test_429_asking_longer_than_max_retry_after_fails_at_once(header):
 @pytest.mark.parametrize("header", TOO_LONG, ids=["seconds", "http-date"])
 def test_503_asking_longer_than_max_retry_after_fails_at_once(header):
     """The cap holds for any retryable status: a 503 asking 61 s or more fails now."""
-    decision = failed(decide(answer(503, retry_after=header), attempt(), options()))
+    decision = failed(decide(answer(503, retry_after=header()), attempt(), options()))
     assert type(decision.error) is InternalServerError
     assert decision.pause == 0.0
 
