@@ -1,7 +1,15 @@
-"""``python -m benchmarks``: run the suite, write docs/performance.md's results and chart.
+"""``python -m benchmarks``: run the suite, write the performance and rate-limits pages' results.
 
-Options: ``--reps N`` (default 3), ``--quick`` (one repetition, a tenth of the ids: a smoke
-run whose figures mean little), ``--clients sdk,aiohttp,...``, ``--out DIR`` (default docs/).
+Options: ``--reps N`` (default 3), ``--quick`` (one repetition, a tenth of the ids, 600
+in the rate-limited scenario: a smoke run whose figures mean little), ``--clients
+sdk,aiohttp,...`` (names from either scenario set), ``--only performance`` or ``--only
+rate-limits`` (one part of the suite), ``--out DIR`` (default docs/).
+
+The performance part writes performance.md's results, performance.png and
+performance.json; the rate-limited part writes rate-limits.md's results (between its
+markers), rate-limits.png and rate-limits.json. A page that does not exist yet is
+created holding just its markers. The performance page also summarises the rate-limited
+scenario: from this run, or from DIR/rate-limits.json when only the performance part ran.
 """
 
 from __future__ import annotations
@@ -11,49 +19,102 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import micro, report, runner
 
+PARTS = ("performance", "rate-limits")
+
+
+def log(line: str) -> None:
+    """Progress and target lines go to stderr, as they happen."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def ensure_page(page: Path, title: str, start: str, end: str) -> None:
+    """Create *page* holding just its markers, unless it exists (its prose is hand-written)."""
+    if not page.exists():
+        page.write_text(f"# {title}\n\n{start}\n{end}\n", encoding="utf-8")
+
+
+def write_rate(out: Path, rate: dict[str, Any]) -> None:
+    """Write rate-limits.json, rate-limits.png and the rate-limits page's part."""
+    (out / "rate-limits.json").write_text(json.dumps(rate, indent=1) + "\n", encoding="utf-8")
+    report.rate_chart(rate["rows"], out / "rate-limits.png")
+    page = out / "rate-limits.md"
+    ensure_page(page, "Rate limits", report.RATE_START, report.RATE_END)
+    # The page's own text may show the chart already (above the markers): not twice.
+    figure = not report.shows_outside(page, "rate-limits.png", report.RATE_START, report.RATE_END)
+    generated = report.rate_markdown(rate, figure=figure)
+    report.write_page(page, generated, report.RATE_START, report.RATE_END)
+
+
+def write_performance(out: Path, performance: dict[str, Any], rate: dict[str, Any] | None) -> None:
+    """Write performance.json, performance.png and the performance page's part."""
+    rows, figures, meta = performance["rows"], performance["micro"], performance["meta"]
+    (out / "performance.json").write_text(
+        json.dumps(performance, indent=1) + "\n", encoding="utf-8"
+    )
+    report.chart(rows, out / "performance.png")
+    page = out / "performance.md"
+    ensure_page(page, "Performance", report.START, report.END)
+    report.write_page(page, report.markdown(rows, figures, meta, rate))
+
 
 def main() -> None:
-    """Run everything and write the page, the chart and the raw figures."""
+    """Run everything (or one part) and write the pages, the charts and the raw figures."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--clients", default=",".join(runner.CLIENTS))
+    known = tuple(dict.fromkeys(runner.CLIENTS + runner.RATE_CLIENTS))
+    parser.add_argument("--clients", default=",".join(known))
+    parser.add_argument("--only", choices=PARTS, help="run one part of the suite only")
     parser.add_argument("--out", type=Path, default=Path("docs"))
     args = parser.parse_args()
     reps, scale = (1, 0.1) if args.quick else (args.reps, 1.0)
     wanted = [c for c in args.clients.split(",") if c]
-    unknown = set(wanted) - set(runner.CLIENTS)
+    unknown = set(wanted) - set(known)
     if unknown:
         parser.error(f"unknown clients: {', '.join(sorted(unknown))}")
     clients = [c for c in wanted if runner.available(c)]
     for missing in sorted(set(wanted) - set(clients)):
-        print(f"skipping {missing}: it does not import here", file=sys.stderr)
-
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    rows = runner.run_all(reps, scale, clients, log)
-    figures = {**micro.decode(), **micro.import_time()}
+        log(f"skipping {missing}: it does not import here")
+    parts = [args.only] if args.only else list(PARTS)
     meta = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
-        "command": "nox -s bench" + (" -- --quick" if args.quick else ""),
+        "command": "nox -s bench" + (f" -- {' '.join(sys.argv[1:])}" if sys.argv[1:] else ""),
         "reps": reps,
-        "server_share": max((r["server_cpu_share"] or 0 for r in rows), default=0),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "performance.json").write_text(
-        json.dumps({"meta": meta, "micro": figures, "rows": rows}, indent=1) + "\n",
-        encoding="utf-8",
-    )
-    report.chart(rows, args.out / "performance.png")
-    page = args.out / "performance.md"
-    if not page.exists():
-        page.write_text(f"# Performance\n\n{report.START}\n{report.END}\n", encoding="utf-8")
-    report.write_page(page, report.markdown(rows, figures, meta))
-    for target, measured, met in report.targets(rows, figures):
+    # Every measurement first, every chart after: matplotlib (numpy) in this process
+    # would count in each later worker's peak RSS, which Linux carries across exec.
+    performance: dict[str, Any] | None = None
+    if "performance" in parts:
+        rows = runner.run_all(reps, scale, [c for c in clients if c in runner.CLIENTS], log)
+        share = max((r["server_cpu_share"] or 0 for r in rows), default=0)
+        performance = {
+            "meta": {**meta, "server_share": share},
+            "micro": {**micro.decode(), **micro.import_time()},
+            "rows": rows,
+        }
+    rate: dict[str, Any] | None = None
+    if "rate-limits" in parts:
+        plan = runner.rate_scenarios(n=600 if args.quick else 3000)
+        rate_clients = [c for c in runner.RATE_CLIENTS if c in clients]
+        rate = runner.run_rate_limits(reps, plan, rate_clients, log)
+        share = max((r.get("server_cpu_share") or 0 for r in rate["rows"]), default=0)
+        rate["meta"] = {**meta, "server_share": share}
+        write_rate(args.out, rate)
+    elif (args.out / "rate-limits.json").exists():
+        # The performance page still summarises the last rate-limited run (its own date).
+        rate = json.loads((args.out / "rate-limits.json").read_text(encoding="utf-8"))
+    checks: list[tuple[str, str, bool]] = []
+    if performance is not None:
+        write_performance(args.out, performance, rate)
+        checks += report.targets(performance["rows"], performance["micro"])
+    if "rate-limits" in parts and rate is not None:
+        checks += report.rate_targets(rate["rows"])
+    for target, measured, met in checks:
         log(f"{'met    ' if met else 'NOT MET'}  {target}: {measured}")
 
 

@@ -1,4 +1,9 @@
-"""Turn the runner's rows into the performance page's tables and chart."""
+"""Turn the runner's rows into the pages' tables and charts.
+
+The performance page (docs/performance.md, between ``START`` and ``END``) and the
+rate-limited scenario's part of the rate-limits page (docs/rate-limits.md, between
+``RATE_START`` and ``RATE_END``); the rest of each page is written by hand.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,19 @@ import platform
 import re
 from typing import TYPE_CHECKING, Any
 
-from .runner import LABELS
+from .runner import LABELS, RATE_LABELS
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+RATE_START, RATE_END = "<!-- rate-limits:start -->", "<!-- rate-limits:end -->"
+#: Flow control may cost the SDK this much throughput on a healthy server (C=100, 0 ms).
+FLOW_CONTROL_COST = 0.03
+#: The rate-limited targets for the SDK with its defaults: requests per lookup at most ...
+MAX_REQUESTS_PER_LOOKUP = 1.15
+#: ... and wall time at most this many times the ideal (N / rate), by Retry-After.
+MAX_WALL_VS_IDEAL = {None: 1.25, 1.0: 1.4}
 PACKAGES = ("inkit-async", "httpx", "httpcore", "aiohttp", "httpx-aiohttp", "inkit", "sniffio")
 
 
@@ -79,6 +91,20 @@ def targets(rows: list[dict[str, Any]], micro: dict[str, float]) -> list[tuple[s
     ratio(
         "C=100, 0 ms: within 10% of httpx + aiohttp transport", sdk100.get("vs_httpx-aiohttp"), 0.9
     )
+    cost = sdk100.get("vs_sdk-nothrottle")
+    cpu = sdk100.get("cpu_vs_sdk-nothrottle")
+    checks.append(
+        (
+            (
+                f"C=100, 0 ms: flow control costs <= {FLOW_CONTROL_COST:.0%} "
+                "(defaults vs `throttle=False`, same repetition)"
+            ),
+            "-"
+            if cost is None
+            else f"{(1 - cost) * 100:.1f}% ({cost:.3f}x lookups/s, {_num(cpu, 3)}x CPU/lookup)",
+            cost is not None and cost >= 1 - FLOW_CONTROL_COST,
+        )
+    )
     ideal = 100 / 0.050
     share = sdk100_50["rate"] / ideal if sdk100_50.get("rate") else None
     checks.append(
@@ -127,8 +153,17 @@ def targets(rows: list[dict[str, Any]], micro: dict[str, float]) -> list[tuple[s
     return checks
 
 
-def markdown(rows: list[dict[str, Any]], micro: dict[str, float], meta: dict[str, Any]) -> str:
-    """The generated part of the performance page."""
+def markdown(
+    rows: list[dict[str, Any]],
+    micro: dict[str, float],
+    meta: dict[str, Any],
+    rate: dict[str, Any] | None = None,
+) -> str:
+    """The generated part of the performance page.
+
+    *rate* is the rate-limited scenario's figures (what docs/rate-limits.json holds):
+    its targets join the table, and a short summary of it ends the part.
+    """
     lines = [
         (
             f"Measured {meta['date']} with `{meta['command']}`: {meta['reps']} repetitions, "
@@ -146,7 +181,8 @@ def markdown(rows: list[dict[str, Any]], micro: dict[str, float], meta: dict[str
         "| target | measured | met |",
         "|---|---|---|",
     ]
-    lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(rows, micro)]
+    checks = targets(rows, micro) + (rate_targets(rate["rows"]) if rate else [])
+    lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in checks]
     for latency in (0, 50):
         lines += [
             "",
@@ -174,16 +210,18 @@ def markdown(rows: list[dict[str, Any]], micro: dict[str, float], meta: dict[str
                 f"| {_num(row['connections'])} | {_num(row['loop_lag'], 1, 1e3)} "
                 f"| {_num(row['errors'])} |"
             )
+    if rate:
+        lines += ["", *rate_summary(rate)]
     return "\n".join(lines)
 
 
-def write_page(page: Path, generated: str) -> None:
-    """Replace the text between the page's bench markers with *generated*."""
+def write_page(page: Path, generated: str, start: str = START, end: str = END) -> None:
+    """Replace the text between the page's *start* and *end* markers with *generated*."""
     text = page.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
-        raise SystemExit(f"{page} has no {START} ... {END} block to fill")
-    page.write_text(pattern.sub(lambda _: f"{START}\n{generated}\n{END}", text), encoding="utf-8")
+        raise SystemExit(f"{page} has no {start} ... {end} block to fill")
+    page.write_text(pattern.sub(lambda _: f"{start}\n{generated}\n{end}", text), encoding="utf-8")
 
 
 def chart(rows: list[dict[str, Any]], path: Path) -> None:
@@ -193,7 +231,8 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     mpl.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    clients = list(dict.fromkeys(row["client"] for row in rows))
+    # Flow control's cost is a table row and a target; a bar in one group only is clutter.
+    clients = [c for c in dict.fromkeys(row["client"] for row in rows) if c != "sdk-nothrottle"]
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     for axis, latency in zip(axes, (0, 50), strict=True):
         shapes = list(
@@ -216,5 +255,243 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=len(clients), fontsize=8)
     figure.tight_layout(rect=(0, 0.07, 1, 1))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+# --- the rate-limited scenario ----------------------------------------------------------
+
+
+def _variant(row: dict[str, Any]) -> str:
+    retry_after = row["scenario"]["retry_after"]
+    if retry_after is None:
+        return "429 without Retry-After"
+    return f"429 with Retry-After: {retry_after:g}"
+
+
+def rate_row(rows: list[dict[str, Any]], client: str, retry_after: float | None) -> dict[str, Any]:
+    """The summary row of one client in one variant of the rate-limited scenario."""
+    for row in rows:
+        if row["client"] == client and row["scenario"]["retry_after"] == retry_after:
+            return row
+    return {}
+
+
+def rate_targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
+    """The rate-limited targets for the SDK with its defaults: (target, measured, met)."""
+    checks = []
+    for retry_after, wall_limit in MAX_WALL_VS_IDEAL.items():
+        for client, what in (("sdk-get_many", "get_many"), ("sdk", "gather")):
+            row = rate_row(rows, client, retry_after)
+            if not row:
+                continue
+            scenario = row["scenario"]
+            errors, per_lookup, wall = (
+                row.get("errors"),
+                row.get("requests_per_lookup"),
+                row.get("wall_vs_ideal"),
+            )
+            checks.append(
+                (
+                    (
+                        f"Rate-limited {scenario['rate']:g}/s, {_variant(row)}, "
+                        f"N={scenario['n']:,} via {what}: 0 failed, requests <= "
+                        f"{MAX_REQUESTS_PER_LOOKUP:g} x N, wall <= {wall_limit:g} x ideal"
+                    ),
+                    f"{_num(errors)} failed, {_num(per_lookup, 2)} x N, {_num(wall, 2)} x ideal",
+                    errors == 0
+                    and per_lookup is not None
+                    and per_lookup <= MAX_REQUESTS_PER_LOOKUP
+                    and wall is not None
+                    and wall <= wall_limit,
+                )
+            )
+    return checks
+
+
+def _rate_table(rows: list[dict[str, Any]], retry_after: float | None) -> list[str]:
+    lines = [
+        (
+            "| client | failed lookups | requests | 429s | requests/lookup | wall s "
+            "| x ideal | goodput lookups/s | x allowed rate |"
+        ),
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in rows:
+        if row["scenario"]["retry_after"] != retry_after:
+            continue
+        label = RATE_LABELS[row["client"]]
+        if "failed" in row and row["wall"] is None:
+            lines.append(f"| {label} | {row['failed']} |" + " |" * 7)
+            continue
+        lines.append(
+            f"| {label} | {_num(row['errors'])} | {_num(row['requests'])} "
+            f"| {_num(row['refused'])} | {_num(row['requests_per_lookup'], 2)} "
+            f"| {_num(row['wall'], 1)} | {_num(row['wall_vs_ideal'], 2)} "
+            f"| {_num(row['goodput'])} | {_num(row['goodput_share'], 2)} |"
+        )
+    return lines
+
+
+def _rate_setup(rate: dict[str, Any]) -> str:
+    scenario = rate["rows"][0]["scenario"] if rate["rows"] else {}
+    if not scenario:
+        return "no rows"
+    return (
+        f"{scenario['rate']:g} requests/s per token, burst {scenario['burst']}; "
+        f"N={scenario['n']:,} lookups at C={scenario['concurrency']} "
+        f"(ideal {scenario['ideal']:g} s)"
+    )
+
+
+def shows_outside(page: Path, needle: str, start: str, end: str) -> bool:
+    """Whether the hand-written part of *page* (outside the markers) contains *needle*."""
+    text = page.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
+    return needle in pattern.sub("", text)
+
+
+def rate_markdown(rate: dict[str, Any], *, figure: bool = True) -> str:
+    """The generated part of the rate-limits page: setup, chart, targets, one table per variant.
+
+    *figure*: include the chart's image line (leave it out when the page's own text
+    already shows the chart).
+    """
+    meta, rows = rate["meta"], rate["rows"]
+    lines = [
+        (
+            f"Measured {meta['date']} with `{meta['command']}`: "
+            + (
+                "1 repetition"
+                if meta["reps"] == 1
+                else f"{meta['reps']} repetitions, medians shown"
+            )
+            + ". Requests and 429s are counted by the server, for the timed run only (not the "
+            "warm-up)."
+        ),
+        "",
+        f'- Server: {_rate_setup(rate)}; a 429 answers `{{"error":"Too many requests"}}`',
+        f"- Machine: {machine()}",
+        f"- Versions: {versions()}",
+        f"- Server CPU share (its core, worst run): {_num(meta['server_share'], 0, 100)}%",
+        "",
+        *(
+            [
+                (
+                    "![Requests/s and 429s/s over time, inkit-async get_many with its "
+                    "defaults, against the allowed rate](rate-limits.png)"
+                ),
+                "",
+            ]
+            if figure
+            else []
+        ),
+        "### Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in rate_targets(rows)]
+    for retry_after in dict.fromkeys(row["scenario"]["retry_after"] for row in rows):
+        title = (
+            "429 without Retry-After"
+            if retry_after is None
+            else f"Every 429 with Retry-After: {retry_after:g}"
+        )
+        lines += ["", f"### {title}", "", *_rate_table(rows, retry_after)]
+    return "\n".join(lines)
+
+
+def rate_summary(rate: dict[str, Any]) -> list[str]:
+    """The rate-limited scenario's key figures, for the performance page."""
+    lines = [
+        "### Rate-limited server",
+        "",
+        (
+            f"{_rate_setup(rate)}; measured {rate['meta']['date']}, "
+            + (
+                "1 repetition"
+                if rate["meta"]["reps"] == 1
+                else f"medians of {rate['meta']['reps']}"
+            )
+            + ". The timelines and every client's figures are in [Rate limits](rate-limits.md)."
+        ),
+        "",
+        "| 429s | client | failed lookups | requests/lookup | x ideal wall | x allowed rate |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    for row in rate["rows"]:
+        retry_after = row["scenario"]["retry_after"]
+        variant = "no Retry-After" if retry_after is None else f"Retry-After: {retry_after:g}"
+        label = RATE_LABELS[row["client"]]
+        if "failed" in row and row["wall"] is None:
+            lines.append(f"| {variant} | {label} | {row['failed']} |" + " |" * 3)
+            continue
+        lines.append(
+            f"| {variant} | {label} | {_num(row['errors'])} "
+            f"| {_num(row['requests_per_lookup'], 2)} | {_num(row['wall_vs_ideal'], 2)} "
+            f"| {_num(row['goodput_share'], 2)} |"
+        )
+    return lines
+
+
+def _smooth(values: list[float], width: int) -> list[float]:
+    """A centred moving average over *width* points (fewer at the ends)."""
+    half = width // 2
+    out = []
+    for i in range(len(values)):
+        window = values[max(0, i - half) : i + half + 1]
+        out.append(sum(window) / len(window))
+    return out
+
+
+def rate_chart(rows: list[dict[str, Any]], path: Path, client: str = "sdk-get_many") -> None:
+    """Requests/s and 429s/s over time for *client*, one panel per variant.
+
+    From the server's 100 ms timeline of the run with the median wall time: each 100 ms
+    bucket as a thin line, a 0.5 s moving average over it, the allowed rate dashed.
+    """
+    import matplotlib as mpl  # noqa: PLC0415 - only the bench extra has it
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    panels = [row for row in rows if row["client"] == client and row.get("timeline")]
+    figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(13, 4.6), squeeze=False)
+    for axis, row in zip(axes[0], panels, strict=False):
+        timeline, allowed = row["timeline"], row["scenario"]["rate"]
+        bucket = timeline["bucket_s"]
+        sent = [count / bucket for count in timeline["requests"]]
+        refused = [count / bucket for count in timeline["refused"]]
+        times = [(i + 0.5) * bucket for i in range(len(sent))]
+        width = max(1, round(0.5 / bucket))
+        axis.plot(times, sent, color="tab:blue", alpha=0.25, linewidth=0.8)
+        axis.plot(times, refused, color="tab:red", alpha=0.25, linewidth=0.8)
+        axis.plot(times, _smooth(sent, width), color="tab:blue", label="requests/s")
+        axis.plot(times, _smooth(refused, width), color="tab:red", label="429s/s")
+        axis.axhline(allowed, color="black", linestyle="--", linewidth=1, label="allowed rate")
+        top = allowed * 2.5
+        axis.set_ylim(0, top)
+        # The opening burst (the bucket, and every worker's first request) is off scale.
+        for t, value in zip(times, sent, strict=True):
+            if value > top:
+                axis.annotate(
+                    f"{value * bucket:.0f} requests in {bucket * 1e3:.0f} ms",
+                    (t, top),
+                    xytext=(6, -12),
+                    textcoords="offset points",
+                    fontsize=8,
+                )
+                break
+        axis.set_xlabel("seconds since the run's first request (server clock)")
+        axis.set_ylabel(f"per second ({bucket * 1e3:.0f} ms buckets; bold: 0.5 s average)")
+        axis.set_title(
+            f"{_variant(row)}: {RATE_LABELS[client].replace('`', '')}, "
+            f"{row['scenario']['n']:,} lookups",
+            fontsize=10,
+        )
+        axis.grid(alpha=0.3)
+        axis.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -160,8 +160,8 @@ class AsyncInkit:
     ) -> AsyncInkit:
         """Return a client with other per-call options over the same shared resources.
 
-        The variant shares this client's connection pool, concurrency slots and
-        rate-limit cooldown: ``client.with_options(timeout=5).batch.get(...)`` is cheap.
+        The variant shares this client's connection pool, concurrency slots, throttle
+        and cache: ``client.with_options(timeout=5).batch.get(...)`` is cheap.
         Options left as ``None`` keep this client's value, and every option passes the
         same checks as in ``AsyncInkit(...)``. Closing the original closes the shared
         resources; closing the variant never does.
@@ -201,7 +201,7 @@ class AsyncInkit:
 
         Idempotent. Closes the connection pool the client created; an ``http_client``
         you passed in stays open (you own it). Closing a ``with_options`` variant closes
-        only the variant: the pool, slots and cooldown belong to the original client.
+        only the variant: the pool, slots and throttle belong to the original client.
         Call it from the event loop the client was used in; once that loop has ended
         (``asyncio.run`` returned), closing from another loop just drops what is left.
 

@@ -2,20 +2,22 @@
 
 An ``Engine`` is one client's view of the shared machinery: its options (a
 ``ClientOptions``) over an ``EngineState`` that a client shares with its
-``with_options`` variants (the HTTP client, the concurrency slots, the rate-limit
-cooldown, the event loop it is bound to). One call goes:
+``with_options`` variants (the HTTP client, the concurrency slots, the throttle, the
+requests under way, the cache, the event loop it is bound to). One call goes:
 
-1. wait for a permit from the throttle (``_throttle.py``): its sending rate, its
-   pauses and the probe after each pause;
+1. identical lookups under way share one request (``_coalesce.py``), if asked;
 2. take a client-wide concurrency slot (waiting here never counts against a pool
    timeout, because the pool is sized to the slots);
-3. build the request (once, inside the slot) and send it under the per-attempt
-   deadline, reading the body up to the size limit;
-4. tell the throttle what the server said;
-5. a 2xx: decode the JSON and cast it to the caller's record;
-6. anything else: give the slot back, ask ``decide`` (``_policy.py``) what it means,
+3. inside it, wait for a permit from the throttle (``_throttle.py``): its sending rate,
+   its pauses and the probe after each pause, so that they apply to everything not
+   yet sent;
+4. build the request (once) and send it under the per-attempt deadline, reading the
+   body up to the size limit;
+5. tell the throttle what the server said;
+6. a 2xx: decode the JSON and cast it to the caller's record;
+7. anything else: give the slot back, ask ``decide`` (``_policy.py``) what it means,
    and carry that out: report pauses and rate cuts, spend the retry budget, report
-   the retry as data, sleep, go to 1; or raise the error it built.
+   the retry as data, sleep, go to 2; or raise the error it built.
 """
 
 from __future__ import annotations
@@ -328,7 +330,7 @@ class Engine:
     def _gave_up(self, method: str, path: str) -> APITimeoutError:
         wait = self._state.flow.max_wait if isinstance(self._state.flow, Throttle) else 0.0
         return APITimeoutError(
-            f"{method} {path} waited {wait:g} s for the throttle, which stayed paused "
+            f"{method} {path} gave up waiting for the throttle, paused for over {wait:g} s "
             "(the API is refusing requests or failing); nothing was sent"
         )
 

@@ -44,8 +44,11 @@ class PauseEvent:
     """Every call of the client (and of its variants) holds back for *seconds*.
 
     Emitted when a 429's ``Retry-After`` starts a pause, and when the throttle pauses
-    on its own for an outage (a run of 502/503/504 answers or transport failures).
-    Either way no request leaves until the pause is over; then one probe goes first.
+    on its own: for an outage (a run of 502/503/504 answers or transport failures), or
+    after its probe was refused. Either way no request leaves until the pause is over;
+    then one probe goes first. Answers to requests sent before the pause began start
+    none of their own (with ``throttle=False``: an event when a ``Retry-After`` starts or
+    lengthens the pause).
     """
 
     method: str
@@ -55,7 +58,7 @@ class PauseEvent:
     seconds: float
     """Length of the pause, from when the answer arrived."""
     reason: str
-    """Why, in words: ``429 Too Many Requests: Retry-After 1``, ``outage: 503 ...``."""
+    """Why, in words: ``429 with Retry-After 1``, ``503: the throttle pauses, then ...``."""
     status_code: int | None = 429
     """The status that started the pause, or ``None`` for a transport failure."""
     outage: bool = False

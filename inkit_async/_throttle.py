@@ -76,6 +76,8 @@ _MIN_ESTIMATE_SPAN: Final = 0.01
 _SEND_WINDOW: Final = 0.25
 #: Send times kept for the estimate (the most recent ones).
 _SEND_HISTORY: Final = 4096
+#: A first refusal within this many seconds of a quiet start measures the server's bucket.
+_BURST_SPAN: Final = 0.1
 #: A gap (seconds) without sends after which the server's bucket is taken to be full.
 _IDLE_GAP: Final = 1.0
 #: The outage pause: first length, and the longest it doubles to.
@@ -278,6 +280,14 @@ class Throttle:
         rate = "none" if self._rate is None else f"{self._rate:.1f}/s"
         return f"<Throttle rate={rate} rate_limit={self.rate_limit} max_wait={self.max_wait:g}>"
 
+    def bind(self, api_token: str) -> None:
+        """Called by ``AsyncInkit`` with its API token when it starts using the throttle.
+
+        A ``Throttle`` keeps everything in this process and needs nothing of the token; a
+        ``RedisThrottle`` names its Redis keys after the token's hash.
+        """
+        del api_token
+
     # -- state -------------------------------------------------------------------------
 
     @property
@@ -384,10 +394,23 @@ class Throttle:
                 self._refused_rate = 0.0
                 self._update_open()
             else:
-                if self._tat - now > _TOLERANCE:
-                    return None
-                self._tat = max(self._tat, now) + 1.0 / rate
+                return self._take_paced(now, rate)
         return self._grant(now)
+
+    def _take_paced(self, now: float, rate: float) -> Permit | None:
+        """A permit for a request paced at *rate* leaving now, or ``None`` when it must wait.
+
+        The pacing itself (GCRA on the event loop's clock); a subclass may pace otherwise,
+        with ``_next_paced`` saying when to try again.
+        """
+        if self._tat - now > _TOLERANCE:
+            return None
+        self._tat = max(self._tat, now) + 1.0 / rate
+        return self._grant(now)
+
+    def _next_paced(self) -> float:
+        """When the next paced request may leave (``math.inf``: the pacing will reschedule)."""
+        return self._tat - _TOLERANCE
 
     def _schedule(self, now: float) -> None:
         """Arrange for the waiters to be let go when the next one may leave."""
@@ -398,7 +421,7 @@ class Throttle:
         elif self._half_open and self._probe_out:
             when = self._expiry()  # the probe's answer lets them go; expire meanwhile
         elif self._rate is not None:
-            when = self._tat - _TOLERANCE
+            when = self._next_paced()
         else:
             when = now
         if math.isfinite(when):
@@ -467,7 +490,10 @@ class Throttle:
         if not self._refused_once:
             # What the server let through before its first refusal: its bucket, full.
             self._refused_once = True
-            self._burst = float(self._accepted_before_refusal)
+            # Only a refusal soon after a quiet start says how big the bucket is: later,
+            # what was let through is mostly what the bucket refilled meanwhile.
+            if self._clock is not None and self._clock() - self._span_start <= _BURST_SPAN:
+                self._burst = float(self._accepted_before_refusal)
         now = self._now()
         if permit.epoch != self._epoch:
             # Sent before the last cut: that cut has answered it already.
@@ -603,6 +629,7 @@ class Throttle:
         return seconds
 
     def _start_span(self, now: float, *, bucket: float) -> None:
+        self._accepted_before_refusal = 0  # counted per stretch: a quiet gap refills
         self._span_start = now
         self._span_first = self._sent + 1
         self._span_bucket = bucket

@@ -46,3 +46,33 @@ def test_the_decode_micro_benchmark_compares_equal_records():
     assert micro.by_hand(micro.PAYLOAD) == micro.structure(micro.PAYLOAD, micro.Batch)
     timings = micro.decode(repeat=1, number=10)
     assert timings["ratio"] == timings["converter_us"] / timings["by_hand_us"]
+
+
+def test_a_tiny_rate_limited_run_counts_requests_and_fills_its_page(tmp_path):
+    """Both variants run for get_many, gather and naive aiohttp; counts add up; the page fills."""
+    plan = runner.rate_scenarios(n=60, rate=100, burst=10)
+    clients = ["sdk-get_many", "sdk", "aiohttp-naive"]
+    lines: list[str] = []
+    rate = runner.run_rate_limits(1, plan, clients, lines.append)
+    rows = rate["rows"]
+    assert len(lines) == len(rows) == len(rate["runs"]) == len(plan) * len(clients)
+    for row in rows:
+        assert "failed" not in row, row
+        assert row["requests"] >= 60
+        # Every request the server let through is one lookup that succeeded.
+        assert row["requests"] - row["refused"] == 60 - row["errors"]
+        # The timeline covers the timed run exactly (not the warm-up).
+        assert sum(row["timeline"]["requests"]) == row["requests"]
+        assert sum(row["timeline"]["refused"]) == row["refused"]
+        if row["client"].startswith("sdk"):
+            assert row["errors"] == 0
+    rate["meta"] = {"date": "2026-01-01", "command": "test", "reps": 1, "server_share": 0.1}
+    page = tmp_path / "rate-limits.md"
+    page.write_text(f"# R\n\nbefore\n{report.RATE_START}\nSTALE\n{report.RATE_END}\nafter\n")
+    report.write_page(page, report.rate_markdown(rate), report.RATE_START, report.RATE_END)
+    text = page.read_text()
+    assert "STALE" not in text
+    assert text.startswith("# R\n\nbefore\n")
+    assert text.endswith(f"{report.RATE_END}\nafter\n")
+    assert text.count("| inkit-async `get_many` (defaults) |") == len(plan)
+    assert len(report.rate_targets(rows)) == 2 * len(plan)

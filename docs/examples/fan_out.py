@@ -24,7 +24,7 @@ async def main() -> None:
         print(len(found), "looked up with gather")
 
         # A variant with other per-call options shares the pool, the limit and the
-        # rate-limit cooldown of its parent.
+        # throttle of its parent.
         impatient = client.with_options(timeout=2.0, max_retries=0)
         batch = await impatient.batch.get("rb_6WtDgF7RGqdS5Uzea9neZJ")
         print(batch.id, batch.status)

@@ -14,7 +14,7 @@ from inkit_async import AsyncInkit, NotFoundError
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncGenerator[None]:
     # Created once at start-up and closed at shutdown: one connection pool, one
-    # concurrency limit and one rate-limit cooldown for every request the app serves.
+    # concurrency limit and one throttle for every request the app serves.
     async with AsyncInkit() as client:
         app.state.inkit = client
         yield
