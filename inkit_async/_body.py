@@ -19,7 +19,7 @@ from ._constants import MAX_RESPONSE_BYTES
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["parse_json_or_text", "read_limited"]
+__all__ = ["Inflater", "parse_json_or_text", "read_limited"]
 
 
 async def read_limited(response: httpx.Response) -> bytes | None:
@@ -31,7 +31,7 @@ async def read_limited(response: httpx.Response) -> bytes | None:
         # Built in memory, as mock transports do: httpx has already decoded it.
         content = response.content
         return content if len(content) <= MAX_RESPONSE_BYTES else None
-    decoder = _Inflater.for_encoding(response.headers.get("content-encoding"))
+    decoder = Inflater.for_encoding(response.headers.get("content-encoding"))
     chunks: list[bytes] = []
     size = 0
     async for raw in response.aiter_raw():
@@ -56,7 +56,7 @@ def parse_json_or_text(content: bytes, encoding: str | None) -> object:
         return text
 
 
-class _Inflater:
+class Inflater:
     """gzip/deflate decoding in bounded pieces, so memory follows the size check."""
 
     __slots__ = ("_zlib",)
@@ -68,7 +68,7 @@ class _Inflater:
         self._zlib = zlib.decompressobj(wbits)
 
     @classmethod
-    def for_encoding(cls, encoding: str | None) -> _Inflater | None:
+    def for_encoding(cls, encoding: str | None) -> Inflater | None:
         """The decoder for a Content-Encoding (``None``: the body is not encoded)."""
         name = (encoding or "identity").strip().lower()
         if name in {"", "identity"}:

@@ -27,7 +27,7 @@ import json
 import logging
 import platform
 import time
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 import attrs
 import httpx
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from ._config import ClientOptions, VariantArguments
     from ._events import ClientEvent
     from ._throttle import Change, FlowControl, Permit
+    from ._transport import AiohttpTransport, Wire
 
 __all__ = ["Engine"]
 
@@ -73,12 +74,29 @@ _CLOSED: Final = "The AsyncInkit client is closed; create a new one."
 class EngineState:
     """What a client shares with its ``with_options`` variants."""
 
-    __slots__ = ("cache", "closed", "coalescer", "flow", "http", "loop", "owns_http", "slots")
+    __slots__ = (
+        "cache",
+        "closed",
+        "coalescer",
+        "flow",
+        "http",
+        "lean",
+        "loop",
+        "owns_http",
+        "slots",
+    )
 
     def __init__(self, options: ClientOptions) -> None:
         """Set up the pool (unless the caller brought an ``http_client``), slots, throttle."""
         self.owns_http = options.http_client is None
         self.http = options.http_client or _own_http_client(options)
+        # The SDK's own aiohttp transport, which the lean path talks to directly (not a
+        # caller's `transport=`, nor a caller's client).
+        self.lean: type[AiohttpTransport] | None = None
+        if self.owns_http and options.transport is None:
+            from ._transport import AiohttpTransport  # noqa: PLC0415 - imported by now
+
+            self.lean = AiohttpTransport
         self.slots = asyncio.Semaphore(options.max_concurrency)
         throttle = options.throttle
         self.flow: FlowControl = (
@@ -131,7 +149,17 @@ def _own_http_client(options: ClientOptions) -> httpx.AsyncClient:
 class Engine:
     """Sends API calls for one client (or one ``with_options`` variant of it)."""
 
-    __slots__ = ("_closed", "_deadline", "_headers", "_owner", "_state", "_timeout", "options")
+    __slots__ = (
+        "_closed",
+        "_deadline",
+        "_headers",
+        "_lean_timeout",
+        "_owner",
+        "_root_url",
+        "_state",
+        "_timeout",
+        "options",
+    )
 
     options: ClientOptions
     """The options this engine sends with."""
@@ -151,6 +179,10 @@ class Engine:
             "Accept-Encoding": "gzip, deflate",
             "User-Agent": _USER_AGENT,
         }
+        # For the lean path: where httpx would route a request (every path goes to the
+        # same host, so the root decides), and aiohttp's form of the timeouts.
+        self._root_url = httpx.URL(options.root)
+        self._lean_timeout: Any = None
 
     def variant(self, changes: VariantArguments) -> Engine:
         """An engine with some per-call options changed, over this engine's shared state."""
@@ -254,6 +286,8 @@ class Engine:
         request: httpx.Request | None = None
         last_error: InkitError | None = None
         retries = 0
+        # Plain GETs through the SDK's own transport skip httpx's Request and Response.
+        lean = state.lean if method == "GET" and params is None and body is None else None
         while True:
             async with state.slots:
                 # The permit is asked for inside the slot, so it goes only to a request
@@ -268,21 +302,32 @@ class Engine:
                     # Built inside the slot: a 10,000-way gather then builds requests as
                     # slots free up, instead of all of them in one loop iteration up front
                     # (which stalled the event loop and held every request in memory).
-                    if request is None:
-                        request = self._build(method, path, params, body)
-                    outcome = await self._attempt(request)
+                    transport = (
+                        state.http._transport_for_url(self._root_url)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - see EngineState.send
+                        if lean is not None
+                        else None
+                    )
+                    if lean is not None and isinstance(transport, lean):
+                        outcome = await self._attempt_lean(transport, path)
+                    else:
+                        if request is None:
+                            request = self._build(method, path, params, body)
+                        outcome = await self._attempt(request)
                 except BaseException:
                     flow.cancel(permit)
                     raise
             self._log_attempt(method, path, retries, outcome, started)
+            if type(outcome) is _Fetched:
+                flow.release(permit, Signal.OK)
+                return self._cast(method, path, outcome.content, cast, outcome.wire)
             if isinstance(outcome, Answer) and outcome.content is not None:
                 response = outcome.response
                 if 200 <= response.status_code < 300:
                     flow.release(permit, Signal.OK)
-                    return _cast(method, path, response, outcome.content, cast)
+                    return self._cast(method, path, outcome.content, cast, response)
             # The slot was given back above: a caller backing off holds nothing others need.
             attempt = Attempt(method=method, path=path, retries=retries, may_repeat=may_repeat)
-            retry = self._settle(permit, outcome, attempt)
+            retry = self._settle(permit, outcome, attempt)  # type: ignore[arg-type]  # _Fetched returned above
             last_error = retry.error
             retries += 1
             self._report(
@@ -406,6 +451,76 @@ class Engine:
             return Failure(request, exc)
         return Answer(response, content)
 
+    async def _attempt_lean(self, transport: AiohttpTransport, path: str) -> Outcome | _Fetched:
+        """Send a GET straight through the SDK's aiohttp transport, under the deadline.
+
+        A 2xx comes back as ``_Fetched`` without any httpx object; anything else as the
+        ``Answer`` or ``Failure`` the retry policy reads, with the httpx objects built now.
+        """
+        if self._lean_timeout is None:
+            timeouts = self._timeout.as_dict()
+            if self._deadline is not None:
+                # The deadline bounds every phase already: only connecting keeps a limit
+                # of its own (a shorter one), so aiohttp arms no timer per read.
+                timeouts = {"connect": timeouts.get("connect")}
+            self._lean_timeout = transport.timeout_for(timeouts)
+        url = _encoded_url(self.options.root + path)
+        try:
+            async with asyncio.timeout(self._deadline):
+                wire = await transport.fetch(url, self._headers, self._lean_timeout)
+        except TimeoutError as exc:
+            deadline = DeadlineExceeded()
+            deadline.__cause__ = exc
+            return Failure(self._build("GET", path, None, None), deadline)
+        except httpx.HTTPError as exc:
+            return Failure(self._build("GET", path, None, None), exc)
+        if wire.content is not None and 200 <= wire.status < 300:
+            return _Fetched(wire)
+        return Answer(self._response(path, wire), wire.content)
+
+    def _response(self, path: str, wire: Wire) -> httpx.Response:
+        """The httpx response for a lean answer, for the errors that carry one."""
+        # The body is decoded already: a kept Content-Encoding would decode it twice.
+        headers = [
+            (name, value)
+            for name, value in wire.raw_headers
+            if name.lower() not in {b"content-encoding", b"content-length"}
+        ]
+        extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
+        if wire.reason:
+            extensions["reason_phrase"] = wire.reason.encode("ascii", "replace")
+        return httpx.Response(
+            wire.status,
+            headers=headers,
+            content=wire.content or b"",
+            request=self._build("GET", path, None, None),
+            extensions=extensions,
+        )
+
+    def _cast(
+        self,
+        method: str,
+        path: str,
+        content: bytes,
+        cast: Callable[[Any], T],
+        answer: httpx.Response | Wire,
+    ) -> T:
+        what = f"{method} {path}"
+        try:
+            data = json.loads(content)
+        except ValueError as exc:
+            response = (
+                answer if isinstance(answer, httpx.Response) else self._response(path, answer)
+            )
+            raise not_json_error(what, response, content, exc) from None
+        try:
+            return cast(data)
+        except ShapeError as exc:
+            response = (
+                answer if isinstance(answer, httpx.Response) else self._response(path, answer)
+            )
+            raise shape_error(what, response, content, data, exc) from None
+
     def _report(self, event: ClientEvent) -> None:
         """Log an event with the record attached, and hand it to ``on_event``."""
         extra = {"inkit_event": event}
@@ -448,14 +563,16 @@ class Engine:
                 logger.exception("The on_event callback raised; the call goes on")
 
     def _log_attempt(
-        self, method: str, path: str, retries: int, outcome: Outcome, started: float
+        self, method: str, path: str, retries: int, outcome: Outcome | _Fetched, started: float
     ) -> None:
         if logger.isEnabledFor(logging.DEBUG):
-            result: int | str = (
-                outcome.response.status_code
-                if isinstance(outcome, Answer)
-                else failure_name(outcome.error)
-            )
+            result: int | str
+            if isinstance(outcome, _Fetched):
+                result = outcome.status
+            elif isinstance(outcome, Answer):
+                result = outcome.response.status_code
+            else:
+                result = failure_name(outcome.error)
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.debug(
                 "%s %s -> %s (attempt %d, %.1f ms)",
@@ -472,15 +589,25 @@ class Engine:
             )
 
 
-def _cast(
-    method: str, path: str, response: httpx.Response, content: bytes, cast: Callable[[Any], T]
-) -> T:
-    what = f"{method} {path}"
-    try:
-        data = json.loads(content)
-    except ValueError as exc:
-        raise not_json_error(what, response, content, exc) from None
-    try:
-        return cast(data)
-    except ShapeError as exc:
-        raise shape_error(what, response, content, data, exc) from None
+class _Fetched(NamedTuple):
+    """A 2xx the lean path read: the body, and the wire answer (for errors, if any)."""
+
+    wire: Wire
+
+    @property
+    def content(self) -> bytes:
+        """The decoded body."""
+        assert self.wire.content is not None  # noqa: S101 - only bodies that were read
+        return self.wire.content
+
+    @property
+    def status(self) -> int:
+        """The 2xx status."""
+        return self.wire.status
+
+
+def _encoded_url(url: str) -> Any:  # noqa: ANN401 - yarl.URL, imported with aiohttp
+    import yarl  # noqa: PLC0415 - aiohttp's, loaded with the transport already
+
+    # Ids are percent-encoded already: yarl must not re-quote them.
+    return yarl.URL(url, encoded=True)

@@ -36,8 +36,7 @@ import os
 import select
 import ssl
 import sys
-import weakref
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, NoReturn
 from urllib.request import getproxies
 
 import aiohttp
@@ -45,14 +44,21 @@ import httpx
 import multidict
 import yarl
 
-from ._constants import DEFAULT_KEEPALIVE_EXPIRY, TOKEN_HEADER
+from ._body import Inflater
+from ._constants import DEFAULT_KEEPALIVE_EXPIRY, MAX_RESPONSE_BYTES, TOKEN_HEADER
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Generator
+    from collections.abc import AsyncIterator, Generator, Mapping
 
     from ._config import ClientOptions
 
-__all__ = ["AiohttpTransport", "build_http_client", "environment_proxies", "ssl_context_for"]
+__all__ = [
+    "AiohttpTransport",
+    "Wire",
+    "build_http_client",
+    "environment_proxies",
+    "ssl_context_for",
+]
 
 logger: Final = logging.getLogger("inkit_async")
 
@@ -143,12 +149,15 @@ def _may_resend(method: str, exc: BaseException) -> bool:
 
 def _has_pending_input(protocol: Any) -> bool:  # noqa: ANN401 - aiohttp's ResponseHandler
     """Whether an idle connection has something to read: a close, or bytes nobody asked for."""
-    transport = getattr(protocol, "transport", None)
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None:
-        return False
+    fd = getattr(protocol, "_inkit_fd", None)
+    if fd is None:
+        transport = protocol.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return False
+        fd = protocol._inkit_fd = sock.fileno()  # noqa: SLF001 - our own mark, see _Connector
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        readable, _, _ = select.select((fd,), (), (), 0)
     except (OSError, ValueError):
         return True
     return bool(readable)
@@ -161,15 +170,16 @@ class _Connector(aiohttp.TCPConnector):
         super().__init__(  # pyright: ignore[reportUnknownMemberType] - aiohttp leaves socket_factory's type partly unknown
             limit=limit, limit_per_host=0, keepalive_timeout=keepalive_timeout, ssl=ssl
         )
-        self._used: weakref.WeakSet[Any] = weakref.WeakSet()
 
     async def connect(self, req: Any, traces: Any, timeout: Any) -> aiohttp.connector.Connection:  # noqa: ANN401 - aiohttp's internal types
         """Get a connection as aiohttp does, skipping reused ones the server has closed."""
         checks = 0
         while True:
             connection = await super().connect(req, traces, timeout)
-            protocol = connection.protocol
-            reused = protocol in self._used
+            protocol: Any = connection.protocol
+            # A mark on the protocol object says it carried a request before: cheaper
+            # than a weak set, and it goes away with the connection.
+            reused = getattr(protocol, "_inkit_used", False)
             checks += 1
             stale = reused and (
                 protocol is None or protocol.should_close or _has_pending_input(protocol)
@@ -177,9 +187,41 @@ class _Connector(aiohttp.TCPConnector):
             if not stale or checks >= _STALE_CHECKS:
                 break
             connection.close()  # closed by the server, or out of step with it: drop it
-        self._used.add(protocol)
+        if protocol is not None and not reused:
+            protocol._inkit_used = True  # noqa: SLF001 - our own mark, see above
         _reused.set(reused)
         return connection
+
+
+class Wire(NamedTuple):
+    """An answer as the lean path reads it: status, headers and the decoded body."""
+
+    status: int
+    reason: str | None
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+    content: bytes | None
+    """The decoded body; ``None`` when it is over ``MAX_RESPONSE_BYTES`` (not read)."""
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> bytes | None:
+    """Read and decode the body; ``None`` once it is over ``MAX_RESPONSE_BYTES``."""
+    length = response.content_length
+    if length is not None and length > MAX_RESPONSE_BYTES:
+        return None
+    decoder = Inflater.for_encoding(response.headers.get("Content-Encoding"))
+    if decoder is None and length is not None:
+        return await response.read()  # the common case: one read of a known length
+    chunks: list[bytes] = []
+    size = 0
+    async for raw in response.content.iter_any():
+        for chunk in decoder.pieces(raw) if decoder else (raw,):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                return None
+            chunks.append(chunk)
+    if decoder:
+        decoder.check_complete()
+    return b"".join(chunks)
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -247,49 +289,86 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session = session
         return session
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send *request* through aiohttp and wrap the answer as a streaming httpx response."""
-        session = self._session or self._open_session()
-        timeouts = request.extensions.get("timeout", {})
-        content = request.content  # the SDK only sends bodies it has built in memory
-        timeout = aiohttp.ClientTimeout(
+    @staticmethod
+    def timeout_for(timeouts: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        """The aiohttp timeouts for httpx's per-phase ones (``httpx.Timeout.as_dict()``)."""
+        return aiohttp.ClientTimeout(
             total=None,
             # aiohttp's `connect` includes waiting for a pooled connection.
             connect=timeouts.get("pool"),
             sock_connect=timeouts.get("connect"),
             sock_read=timeouts.get("read"),
         )
-        # Already encoded by httpx: yarl must not re-quote it (it would turn an id's
-        # `%3D` back into `=`).
-        url = yarl.URL(str(request.url), encoded=True)
-        headers = request.headers.multi_items()
+
+    async def _send(
+        self,
+        method: str,
+        url: yarl.URL,
+        headers: Any,  # noqa: ANN401 - whatever aiohttp takes as headers
+        content: bytes | None,
+        timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        """Send through the pool; re-send at once what failed on a stale reused connection."""
+        session = self._session or self._open_session()
         resends = 0
         while True:
             _reused.set(False)
             try:
-                response = await session.request(
-                    request.method,
+                return await session.request(
+                    method,
                     url,
                     headers=headers,
-                    data=content or None,
+                    data=content,
                     allow_redirects=False,
                     compress=False,
                     timeout=timeout,
                     proxy=self._proxy,
                 )
-                break
             except (aiohttp.ClientError, ConnectionError) as exc:
-                if resends < _RESENDS and _reused.get() and _may_resend(request.method, exc):
+                if resends < _RESENDS and _reused.get() and _may_resend(method, exc):
                     resends += 1
                     logger.debug(
                         "%s %s failed on a reused connection before an answer (%s): "
                         "sending it again on another",
-                        request.method,
-                        request.url.path,
+                        method,
+                        url.path,
                         type(exc).__name__,
                     )
                     continue
                 _raise_mapped(exc)
+
+    async def fetch(
+        self,
+        url: yarl.URL,
+        headers: Mapping[str, str],
+        timeout: aiohttp.ClientTimeout,
+    ) -> Wire:
+        """GET *url* and read the answer whole, within the body limit: the SDK's lean path.
+
+        No httpx object is made: the engine builds those only for an answer it cannot
+        use (the errors carry them). *url* must be encoded already.
+        """
+        response = await self._send("GET", url, headers, None, timeout)
+        try:
+            with _map_errors():
+                content = await _read_limited(response)
+        except BaseException:
+            response.close()
+            raise
+        response.release()
+        return Wire(response.status, response.reason, response.raw_headers, content)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send *request* through aiohttp and wrap the answer as a streaming httpx response."""
+        # Already encoded by httpx: yarl must not re-quote it (it would turn an id's
+        # `%3D` back into `=`).
+        response = await self._send(
+            request.method,
+            yarl.URL(str(request.url), encoded=True),
+            request.headers.multi_items(),
+            request.content or None,  # the SDK only sends bodies it has built in memory
+            self.timeout_for(request.extensions.get("timeout", {})),
+        )
         extensions: dict[str, object] = {"http_version": _HTTP_11}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("ascii", "replace")

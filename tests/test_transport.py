@@ -11,11 +11,11 @@ import aiohttp
 import httpx
 import pytest
 
-from inkit_async import APIConnectionError, APITimeoutError, AsyncInkit, Backoff
+from inkit_async import APIConnectionError, APITimeoutError, AsyncInkit, Backoff, NotFoundError
 from inkit_async._transport import _map_errors
 
 from .conftest import NO_WAIT, TOKEN
-from .loopback import Blackhole, Drop, DropMidBody, Hang, Raw, closed_port
+from .loopback import BATCH_JSON, Blackhole, Drop, DropMidBody, Hang, Raw, Respond, closed_port
 
 # -- connections and the wire -----------------------------------------------------------
 
@@ -191,3 +191,56 @@ def test_exceptions_that_are_not_transport_failures_pass_through():
     with pytest.raises(ValueError, match="not a network problem") as info, _map_errors():
         raise bug
     assert info.value is bug
+
+
+# -- the lean path ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def httpx_objects(monkeypatch):
+    """Counts of the httpx.Request and httpx.Response objects made while a test runs."""
+    made = {"Request": 0, "Response": 0}
+    for name in made:
+        cls = getattr(httpx, name)
+        original = cls.__init__
+
+        def counting(self, *args, __original=original, __name=name, **kwargs):
+            made[__name] += 1
+            __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", counting)
+    return made
+
+
+async def test_a_lookup_through_the_default_transport_makes_no_httpx_objects(server, httpx_objects):
+    """The SDK's own transport is driven directly: 50 gets, no httpx Request or Response."""
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        batches = await client.batch.get_many([f"rb_{number}" for number in range(50)])
+    assert len(batches) == 50
+    assert httpx_objects == {"Request": 0, "Response": 0}
+
+
+async def test_an_answer_the_sdk_cannot_use_still_carries_httpx_objects(server, httpx_objects):
+    """A 404 on the lean path raises with a masked httpx request and response, as before."""
+    server.script(Respond(404, {"error": "no such batch"}, {"x-request-id": "req_7"}))
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        with pytest.raises(NotFoundError) as info:
+            await client.batch.get("rb_gone")
+    error = info.value
+    assert (error.status_code, error.request_id, error.body) == (
+        404,
+        "req_7",
+        {"error": "no such batch"},
+    )
+    assert error.response.request.headers["X-Inkit-API-Token"] == "[redacted]"
+    assert str(error.response.request.url) == f"{server.url}/batch/rb_gone"
+    assert httpx_objects["Response"] >= 1
+
+
+async def test_respx_and_a_callers_client_keep_the_general_path(api, httpx_objects):
+    """Respx still intercepts (it replaces the transport): the general path, as before."""
+    route = api.get("/batch/rb_1").respond(json={**BATCH_JSON, "id": "rb_1"})
+    async with AsyncInkit(TOKEN) as client:
+        assert (await client.batch.get("rb_1")).id == "rb_1"
+    assert route.call_count == 1
+    assert httpx_objects["Request"] >= 1
