@@ -147,7 +147,7 @@ class AsyncInkit:
     def _bind(self, engine: Engine) -> None:
         self._engine = engine
         self.batch = DocumentBatchResource(engine, "batch")
-        self.flow_batch = BatchResource(engine, "invoke/batch")
+        self.flow_batch = BatchResource(engine, "invoke/batch", name="flow_batch")
 
     def with_options(
         self,

@@ -50,12 +50,13 @@ from ._throttle import Signal, Throttle, ThrottleTimeoutError, Unthrottled, sign
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable, Mapping
 
     from ._cache import BatchCache
     from ._config import ClientOptions, VariantArguments
     from ._events import ClientEvent
     from ._throttle import Change, FlowControl, Permit
+    from ._tracing import AttemptSpan, Telemetry
     from ._transport import AiohttpTransport, Wire
 
 __all__ = ["Engine"]
@@ -84,6 +85,7 @@ class EngineState:
         "loop",
         "owns_http",
         "slots",
+        "telemetry",
     )
 
     def __init__(self, options: ClientOptions) -> None:
@@ -108,6 +110,7 @@ class EngineState:
         )
         self.coalescer = Coalescer() if options.coalesce else None
         self.cache = options.cache
+        self.telemetry = telemetry_for(options.root)
         self.closed = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -137,6 +140,15 @@ class EngineState:
         # Never follow a redirect, whatever the caller's client is set to: the token and
         # the body would go wherever the Location header says.
         return await self.http.send(request, stream=True, follow_redirects=False)
+
+
+def telemetry_for(root: str) -> Telemetry | None:
+    """OpenTelemetry for a client of the API at *root*; ``None`` without the ``otel`` extra."""
+    try:
+        from ._tracing import Telemetry  # noqa: PLC0415 - only with opentelemetry-api
+    except ImportError:
+        return None
+    return Telemetry(root)
 
 
 def _own_http_client(options: ClientOptions) -> httpx.AsyncClient:
@@ -235,6 +247,8 @@ class Engine:
         body: object = None,
         may_repeat: bool = True,
         shared: bool = False,
+        operation: str = "",
+        attributes: Mapping[str, str | int] | None = None,
     ) -> T:
         """Send one API call, with retries, and return ``cast(json_of_the_answer)``.
 
@@ -252,6 +266,9 @@ class Engine:
                 path, params and *cast*) share one request, from any variant of the
                 client; the first caller's options apply to it. Off when the client
                 was made with ``coalesce=False``.
+            operation: The call's name in traces (``batch.get``), for the span
+                OpenTelemetry records for it (``_tracing.py``), if any.
+            attributes: That span's own attributes (``inkit.batch.id``).
 
         Raises:
             InkitError: The client is closed, or is used from another event loop; or
@@ -259,17 +276,32 @@ class Engine:
         """
         if self.is_closed:
             raise InkitError(_CLOSED)
-        self._state.bind()
-        coalescer = self._state.coalescer
+        state = self._state
+        state.bind()
+        coalescer = state.coalescer
         if shared and coalescer is not None:
             key = (path, tuple(sorted(params.items()))) if params else path
-            return await coalescer.run(
+            work = coalescer.run(
                 key,
                 lambda: self._send(
                     method, path, cast, params=params, body=body, may_repeat=may_repeat
                 ),
             )
-        return await self._send(method, path, cast, params=params, body=body, may_repeat=may_repeat)
+        else:
+            work = self._send(method, path, cast, params=params, body=body, may_repeat=may_repeat)
+        telemetry = state.telemetry
+        if telemetry is None or telemetry.tracer() is None:
+            return await work
+        return await telemetry.traced(operation or method, attributes or {}, work)
+
+    async def traced(
+        self, operation: str, attributes: Mapping[str, str | int], work: Awaitable[T]
+    ) -> T:
+        """Await *work* as one public call in traces (``batch.get_many``), if tracing is on."""
+        telemetry = self._state.telemetry
+        if telemetry is None:
+            return await work
+        return await telemetry.traced(operation, attributes, work)
 
     async def _send(
         self,
@@ -292,27 +324,37 @@ class Engine:
             async with state.slots:
                 # The permit is asked for inside the slot, so it goes only to a request
                 # that leaves at once: a cut or pause applies to everything not yet sent.
-                try:
-                    permit = await flow.acquire()
-                except ThrottleTimeoutError:
-                    raise last_error or self._gave_up(method, path) from None
+                permit = await self._permit(last_error, method, path)
                 try:
                     self._check_open()
                     started = time.perf_counter()  # the attempt's own time, not its queueing
                     # Built inside the slot: a 10,000-way gather then builds requests as
                     # slots free up, instead of all of them in one loop iteration up front
                     # (which stalled the event loop and held every request in memory).
+                    span = (
+                        None
+                        if state.telemetry is None
+                        else state.telemetry.attempt(
+                            method,
+                            self.options.root + path if request is None else str(request.url),
+                            retries,
+                        )
+                    )
                     transport = (
                         state.http._transport_for_url(self._root_url)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - see EngineState.send
                         if lean is not None
                         else None
                     )
                     if lean is not None and isinstance(transport, lean):
-                        outcome = await self._attempt_lean(transport, path)
+                        outcome = await self._attempt_lean(transport, path, span)
                     else:
                         if request is None:
                             request = self._build(method, path, params, body)
+                        if span is not None:
+                            request.headers.update(span.headers())
                         outcome = await self._attempt(request)
+                    if span is not None:
+                        _end_span(span, outcome)
                 except BaseException:
                     flow.cancel(permit)
                     raise
@@ -346,6 +388,22 @@ class Engine:
     def _check_open(self) -> None:
         if self.is_closed:
             raise InkitError(_CLOSED)
+
+    async def _permit(self, last_error: InkitError | None, method: str, path: str) -> Permit:
+        """Wait for the throttle's leave to send; give up as it says (see ``Throttle``)."""
+        state = self._state
+        telemetry = state.telemetry
+        try:
+            if telemetry is None:
+                return await state.flow.acquire()
+            loop = asyncio.get_running_loop()
+            asked = loop.time()
+            permit = await state.flow.acquire()
+            if (waited := loop.time() - asked) > _NOTABLE_WAIT:
+                telemetry.throttle_wait(waited)
+        except ThrottleTimeoutError:
+            raise last_error or self._gave_up(method, path) from None
+        return permit
 
     def _settle(self, permit: Permit, outcome: Outcome, attempt: Attempt) -> Retry:
         """Decide on a non-2xx outcome, tell the throttle, report; raise or return the retry."""
@@ -451,7 +509,9 @@ class Engine:
             return Failure(request, exc)
         return Answer(response, content)
 
-    async def _attempt_lean(self, transport: AiohttpTransport, path: str) -> Outcome | _Fetched:
+    async def _attempt_lean(
+        self, transport: AiohttpTransport, path: str, span: AttemptSpan | None
+    ) -> Outcome | _Fetched:
         """Send a GET straight through the SDK's aiohttp transport, under the deadline.
 
         A 2xx comes back as ``_Fetched`` without any httpx object; anything else as the
@@ -465,9 +525,10 @@ class Engine:
                 timeouts = {"connect": timeouts.get("connect")}
             self._lean_timeout = transport.timeout_for(timeouts)
         url = _encoded_url(self.options.root + path)
+        headers = self._headers if span is None else {**self._headers, **span.headers()}
         try:
             async with asyncio.timeout(self._deadline):
-                wire = await transport.fetch(url, self._headers, self._lean_timeout)
+                wire = await transport.fetch(url, headers, self._lean_timeout)
         except TimeoutError as exc:
             deadline = DeadlineExceeded()
             deadline.__cause__ = exc
@@ -554,6 +615,9 @@ class Engine:
                     event.status_code or "a transport failure",
                     extra=extra,
                 )
+        telemetry = self._state.telemetry
+        if telemetry is not None:
+            telemetry.report(event)
         callback = self.options.on_event
         if callback is not None:
             try:
@@ -587,6 +651,21 @@ class Engine:
                     "inkit_elapsed_ms": elapsed_ms,
                 },
             )
+
+
+#: A wait in the throttle shorter than this is not worth a span event (seconds).
+_NOTABLE_WAIT: Final = 0.001
+
+
+def _end_span(span: AttemptSpan, outcome: Outcome | _Fetched) -> None:
+    """End an attempt's span with its status, and ``error.type`` if it failed."""
+    if isinstance(outcome, _Fetched):
+        span.end(outcome.status, None)
+    elif isinstance(outcome, Answer):
+        status = outcome.response.status_code
+        span.end(status, str(status) if status >= 400 else None)
+    else:
+        span.end(None, failure_name(outcome.error))
 
 
 class _Fetched(NamedTuple):

@@ -43,12 +43,16 @@ class BatchResource(APIResource):
     One class serves every batch-shaped resource; it is parameterised by its path.
     """
 
-    __slots__ = ("_path",)
+    __slots__ = ("_name", "_path")
 
-    def __init__(self, engine: Engine, path: str) -> None:
-        """Send through *engine*, to the collection at *path* (``batch``, ``invoke/batch``)."""
+    def __init__(self, engine: Engine, path: str, *, name: str | None = None) -> None:
+        """Send through *engine*, to the collection at *path* (``batch``, ``invoke/batch``).
+
+        *name* names the calls in traces (``flow_batch.get``); it defaults to *path*.
+        """
         super().__init__(engine)
         self._path = "/" + path
+        self._name = name or path
 
     def __repr__(self) -> str:
         """Name the resource's path."""
@@ -107,11 +111,15 @@ class BatchResource(APIResource):
         """
         ids = list(_checked_ids(batch_ids))
         segments = {batch_id: encode_segment(batch_id, "batch_id") for batch_id in ids}
-        results = await run_bounded(
-            list(segments.values()),
-            self._fetch,
-            workers=self._engine.options.max_concurrency,
-            return_exceptions=return_exceptions,
+        results = await self._engine.traced(
+            f"{self._name}.get_many",
+            {"inkit.batch.count": len(segments)},
+            run_bounded(
+                list(segments.values()),
+                self._fetch,
+                workers=self._engine.options.max_concurrency,
+                return_exceptions=return_exceptions,
+            ),
         )
         return [results[segments[batch_id]] for batch_id in ids]
 
@@ -193,6 +201,8 @@ class BatchResource(APIResource):
                 self._path,
                 lambda data: parse_page(data, page),
                 params=filters.params(page),
+                operation=f"{self._name}.list",
+                attributes={"inkit.page": page},
             )
 
         return BatchList(fetch)
@@ -243,12 +253,18 @@ class BatchResource(APIResource):
     async def _fetch(self, segment: str, *, use_cache: bool = True) -> Batch:
         path = f"{self._path}/{segment}"
         cache = self._engine.cache
-        if cache is None:
-            return await self._engine.request("GET", path, _parse_batch, shared=True)
-        if use_cache and (hit := cache.get(path)) is not None:
+        if cache is not None and use_cache and (hit := cache.get(path)) is not None:
             return hit
-        batch = await self._engine.request("GET", path, _parse_batch, shared=True)
-        cache.put(path, batch)
+        batch = await self._engine.request(
+            "GET",
+            path,
+            _parse_batch,
+            shared=True,
+            operation=f"{self._name}.get",
+            attributes={"inkit.batch.id": segment},
+        )
+        if cache is not None:
+            cache.put(path, batch)
         return batch
 
 
@@ -329,5 +345,11 @@ class DocumentBatchResource(BatchResource):
                 raise TypeError(f"name must be a str, got {type(name).__name__}")
             payload["name"] = name
         return await self._engine.request(
-            "POST", self._path, _parse_created, body=payload, may_repeat=False
+            "POST",
+            self._path,
+            _parse_created,
+            body=payload,
+            may_repeat=False,
+            operation=f"{self._name}.create",
+            attributes={"inkit.template.id": template_id, "inkit.renders": len(bodies)},
         )

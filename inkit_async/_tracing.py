@@ -1,0 +1,241 @@
+"""OpenTelemetry traces and metrics, by the stable HTTP client semantic conventions.
+
+Installed with the ``otel`` extra (``opentelemetry-api`` only); the engine imports this
+module only when that package is there. The SDK emits nothing,
+and does no tracing work beyond one check per call, unless the application has set a
+``TracerProvider`` (for spans) or a ``MeterProvider`` (for metrics) through the
+OpenTelemetry SDK. Then it emits:
+
+- a span per public call (``inkit batch.get``), with the batch id and the outcome, and
+  an event on it for every wait: retry backoff, a 429 or outage pause, a rate cut, a
+  wait in the throttle;
+- a CLIENT span per attempt, child of the call's span, named by the HTTP method, with
+  ``http.request.method``, ``server.address``, ``server.port``, ``url.full``,
+  ``http.response.status_code``, ``error.type`` (the status code as a string, or the
+  exception's type name) with status ERROR, and ``http.request.resend_count`` on
+  retries; the W3C ``traceparent`` header of each request is its context, through the
+  globally configured propagator;
+- the histogram ``http.client.request.duration`` (seconds) with the convention's
+  attributes, and the counters ``inkit.client.retries``, ``inkit.client.pauses`` and
+  ``inkit.client.throttle.waits``.
+
+The token never reaches an attribute: URLs and paths carry ids, not credentials.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import httpx
+from opentelemetry import metrics, propagate, trace
+
+from ._events import PauseEvent, RetryEvent
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Mapping
+
+    from ._events import ClientEvent
+
+__all__ = ["AttemptSpan", "Telemetry"]
+
+T = TypeVar("T")
+Attributes = dict[str, str | int | float | bool]
+
+
+_SCOPE: Final = "inkit_async"
+#: The class of an unset meter provider; the API has no public way to tell.
+_UNSET_METERS: Final = "_ProxyMeterProvider"
+
+
+class _Instruments:
+    """The metric instruments of one meter."""
+
+    __slots__ = ("duration", "pauses", "retries", "waits")
+
+    def __init__(self, meter: Any) -> None:  # noqa: ANN401 - opentelemetry's Meter
+        self.duration = meter.create_histogram(
+            "http.client.request.duration",
+            unit="s",
+            description="Duration of HTTP client requests.",
+        )
+        self.retries = meter.create_counter(
+            "inkit.client.retries", unit="{retry}", description="Retries the client made."
+        )
+        self.pauses = meter.create_counter(
+            "inkit.client.pauses",
+            unit="{pause}",
+            description="Pauses of every caller (429 Retry-After, outages).",
+        )
+        self.waits = meter.create_counter(
+            "inkit.client.throttle.waits",
+            unit="{wait}",
+            description="Attempts that waited in the throttle before they were sent.",
+        )
+
+
+class Telemetry:
+    """Where spans and metrics go for one client; decides per call whether they go at all."""
+
+    __slots__ = ("_meter_provider", "_meters", "_tracer", "_tracer_provider", "server")
+
+    def __init__(self, root: str) -> None:
+        """Report requests to the API at *root* (its host and port are span attributes)."""
+        self._tracer_provider: object = None
+        self._tracer: Any = None
+        self._meter_provider: object = None
+        self._meters: _Instruments | None = None
+        url = httpx.URL(root)
+        self.server: dict[str, str | int] = {
+            "server.address": url.host,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+        }
+
+    def tracer(self) -> Any:  # noqa: ANN401 - opentelemetry's Tracer
+        """The tracer to use now, or ``None`` when no ``TracerProvider`` is set."""
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, trace.ProxyTracerProvider):
+            return None
+        if provider is not self._tracer_provider:
+            self._tracer_provider = provider
+            self._tracer = provider.get_tracer(_SCOPE, __version__)
+        return self._tracer
+
+    def meters(self) -> _Instruments | None:
+        """The instruments to record with now, or ``None`` when no ``MeterProvider`` is set."""
+        provider = metrics.get_meter_provider()
+        if type(provider).__name__ == _UNSET_METERS:
+            return None
+        if provider is not self._meter_provider:
+            self._meter_provider = provider
+            self._meters = _Instruments(provider.get_meter(_SCOPE, __version__))
+        return self._meters
+
+    async def traced(
+        self, operation: str, attributes: Mapping[str, str | int], work: Awaitable[T]
+    ) -> T:
+        """Await *work* inside the span of one public call (``inkit batch.get``).
+
+        The span is the current one while the call runs, so each attempt's span is its
+        child, and so is each event. Its ``inkit.outcome`` is ``ok``, or the type of the
+        error the call raised (also its ``error.type``, with status ERROR).
+        """
+        tracer = self.tracer()
+        if tracer is None:
+            return await work
+        span = tracer.start_span(f"inkit {operation}", attributes=attributes)
+        with trace.use_span(
+            span, end_on_exit=True, record_exception=False, set_status_on_exception=False
+        ):
+            try:
+                result = await work
+            except BaseException as error:
+                name = type(error).__name__
+                span.set_attribute("inkit.outcome", name)
+                span.set_attribute("error.type", name)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, name))
+                raise
+            span.set_attribute("inkit.outcome", "ok")
+            return result
+
+    def attempt(self, method: str, url: str, resends: int) -> AttemptSpan | None:
+        """Start the CLIENT span (and the clock) of one attempt; ``None`` when all is off."""
+        tracer = self.tracer()
+        instruments = self.meters()
+        if tracer is None and instruments is None:
+            return None
+        return AttemptSpan(self, tracer, instruments, method=method, url=url, resends=resends)
+
+    def report(self, event: ClientEvent) -> None:
+        """Record an event on the current call's span, and count it."""
+        instruments = self.meters()
+        attributes: Attributes
+        if isinstance(event, RetryEvent):
+            name = "retry backoff"
+            attributes = {
+                "inkit.attempt": event.attempt,
+                "inkit.delay_s": event.delay,
+                "inkit.reason": event.reason,
+            }
+            if instruments is not None:
+                instruments.retries.add(1, {"http.request.method": event.method})
+        elif isinstance(event, PauseEvent):
+            name = "pause"
+            attributes = {
+                "inkit.pause_s": event.seconds,
+                "inkit.reason": event.reason,
+                "inkit.outage": event.outage,
+            }
+            if instruments is not None:
+                instruments.pauses.add(1, {"inkit.outage": event.outage})
+        else:
+            name = "rate cut"
+            attributes = {"inkit.rate": event.rate}
+        if self.tracer() is not None:
+            trace.get_current_span().add_event(name, attributes)
+
+    def throttle_wait(self, seconds: float) -> None:
+        """Record that an attempt waited *seconds* in the throttle before it was sent."""
+        instruments = self.meters()
+        if instruments is not None:
+            instruments.waits.add(1)
+        if self.tracer() is not None:
+            trace.get_current_span().add_event("throttle wait", {"inkit.wait_s": seconds})
+
+
+class AttemptSpan:
+    """One attempt's CLIENT span and duration; ``end`` it with what came back."""
+
+    __slots__ = ("_attributes", "_instruments", "_span", "_started")
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        tracer: Any,  # noqa: ANN401 - opentelemetry's Tracer
+        instruments: _Instruments | None,
+        *,
+        method: str,
+        url: str,
+        resends: int,
+    ) -> None:
+        """Start the span now."""
+        self._attributes: dict[str, str | int] = {
+            "http.request.method": method,
+            **telemetry.server,
+        }
+        self._instruments = instruments
+        self._span: Any = None
+        if tracer is not None:
+            attributes: dict[str, str | int] = {**self._attributes, "url.full": url}
+            if resends:
+                attributes["http.request.resend_count"] = resends
+            self._span = tracer.start_span(
+                method, kind=trace.SpanKind.CLIENT, attributes=attributes
+            )
+        self._started = time.perf_counter()
+
+    def headers(self) -> dict[str, str]:
+        """The propagation headers (``traceparent``) that carry this attempt's context."""
+        carrier: dict[str, str] = {}
+        if self._span is not None:
+            propagate.inject(carrier, context=trace.set_span_in_context(self._span))
+        return carrier
+
+    def end(self, status: int | None, error: str | None) -> None:
+        """End with the answer's *status* and, for a failure, its ``error.type``."""
+        attributes = self._attributes
+        if status is not None:
+            attributes["http.response.status_code"] = status
+        if error is not None:
+            attributes["error.type"] = error
+        if self._instruments is not None:
+            self._instruments.duration.record(time.perf_counter() - self._started, attributes)
+        span = self._span
+        if span is not None:
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+            if error is not None:
+                span.set_attribute("error.type", error)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, error))
+            span.end()

@@ -1,0 +1,223 @@
+"""OpenTelemetry over real sockets: call and attempt spans, events, propagation, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.test.globals_test import reset_metrics_globals, reset_trace_globals
+from opentelemetry.trace import SpanKind, StatusCode
+
+from inkit_async import APIConnectionError, AsyncInkit, NotFoundError, Throttle
+
+from .conftest import NO_WAIT, TOKEN
+from .loopback import Respond, closed_port, html_page
+
+
+class Telemetry:
+    """What the in-memory exporter and reader collected."""
+
+    def __init__(self, spans: InMemorySpanExporter, reader: InMemoryMetricReader) -> None:
+        self.exporter = spans
+        self.reader = reader
+
+    @property
+    def spans(self) -> list[ReadableSpan]:
+        """Every finished span, in the order they ended."""
+        return list(self.exporter.get_finished_spans())
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        """The finished spans called *name*."""
+        return [span for span in self.spans if span.name == name]
+
+    def points(self, metric: str) -> list[object]:
+        """The data points of one metric, over every scope."""
+        data = self.reader.get_metrics_data()
+        found = []
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for item in scope.metrics:
+                    if item.name == metric:
+                        found.extend(item.data.data_points)
+        return found
+
+
+@pytest.fixture
+def otel() -> Iterator[Telemetry]:
+    """A TracerProvider and a MeterProvider that keep everything in memory, for one test."""
+    reset_trace_globals()
+    reset_metrics_globals()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    try:
+        yield Telemetry(exporter, reader)
+    finally:
+        reset_trace_globals()
+        reset_metrics_globals()
+
+
+def attempt_spans(telemetry: Telemetry) -> list[ReadableSpan]:
+    """The CLIENT spans, one per attempt."""
+    return [span for span in telemetry.spans if span.kind is SpanKind.CLIENT]
+
+
+async def test_a_lookup_is_a_call_span_with_one_attempt_span_under_it(server, otel):
+    """batch.get: an 'inkit batch.get' span and, under it, a CLIENT 'GET' by the conventions."""
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        await client.batch.get("rb_1")
+    [call] = otel.named("inkit batch.get")
+    [attempt] = attempt_spans(otel)
+    assert attempt.name == "GET"
+    assert attempt.parent is not None
+    assert attempt.parent.span_id == call.context.span_id
+    assert dict(attempt.attributes) == {
+        "http.request.method": "GET",
+        "server.address": "127.0.0.1",
+        "server.port": server.port,
+        "url.full": f"{server.url}/batch/rb_1",
+        "http.response.status_code": 200,
+    }
+    assert dict(call.attributes) == {"inkit.batch.id": "rb_1", "inkit.outcome": "ok"}
+    assert attempt.status.status_code is StatusCode.UNSET
+
+
+async def test_a_retry_shows_both_attempts_and_the_backoff(server, otel):
+    """503 then 200: two attempt spans, the first an error, the second a resend; one event."""
+    server.script(html_page(503))
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
+        await client.batch.get("rb_1")
+    first, second = attempt_spans(otel)
+    assert first.attributes["error.type"] == "503"
+    assert first.attributes["http.response.status_code"] == 503
+    assert first.status.status_code is StatusCode.ERROR
+    assert "http.request.resend_count" not in first.attributes
+    assert second.attributes["http.request.resend_count"] == 1
+    assert "error.type" not in second.attributes
+    [call] = otel.named("inkit batch.get")
+    assert [event.name for event in call.events] == ["retry backoff"]
+    assert call.events[0].attributes["inkit.attempt"] == 1
+    [retries] = otel.points("inkit.client.retries")
+    assert retries.value == 1
+
+
+async def test_a_connection_failure_is_an_error_on_every_span(otel):
+    """A refused port: each attempt span has error.type ConnectError; the call fails too."""
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    async with AsyncInkit(TOKEN, base_url=url, backoff=NO_WAIT, max_retries=1) as client:
+        with pytest.raises(APIConnectionError):
+            await client.batch.get("rb_1")
+    attempts = attempt_spans(otel)
+    assert [span.attributes["error.type"] for span in attempts] == ["ConnectError"] * 2
+    assert all(span.status.status_code is StatusCode.ERROR for span in attempts)
+    assert all("http.response.status_code" not in span.attributes for span in attempts)
+    [call] = otel.named("inkit batch.get")
+    assert call.attributes["inkit.outcome"] == "APIConnectionError"
+    assert call.attributes["error.type"] == "APIConnectionError"
+    assert call.status.status_code is StatusCode.ERROR
+
+
+async def test_each_request_carries_its_attempts_traceparent(server, otel):
+    """The W3C traceparent on the wire names the attempt's trace and span."""
+    server.script(html_page(502))
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
+        await client.batch.get("rb_1")
+    sent = [request.headers["traceparent"] for request in server.requests]
+    expected = [
+        f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}"
+        f"-{int(span.context.trace_flags):02x}"
+        for span in attempt_spans(otel)
+    ]
+    assert sent == expected
+    assert len(set(sent)) == 2
+
+
+async def test_no_attribute_or_event_holds_the_token(server, otel):
+    """Across every span, attribute and event of a failing and a retried call: no token."""
+    server.script(
+        html_page(503),
+        Respond(404, {"error": f"no batch for token {TOKEN}"}),
+        Respond(429, {"error": "slow down"}, {"Retry-After": "0.01"}),
+    )
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
+        with pytest.raises(NotFoundError):
+            await client.batch.get("rb_1")
+        await client.batch.get("rb_2")
+    texts = []
+    for span in otel.spans:
+        texts += [span.name, repr(dict(span.attributes)), repr(span.status.description)]
+        texts += [f"{event.name} {dict(event.attributes)!r}" for event in span.events]
+    assert any("Retry-After" in text or "429" in text for text in texts)
+    assert all(TOKEN not in text for text in texts)
+
+
+async def test_the_duration_histogram_follows_the_conventions(server, otel):
+    """http.client.request.duration: one point per attribute set, in seconds."""
+    server.script(Respond(404, {"error": "no such batch"}))
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        with pytest.raises(NotFoundError):
+            await client.batch.get("rb_missing")
+        await client.batch.get("rb_1")
+        await client.batch.get("rb_2")
+    points = {
+        point.attributes.get("http.response.status_code"): point
+        for point in otel.points("http.client.request.duration")
+    }
+    assert points[200].count == 2
+    assert points[404].count == 1
+    assert dict(points[404].attributes) == {
+        "http.request.method": "GET",
+        "server.address": "127.0.0.1",
+        "server.port": server.port,
+        "http.response.status_code": 404,
+        "error.type": "404",
+    }
+    assert 0 < points[200].sum < 5
+
+
+async def test_get_many_is_one_span_over_its_lookups(server, otel):
+    """get_many: an 'inkit batch.get_many' span, parent of one call span per id."""
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        await client.batch.get_many(["rb_1", "rb_2", "rb_3", "rb_1"])
+    [many] = otel.named("inkit batch.get_many")
+    gets = otel.named("inkit batch.get")
+    assert many.attributes["inkit.batch.count"] == 3
+    assert len(gets) == 3
+    assert all(
+        get.parent is not None and get.parent.span_id == many.context.span_id for get in gets
+    )
+
+
+async def test_pauses_and_throttle_waits_are_events_and_counts(server, otel):
+    """A 429 pause and a wait in a rate-limited throttle show as events and counters."""
+    server.script(Respond(429, {"error": "slow down"}, {"Retry-After": "0.05"}))
+    throttle = Throttle(rate_limit=20)
+    async with AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client:
+        await asyncio.gather(*(client.batch.get(f"rb_{number}") for number in range(3)))
+    events = [event.name for span in otel.named("inkit batch.get") for event in span.events]
+    assert "pause" in events
+    assert "throttle wait" in events
+    [pauses] = otel.points("inkit.client.pauses")
+    assert pauses.value == 1
+    [waits] = otel.points("inkit.client.throttle.waits")
+    assert waits.value >= 1
+
+
+async def test_without_an_sdk_nothing_is_traced_or_sent(server):
+    """With no provider set (the API alone), no traceparent goes out and nothing is kept."""
+    reset_trace_globals()
+    reset_metrics_globals()
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        await client.batch.get("rb_1")
+    assert "traceparent" not in server.requests[0].headers
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
