@@ -17,9 +17,9 @@ import httpx
 from ._constants import MAX_RESPONSE_BYTES
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterable, Iterator
 
-__all__ = ["Inflater", "parse_json_or_text", "read_limited"]
+__all__ = ["Inflater", "decode_limited", "parse_json_or_text", "read_limited"]
 
 
 async def read_limited(response: httpx.Response) -> bytes | None:
@@ -31,11 +31,16 @@ async def read_limited(response: httpx.Response) -> bytes | None:
         # Built in memory, as mock transports do: httpx has already decoded it.
         content = response.content
         return content if len(content) <= MAX_RESPONSE_BYTES else None
-    decoder = Inflater.for_encoding(response.headers.get("content-encoding"))
+    return await decode_limited(response.aiter_raw(), response.headers.get("content-encoding"))
+
+
+async def decode_limited(raw: AsyncIterable[bytes], encoding: str | None) -> bytes | None:
+    """Decode the body arriving in *raw* pieces; ``None`` once it is over the limit."""
+    decoder = Inflater.for_encoding(encoding)
     chunks: list[bytes] = []
     size = 0
-    async for raw in response.aiter_raw():
-        for chunk in decoder.pieces(raw) if decoder else (raw,):
+    async for piece in raw:
+        for chunk in decoder.pieces(piece) if decoder else (piece,):
             size += len(chunk)
             if size > MAX_RESPONSE_BYTES:
                 return None

@@ -44,7 +44,7 @@ import httpx
 import multidict
 import yarl
 
-from ._body import Inflater
+from ._body import decode_limited
 from ._constants import DEFAULT_KEEPALIVE_EXPIRY, MAX_RESPONSE_BYTES, TOKEN_HEADER
 
 if TYPE_CHECKING:
@@ -208,20 +208,10 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes | None:
     length = response.content_length
     if length is not None and length > MAX_RESPONSE_BYTES:
         return None
-    decoder = Inflater.for_encoding(response.headers.get("Content-Encoding"))
-    if decoder is None and length is not None:
+    encoding = response.headers.get("Content-Encoding")
+    if length is not None and encoding is None:
         return await response.read()  # the common case: one read of a known length
-    chunks: list[bytes] = []
-    size = 0
-    async for raw in response.content.iter_any():
-        for chunk in decoder.pieces(raw) if decoder else (raw,):
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                return None
-            chunks.append(chunk)
-    if decoder:
-        decoder.check_complete()
-    return b"".join(chunks)
+    return await decode_limited(response.content.iter_any(), encoding)
 
 
 class _ResponseStream(httpx.AsyncByteStream):
