@@ -41,22 +41,44 @@ async def test_a_hundred_ids_with_fifty_callers_each(server):
     assert len(server.requests) == 100
 
 
-@pytest.mark.parametrize("cancelled", [0, 4], ids=["the-first-caller", "a-later-caller"])
-async def test_one_cancelled_caller_leaves_the_others_their_batch(server, cancelled):
-    """One of ten callers cancelled: the other nine get the batch, from one request."""
+async def ten_callers_one_cancelled(client, server, release, cancelled: int) -> list[object]:
+    """Ten gets of rb_1 while the server holds its answer; cancel one; release; results."""
+    expected = len(server.requests) + 1
+    calls = []
+    for _ in range(10):
+        calls.append(asyncio.create_task(client.batch.get("rb_1")))
+        await asyncio.sleep(0)
+    await server.wait_for_requests(expected)
+    await cancel_all([calls.pop(cancelled)])
+    release.set()
+    return await asyncio.gather(*calls)
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_batch(server):
+    """One of ten callers cancelled (not the first): the other nine get it, one request."""
     release = asyncio.Event()
     server.handler = held_until(release)
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
-        calls = []
-        for _ in range(10):
-            calls.append(asyncio.create_task(client.batch.get("rb_1")))
-            await asyncio.sleep(0)
-        await server.wait_for_requests(1)
-        await cancel_all([calls.pop(cancelled)])
-        release.set()
-        batches = await asyncio.gather(*calls)
+        batches = await ten_callers_one_cancelled(client, server, release, cancelled=4)
     assert [batch.id for batch in batches] == ["rb_1"] * 9
     assert len(server.requests) == 1
+
+
+async def test_the_first_caller_cancelled_costs_one_more_request_the_first_time(server):
+    """A key shared for the first time: its first caller ran the request, so it is resent.
+
+    After that the key is known to be shared: its requests run in a task of their own,
+    and cancelling even the first caller costs nothing.
+    """
+    release = asyncio.Event()
+    server.handler = held_until(release)
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        first = await ten_callers_one_cancelled(client, server, release, cancelled=0)
+        assert len(server.requests) == 2
+        release.clear()
+        again = await ten_callers_one_cancelled(client, server, release, cancelled=0)
+    assert [batch.id for batch in first + again] == ["rb_1"] * 18
+    assert len(server.requests) == 3
 
 
 async def test_when_every_caller_is_cancelled_the_request_stops(server):
