@@ -1,25 +1,31 @@
-"""Reading response bodies within a size limit, and decoding them.
+"""Reading response bodies within a size limit, decoding them, and measuring JSON nesting.
 
 The limit (``MAX_RESPONSE_BYTES``) applies to the decoded size, and memory stays
 bounded while decoding: a small gzip body that would inflate to gigabytes is refused
 after 10 MiB, not after it has been inflated (httpx's own decoder inflates each chunk
 in full).
+
+An error body is kept as JSON only when it nests at most ``MAX_JSON_DEPTH`` (64) levels;
+deeper, or too deep for Python's decoder (which raises ``RecursionError`` at about
+1,000 levels), it is kept as its text, so that nothing the SDK hands out needs deep
+recursion to print, copy or pickle.
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from typing import TYPE_CHECKING, Final
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final, cast
 
 import httpx
 
-from ._constants import MAX_RESPONSE_BYTES
+from ._constants import MAX_JSON_DEPTH, MAX_RESPONSE_BYTES
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Iterator
+    from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
 
-__all__ = ["Inflater", "decode_limited", "parse_json_or_text", "read_limited"]
+__all__ = ["Inflater", "decode_limited", "nests_deeper_than", "parse_json_or_text", "read_limited"]
 
 
 async def read_limited(response: httpx.Response) -> bytes | None:
@@ -51,14 +57,48 @@ async def decode_limited(raw: AsyncIterable[bytes], encoding: str | None) -> byt
 
 
 def parse_json_or_text(content: bytes, encoding: str | None) -> object:
-    """An error body as the API meant it: its JSON, else its text (``None`` when empty)."""
+    """An error body as the API meant it: its JSON, else its text (``None`` when empty).
+
+    JSON nested deeper than ``MAX_JSON_DEPTH`` levels is kept as its text too.
+    """
     if not content:
         return None
     text = content.decode(encoding or "utf-8", errors="replace")
     try:
-        return json.loads(text)
-    except ValueError:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
         return text
+    return text if nests_deeper_than(data, MAX_JSON_DEPTH) else data
+
+
+def nests_deeper_than(value: object, limit: int) -> bool:
+    """Whether arrays and objects in *value* nest more than *limit* levels deep.
+
+    Mappings count as objects, lists and tuples as arrays (what ``json.dumps`` encodes);
+    a scalar is 0 levels deep, ``{"a": [1]}`` 2. The walk uses no recursion, so no
+    depth can exhaust the stack, and a value that contains itself nests without end:
+    it exceeds any limit. A container reached again at no greater depth is not walked
+    again, so shared parts cost nothing extra.
+    """
+    stack: list[tuple[object, int]] = [(value, 1)]
+    walked: dict[int, int] = {}
+    while stack:
+        item, depth = stack.pop()
+        key = id(item)
+        children: Iterable[object]
+        if isinstance(item, Mapping):
+            children = cast("Mapping[object, object]", item).values()
+        elif isinstance(item, list | tuple):
+            children = cast("Sequence[object]", item)
+        else:
+            continue
+        if depth > limit:
+            return True
+        if walked.get(key, 0) >= depth:
+            continue
+        walked[key] = depth
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 class Inflater:

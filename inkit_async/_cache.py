@@ -27,7 +27,8 @@ class CacheStats:
     hits: int
     """Lookups answered from the cache."""
     misses: int
-    """Lookups that went to the API (not cached, expired, or still in progress)."""
+    """Lookups the cache could not answer (not cached, or expired); ``use_cache=False``
+    lookups are not counted."""
     evictions: int
     """Entries dropped to stay within ``max_size``, least recently used first."""
     expirations: int
@@ -41,7 +42,8 @@ class BatchCache:
 
     ``client.batch.get(batch_id)`` answers from the cache when the batch was fetched
     finished within the last ``ttl`` seconds, without a request; ``get(...,
-    use_cache=False)`` always asks the API (and refreshes the entry). ``wait`` and
+    use_cache=False)`` asks the API (or joins a lookup of it under way) and stores the
+    answer if it is finished; an error leaves the entry as it was. ``wait`` and
     ``watch`` use it too: a finished batch is final. A client and its ``with_options``
     variants share the cache; clients you pass the same instance to share it as well.
 

@@ -1,4 +1,4 @@
-"""The ``inkit-async`` command line: look at batches from a terminal.
+r"""The ``inkit-async`` command line: look at batches from a terminal.
 
 ::
 
@@ -10,18 +10,25 @@
 
 Exit status: 0 on success, 1 on an API error (one line on stderr, no traceback),
 2 on a usage error, 130 when interrupted. The token comes from ``INKIT_API_TOKEN`` or
-``--token-file`` and is never printed.
+``--token-file`` and is never printed: once it is read, everything the command writes
+to stdout and stderr has it masked as ``[redacted]``, a traceback of a bug included
+(a server can put it in a batch's name as well as in an error). What the server sent
+is printed with control characters escaped (``\x1b``), so a batch name cannot move
+the cursor, clear the screen or forge lines of output.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+import traceback
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
 
 from ._client import AsyncInkit
 from ._constants import ENV_API_TOKEN, ENV_BASE_URL
@@ -30,7 +37,7 @@ from ._exceptions import InkitError, WaitTimeoutError
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Generator, Sequence
 
     from ._models import Batch
     from .resources import BatchResource
@@ -44,10 +51,59 @@ EXIT_INTERRUPTED = 130
 
 DEFAULT_LIST_LIMIT = 50
 _BAR_WIDTH = 24
+_REDACTED: Final = "[redacted]"
+#: DEL and the C1 controls, which json.dumps leaves as they are; some terminals act on them.
+_JSON_CONTROLS: Final = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
 
 
 class UsageError(Exception):
     """Bad options that argparse cannot see: a missing token, an unreadable file."""
+
+
+class MaskedStream(io.TextIOBase):
+    """A text stream that writes to another with the token masked in every write.
+
+    The command writes whole lines (or a whole progress line) at a time, so a token is
+    never split across two writes.
+    """
+
+    def __init__(self, stream: TextIO, token: str) -> None:
+        """Write to *stream*, masking *token*."""
+        self._stream = stream
+        self._token = token
+
+    def write(self, text: str) -> int:
+        """Write *text* with the token masked; return the length of *text*."""
+        self._stream.write(text.replace(self._token, _REDACTED))
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the stream underneath."""
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        """Whether the stream underneath is a terminal."""
+        return self._stream.isatty()
+
+
+@contextlib.contextmanager
+def masking(token: str | None) -> Generator[None]:
+    """Mask *token* in everything written to ``sys.stdout`` and ``sys.stderr`` inside."""
+    if not token:
+        yield
+        return
+    with (
+        contextlib.redirect_stdout(MaskedStream(sys.stdout, token)),
+        contextlib.redirect_stderr(MaskedStream(sys.stderr, token)),
+    ):
+        yield
+
+
+def printable(text: str) -> str:
+    r"""*text* with every character that is not printable escaped (``\n``, ``\x1b``)."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 # -- arguments -----------------------------------------------------------------------
@@ -154,9 +210,9 @@ _COLUMNS = ("ID", "NAME", "STATUS", "TOTAL", "COMPLETED", "FAILED", "IN PROGRESS
 def _row(batch: Batch) -> tuple[str, ...]:
     progress = batch.progress
     return (
-        batch.id,
-        batch.name or "-",
-        str(batch.status),
+        printable(batch.id),
+        printable(batch.name or "-"),
+        printable(str(batch.status)),
         str(batch.total),
         str(progress.completed),
         str(progress.failed),
@@ -175,8 +231,9 @@ def print_table(batches: Sequence[Batch], out: TextIO) -> None:
 
 
 def print_json(batch: Batch, out: TextIO) -> None:
-    """Print *batch* as one line of the API's JSON."""
-    out.write(json.dumps(unstructure(batch), ensure_ascii=False) + "\n")
+    """Print *batch* as one line of the API's JSON (every control character escaped)."""
+    line = json.dumps(unstructure(batch), ensure_ascii=False).translate(_JSON_CONTROLS)
+    out.write(line + "\n")
 
 
 def progress_line(batch: Batch, elapsed: float) -> str:
@@ -186,8 +243,8 @@ def progress_line(batch: Batch, elapsed: float) -> str:
     filled = _BAR_WIDTH * done // progress.count if progress.count else 0
     bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
     return (
-        f"{batch.id}  {batch.status}  [{bar}] {done}/{progress.count} documents"
-        f" ({progress.failed} failed)  {elapsed:.1f}s"
+        f"{printable(batch.id)}  {printable(str(batch.status))}  [{bar}] "
+        f"{done}/{progress.count} documents ({progress.failed} failed)  {elapsed:.1f}s"
     )
 
 
@@ -217,7 +274,7 @@ class ProgressReporter:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"inkit-async: {message}\n")
+    sys.stderr.write(f"inkit-async: {printable(message)}\n")
 
 
 # -- commands ------------------------------------------------------------------------
@@ -244,8 +301,7 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _make_client(args: argparse.Namespace) -> AsyncInkit:
-    token = read_token(args.token_file)
+def _make_client(args: argparse.Namespace, token: str | None) -> AsyncInkit:
     if token is None:
         raise UsageError(f"no API token: set {ENV_API_TOKEN} or pass --token-file")
     return AsyncInkit(token, **_client_options(args))
@@ -311,12 +367,12 @@ async def _wait(resource: BatchResource, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(args: argparse.Namespace, token: str | None) -> int:
     if args.command == "demo":
         from ._demo import run_demo  # noqa: PLC0415 - only the demo needs the fake
 
-        return await run_demo(args, _client_options(args), read_token(args.token_file))
-    async with _make_client(args) as client:
+        return await run_demo(args, _client_options(args), token)
+    async with _make_client(args, token) as client:
         resource = _resource(client, args.command)
         if args.action == "get":
             return await _get(resource, args)
@@ -330,7 +386,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return asyncio.run(_run(args))
+        token = read_token(args.token_file)
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    with masking(token):
+        return _main(args, token)
+
+
+def _main(args: argparse.Namespace, token: str | None) -> int:
+    try:
+        return asyncio.run(_run(args, token))
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -344,6 +410,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
+    except Exception:  # noqa: BLE001 - a bug: say so, with its traceback, masked
+        # A bug: its traceback goes through the masking stream, so it cannot show the token.
+        traceback.print_exc()
+        _error("unexpected error (a bug in inkit-async; please report the traceback above)")
+        return EXIT_API_ERROR
 
 
 def run() -> NoReturn:

@@ -46,6 +46,8 @@ class AsyncInkit:
             variable; without either, ``InkitError`` is raised here.
         base_url: The API root, path included. Defaults to ``INKIT_BASE_URL``, then
             ``https://api.inkit.com/v1``. Requests go to ``<base_url>/batch/<id>``.
+            A user name or password in it (``https://user:pw@host/v1``) raises
+            ``ValueError``, whose message does not show them: the token authenticates.
         timeout: Seconds one attempt may take end to end (default 30; connecting gets at
             most 5 of them). An ``httpx.Timeout`` instead applies httpx's per-phase
             timeouts exactly as given, with no end-to-end deadline. Retries do not

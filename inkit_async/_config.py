@@ -13,6 +13,7 @@ import math
 import os
 import ssl
 from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
@@ -27,6 +28,7 @@ from ._constants import (
     DEFAULT_TIMEOUT,
     ENV_API_TOKEN,
     ENV_BASE_URL,
+    MAX_BASE_URL_LENGTH,
 )
 from ._exceptions import InkitError
 from ._retry import Backoff
@@ -101,16 +103,42 @@ def _check_token(_: object, __: object, token: Any) -> None:  # noqa: ANN401 - c
 
 
 def _check_base_url(_: object, __: object, base_url: Any) -> None:  # noqa: ANN401 - checked here
+    """Refuse a base URL that is not a plain ``http(s)://host[:port][/path]`` API root.
+
+    Credentials in it (``https://user:password@host/v1``, a user name alone too) are
+    refused, not masked: the API authenticates with the token alone, and a URL that
+    holds them would show them in ``repr(client)``, in every error's ``.request.url``,
+    in httpx's log lines and in the command line's messages. No message here shows
+    a URL that has an ``@`` in it. At most ``MAX_BASE_URL_LENGTH`` (2,048) characters,
+    so that no request URL built on it can exceed httpx's limit.
+    """
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
+    if len(base_url) > MAX_BASE_URL_LENGTH:
+        raise ValueError(
+            f"base_url must be at most {MAX_BASE_URL_LENGTH:,} characters, got {len(base_url):,}"
+        )
+    credentials = ValueError(
+        "base_url must not hold a user name or password (user:password@host): the API "
+        "authenticates with the token alone; pass it as api_token"
+    )
+    try:
+        netloc = urlsplit(base_url).netloc
+    except ValueError:
+        netloc = base_url
+    if "@" in netloc:
+        raise credentials
     try:
         url = httpx.URL(base_url)
     except httpx.InvalidURL as exc:
         raise ValueError(f"base_url is not a valid URL: {exc}") from None
+    if url.userinfo:
+        raise credentials
+    shown = "(not shown: it holds an @)" if "@" in base_url else repr(base_url)
     if url.scheme not in {"http", "https"} or not url.host:
-        raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+        raise ValueError(f"base_url must be an http:// or https:// URL, got {shown}")
     if url.query or url.fragment:
-        raise ValueError(f"base_url must not have a query or fragment, got {base_url!r}")
+        raise ValueError(f"base_url must not have a query or fragment, got {shown}")
 
 
 def _check_seconds(name: str, value: object) -> None:

@@ -63,3 +63,24 @@ DEFAULT_KEEPALIVE_EXPIRY: Final = 4.0
 
 #: Seconds between the starts of two polls in ``batch.wait`` and ``batch.watch``.
 DEFAULT_POLL_INTERVAL: Final = 2.0
+
+#: Deepest nesting of JSON arrays and objects the SDK builds or keeps. A batch record is
+#: 3 levels deep and a listing 5; Python's JSON decoder and encoder give up at about 1,000
+#: levels (less the depth of the call stack). A render's ``merge_parameters`` nested deeper
+#: is refused with ``ValueError`` before anything is sent; an error body nested deeper is
+#: kept as its text.
+MAX_JSON_DEPTH: Final = 64
+#: Longest batch id, in characters (an id is about 25). Percent-encoded, an id at the
+#: limit takes at most 12 characters per character (4 UTF-8 bytes, 3 characters each):
+#: 12,288, far below httpx's URL limit of 65,536.
+MAX_ID_LENGTH: Final = 1024
+#: Longest value of one listing filter (``sort``, ``search``, ``destination_name``,
+#: ``destination_status``), in characters. With every filter at the limit, encoded at
+#: 12 characters each, and ``base_url`` at its limit, a listing URL stays under 52,000
+#: characters: below httpx's 65,536, so an over-long URL can only be refused here.
+MAX_FILTER_LENGTH: Final = 1024
+#: Longest ``base_url``, in characters.
+MAX_BASE_URL_LENGTH: Final = 2048
+#: Most characters of the API's own error text that an exception's message shows; the
+#: whole body stays in ``.body``. A longer text is cut and ends with an ellipsis.
+MAX_ERROR_DETAIL: Final = 500

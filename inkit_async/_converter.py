@@ -8,8 +8,10 @@ applications that configure theirs are unaffected.
 
 Structuring is strict where the API's documented types are: a string field that
 holds a number, or an integer field that holds ``"5"`` or ``true``, is an error, not a
-silent coercion. Unknown fields are ignored; unknown status values and destination
-names are kept.
+silent coercion. Every integer the API sends is a count (``total``, a destination's
+``count``, ``completed``, ``failed``, ``in_progress``) or a page number, so a negative
+one is an error too: ``in_progress: -1`` would make a batch look finished. Unknown
+fields are ignored; unknown status values and destination names are kept.
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ def _structure_str(value: object, _: object) -> str:
 
 
 def _structure_int(value: object, _: object) -> int:
-    # bool is an int subclass, but `true` is not a count.
+    # bool is an int subclass, but `true` is not a count; nor is -1.
     if type(value) is int:
-        return value
+        if value >= 0:
+            return value
+        raise ValueError(f"expected an integer >= 0, got {value}")
     raise TypeError(f"expected an integer, got {_type_name(value)}")
 
 

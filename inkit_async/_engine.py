@@ -11,8 +11,9 @@ requests under way, the cache, the event loop it is bound to). One call goes:
 3. inside it, wait for a permit from the throttle (``_throttle.py``): its sending rate,
    its pauses and the probe after each pause, so that they apply to everything not
    yet sent;
-4. build the request (once) and send it under the per-attempt deadline, reading the
-   body up to the size limit;
+4. send it under the per-attempt deadline, reading the body up to the size limit: a
+   plain GET straight through the SDK's own aiohttp transport (no httpx objects unless
+   the answer is an error), anything else as an ``httpx.Request`` built once;
 5. tell the throttle what the server said;
 6. a 2xx: decode the JSON and cast it to the caller's record;
 7. anything else: give the slot back, ask ``decide`` (``_policy.py``) what it means,
@@ -27,6 +28,7 @@ import json
 import logging
 import platform
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 import attrs
@@ -43,6 +45,7 @@ from ._exceptions import (
     InkitError,
     failure_name,
     not_json_error,
+    scrub_failure,
     shape_error,
 )
 from ._policy import Answer, Attempt, Fail, Failure, Outcome, Retry, decide
@@ -70,6 +73,11 @@ _USER_AGENT: Final = (
     f"{platform.python_implementation()}/{platform.python_version()}"
 )
 _CLOSED: Final = "The AsyncInkit client is closed; create a new one."
+_UNCLOSED: Final = (
+    "An AsyncInkit client was garbage-collected without being closed, leaving its "
+    "connections open: close it with `await client.aclose()`, or use "
+    "`async with AsyncInkit(...) as client:`"
+)
 
 
 class EngineState:
@@ -108,11 +116,19 @@ class EngineState:
             if throttle
             else Unthrottled()
         )
+        if isinstance(self.flow, Throttle):
+            self.flow.bind(options.api_token)  # a RedisThrottle names its keys by it
         self.coalescer = Coalescer() if options.coalesce else None
         self.cache = options.cache
         self.telemetry = telemetry_for(options.root)
         self.closed = False
         self.loop: asyncio.AbstractEventLoop | None = None
+
+    def __del__(self) -> None:
+        # As the stdlib does for files: a client that was used and is dropped without being
+        # closed gets one ResourceWarning (shown with `python -X dev` or `-W default`).
+        if self.owns_http and not self.closed and self.loop is not None:
+            warnings.warn(_UNCLOSED, ResourceWarning, stacklevel=1, source=self)
 
     def bind(self) -> None:
         """Tie the state to the running event loop on first use; refuse any other loop."""
@@ -262,8 +278,8 @@ class Engine:
             body: A JSON-serialisable request body.
             may_repeat: Whether the call may safely reach the server twice. ``False``
                 (a create) retries only when the request certainly was not received.
-            shared: Whether identical calls under way at the same moment (same method,
-                path, params and *cast*) share one request, from any variant of the
+            shared: Whether identical calls under way at the same moment (same path
+                and params; only GETs ask) share one request, from any variant of the
                 client; the first caller's options apply to it. Off when the client
                 was made with ``coalesce=False``.
             operation: The call's name in traces (``batch.get``), for the span
@@ -331,30 +347,9 @@ class Engine:
                     # Built inside the slot: a 10,000-way gather then builds requests as
                     # slots free up, instead of all of them in one loop iteration up front
                     # (which stalled the event loop and held every request in memory).
-                    span = (
-                        None
-                        if state.telemetry is None
-                        else state.telemetry.attempt(
-                            method,
-                            self.options.root + path if request is None else str(request.url),
-                            retries,
-                        )
+                    outcome, request = await self._attempt_once(
+                        method, path, params, body, request, lean=lean, retries=retries
                     )
-                    transport = (
-                        state.http._transport_for_url(self._root_url)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - see EngineState.send
-                        if lean is not None
-                        else None
-                    )
-                    if lean is not None and isinstance(transport, lean):
-                        outcome = await self._attempt_lean(transport, path, span)
-                    else:
-                        if request is None:
-                            request = self._build(method, path, params, body)
-                        if span is not None:
-                            request.headers.update(span.headers())
-                        outcome = await self._attempt(request)
-                    if span is not None:
-                        _end_span(span, outcome)
                 except BaseException:
                     flow.cancel(permit)
                     raise
@@ -384,6 +379,46 @@ class Engine:
                 )
             )
             await asyncio.sleep(retry.delay)
+
+    async def _attempt_once(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str | int] | None,
+        body: object,
+        request: httpx.Request | None,
+        *,
+        lean: type[AiohttpTransport] | None,
+        retries: int,
+    ) -> tuple[Outcome | _Fetched, httpx.Request | None]:
+        """One attempt, by the lean path or the general one, in its span if traced."""
+        state = self._state
+        span = None
+        try:
+            transport = (
+                state.http._transport_for_url(self._root_url)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - see EngineState.send
+                if lean is not None
+                else None
+            )
+            if lean is not None and isinstance(transport, lean):
+                if state.telemetry is not None:
+                    span = state.telemetry.attempt(method, self.options.root + path, retries)
+                outcome = await self._attempt_lean(transport, path, span)
+            else:
+                if request is None:
+                    request = self._build(method, path, params, body)
+                if state.telemetry is not None:
+                    span = state.telemetry.attempt(method, str(request.url), retries)
+                    if span is not None:
+                        request.headers.update(span.headers())
+                outcome = await self._attempt(request)
+        except BaseException as exc:
+            if span is not None:
+                span.end(None, type(exc).__name__)  # cancelled, or closed under it
+            raise
+        if span is not None:
+            _end_span(span, outcome)
+        return outcome, request
 
     def _check_open(self) -> None:
         if self.is_closed:
@@ -415,7 +450,7 @@ class Engine:
                 flow.cancel(permit)
                 raise InkitError(
                     "The client was closed while the request was under way."
-                ) from cause
+                ) from scrub_failure(outcome.error, outcome.request)
         else:
             status = outcome.response.status_code
             cause = None
@@ -569,7 +604,7 @@ class Engine:
         what = f"{method} {path}"
         try:
             data = json.loads(content)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, or nested too deeply
             response = (
                 answer if isinstance(answer, httpx.Response) else self._response(path, answer)
             )

@@ -1,4 +1,17 @@
-"""Listing with automatic pagination: pages are fetched lazily, one at a time."""
+"""Listing with automatic pagination: pages are fetched lazily, one at a time.
+
+A listing always ends, whatever the server answers. Pages are asked for in order, 1, 2,
+3, ..., each once per iteration. An answer for another page than the one asked for
+(its ``current_page``: 0, negative, or not advancing because the server ignores
+``page``) raises ``APIResponseValidationError`` naming ``$.metadata.pagination.current_page``;
+so does an answer without ``current_page`` that holds exactly the batches of the page
+before it (a server that ignores ``page`` and sends no metadata). Iteration stops at
+the last page (``current_page >= page_count``) or at an empty page.
+
+Each filter is a string of at most ``MAX_FILTER_LENGTH`` (1,024) characters, so no
+listing URL can exceed httpx's limit; a longer one raises ``ValueError`` when ``list()``
+is called.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +20,8 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from ._converter import structure
+from ._constants import MAX_FILTER_LENGTH
+from ._converter import ShapeError, structure
 from ._models import Batch, Page
 
 if TYPE_CHECKING:
@@ -40,15 +54,39 @@ class _Envelope:
     metadata: _Metadata | None = None
 
 
-def parse_page(data: object, requested: int) -> Page:
-    """Build a ``Page`` from a list response; *requested* is the page number asked for."""
+def parse_page(data: object, requested: int, previous: Page | None = None) -> Page:
+    """Build a ``Page`` from a list response to page *requested*.
+
+    *previous* is the page before it in the same iteration, if any.
+
+    Raises:
+        ShapeError: The JSON is not a listing; its ``current_page`` is not *requested*;
+            or it has no ``current_page`` and holds the same batches as *previous*.
+    """
     envelope = structure(data, _Envelope)
     pagination = envelope.metadata.pagination if envelope.metadata else None
     if pagination is None:
         pagination = _Pagination()
+    current = pagination.current_page
+    items = tuple(envelope.items)
+    if current is not None and current != requested:
+        raise ShapeError(
+            f"page {requested} was asked for, but the answer is page {current} "
+            "@ $.metadata.pagination.current_page"
+        )
+    if (
+        current is None
+        and previous is not None
+        and items
+        and [batch.id for batch in items] == [batch.id for batch in previous.items]
+    ):
+        raise ShapeError(
+            f"page {requested} holds the same batches as page {previous.page} and says "
+            "no current_page: the server ignores `page` @ $.items"
+        )
     return Page(
-        items=tuple(envelope.items),
-        page=pagination.current_page or requested,
+        items=items,
+        page=requested,
         page_count=pagination.page_count,
         total_count=pagination.total_count,
     )
@@ -61,6 +99,15 @@ def _optional_str(name: str, value: object) -> str | None:
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
     if not value:
         raise ValueError(f"{name} must not be empty")
+    if len(value) > MAX_FILTER_LENGTH:
+        # Not echoed: the point is that it is too long to show.
+        raise ValueError(
+            f"{name} must be at most {MAX_FILTER_LENGTH:,} characters, got {len(value):,}"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid Unicode: it holds a lone surrogate") from None
     return value
 
 
@@ -75,7 +122,11 @@ class ListFilters:
     destination_status: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        """Refuse a page size outside 1..1000, a malformed sort or non-string filters."""
+        """Refuse a bad page size, sort or filter.
+
+        A page size is 1..1000; a sort a field name with an optional leading ``-``;
+        every filter a string of 1 to 1,024 characters with a UTF-8 form.
+        """
         size = self.page_size
         if size is not None:
             if isinstance(size, bool) or not isinstance(size, int):
@@ -107,12 +158,19 @@ class BatchList:
     stops after the last page (``current_page >= page_count``), or at an empty page
     when the API sends no pagination metadata. Each ``async for`` starts again from the
     first page. ``.pages()`` iterates over whole ``Page`` records instead.
+
+    Each page is asked for once, in order; an answer for another page than the one asked
+    for raises ``APIResponseValidationError``, so a server that ignores ``page`` ends
+    the listing instead of repeating it forever.
     """
 
     __slots__ = ("_fetch",)
 
-    def __init__(self, fetch: Callable[[int], Awaitable[Page]]) -> None:
-        """Iterate with *fetch*, which returns page number *n* (counting from 1)."""
+    def __init__(self, fetch: Callable[[int, Page | None], Awaitable[Page]]) -> None:
+        """Iterate with *fetch*, which returns page number *n* (counting from 1).
+
+        It also gets the page before (``None`` for the first), to refuse a repeat.
+        """
         self._fetch = fetch
 
     def __aiter__(self) -> AsyncIterator[Batch]:
@@ -127,11 +185,15 @@ class BatchList:
     async def pages(self) -> AsyncIterator[Page]:
         """Iterate over the pages, each one fetched when the previous one is consumed."""
         number = 1
+        previous: Page | None = None
         while True:
-            page = await self._fetch(number)
+            page = await self._fetch(number, previous)
             yield page
             if not page.items:
                 return
             if page.page_count is not None and page.page >= page.page_count:
                 return
-            number = page.page + 1
+            # The next page is the one after the page asked for, never the server's word
+            # for it: a page is never asked for twice.
+            number += 1
+            previous = page

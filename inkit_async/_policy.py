@@ -182,7 +182,8 @@ def _decide_answer(outcome: Answer, attempt: Attempt, options: ClientOptions) ->
         delay = options.backoff.delay(attempt.retries)
     return Retry(
         delay=delay,
-        reason=f"{status} {response.reason_phrase}".rstrip(),
+        # The masked copy's phrase: a server may echo the token anywhere.
+        reason=f"{status} {error.response.reason_phrase}".rstrip(),
         error=error,
         status_code=status,
         pause=pause,

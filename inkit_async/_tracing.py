@@ -1,14 +1,16 @@
 """OpenTelemetry traces and metrics, by the stable HTTP client semantic conventions.
 
 Installed with the ``otel`` extra (``opentelemetry-api`` only); the engine imports this
-module only when that package is there. The SDK emits nothing,
-and does no tracing work beyond one check per call, unless the application has set a
-``TracerProvider`` (for spans) or a ``MeterProvider`` (for metrics) through the
-OpenTelemetry SDK. Then it emits:
+module only when that package is there. The SDK emits nothing, and does no tracing
+work beyond a check of the global providers per call and per attempt, unless the
+application has set a ``TracerProvider`` (for spans) or a ``MeterProvider`` (for
+metrics) through the OpenTelemetry SDK. Then it emits:
 
-- a span per public call (``inkit batch.get``), with the batch id and the outcome, and
-  an event on it for every wait: retry backoff, a 429 or outage pause, a rate cut, a
-  wait in the throttle;
+- a span per call that sends (``inkit batch.get``, ``batch.list`` for each page,
+  ``batch.create``, and one ``batch.get_many`` over its lookups; a cache hit sends
+  nothing and has none), with the batch id and the outcome, and an event on it for
+  every wait: retry backoff, a 429 or outage pause, a rate cut, a wait of over 1 ms in
+  the throttle;
 - a CLIENT span per attempt, child of the call's span, named by the HTTP method, with
   ``http.request.method``, ``server.address``, ``server.port``, ``url.full``,
   ``http.response.status_code``, ``error.type`` (the status code as a string, or the

@@ -375,6 +375,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
 
+    def __del__(self) -> None:
+        # Collected with its pool open: the client that owned it was never closed, and
+        # has said so in one ResourceWarning that names AsyncInkit and the cure. Close the
+        # sockets now, so aiohttp does not add two warnings of its own about objects the
+        # user never made. Its connector's synchronous close is private; `close()` would
+        # return an awaitable nobody can await here.
+        session = self._session
+        if session is not None and not session.closed:
+            close = getattr(session.connector, "_close", None)
+            if close is not None:
+                close()
+
 
 # -- proxies and trust -------------------------------------------------------------------
 
@@ -482,7 +494,15 @@ def build_http_client(options: ClientOptions) -> httpx.AsyncClient:
     """
     if options.transport is not None:
         return httpx.AsyncClient(transport=options.transport, follow_redirects=False)
-    needs_tls = options.root.startswith("https:") or str(options.proxy or "").startswith("https:")
+
+    if options.proxy is not None:
+        proxies: dict[str, str | None] = {"all://": str(options.proxy)}
+    else:
+        proxies = environment_proxies() if options.trust_env else {}
+    # TLS to the API, or to an https:// proxy, goes by the one trust policy.
+    needs_tls = options.root.startswith("https:") or any(
+        (url or "").startswith("https:") for url in proxies.values()
+    )
     context: ssl.SSLContext | bool = (
         ssl_context_for(options.verify, trust_env=options.trust_env) if needs_tls else True
     )
@@ -495,10 +515,6 @@ def build_http_client(options: ClientOptions) -> httpx.AsyncClient:
             proxy=proxy,
         )
 
-    if options.proxy is not None:
-        proxies: dict[str, str | None] = {"all://": str(options.proxy)}
-    else:
-        proxies = environment_proxies() if options.trust_env else {}
     mounts = {pattern: None if url is None else transport(url) for pattern, url in proxies.items()}
     return httpx.AsyncClient(
         transport=transport(), mounts=mounts, follow_redirects=False, trust_env=False

@@ -560,3 +560,20 @@ async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
     async with asyncio.timeout(2):
         results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(result, asyncio.CancelledError) for result in results)
+
+
+def answer_bytes(
+    status: int = 200,
+    body: bytes = b"",
+    *,
+    reason: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """One whole HTTP/1.1 answer, byte for byte (for ``Raw``): any reason phrase, any headers.
+
+    ``Content-Length`` is added unless *headers* has it.
+    """
+    fields = {"content-length": str(len(body)), **(headers or {})}
+    head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Status') if reason is None else reason}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    return head.encode("latin-1") + b"\r\n" + body

@@ -48,7 +48,7 @@ from .loopback import BATCH_JSON
 )
 async def test_ids_are_encoded_as_exactly_one_segment(api, client, batch_id, raw_path):
     """Hostile ids stay one path segment: no traversal, no query, no fragment."""
-    route = api.route().respond(json=BATCH_JSON)
+    route = api.route().respond(json={**BATCH_JSON, "id": batch_id})
     await client.batch.get(batch_id)
     request = route.calls.last.request
     assert request.url.raw_path.decode() == raw_path
@@ -99,6 +99,7 @@ async def test_unknown_fields_and_destinations_are_tolerated(api, client):
     """Unknown top-level fields are ignored; unknown destination names are kept."""
     body = {
         **BATCH_JSON,
+        "id": "rb_1",
         "status": "Queued",
         "brand_new_field": {"nested": True},
         "destinations": {"teleport": {"count": 2, "completed": 0, "failed": 0, "in_progress": 2}},
@@ -118,7 +119,7 @@ async def test_unknown_fields_and_destinations_are_tolerated(api, client):
 )
 async def test_optional_fields_may_be_null(api, client, changes):
     """Name and destinations may be null; they decode to None and an empty mapping."""
-    api.get("/batch/rb_1").respond(json={**BATCH_JSON, **changes})
+    api.get("/batch/rb_1").respond(json={**BATCH_JSON, "id": "rb_1", **changes})
     batch = await client.batch.get("rb_1")
     assert batch.name == changes.get("name", "test")
     if "destinations" in changes:
@@ -128,7 +129,7 @@ async def test_optional_fields_may_be_null(api, client, changes):
 async def test_optional_fields_may_be_missing(api, client):
     """A body without name and destinations still decodes."""
     body = {k: v for k, v in BATCH_JSON.items() if k not in {"name", "destinations"}}
-    api.get("/batch/rb_1").respond(json=body)
+    api.get("/batch/rb_1").respond(json={**body, "id": "rb_1"})
     batch = await client.batch.get("rb_1")
     assert batch.name is None
     assert len(batch.destinations) == 0
@@ -183,8 +184,9 @@ async def test_non_json_success_body_raises_validation_error(api, client, conten
 
 async def test_created_at_is_utc_whatever_the_offset(api, client):
     """An offset timestamp is converted to UTC; a naive one is read as UTC."""
-    api.get("/batch/a").respond(json={**BATCH_JSON, "created_at": "2024-01-01T02:00:00+02:00"})
-    api.get("/batch/b").respond(json={**BATCH_JSON, "created_at": "2024-01-01T00:00:00"})
+    offset = {**BATCH_JSON, "id": "a", "created_at": "2024-01-01T02:00:00+02:00"}
+    api.get("/batch/a").respond(json=offset)
+    api.get("/batch/b").respond(json={**BATCH_JSON, "id": "b", "created_at": "2024-01-01T00:00:00"})
     first = await client.batch.get("a")
     second = await client.batch.get("b")
     assert first.created_at == second.created_at == datetime(2024, 1, 1, tzinfo=UTC)

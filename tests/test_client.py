@@ -19,7 +19,7 @@ from .loopback import BATCH_JSON, LoopbackServer, Respond
 
 async def test_token_from_argument_is_sent(api):
     """An explicit token goes out in X-Inkit-API-Token."""
-    route = api.get("/batch/rb_1").respond(json=BATCH_JSON)
+    route = api.get("/batch/rb_1").respond(json={**BATCH_JSON, "id": "rb_1"})
     async with AsyncInkit(TOKEN) as client:
         await client.batch.get("rb_1")
     assert route.calls.last.request.headers["X-Inkit-API-Token"] == TOKEN
@@ -28,7 +28,7 @@ async def test_token_from_argument_is_sent(api):
 async def test_token_falls_back_to_environment(api, monkeypatch):
     """Without an argument, INKIT_API_TOKEN is used."""
     monkeypatch.setenv("INKIT_API_TOKEN", "tok_from_env")
-    route = api.get("/batch/rb_1").respond(json=BATCH_JSON)
+    route = api.get("/batch/rb_1").respond(json={**BATCH_JSON, "id": "rb_1"})
     async with AsyncInkit() as client:
         await client.batch.get("rb_1")
     assert route.calls.last.request.headers["X-Inkit-API-Token"] == "tok_from_env"
@@ -64,7 +64,7 @@ def test_bad_tokens_are_rejected_without_echoing_them():
 async def test_base_url_path_is_kept(base_url, expected):
     """Requests go to <base_url>/batch/<id>, with or without a trailing slash."""
     with respx.mock(using="httpx") as router:
-        route = router.get(expected).respond(json=BATCH_JSON)
+        route = router.get(expected).respond(json={**BATCH_JSON, "id": "rb_1"})
         async with AsyncInkit(TOKEN, base_url=base_url) as client:
             await client.batch.get("rb_1")
     assert route.call_count == 1
@@ -73,7 +73,9 @@ async def test_base_url_path_is_kept(base_url, expected):
 
 async def test_default_base_url_keeps_v1(api):
     """The default base URL is https://api.inkit.com/v1 (the official SDK drops /v1)."""
-    route = api.get("https://api.inkit.com/v1/batch/rb_1").respond(json=BATCH_JSON)
+    route = api.get("https://api.inkit.com/v1/batch/rb_1").respond(
+        json={**BATCH_JSON, "id": "rb_1"}
+    )
     async with AsyncInkit(TOKEN) as client:
         assert client.base_url == "https://api.inkit.com/v1"
         await client.batch.get("rb_1")
@@ -99,7 +101,7 @@ def test_bad_base_url_is_rejected(base_url):
 
 async def test_every_request_sends_identity_headers(api):
     """Token, Accept: application/json and an inkit-async User-Agent go on every request."""
-    route = api.get("/batch/rb_1").respond(json=BATCH_JSON)
+    route = api.get("/batch/rb_1").respond(json={**BATCH_JSON, "id": "rb_1"})
     async with AsyncInkit(TOKEN) as client:
         await client.batch.get("rb_1")
         await client.batch.get("rb_1")
@@ -123,7 +125,7 @@ async def test_every_request_sends_identity_headers(api):
 )
 async def test_timeout_forms_reach_the_request(api, timeout, sent):
     """Default 30 s per phase with a 5 s connect; a number; an httpx.Timeout as given."""
-    route = api.get("/batch/rb_1").respond(json=BATCH_JSON)
+    route = api.get("/batch/rb_1").respond(json={**BATCH_JSON, "id": "rb_1"})
     options = {} if timeout is None else {"timeout": timeout}
     async with AsyncInkit(TOKEN, **options) as client:
         assert client.timeout == (30.0 if timeout is None else timeout)
@@ -200,7 +202,7 @@ async def test_aclose_is_idempotent_and_calls_after_it_raise_inkit_error():
 
 async def test_user_supplied_http_client_is_used_and_left_open(api):
     """A passed-in httpx.AsyncClient carries the requests and stays open after aclose()."""
-    route = api.get("/batch/rb_1").respond(json=BATCH_JSON)
+    route = api.get("/batch/rb_1").respond(json={**BATCH_JSON, "id": "rb_1"})
     async with httpx.AsyncClient(headers={"X-Trace": "abc"}) as http:
         async with AsyncInkit(TOKEN, http_client=http) as client:
             await client.batch.get("rb_1")
@@ -238,7 +240,7 @@ async def test_transport_option_sends_through_it_and_is_closed_with_the_client()
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.url.path)
-        return httpx.Response(200, json=BATCH_JSON)
+        return httpx.Response(200, json={**BATCH_JSON, "id": "rb_1"})
 
     transport = Transport(handler)
     async with AsyncInkit(TOKEN, transport=transport) as client:
@@ -246,7 +248,7 @@ async def test_transport_option_sends_through_it_and_is_closed_with_the_client()
         assert not transport.closed
     assert transport.closed
     assert seen == ["/v1/batch/rb_1"]
-    assert batch.id == BATCH_JSON["id"]
+    assert batch.id == "rb_1"
 
 
 async def test_http_client_and_transport_together_are_refused():
@@ -269,7 +271,7 @@ def test_client_used_after_its_first_loop_closed_raises_inkit_error():
     async def first() -> None:
         async with LoopbackServer() as server:
             # Closing after the answer leaves no pooled socket behind in the dead loop.
-            server.script(Respond(close=True))
+            server.script(Respond(body={**BATCH_JSON, "id": "rb_1"}, close=True))
             client.append(AsyncInkit(TOKEN, base_url=server.url))
             assert (await client[0].batch.get("rb_1")).total == 1
 

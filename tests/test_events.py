@@ -42,7 +42,7 @@ async def test_events_arrive_in_order_as_records(api, events):
     route.side_effect = [
         httpx.Response(429, headers={"Retry-After": "0.01"}),
         httpx.ConnectError("refused"),
-        httpx.Response(200, json=BATCH_JSON),
+        httpx.Response(200, json={**BATCH_JSON, "id": "rb_1"}),
     ]
     async with AsyncInkit(TOKEN, backoff=NO_WAIT, on_event=events) as client:
         await client.batch.get("rb_1")
@@ -80,14 +80,17 @@ async def test_a_callback_that_raises_is_logged_and_the_call_goes_on(api, caplog
     """A broken on_event hook: the error is logged with its traceback, the call succeeds."""
     caplog.set_level(logging.INFO, logger="inkit_async")
     route = api.get("/batch/rb_1")
-    route.side_effect = [httpx.Response(503), httpx.Response(200, json=BATCH_JSON)]
+    route.side_effect = [
+        httpx.Response(503),
+        httpx.Response(200, json={**BATCH_JSON, "id": "rb_1"}),
+    ]
 
     def broken(event: object) -> None:
         raise RuntimeError("metrics backend down")
 
     async with AsyncInkit(TOKEN, backoff=NO_WAIT, on_event=broken) as client:
         batch = await client.batch.get("rb_1")
-    assert batch.id == BATCH_JSON["id"]
+    assert batch.id == "rb_1"
     assert route.call_count == 2
     [error] = inkit_records(caplog, logging.ERROR)
     assert error.getMessage() == "The on_event callback raised; the call goes on"
@@ -123,7 +126,7 @@ async def test_each_attempt_is_logged_at_debug_with_its_number_and_outcome(serve
 async def test_elapsed_ms_of_an_attempt_excludes_waiting_for_a_slot(server, caplog):
     """A call queued behind a 300 ms one on a single slot logs only its own time on the wire."""
     caplog.set_level(logging.DEBUG, logger="inkit_async")
-    server.script(Respond(delay=0.3))
+    server.script(Respond(body={**BATCH_JSON, "id": "slow"}, delay=0.3))
     async with AsyncInkit(TOKEN, base_url=server.url, max_concurrency=1) as client:
         await asyncio.gather(client.batch.get("slow"), client.batch.get("instant"))
     elapsed = {

@@ -23,6 +23,7 @@ from inkit_async import (
 
 from .conftest import DEFAULT_WIDTH, NO_WAIT, TOKEN
 from .loopback import (
+    BATCH_JSON,
     Action,
     Drop,
     Hang,
@@ -154,7 +155,7 @@ async def test_closing_a_variant_leaves_the_shared_pool_open(server):
     """A variant closed mid-flight lets its call finish; the parent keeps its connection."""
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
         variant = client.with_options(max_retries=0)
-        server.script(Respond(delay=0.05))
+        server.script(Respond(body={**BATCH_JSON, "id": "rb_1"}, delay=0.05))
         call = asyncio.create_task(variant.batch.get("rb_1"))
         await server.wait_for_in_flight(1)
         await variant.aclose()

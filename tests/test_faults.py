@@ -73,7 +73,7 @@ async def test_server_that_never_answers_times_out_within_the_documented_bound(s
 
 async def test_slow_answer_within_timeout_succeeds(server):
     """An answer that comes before the deadline is returned normally, on the first attempt."""
-    server.script(Respond(delay=0.05))
+    server.script(Respond(body={**BATCH_JSON, "id": "rb_1"}, delay=0.05))
     async with AsyncInkit(TOKEN, base_url=server.url, timeout=2) as client:
         batch = await client.batch.get("rb_1")
     assert batch.total == 1
@@ -87,7 +87,7 @@ async def test_keep_alive_connection_closed_between_requests_is_replaced(server)
         await server.close_idle_connections()
         assert server.open_connections == 0
         assert (await client.batch.get("rb_2")).id == "rb_2"
-        server.script(Respond(close=True))
+        server.script(Respond(body={**BATCH_JSON, "id": "rb_3"}, close=True))
         assert (await client.batch.get("rb_3")).total == 1
         assert (await client.batch.get("rb_4")).id == "rb_4"
     assert server.connections_opened == 3

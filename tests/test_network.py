@@ -13,7 +13,7 @@ import trustme
 from inkit_async import APIConnectionError, APIStatusError, AsyncInkit
 
 from .conftest import TOKEN, Events
-from .loopback import LoopbackServer, Raw, Respond, echo
+from .loopback import BATCH_JSON, LoopbackServer, Raw, Respond, echo
 from .proxy_server import Squid, running_squid
 
 CREATE = {"template_id": "tmpl_1", "renders": [{"merge_parameters": {}}]}
@@ -49,13 +49,17 @@ async def test_connections_the_server_closed_while_idle_are_not_failures(server)
 async def test_a_server_that_closes_after_every_answer_costs_no_retries(server):
     """Closing after each answer without saying so: back-to-back calls never back off."""
     server.handler = lambda request: Respond(
-        **({"status": 201, "body": {"id": "rb_new"}} if request.method == "POST" else {}),
+        **(
+            {"status": 201, "body": {"id": "rb_new"}}
+            if request.method == "POST"
+            else {"body": {**BATCH_JSON, "id": request.last_segment}}
+        ),
         silent_close=True,
     )
     events = Events()
     async with AsyncInkit(TOKEN, base_url=server.url, on_event=events) as client:
         for number in range(30):
-            assert (await client.batch.get(f"rb_{number}")).id == "rb_6WtDgF7RGqdS5Uzea9neZJ"
+            assert (await client.batch.get(f"rb_{number}")).id == f"rb_{number}"
             assert (await client.batch.create(**CREATE)).id == "rb_new"
     assert events.retries == []
     assert sum(request.method == "POST" for request in server.requests) == 30
@@ -64,7 +68,8 @@ async def test_a_server_that_closes_after_every_answer_costs_no_retries(server):
 async def test_bytes_nobody_asked_for_never_answer_the_next_request(server):
     """A stray answer on an idle connection is dropped with it; the next get is answered right."""
     stray = Respond(body={"id": "rb_someone_else"}).encode()
-    server.script(Raw(Respond().encode() + stray, close=False))
+    first = Respond(body={**BATCH_JSON, "id": "rb_first"}).encode()
+    server.script(Raw(first + stray, close=False))
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
         await client.batch.get("rb_first")
         await asyncio.sleep(0.05)

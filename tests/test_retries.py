@@ -26,10 +26,13 @@ from .loopback import BATCH_JSON
 async def test_transient_status_then_success_returns_the_batch(api, events):
     """A 503 followed by a 200 returns the batch after two requests and one retry."""
     route = api.get("/batch/rb_1")
-    route.side_effect = [httpx.Response(503), httpx.Response(200, json=BATCH_JSON)]
+    route.side_effect = [
+        httpx.Response(503),
+        httpx.Response(200, json={**BATCH_JSON, "id": "rb_1"}),
+    ]
     async with AsyncInkit(TOKEN, backoff=NO_WAIT, on_event=events) as client:
         batch = await client.batch.get("rb_1")
-    assert batch.id == BATCH_JSON["id"]
+    assert batch.id == "rb_1"
     assert route.call_count == 2
     assert [(e.attempt, e.status_code) for e in events.retries] == [(1, 503)]
 
@@ -102,7 +105,7 @@ async def test_retry_after_seconds_is_honoured_exactly(api, events):
     route = api.get("/batch/rb_1")
     route.side_effect = [
         httpx.Response(503, headers={"Retry-After": "0.05"}),
-        httpx.Response(200, json=BATCH_JSON),
+        httpx.Response(200, json={**BATCH_JSON, "id": "rb_1"}),
     ]
     backoff = Backoff(initial=1, maximum=1, jitter=0)
     async with AsyncInkit(TOKEN, backoff=backoff, on_event=events) as client:
@@ -123,7 +126,7 @@ async def test_retry_after_that_has_passed_retries_at_once(api, events, header):
     route = api.get("/batch/rb_1")
     route.side_effect = [
         httpx.Response(429, headers={"Retry-After": header}),
-        httpx.Response(200, json=BATCH_JSON),
+        httpx.Response(200, json={**BATCH_JSON, "id": "rb_1"}),
     ]
     async with AsyncInkit(TOKEN, on_event=events) as client:
         await client.batch.get("rb_1")
@@ -148,7 +151,7 @@ async def test_unreadable_retry_after_falls_back_to_backoff(api, events, header)
     route = api.get("/batch/rb_1")
     route.side_effect = [
         httpx.Response(503, headers={"Retry-After": header}),
-        httpx.Response(200, json=BATCH_JSON),
+        httpx.Response(200, json={**BATCH_JSON, "id": "rb_1"}),
     ]
     backoff = Backoff(initial=0.01, maximum=0.01, jitter=0)
     async with AsyncInkit(TOKEN, backoff=backoff, on_event=events) as client:

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from inkit_async import APIConnectionError, AsyncInkit, NotFoundError, Throttle
 
 from .conftest import NO_WAIT, TOKEN
-from .loopback import Respond, closed_port, html_page
+from .loopback import Hang, Respond, closed_port, html_page
 
 
 class Telemetry:
@@ -221,3 +221,29 @@ async def test_without_an_sdk_nothing_is_traced_or_sent(server):
         await client.batch.get("rb_1")
     assert "traceparent" not in server.requests[0].headers
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+async def test_a_listing_page_is_a_call_with_its_query_in_the_url(server, otel):
+    """batch.list: one 'inkit batch.list' span per page, whose attempt's url.full has the query."""
+    server.handler = lambda request: Respond(body={"items": [], "metadata": None})
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        assert [batch async for batch in client.batch.list(search="x")] == []
+    [page] = otel.named("inkit batch.list")
+    [attempt] = attempt_spans(otel)
+    assert page.attributes["inkit.page"] == 1
+    assert attempt.attributes["url.full"] == f"{server.url}/batch?page=1&search=x"
+
+
+async def test_a_cancelled_attempt_still_ends_its_span(server, otel):
+    """A lookup cancelled on the wire: its attempt span ends, with error.type CancelledError."""
+    server.handler = lambda request: Hang()
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        call = asyncio.create_task(client.batch.get("rb_1"))
+        await server.wait_for_requests(1)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    [attempt] = attempt_spans(otel)
+    assert attempt.attributes["error.type"] == "CancelledError"
+    [call_span] = otel.named("inkit batch.get")
+    assert call_span.attributes["inkit.outcome"] == "CancelledError"

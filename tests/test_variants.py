@@ -29,17 +29,17 @@ async def test_variant_overrides_only_what_it_is_given(api):
 
 async def test_variant_timeout_and_backoff_apply(api):
     """A variant's timeout and backoff are its own."""
-    api.get("/batch/rb_1").respond(json=BATCH_JSON)
+    api.get("/batch/rb_1").respond(json={**BATCH_JSON, "id": "rb_1"})
     async with AsyncInkit(TOKEN) as client:
         variant = client.with_options(timeout=httpx.Timeout(3.0), max_retry_after=1.0)
         assert variant.timeout == httpx.Timeout(3.0)
         assert client.timeout == 30.0
-        assert (await variant.batch.get("rb_1")).id == BATCH_JSON["id"]
+        assert (await variant.batch.get("rb_1")).id == "rb_1"
 
 
 async def test_closing_the_variant_leaves_the_parent_open(api):
     """A variant's aclose() closes the variant only; the shared pool stays open."""
-    api.get("/batch/rb_1").respond(json=BATCH_JSON)
+    api.get("/batch/rb_1").respond(json={**BATCH_JSON, "id": "rb_1"})
     async with AsyncInkit(TOKEN) as client:
         async with client.with_options(max_retries=1) as variant:
             await variant.batch.get("rb_1")

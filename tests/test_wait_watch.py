@@ -114,7 +114,7 @@ async def test_polls_are_no_faster_than_the_interval(server):
 
 async def test_already_finished_batch_is_one_poll(server):
     """A batch that is finished at the first poll is returned after one request."""
-    server.handler = lambda request: Respond(body=BATCH_JSON)
+    server.handler = lambda request: Respond(body={**BATCH_JSON, "id": "rb_1"})
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
         snapshots = [b async for b in client.batch.watch("rb_1", poll_interval=10)]
     assert len(snapshots) == 1

@@ -3,15 +3,23 @@
 One class, ``BatchResource``, holds every read (get, get_many, list, wait, watch) and
 is parameterised by its path; ``DocumentBatchResource`` adds ``create``, which only
 document batches have.
+
+Every lookup by id (``get``, ``get_many``, ``iter_many``, ``watch``, ``wait``) checks
+that the answer is the batch asked for: its ``id`` equals the id as given (not its
+percent-encoded form). A stale answer, such as one a connection carried over from an
+earlier request, raises ``APIResponseValidationError`` instead of passing for another
+batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
+from urllib.parse import unquote
 
-from .._constants import DEFAULT_POLL_INTERVAL
-from .._converter import structure
+from .._body import nests_deeper_than
+from .._constants import DEFAULT_POLL_INTERVAL, MAX_JSON_DEPTH
+from .._converter import ShapeError, structure
 from .._fanout import as_completed_bounded, run_bounded
 from .._models import Batch, CreatedBatch, RenderSpec
 from .._pagination import BatchList, ListFilters, parse_page
@@ -20,7 +28,7 @@ from .._polling import check_poll_interval, check_wait_timeout, wait_until_finis
 from ._base import APIResource
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
     from .._engine import Engine
     from .._exceptions import InkitError
@@ -29,8 +37,20 @@ if TYPE_CHECKING:
 __all__ = ["BatchResource", "DocumentBatchResource"]
 
 
-def _parse_batch(data: object) -> Batch:
-    return structure(data, Batch)
+def _batch_parser(segment: str) -> Callable[[object], Batch]:
+    """The cast for a lookup of the id that *segment* encodes: the batch, if it is that one."""
+    # `quote` only ever adds `%`: without one, the segment is the id as given.
+    expected = unquote(segment) if "%" in segment else segment
+
+    def parse(data: object) -> Batch:
+        batch = structure(data, Batch)
+        if batch.id != expected:
+            raise ShapeError(
+                f"the answer is for batch {batch.id[:100]!r}, not the one asked for @ $.id"
+            )
+        return batch
+
+    return parse
 
 
 def _parse_created(data: object) -> CreatedBatch:
@@ -69,11 +89,13 @@ class BatchResource(APIResource):
 
         Raises:
             TypeError: *batch_id* is not a ``str`` (nothing is sent).
-            ValueError: *batch_id* is empty, blank, ``.`` or ``..`` (nothing is sent).
+            ValueError: *batch_id* is empty, blank, ``.``, ``..``, longer than 1,024
+                characters or not valid Unicode (nothing is sent).
             NotFoundError: No batch with this id is visible to the token.
             APIStatusError: Any other non-2xx answer (see the exception tree).
             APIConnectionError: No response after the retries.
-            APIResponseValidationError: The body is not a batch record.
+            APIResponseValidationError: The body is not a batch record, or is the
+                record of another batch than *batch_id*.
         """
         return await self._fetch(encode_segment(batch_id, "batch_id"), use_cache=use_cache)
 
@@ -106,7 +128,8 @@ class BatchResource(APIResource):
 
         Raises:
             TypeError: *batch_ids* is a ``str``, or holds a non-``str`` id.
-            ValueError: An id is empty, blank, ``.`` or ``..``.
+            ValueError: An id is empty, blank, ``.``, ``..``, longer than 1,024
+                characters or not valid Unicode (nothing is sent).
             InkitError: The first failed lookup, when *return_exceptions* is false.
         """
         ids = list(_checked_ids(batch_ids))
@@ -141,7 +164,8 @@ class BatchResource(APIResource):
 
         Raises:
             TypeError: *batch_ids* is a ``str``, or holds a non-``str`` id.
-            ValueError: An id is empty, blank, ``.`` or ``..``.
+            ValueError: An id is empty, blank, ``.``, ``..``, longer than 1,024
+                characters or not valid Unicode (nothing is sent).
         """
         segments = {
             encode_segment(batch_id, "batch_id"): batch_id for batch_id in _checked_ids(batch_ids)
@@ -183,9 +207,14 @@ class BatchResource(APIResource):
                 (``completed``, ``failed``, ``in_progress``).
 
         Raises:
-            ValueError: *page_size* is outside 1..1000, *sort* is malformed or a filter
-                is an empty string (raised here, before any request).
+            ValueError: *page_size* is outside 1..1000, *sort* is malformed, or a filter
+                is empty, longer than 1,024 characters or not valid Unicode (raised
+                here, before any request).
             TypeError: A filter has the wrong type.
+
+        Iterating raises ``APIResponseValidationError`` when an answer is for another
+        page than the one asked for, so a server that ignores ``page`` cannot make the
+        listing go on forever; each page is asked for once.
         """
         filters = ListFilters(
             page_size=page_size,
@@ -195,11 +224,11 @@ class BatchResource(APIResource):
             destination_status=destination_status,
         )
 
-        async def fetch(page: int) -> Page:
+        async def fetch(page: int, previous: Page | None) -> Page:
             return await self._engine.request(
                 "GET",
                 self._path,
-                lambda data: parse_page(data, page),
+                lambda data: parse_page(data, page, previous),
                 params=filters.params(page),
                 operation=f"{self._name}.list",
                 attributes={"inkit.page": page},
@@ -258,7 +287,7 @@ class BatchResource(APIResource):
         batch = await self._engine.request(
             "GET",
             path,
-            _parse_batch,
+            _batch_parser(segment),
             shared=True,
             operation=f"{self._name}.get",
             attributes={"inkit.batch.id": segment},
@@ -295,6 +324,12 @@ def _render_body(render: object, index: int) -> dict[str, Any]:
         raise ValueError(f"renders[{index}] has no merge_parameters")
     if not isinstance(parameters, Mapping):
         raise TypeError(f"renders[{index}].merge_parameters must be a mapping")
+    for key, value in body.items():
+        if nests_deeper_than(value, MAX_JSON_DEPTH):
+            raise ValueError(
+                f"renders[{index}].{key} nests objects and lists more than "
+                f"{MAX_JSON_DEPTH} levels deep (or contains itself)"
+            )
     return body
 
 
@@ -326,8 +361,11 @@ class DocumentBatchResource(BatchResource):
             name: A name for the batch.
 
         Raises:
-            ValueError: *template_id* is empty, *renders* is empty, or a render has no
-                ``merge_parameters`` (before any request).
+            ValueError: *template_id* is empty, *renders* is empty, a render has no
+                ``merge_parameters``, or a value of a render nests objects and lists
+                more than 64 levels deep (``MAX_JSON_DEPTH``), or contains itself; all
+                before any request. No template needs that depth, and Python's JSON
+                encoder fails at about 1,000 levels.
             TypeError: An argument has the wrong type (before any request).
         """
         if not isinstance(template_id, str):
