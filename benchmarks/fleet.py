@@ -13,10 +13,11 @@ free port, persistence off). The runs:
 - ``cost``: one process, C=100, a healthy server: ``Throttle`` against ``RedisThrottle``
   (lookups/s, interleaved repetitions), the price of being in a fleet when nothing limits.
 
-It writes ``docs/workers.json`` (every figure) and ``docs/workers.png`` (the chart on the
-"Running many workers" page) and prints each target with its measured figure. Options:
-``--reps N`` (default 1 for the fleet runs, 5 for the cost), ``--quick`` (a tenth of the
-lookups: a smoke run), ``--out DIR`` (default ``docs/``).
+It writes ``docs/workers.json`` (every figure), ``docs/workers.png`` (the chart on the
+"Running many workers" page) and that page's results table, and prints each target with
+its measured figure. Options:
+``--reps N`` (fleet runs, default 1), ``--cost-reps N`` (default 8), ``--quick`` (a tenth
+of the lookups: a smoke run), ``--out DIR`` (default ``docs/``). About 5 minutes.
 
 ``python -m benchmarks.fleet worker SPEC`` is one worker (SPEC is JSON; see ``worker``);
 the fleet tests start the same workers.
@@ -38,7 +39,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .runner import ROOT
+from .report import write_page
+from .runner import ROOT, pin
 from .worker import server_stats
 
 if TYPE_CHECKING:
@@ -81,8 +83,9 @@ async def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     SPEC keys: ``base_url``, ``token``, ``n`` (lookups), ``prefix`` (of the ids:
     ``<prefix><k>``), ``redis_url`` (``None``: a local ``Throttle``), ``rate_limit``,
-    ``max_in_flight``, ``lease_ttl``, ``start_at`` (a ``time.time()`` to start at, so
-    the workers of a run start together), ``max_concurrency`` (default 100).
+    ``max_in_flight``, ``lease_ttl``, ``max_concurrency`` (default 100). Once its client
+    is made (and its ``RedisThrottle`` has joined, or 2 s have passed) the worker prints
+    ``ready`` and waits for a line on stdin, so that the workers of a run start together.
     """
     from inkit_async import AsyncInkit, Throttle  # noqa: PLC0415 - after the spec is read
     from inkit_async.redis import RedisThrottle  # noqa: PLC0415
@@ -106,7 +109,12 @@ async def worker(spec: dict[str, Any]) -> dict[str, Any]:
         throttle=throttle,
         max_concurrency=spec.get("max_concurrency", 100),
     ) as client:
-        await asyncio.sleep(max(0.0, spec.get("start_at", 0.0) - time.time()))
+        if isinstance(throttle, RedisThrottle):
+            deadline = time.monotonic() + 2
+            while not throttle.fleet.connected and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         started = time.time()
         clock = time.perf_counter()
         results = await client.batch.get_many(ids, return_exceptions=True)
@@ -139,14 +147,37 @@ def worker_command(spec: dict[str, Any]) -> list[str]:
     return [sys.executable, "-m", "benchmarks.fleet", "worker", json.dumps(spec)]
 
 
-async def start_workers(specs: list[dict[str, Any]]) -> list[asyncio.subprocess.Process]:
-    """Start one worker process per spec (from the repository root)."""
-    return [
+async def start_workers(
+    specs: list[dict[str, Any]], within: float = 60, pin_to: int | None = None
+) -> list[asyncio.subprocess.Process]:
+    """Start one worker process per spec (from the repository root); once all are ready, go.
+
+    *pin_to* keeps them on the first (0) or second (1) CPU, if there are two.
+    """
+    processes = [
         await asyncio.create_subprocess_exec(
-            *worker_command(spec), cwd=ROOT, stdout=asyncio.subprocess.PIPE
+            *worker_command(spec),
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
         for spec in specs
     ]
+    for process in processes:
+        if pin_to is not None:
+            pin(process.pid, pin_to)
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), within)
+        if line.strip() != b"ready":
+            for other in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    other.kill()
+            raise RuntimeError(f"a worker did not start: {line!r}")
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write(b"go\n")
+        await process.stdin.drain()
+    return processes
 
 
 async def finish(process: asyncio.subprocess.Process, within: float = 120) -> dict[str, Any]:
@@ -162,21 +193,25 @@ async def finish(process: asyncio.subprocess.Process, within: float = 120) -> di
 
 
 def fleet_specs(
-    base_url: str, redis_url: str | None, n: int, *, rate_limit: float | None = None
+    base_url: str,
+    redis_url: str | None,
+    n: int,
+    *,
+    token: str = TOKEN,
+    workers: int = WORKERS,
+    **options: Any,
 ) -> list[dict[str, Any]]:
-    """The specs of one run's workers, set to start together 3 s from now."""
-    start_at = time.time() + 3.0
+    """The specs of one run's workers: ids ``rb_w<worker>_<k>``."""
     return [
         {
             "base_url": base_url,
-            "token": TOKEN,
+            "token": token,
             "n": n,
             "prefix": f"rb_w{index}_",
             "redis_url": redis_url,
-            "rate_limit": rate_limit,
-            "start_at": start_at,
+            **options,
         }
-        for index in range(WORKERS)
+        for index in range(workers)
     ]
 
 
@@ -194,7 +229,7 @@ async def fleet_run(
     specs = fleet_specs(base_url, redis.url if use_redis else None, n, rate_limit=rate_limit)
     processes = await start_workers(specs)
     if kill:
-        await asyncio.sleep(specs[0]["start_at"] - time.time() + KILL_AT)
+        await asyncio.sleep(KILL_AT)
         redis.kill()
         await asyncio.sleep(DOWN_FOR)
         redis.start()
@@ -247,7 +282,7 @@ def label(run: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def loopback_server(
-    *, rate: float | None = None, retry_after: float | None = None
+    *, rate: float | None = None, retry_after: float | None = None, pin_to: int | None = None
 ) -> Iterator[str]:
     """The benchmarks' loopback server (``benchmarks/server.py``); yield its base URL.
 
@@ -264,6 +299,8 @@ def loopback_server(
     ) as process:
         # Closing its stdin (when the block ends) is the server's signal to stop.
         assert process.stdout is not None
+        if pin_to is not None:
+            pin(process.pid, pin_to)
         port = int(process.stdout.readline())
         yield f"http://127.0.0.1:{port}/v1"
 
@@ -298,10 +335,14 @@ async def run_fleet(reps: int, quick: bool, log: Any) -> list[dict[str, Any]]:  
 
 
 async def cost_run(base_url: str, redis_url: str, n: int, reps: int) -> dict[str, Any]:
-    """One process, C=100, healthy server: lookups/s with Throttle and with RedisThrottle."""
+    """One process, C=100, healthy server: lookups/s with Throttle and with RedisThrottle.
+
+    The worker runs on the second CPU (the server and Redis on the first); the two kinds
+    alternate ABBA, so a slow stretch of the machine costs both alike.
+    """
     rates: dict[str, list[float]] = {"local": [], "redis": []}
-    for _ in range(reps):
-        for kind in ("local", "redis"):
+    for rep in range(reps):
+        for kind in ("local", "redis") if rep % 2 == 0 else ("redis", "local"):
             spec = {
                 "base_url": base_url,
                 "token": TOKEN,
@@ -309,7 +350,7 @@ async def cost_run(base_url: str, redis_url: str, n: int, reps: int) -> dict[str
                 "prefix": "rb_c",
                 "redis_url": redis_url if kind == "redis" else None,
             }
-            [process] = await start_workers([spec])
+            [process] = await start_workers([spec], pin_to=1)
             figures = await finish(process)
             rates[kind].append(figures["rate"])
     ratios = [r / lo for r, lo in zip(rates["redis"], rates["local"], strict=True)]
@@ -381,6 +422,58 @@ def targets(rows: list[dict[str, Any]], cost: dict[str, Any]) -> list[tuple[str,
     return checks
 
 
+#: The part of docs/workers.md this bench writes.
+START, END = "<!-- workers:start -->", "<!-- workers:end -->"
+
+
+def markdown(
+    rows: list[dict[str, Any]],
+    cost: dict[str, Any],
+    checks: list[tuple[str, str, bool]],
+    meta: dict[str, Any],
+) -> str:
+    """The page's results: a row per run (the worst repetition), the cost, the targets."""
+    lines = [
+        (
+            f"Measured {meta['date']} with `{meta['command']}` ({meta['reps']} repetitions of each "
+            "run; each row shows the worst)."
+        ),
+        "",
+        "| run | failed | requests per lookup | 429s | wall | x ideal | fleet goodput |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in dict.fromkeys(row["label"] for row in rows):
+        mine = [row for row in rows if row["label"] == name]
+        worst = max(mine, key=lambda row: row["wall"])
+        rate = KNOWN_LIMIT if worst.get("rate_limit") else RATE
+        ideal = worst["lookups"] / rate
+        per = "N/190" if worst.get("rate_limit") else "ideal"
+        lines.append(
+            f"| {name} | {sum(row['failed'] for row in mine)} "
+            f"| {max(row['requests_per_lookup'] for row in mine):.3f} "
+            f"| {max(row['refused'] for row in mine)} | {worst['wall']:.1f} s "
+            f"| {worst['wall'] / ideal:.2f} x {per} | {worst['goodput']:.0f}/s |"
+        )
+    lines += [
+        "",
+        (
+            "On a healthy server, one process at C=100: "
+            f"`Throttle` {cost['local']:,.0f} lookups/s, "
+            f"`RedisThrottle` {cost['redis']:,.0f} lookups/s "
+            f"(medians of {len(cost['runs']['local'])} alternating runs each; "
+            f"the median ratio {cost['ratio']:.3f})."
+        ),
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {target} | {measured} | {'met' if met else '**not met**'} |"
+        for target, measured, met in checks
+    ]
+    return "\n".join(lines)
+
+
 def chart(rows: list[dict[str, Any]], path: Path) -> None:
     """Fleet goodput per run (bars), and requests/s at the server over time for two runs."""
     import matplotlib as mpl  # noqa: PLC0415 - only the bench draws
@@ -401,8 +494,8 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     bars.set_xlabel("fleet goodput, lookups/s (dotted: the token's 200/s)")
     bars.set_title("4 workers x 1,000 lookups, one token at 200/s")
     for name, style in (
-        ("4 local throttles, no Retry-After", "#999999"),
-        ("RedisThrottle, no Retry-After", "#1f77b4"),
+        ("4 local throttles, Retry-After: 1", "#999999"),
+        ("RedisThrottle, Retry-After: 1", "#1f77b4"),
     ):
         row = next((r for r in rows if r["label"] == name), None)
         if row is None:
@@ -425,7 +518,7 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     lines.set_ylabel("requests/s at the server (100 ms bins)")
     lines.set_ylim(0, 1200)
     lines.legend(fontsize=7)
-    lines.set_title("What the server saw")
+    lines.set_title("What the server saw, Retry-After: 1 on every 429")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -440,7 +533,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
     rows = await run_fleet(args.reps, args.quick, log)
     n = 2000 if args.quick else 20000
-    with loopback_server() as base_url, RedisServer() as redis:
+    with loopback_server(pin_to=0) as base_url, RedisServer() as redis:
+        assert redis.process is not None
+        pin(redis.process.pid, 0)
         cost = await cost_run(base_url, redis.url, n, args.cost_reps)
     log(f"cost: Throttle {cost['local']:,.0f}/s, RedisThrottle {cost['redis']:,.0f}/s")
     checks = targets(rows, cost)
@@ -450,6 +545,7 @@ async def main_async(args: argparse.Namespace) -> None:
         "workers": WORKERS,
         "rate": RATE,
         "burst": BURST,
+        "reps": args.reps,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     summary = [{k: v for k, v in row.items() if k not in {"timeline", "workers"}} for row in rows]
@@ -468,6 +564,10 @@ async def main_async(args: argparse.Namespace) -> None:
         encoding="utf-8",
     )
     chart(rows, args.out / "workers.png")
+    page = args.out / "workers.md"
+    if not page.exists():
+        page.write_text(f"# Running many workers\n\n{START}\n{END}\n", encoding="utf-8")
+    write_page(page, markdown(rows, cost, checks, meta), START, END)
     for target, measured, met in checks:
         log(f"{'met    ' if met else 'NOT MET'}  {target}: {measured}")
 
@@ -479,7 +579,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fleet", description=__doc__)
     parser.add_argument("--reps", type=int, default=1)
-    parser.add_argument("--cost-reps", type=int, default=5)
+    parser.add_argument("--cost-reps", type=int, default=8)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("docs"))
     asyncio.run(main_async(parser.parse_args()))
