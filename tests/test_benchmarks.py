@@ -6,7 +6,11 @@ about speed (the suite itself measures that).
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import micro, report, runner
+
+pytestmark = pytest.mark.slow  # run once in CI, on the oldest Python
 
 
 def test_a_tiny_run_measures_every_scenario_and_fills_the_page(tmp_path):

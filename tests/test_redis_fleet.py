@@ -25,6 +25,8 @@ from inkit_async.testing import FakeInkit
 from .loopback import Respond, echo, wait_until
 from .redis_server import redis_server_fixture  # noqa: F401 - the fixture
 
+pytestmark = pytest.mark.slow  # run once in CI, on the oldest Python
+
 WORKERS = 4
 WIDTH = 20
 LOOKUPS = 150
