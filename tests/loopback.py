@@ -19,6 +19,7 @@ import contextlib
 import json
 import socket
 import ssl
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -577,3 +578,31 @@ def answer_bytes(
     head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Status') if reason is None else reason}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in fields.items())
     return head.encode("latin-1") + b"\r\n" + body
+
+
+# -- the command line, as a real subprocess -----------------------------------------------
+
+
+@dataclass
+class Run:
+    """What a run of the command line printed and returned."""
+
+    code: int
+    out: str
+    err: str
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> Run:
+    """Run ``python -m inkit_async ARGS`` with *env* as its whole environment."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "inkit_async",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())

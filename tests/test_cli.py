@@ -13,6 +13,8 @@ import pytest
 
 from inkit_async.testing import FakeInkit
 
+from .loopback import Run, run_cli
+
 
 @dataclass
 class Served:
@@ -20,15 +22,6 @@ class Served:
 
     fake: FakeInkit
     url: str
-
-
-@dataclass
-class Run:
-    """What a CLI run printed and returned."""
-
-    code: int
-    out: str
-    err: str
 
 
 @pytest.fixture
@@ -50,18 +43,7 @@ def cli_env(served: Served | None, token: str | None) -> dict[str, str]:
 
 async def cli(*args: str, served: Served | None = None, token: str | None = None) -> Run:
     """Run `python -m inkit_async ARGS` and wait for it."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "inkit_async",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=cli_env(served, token),
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
+    return await run_cli(*args, env=cli_env(served, token))
 
 
 async def test_get_json_lines(served):

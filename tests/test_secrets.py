@@ -15,10 +15,8 @@ import json
 import logging
 import os
 import pickle
-import sys
 import types
 import weakref
-from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -42,9 +40,11 @@ from .loopback import (
     Raw,
     Request,
     Respond,
+    Run,
     answer_bytes,
     closed_port,
     held_until,
+    run_cli,
 )
 
 REDACTED = "[redacted]"
@@ -367,31 +367,11 @@ async def test_pickled_and_copied_errors_keep_type_message_status_and_no_token(s
 # -- the command line -----------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    """What a command-line run printed and returned."""
-
-    code: int
-    out: str
-    err: str
-
-
-async def run_cli(*args: str, base_url: str) -> Run:
+async def cli(*args: str, base_url: str) -> Run:
     """Run ``python -m inkit_async ARGS`` with the token and *base_url* in its environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INKIT_")}
     env |= {"INKIT_API_TOKEN": TOKEN, "INKIT_BASE_URL": base_url}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "inkit_async",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
+    return await run_cli(*args, env=env)
 
 
 def echoing_server(request: Request) -> Respond:
@@ -408,7 +388,7 @@ async def test_the_cli_masks_the_token_and_escapes_controls_in_all_it_prints(ser
     """Both streams show [redacted] for the echoed token, and no raw control character."""
     server.handler = echoing_server
     flags = ["--json"] if output == "json" else []
-    run = await run_cli("batch", "get", "rb_ok", "rb_bad", *flags, base_url=server.url)
+    run = await cli("batch", "get", "rb_ok", "rb_bad", *flags, base_url=server.url)
     assert run.code == 1
     assert TOKEN not in run.out + run.err
     assert "\x1b" not in run.out + run.err
@@ -423,7 +403,7 @@ async def test_the_cli_masks_the_token_and_escapes_controls_in_all_it_prints(ser
 
 async def test_the_cli_refuses_a_base_url_with_credentials_without_echoing_them():
     """--base-url user:password@...: a usage error (exit 2) whose message hides the password."""
-    run = await run_cli(
+    run = await cli(
         "batch", "get", "rb_1", "--base-url", "https://user:s3cret@127.0.0.1:9/v1", base_url=""
     )
     assert run.code == 2
