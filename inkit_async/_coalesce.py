@@ -7,12 +7,14 @@ request that has finished is never reused: the next caller of the key sends a ne
 
 Two ways to run the shared request, chosen per key:
 
-- **In the first caller's own task**, for a key nobody else has asked for lately: no
-  task, future or callback is made for it, so lookups of distinct ids cost nothing
-  extra (the measurements are on the performance page: a task per lookup tripled the
-  garbage collector's full passes during a 10,000-id ``get_many``). Should that first
-  caller be cancelled while others wait, its request goes with it, and the others'
-  lookup is sent again for them at once, in a task of its own: one request more.
+- **In the first caller's own task**, for a key nobody else has asked for lately: the
+  only thing made for it is one small record of the request under way, so lookups of
+  distinct ids cost next to nothing extra. (A task per lookup, with its future, context
+  and callbacks, tripled the garbage collector's passes during a 10,000-id
+  ``get_many``, and made a 10,000-way ``gather`` stall the event loop twice as long
+  while its tasks started.) Should that first caller be cancelled while others wait,
+  its request goes with it, and the others' lookup is sent again for them at once, in
+  a task of its own: one request more.
 - **In a task of its own**, for a key that was shared recently (a dashboard's batches,
   a ``wait`` that many handlers follow): every caller waits for the task, so a caller's
   cancellation leaves the others waiting undisturbed; when the last one has gone, the
@@ -26,7 +28,7 @@ import asyncio
 import collections
 import copy
 import sys
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, TypeVarTuple, Unpack
 
 from ._exceptions import InkitError
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Coalescer"]
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 #: Keys remembered as recently shared, so their requests run in a task of their own.
 _HOT_KEYS: Final = 4096
@@ -47,8 +50,29 @@ class _Flight:
     __slots__ = ("task", "waiters")
 
     def __init__(self) -> None:
-        self.waiters: list[asyncio.Future[Any]] = []
+        self.waiters: list[asyncio.Future[Any]] | None = None  # made when one comes
         self.task: asyncio.Task[None] | None = None  # None: its first caller runs it
+
+    def wait(self) -> asyncio.Future[Any]:
+        """A new caller's place among the waiters."""
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.waiters is None:
+            self.waiters = [waiter]
+        else:
+            self.waiters.append(waiter)
+        return waiter
+
+    def settle(self, *, result: object = None, error: BaseException | None = None) -> None:
+        """Hand an outcome to every caller still waiting."""
+        for waiter in self.waiters or ():
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(result)
+            elif isinstance(error, asyncio.CancelledError):
+                waiter.cancel()  # stopped from outside (the loop is shutting down)
+            else:
+                waiter.set_exception(error)
 
 
 class Coalescer:
@@ -65,39 +89,43 @@ class Coalescer:
         """How many requests are under way."""
         return len(self._flights)
 
-    async def run(self, key: Hashable, start: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Join the request under way for *key*, or start one with *start*."""
-        flight = self._flights.get(key)
+    async def run(
+        self,
+        key: Hashable,
+        send: Callable[[Unpack[Ts]], Coroutine[Any, Any, T]],
+        *args: *Ts,
+    ) -> T:
+        """Join the request under way for *key*, or start one: ``await send(*args)``."""
+        flights = self._flights
+        flight = flights.get(key)
         if flight is not None:
             if flight.task is None:
                 self._heat(key)  # shared: from now on its requests get a task of their own
-            return await self._wait(key, flight, _waiting(flight))
+            return await self._wait(key, flight, flight.wait())
         if key in self._hot:
-            flight = self._flights[key] = _Flight()
-            waiter = _waiting(flight)  # first: an eager start may finish at once
-            flight.task = _start_task(self._lead(key, flight, start()))
+            flight = flights[key] = _Flight()
+            waiter = flight.wait()  # first: an eager start may finish at once
+            flight.task = _start_task(self._lead(key, flight, send(*args)))
             return await self._wait(key, flight, waiter)
-        return await self._lead_inline(key, start)
-
-    async def _lead_inline(self, key: Hashable, start: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run the request in this caller's task; hand the outcome to whoever came since."""
-        flight = self._flights[key] = _Flight()
+        # Nobody shared this key lately: run the request here, in the caller's task.
+        flight = flights[key] = _Flight()
         try:
-            result = await start()
+            result = await send(*args)
         except asyncio.CancelledError:
             self._land(key, flight)
-            if any(not waiter.done() for waiter in flight.waiters):
+            if any(not waiter.done() for waiter in flight.waiters or ()):
                 # The request went with this caller; send it again for those still waiting.
-                again = self._flights[key] = _Flight()
+                again = flights[key] = _Flight()
                 again.waiters = flight.waiters
-                again.task = _start_task(self._lead(key, again, start()))
+                again.task = _start_task(self._lead(key, again, send(*args)))
             raise
         except BaseException as error:
             self._land(key, flight)
-            _settle(flight, error=error)
+            flight.settle(error=error)
             raise
         self._land(key, flight)
-        _settle(flight, result=result)
+        if flight.waiters:
+            flight.settle(result=result)
         return result
 
     async def _wait(self, key: Hashable, flight: _Flight, waiter: asyncio.Future[T]) -> T:
@@ -109,10 +137,11 @@ class Coalescer:
             # tracebacks: each caller raises a copy of its own.
             raise copy.copy(error) from error.__cause__
         except asyncio.CancelledError:
-            if waiter in flight.waiters:
-                flight.waiters.remove(waiter)
+            waiters = flight.waiters or []
+            if waiter in waiters:
+                waiters.remove(waiter)
             task = flight.task
-            if task is not None and not task.done() and not flight.waiters:
+            if task is not None and not task.done() and not waiters:
                 # Everyone has gone: stop the request (freeing its slot and connection),
                 # and let the next caller of the key start anew.
                 self._land(key, flight)
@@ -129,12 +158,12 @@ class Coalescer:
             result = await request
         except BaseException as error:
             self._land(key, flight)
-            _settle(flight, error=error)
+            flight.settle(error=error)
             if not isinstance(error, Exception):
                 raise
         else:
             self._land(key, flight)
-            _settle(flight, result=result)
+            flight.settle(result=result)
 
     def _land(self, key: Hashable, flight: _Flight) -> None:
         # Finished: a caller who comes now sends a new request.
@@ -147,26 +176,6 @@ class Coalescer:
         hot.move_to_end(key)
         if len(hot) > _HOT_KEYS:
             hot.popitem(last=False)
-
-
-def _waiting(flight: _Flight) -> asyncio.Future[Any]:
-    """A new caller's place among *flight*'s waiters."""
-    waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    flight.waiters.append(waiter)
-    return waiter
-
-
-def _settle(flight: _Flight, *, result: object = None, error: BaseException | None = None) -> None:
-    """Hand an outcome to every caller still waiting for *flight*."""
-    for waiter in flight.waiters:
-        if waiter.done():
-            continue
-        if error is None:
-            waiter.set_result(result)
-        elif isinstance(error, asyncio.CancelledError):
-            waiter.cancel()  # stopped from outside (the loop is shutting down)
-        else:
-            waiter.set_exception(error)
 
 
 def _start_task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -297,14 +297,9 @@ class Engine:
         coalescer = state.coalescer
         if shared and coalescer is not None:
             key = (path, tuple(sorted(params.items()))) if params else path
-            work = coalescer.run(
-                key,
-                lambda: self._send(
-                    method, path, cast, params=params, body=body, may_repeat=may_repeat
-                ),
-            )
+            work = coalescer.run(key, self._send, method, path, cast, params, body, may_repeat)
         else:
-            work = self._send(method, path, cast, params=params, body=body, may_repeat=may_repeat)
+            work = self._send(method, path, cast, params, body, may_repeat)
         telemetry = state.telemetry
         if telemetry is None or telemetry.tracer() is None:
             return await work
@@ -319,15 +314,14 @@ class Engine:
             return await work
         return await telemetry.traced(operation, attributes, work)
 
-    async def _send(
+    async def _send(  # noqa: PLR0917 - positional, so that a shared call passes them as they are
         self,
         method: str,
         path: str,
         cast: Callable[[Any], T],
-        *,
         params: dict[str, str | int] | None,
         body: object,
-        may_repeat: bool,
+        may_repeat: bool,  # noqa: FBT001 - see above
     ) -> T:
         state = self._state
         flow = state.flow

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import pickle
 import warnings
 from typing import Any
@@ -29,8 +30,7 @@ from inkit_async import (
 )
 
 from .conftest import NO_WAIT, TOKEN
-from .loopback import BATCH_JSON, Raw, Request, Respond, answer_bytes, echo
-from .test_secrets import run_cli
+from .loopback import BATCH_JSON, Raw, Request, Respond, answer_bytes, echo, run_cli
 
 CREATE: dict[str, Any] = {"template_id": "tmpl_1", "renders": [{"merge_parameters": {}}]}
 
@@ -136,7 +136,9 @@ def copy_of(error: BaseException) -> Any:
 async def test_the_cli_reports_a_deep_answer_in_one_line(server):
     """inkit-async batch get: exit 1, one line on stderr, no traceback."""
     server.handler = lambda request: json_answer(deep_array(100_000))
-    run = await run_cli("batch", "get", "rb_1", base_url=server.url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INKIT_")}
+    env |= {"INKIT_API_TOKEN": TOKEN, "INKIT_BASE_URL": server.url}
+    run = await run_cli("batch", "get", "rb_1", env=env)
     assert run.code == 1
     assert run.err == (
         "inkit-async: rb_1: GET /batch/rb_1 returned 200 with JSON nested too deeply to decode\n"
