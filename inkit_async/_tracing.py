@@ -2,9 +2,9 @@
 
 Installed with the ``otel`` extra (``opentelemetry-api`` only); the engine imports this
 module only when that package is there. The SDK emits nothing, and does no tracing
-work beyond a check of the global providers per call and per attempt, unless the
-application has set a ``TracerProvider`` (for spans) or a ``MeterProvider`` (for
-metrics) through the OpenTelemetry SDK. Then it emits:
+work beyond a look at the global providers once a second, unless the application has
+set a ``TracerProvider`` (for spans) or a ``MeterProvider`` (for metrics) through the
+OpenTelemetry SDK. Then it emits:
 
 - a span per call that sends (``inkit batch.get``, ``batch.list`` for each page,
   ``batch.create``, and one ``batch.get_many`` over its lookups; a cache hit sends
@@ -47,6 +47,8 @@ Attributes = dict[str, str | int | float | bool]
 
 
 _SCOPE: Final = "inkit_async"
+#: Seconds between two looks at the global providers.
+_RECHECK: Final = 1.0
 #: The class of an unset meter provider; the API has no public way to tell.
 _UNSET_METERS: Final = "_ProxyMeterProvider"
 
@@ -80,7 +82,15 @@ class _Instruments:
 class Telemetry:
     """Where spans and metrics go for one client; decides per call whether they go at all."""
 
-    __slots__ = ("_meter_provider", "_meters", "_tracer", "_tracer_provider", "server")
+    __slots__ = (
+        "_meter_provider",
+        "_meters",
+        "_meters_until",
+        "_tracer",
+        "_tracer_provider",
+        "_tracer_until",
+        "server",
+    )
 
     def __init__(self, root: str) -> None:
         """Report requests to the API at *root* (its host and port are span attributes)."""
@@ -88,6 +98,7 @@ class Telemetry:
         self._tracer: Any = None
         self._meter_provider: object = None
         self._meters: _Instruments | None = None
+        self._tracer_until = self._meters_until = 0.0  # when to look at the providers again
         url = httpx.URL(root)
         self.server: dict[str, str | int] = {
             "server.address": url.host,
@@ -95,21 +106,36 @@ class Telemetry:
         }
 
     def tracer(self) -> Any:  # noqa: ANN401 - opentelemetry's Tracer
-        """The tracer to use now, or ``None`` when no ``TracerProvider`` is set."""
+        """The tracer to use now, or ``None`` when no ``TracerProvider`` is set.
+
+        The global provider is looked up at most once a second (opentelemetry reads the
+        environment each time while none is set): one set later is used within a second.
+        """
+        now = time.monotonic()
+        if now < self._tracer_until:
+            return self._tracer
+        self._tracer_until = now + _RECHECK
         provider = trace.get_tracer_provider()
         if isinstance(provider, trace.ProxyTracerProvider):
-            return None
-        if provider is not self._tracer_provider:
+            self._tracer = None
+        elif provider is not self._tracer_provider:
             self._tracer_provider = provider
             self._tracer = provider.get_tracer(_SCOPE, __version__)
         return self._tracer
 
     def meters(self) -> _Instruments | None:
-        """The instruments to record with now, or ``None`` when no ``MeterProvider`` is set."""
+        """The instruments to record with now, or ``None`` when no ``MeterProvider`` is set.
+
+        Looked up at most once a second, as ``tracer`` is.
+        """
+        now = time.monotonic()
+        if now < self._meters_until:
+            return self._meters
+        self._meters_until = now + _RECHECK
         provider = metrics.get_meter_provider()
         if type(provider).__name__ == _UNSET_METERS:
-            return None
-        if provider is not self._meter_provider:
+            self._meters = None
+        elif provider is not self._meter_provider:
             self._meter_provider = provider
             self._meters = _Instruments(provider.get_meter(_SCOPE, __version__))
         return self._meters
