@@ -16,16 +16,27 @@ answers the stats, then starts the timeline afresh (from the next request) and r
 every bucket: a client calls it just before its timed run. The healthy server (no
 ``--rate``) runs exactly the code it always did.
 
-Run: ``python -m benchmarks.server --latency-ms 50``; it prints its port on stdout.
+With ``--tls`` it also serves HTTPS, the same answers over TLS on a second port: at start
+it makes a certificate authority of its own (``trustme``), has it issue a certificate for
+``127.0.0.1`` and writes the CA's certificate to a temporary file (removed when the server
+stops), which clients trust through ``verify=`` or an ``ssl`` context. Both ports share
+one set of counters, so ``/__stats`` (asked over plain HTTP) counts TLS connections too.
+
+Run: ``python -m benchmarks.server --latency-ms 50``; it prints its port on stdout (with
+``--tls``, a second line: the HTTPS port and the CA file's path, separated by a space).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import ssl
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 # The documented example response, with three destinations: a typical record.
 BODY = (
@@ -209,20 +220,43 @@ class LimitedConnection(Connection):
             self.write(self.limit.refusal)
 
 
-async def serve(latency: float, limit: RateLimit | None = None) -> None:
-    """Listen on a free loopback port, print it, serve until stdin closes."""
+def tls_context(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a certificate for 127.0.0.1 from a CA made now; the CA's file."""
+    import trustme  # noqa: PLC0415 - only the TLS scenario needs it
+
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = directory / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    return context, ca_file
+
+
+async def serve(latency: float, limit: RateLimit | None = None, *, tls: bool = False) -> None:
+    """Listen on a free loopback port (and one for HTTPS), print them, serve until stdin closes."""
     loop = asyncio.get_running_loop()
 
     def factory() -> Connection:
         return Connection(latency) if limit is None else LimitedConnection(latency, limit)
 
-    server = await loop.create_server(factory, "127.0.0.1", 0, backlog=4096, reuse_address=True)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    # The runner keeps our stdin open; when it closes (or dies), we stop.
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    async with server:
-        await reader.read()
+    with tempfile.TemporaryDirectory(prefix="inkit-bench-ca-") as directory:
+        async with contextlib.AsyncExitStack() as listening:
+            server = await loop.create_server(
+                factory, "127.0.0.1", 0, backlog=4096, reuse_address=True
+            )
+            await listening.enter_async_context(server)
+            print(server.sockets[0].getsockname()[1], flush=True)
+            if tls:
+                context, ca_file = tls_context(Path(directory))
+                secure = await loop.create_server(
+                    factory, "127.0.0.1", 0, backlog=4096, reuse_address=True, ssl=context
+                )
+                await listening.enter_async_context(secure)
+                print(secure.sockets[0].getsockname()[1], ca_file, flush=True)
+            # The runner keeps our stdin open; when it closes (or dies), we stop.
+            reader = asyncio.StreamReader()
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+            await reader.read()
 
 
 def main() -> None:
@@ -232,11 +266,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, help="requests per second per token (default: none)")
     parser.add_argument("--burst", type=int, default=1, help="bucket size per token")
     parser.add_argument("--retry-after", type=float, help="seconds, sent with every 429")
+    parser.add_argument("--tls", action="store_true", help="also serve HTTPS (a CA made now)")
     args = parser.parse_args()
     if args.rate is not None and not (args.rate > 0 and args.burst >= 1):
         parser.error("--rate must be > 0 and --burst >= 1")
     limit = None if args.rate is None else RateLimit(args.rate, args.burst, args.retry_after)
-    asyncio.run(serve(args.latency_ms / 1000, limit))
+    asyncio.run(serve(args.latency_ms / 1000, limit, tls=args.tls))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,25 @@
 Every run is a fresh interpreter, so imports, memory and connection pools never carry
 over from one client to the next. The runner starts ``python -m benchmarks.worker SPEC``
 (SPEC is JSON: client, base_url, n, concurrency, mode, and ``rate_limited`` for the
-rate-limited scenario) and reads one JSON line back.
+rate-limited scenario) and reads one JSON line back. Optional keys: ``loop`` (``uvloop``:
+run on uvloop's event loop instead of asyncio's), ``ca`` (the CA file of an HTTPS
+``base_url``, which every client trusts: the SDK through ``verify=``, the others through
+an ``ssl`` context made from it) and ``stats_url`` (where to read the server's counters,
+over plain HTTP, when ``base_url`` is HTTPS).
 
 Each client does the same job for one id: GET ``{base_url}/batch/{id}`` with the token
 header, check the status, decode the JSON. The SDK also builds its frozen record; that is
 part of what it costs. Against a rate-limited server the raw clients retry a 429 as a
 typical user writes it (``naive_retries``); the SDK uses its own retries and flow control.
+
+OpenTelemetry: the SDK's own rows run as a default install does, without the ``otel``
+extra (``opentelemetry`` is made unimportable before the SDK is imported, even when the
+environment has it). ``sdk-otel-off`` runs with ``opentelemetry-api`` importable and no
+provider set (what an app that has the package for other reasons gets); ``sdk-otel-on``
+sets an SDK ``TracerProvider`` with a ``BatchSpanProcessor`` to an exporter that drops
+the spans, and a ``MeterProvider`` with an in-memory reader, before the client is made:
+every span and data point is made, none is sent anywhere. Its result also says how many
+spans were exported (``spans``), so a run that traced nothing shows.
 
 With ``rate_limited``, the run also resets the server's timeline just before its clock
 starts (after the warm-up), and reports the requests and 429s the server saw during the
@@ -23,6 +36,7 @@ import gc
 import http.client
 import json
 import resource
+import ssl
 import statistics
 import sys
 import threading
@@ -34,6 +48,10 @@ from typing import Any
 TOKEN = "bench-token"  # noqa: S105 - the loopback server ignores it
 # A lookup takes one id (or, for get_many, the list of them).
 Lookup = Callable[[Any], Awaitable[Any]]
+# A client's maker: (base_url, concurrency, CA file or None) -> (lookup, aclose).
+Maker = Callable[[str, int, str | None], Awaitable[tuple[Lookup, Callable[[], Awaitable[None]]]]]
+#: Figures a client adds to its run's result (the spans ``sdk-otel-on`` exported).
+EXTRA: dict[str, Any] = {}
 
 
 # The naive retries of the raw clients: this many attempts per lookup, and on a 429
@@ -45,8 +63,9 @@ NAIVE_BACKOFF = 0.5
 def server_stats(base_url: str, query: str = "") -> dict[str, Any]:
     """The server's counters, read over a separate connection outside the timed part.
 
-    *query* is ``timeline`` (add the rate-limited server's timeline) or ``reset`` (then
-    start that timeline afresh and refill its buckets).
+    *base_url* is a plain ``http://`` one (a TLS run reads them from the server's plain
+    port, ``stats_url``). *query* is ``timeline`` (add the rate-limited server's timeline)
+    or ``reset`` (then start that timeline afresh and refill its buckets).
     """
     host, _, port = base_url.split("//")[1].split("/", maxsplit=1)[0].partition(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -63,13 +82,50 @@ def before_clock(spec: dict[str, Any]) -> dict[str, Any] | None:
     Returns the server's counters at that moment (so the run's own requests are counted
     without the warm-up), or ``None`` for the other scenarios, which touch nothing here.
     """
-    return server_stats(spec["base_url"], "reset") if spec.get("rate_limited") else None
+    return server_stats(stats_url(spec), "reset") if spec.get("rate_limited") else None
+
+
+def stats_url(spec: dict[str, Any]) -> str:
+    """Where the run's server answers its counters over plain HTTP."""
+    return str(spec.get("stats_url") or spec["base_url"])
+
+
+def trust(ca: str | None) -> dict[str, Any]:
+    """The SDK's options for the bench's CA: ``verify=ca`` over TLS, none otherwise.
+
+    Only when there is one: the SDK's default is ``verify=True``, and leaving it out keeps
+    the worker able to measure older versions of the SDK.
+    """
+    return {"verify": ca} if ca else {}
+
+
+def client_context(ca: str) -> ssl.SSLContext:
+    """The TLS context the raw clients trust the bench's CA with (what ``verify=ca`` makes)."""
+    return ssl.create_default_context(cafile=ca)
 
 
 def current_rss_mb() -> float:
     """Resident memory of this process now, in MB."""
     with open("/proc/self/statm", encoding="ascii") as statm:  # noqa: PTH123
         return int(statm.read().split()[1]) * resource.getpagesize() / 1e6
+
+
+def settle() -> None:
+    """Start the clock from a settled process, as a server that has been up a while is.
+
+    A full garbage collection, so that the first one of the freshly imported modules does
+    not land inside the run; and one large block allocated and freed. glibc's ``malloc``
+    serves blocks above its mmap threshold (128 KiB at start) with a fresh ``mmap`` and
+    raises that threshold only when such a block is freed, so until then every 256 KiB
+    read buffer that asyncio's socket transports allocate costs an ``mmap``, two page
+    faults and a ``munmap``: measured here at ~10 us of CPU a lookup, 2 faults a lookup,
+    for raw aiohttp and the SDK alike. Whether a fresh process has freed such a block yet
+    depends on what it happened to import (with opentelemetry imported, it had), which
+    made rows differ by up to 12% for nothing they do; a long-running process has.
+    """
+    block = bytes(4 << 20)
+    del block
+    gc.collect()
 
 
 def peak_rss_mb() -> float:
@@ -80,30 +136,101 @@ def peak_rss_mb() -> float:
 # --- the clients: each returns (lookup, aclose) -------------------------------------
 
 
+def without_opentelemetry() -> None:
+    """Make ``opentelemetry`` unimportable here, as on a default install (no ``otel`` extra)."""
+    for name in [name for name in sys.modules if name.split(".")[0] == "opentelemetry"]:
+        del sys.modules[name]
+    sys.modules["opentelemetry"] = None  # type: ignore[assignment]  # import raises ImportError
+
+
 async def make_sdk(
-    base_url: str, _concurrency: int, **options: Any
+    base_url: str, _concurrency: int, ca: str | None, **options: Any
 ) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
     """The SDK with its defaults (or *options*); callers bring the concurrency."""
+    without_opentelemetry()
     from inkit_async import AsyncInkit  # noqa: PLC0415 - imports are part of each client's run
 
-    client = AsyncInkit(TOKEN, base_url=base_url, **options)
+    client = AsyncInkit(TOKEN, base_url=base_url, **trust(ca), **options)
     return client.batch.get, client.aclose
 
 
+async def make_sdk_otel_off(
+    base_url: str, _concurrency: int, ca: str | None
+) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
+    """The SDK with ``opentelemetry-api`` importable and no provider: tracing off."""
+    import opentelemetry.trace  # noqa: PLC0415, F401 - the API is there, nothing is set
+
+    from inkit_async import AsyncInkit  # noqa: PLC0415
+
+    client = AsyncInkit(TOKEN, base_url=base_url, **trust(ca))
+    return client.batch.get, client.aclose
+
+
+async def make_sdk_otel_on(
+    base_url: str, _concurrency: int, ca: str | None
+) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
+    """The SDK under an SDK TracerProvider and MeterProvider whose output goes nowhere."""
+    from opentelemetry import metrics, trace  # noqa: PLC0415
+    from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    from inkit_async import AsyncInkit  # noqa: PLC0415
+
+    class Dropping(SpanExporter):
+        """Counts the spans it is given, and drops them."""
+
+        exported = 0
+
+        def export(self, spans: Any) -> SpanExportResult:
+            Dropping.exported += len(spans)
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Dropping()))
+    trace.set_tracer_provider(tracer_provider)
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    metrics.set_meter_provider(meter_provider)
+    client = AsyncInkit(TOKEN, base_url=base_url, **trust(ca))
+
+    async def aclose() -> None:
+        await client.aclose()
+        tracer_provider.force_flush()
+        EXTRA["spans"] = Dropping.exported
+        data = reader.get_metrics_data()
+        EXTRA["metric_points"] = sum(
+            len(metric.data.data_points)
+            for resource_metrics in (data.resource_metrics if data else ())
+            for scope in resource_metrics.scope_metrics
+            for metric in scope.metrics
+        )
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+    return client.batch.get, aclose
+
+
 async def make_sdk_get_many(
-    base_url: str, concurrency: int, **options: Any
+    base_url: str, concurrency: int, ca: str | None, **options: Any
 ) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
     """The SDK's own fan-out: ``get_many`` over all ids, ``max_concurrency`` = C.
 
     The lookup it returns takes the whole list of ids at once. *options* go to
     ``AsyncInkit`` as they are (``throttle=False``).
     """
+    without_opentelemetry()
     from inkit_async import AsyncInkit, InkitError  # noqa: PLC0415
 
     # C=0 is the 10,000-way case (and the rate-limited one): the client's default width.
     if concurrency:
         options["max_concurrency"] = concurrency
-    client = AsyncInkit(TOKEN, base_url=base_url, **options)
+    client = AsyncInkit(TOKEN, base_url=base_url, **trust(ca), **options)
 
     async def lookup_all(ids: list[str]) -> int:
         results = await client.batch.get_many(ids, return_exceptions=True)
@@ -124,30 +251,38 @@ def httpx_lookup(client: Any) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
 
 
 async def make_httpx(
-    base_url: str, _concurrency: int
+    base_url: str, _concurrency: int, ca: str | None
 ) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
     """Stock httpx with its default pool (100 connections)."""
     import httpx  # noqa: PLC0415
 
-    return httpx_lookup(httpx.AsyncClient(base_url=base_url, headers={"X-Inkit-API-Token": TOKEN}))
+    verify: ssl.SSLContext | bool = client_context(ca) if ca else True
+    return httpx_lookup(
+        httpx.AsyncClient(base_url=base_url, headers={"X-Inkit-API-Token": TOKEN}, verify=verify)
+    )
 
 
 async def make_httpx_aiohttp(
-    base_url: str, _concurrency: int
+    base_url: str, _concurrency: int, ca: str | None
 ) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
     """The httpx client over the httpx-aiohttp transport, as the openai SDK offers it."""
     from httpx_aiohttp import HttpxAiohttpClient  # noqa: PLC0415
 
-    return httpx_lookup(HttpxAiohttpClient(base_url=base_url, headers={"X-Inkit-API-Token": TOKEN}))
+    verify: ssl.SSLContext | bool = client_context(ca) if ca else True
+    return httpx_lookup(
+        HttpxAiohttpClient(base_url=base_url, headers={"X-Inkit-API-Token": TOKEN}, verify=verify)
+    )
 
 
 async def make_aiohttp(
-    base_url: str, _concurrency: int
+    base_url: str, _concurrency: int, ca: str | None
 ) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
     """Raw aiohttp with its default connector (100 connections)."""
     import aiohttp  # noqa: PLC0415
 
-    session = aiohttp.ClientSession(headers={"X-Inkit-API-Token": TOKEN})
+    # Over TLS, the default connector with the CA's context: still 100 connections.
+    connector = aiohttp.TCPConnector(ssl=client_context(ca)) if ca else None
+    session = aiohttp.ClientSession(headers={"X-Inkit-API-Token": TOKEN}, connector=connector)
 
     async def lookup(batch_id: str) -> object:
         async with session.get(f"{base_url}/batch/{batch_id}") as response:
@@ -169,7 +304,7 @@ def retry_after_seconds(value: str | None, attempt: int) -> float:
 
 
 async def make_aiohttp_naive(
-    base_url: str, concurrency: int
+    base_url: str, concurrency: int, _ca: str | None
 ) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
     """Raw aiohttp, C lookups at once via a semaphore, up to 3 attempts on a 429."""
     import aiohttp  # noqa: PLC0415
@@ -193,7 +328,7 @@ async def make_aiohttp_naive(
 
 
 async def make_httpx_naive(
-    base_url: str, concurrency: int
+    base_url: str, concurrency: int, _ca: str | None
 ) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
     """Stock httpx, C lookups at once via a semaphore, up to 3 attempts on a 429."""
     import httpx  # noqa: PLC0415
@@ -217,9 +352,11 @@ async def make_httpx_naive(
     return lookup, client.aclose
 
 
-ASYNC_CLIENTS: dict[str, Callable[[str, int], Awaitable[tuple[Lookup, Any]]]] = {
+ASYNC_CLIENTS: dict[str, Maker] = {
     "sdk": make_sdk,
     "sdk-nothrottle": functools.partial(make_sdk, throttle=False),
+    "sdk-otel-off": make_sdk_otel_off,
+    "sdk-otel-on": make_sdk_otel_on,
     "sdk-get_many": make_sdk_get_many,
     "sdk-get_many-nothrottle": functools.partial(make_sdk_get_many, throttle=False),
     "httpx": make_httpx,
@@ -248,7 +385,7 @@ async def ticker(lags: list[tuple[float, float]], stop: asyncio.Event) -> None:
 async def run_async(spec: dict[str, Any]) -> dict[str, Any]:
     """Measure one async client: workers pulling ids, a plain gather, or ``get_many``."""
     base_url, n, concurrency, mode = spec["base_url"], spec["n"], spec["concurrency"], spec["mode"]
-    lookup, aclose = await ASYNC_CLIENTS[spec["client"]](base_url, concurrency)
+    lookup, aclose = await ASYNC_CLIENTS[spec["client"]](base_url, concurrency, spec.get("ca"))
     many = mode == "get_many"
     # Lazy imports and the first connection, outside the clock.
     await lookup(["warm-up"] if many else "warm-up")
@@ -270,9 +407,7 @@ async def run_async(spec: dict[str, Any]) -> dict[str, Any]:
             await timed(batch_id)
 
     mark = before_clock(spec)
-    # Start from a settled heap, as a server that has been up a while has: otherwise the
-    # first full collection of the freshly imported modules lands inside the run.
-    gc.collect()
+    settle()
     lags: list[tuple[float, float]] = []
     stop = asyncio.Event()
     tick = asyncio.create_task(ticker(lags, stop))
@@ -298,7 +433,21 @@ async def run_async(spec: dict[str, Any]) -> dict[str, Any]:
         "loop_lag": max((lag for lag, _ in lags), default=0.0),
         "rss_growth": peak_rss_mb() - rss_before,
         "mark": mark,
+        # What the run really ran on, so a row can never claim uvloop by mistake.
+        "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+        **EXTRA,
     }
+
+
+def run_on_loop(spec: dict[str, Any]) -> dict[str, Any]:
+    """``run_async`` on asyncio's own event loop, or on uvloop's (spec ``"loop": "uvloop"``)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if spec.get("loop", "asyncio") == "uvloop":
+        import uvloop  # noqa: PLC0415 - only the uvloop scenario needs it
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(run_async(spec))
 
 
 # --- the official SDK: synchronous, on threads -----------------------------------------
@@ -333,7 +482,7 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
             latencies.append(time.perf_counter() - start)
 
     mark = before_clock(spec)
-    gc.collect()  # a settled heap, as in run_async
+    settle()  # as in run_async
     rss_before = current_rss_mb()
     cpu, wall = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(spec["concurrency"]) as pool:
@@ -354,10 +503,10 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     """Run the spec given as the only argument; print the result as one JSON line."""
     spec = json.loads(sys.argv[1])
-    before = server_stats(spec["base_url"])
-    result = run_official(spec) if spec["client"] == "inkit" else asyncio.run(run_async(spec))
+    before = server_stats(stats_url(spec))
+    result = run_official(spec) if spec["client"] == "inkit" else run_on_loop(spec)
     mark = result.pop("mark")
-    after = server_stats(spec["base_url"], "timeline" if mark else "")
+    after = server_stats(stats_url(spec), "timeline" if mark else "")
     if mark:
         # The run's own requests, from the server's view: the warm-up came before the mark.
         result.update(

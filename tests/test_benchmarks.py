@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import micro, report, runner
+from benchmarks import micro, profile, report, runner
 
 pytestmark = pytest.mark.slow  # run once in CI, on the oldest Python
 
@@ -80,3 +80,68 @@ def test_a_tiny_rate_limited_run_counts_requests_and_fills_its_page(tmp_path):
     assert text.endswith(f"{report.RATE_END}\nafter\n")
     assert text.count("| inkit-async `get_many` (defaults) |") == len(plan)
     assert len(report.rate_targets(rows)) == 2 * len(plan)
+
+
+def test_a_tiny_run_of_the_uvloop_tls_and_tracing_rows_compares_them_in_one_repetition():
+    """The uvloop, TLS and tracing rows run on a tiny load; their ratios and table fill."""
+    clients = ["sdk", "sdk-otel-off", "sdk-otel-on", "aiohttp", "httpx", "httpx-aiohttp"]
+    parts = ("uvloop", "tls", "tracing")
+    lines: list[str] = []
+    rows = runner.run_all(
+        1,
+        0.002,
+        clients,
+        lines.append,
+        lambda scenario, client: any(runner.SUBSETS[p](scenario, client) for p in parts),
+    )
+    by = {(row["scenario"]["name"], row["client"]): row for row in rows}
+    assert len(lines) == len(rows) == 10  # 4 plain, 2 on uvloop, 4 over TLS
+    for row in rows:
+        assert "failed" not in row, row
+        assert row["errors"] == 0
+        assert len(row["per_rep"]) == 1
+    uvloop = by["C=100, uvloop", "sdk"]
+    assert None not in (uvloop["vs_aiohttp"], uvloop["vs_plain"], uvloop["vs_aiohttp_vs_plain"])
+    assert by["C=100, TLS", "httpx"]["vs_aiohttp"] is not None
+    assert by["C=100, TLS", "httpx"]["vs_plain"] is None  # plain httpx did not run
+    # A call span and an attempt span for each lookup, the warm-up's too.
+    assert by["C=100", "sdk-otel-on"]["spans"] == 2 * (by["C=100", "sdk"]["scenario"]["n"] + 1)
+    assert by["C=100", "sdk-otel-off"]["vs_sdk"] is not None
+    names = [target for target, _, _ in report.targets(rows, {})]
+    assert sum("TLS" in name for name in names) == 1
+    assert sum("uvloop" in name for name in names) == 1
+    assert sum("tracing" in name for name in names) == 2
+    meta = {"date": "2026-01-01", "command": "test", "reps": 1, "server_share": 0.1}
+    text = report.markdown(rows, {}, meta)
+    assert "### Event loops, TLS, flow control and tracing (C=100, 0 ms)" in text
+    assert "| raw aiohttp, over TLS |" in text
+    assert "| inkit-async, traces and metrics to an SDK provider |" in text
+
+
+def test_the_profile_table_fills_its_markers_and_adds_up(tmp_path):
+    """Groups sum to 100%, biggest first; the page's profile block is filled in place."""
+    places = {("aiohttp", "client"): 3.0, ("inkit-async", "_engine"): 2.0, ("tiny", "x"): 0.001}
+    groups = profile.grouped(places)
+    assert abs(sum(group["share"] for group in groups) - 1) < 1e-9
+    assert groups[0]["name"].startswith("aiohttp")
+    assert groups[-1]["name"] == "other packages"
+    figures = {
+        "date": "2026-01-01",
+        "command": "python -m benchmarks.profile",
+        "ids": 100,
+        "latency_ms": 0,
+        "loop": "asyncio",
+        "interval_ms": 0.2,
+        "groups": groups,
+        "wall": 0.5,
+        "lags": [(0.012, 0.1)],
+        "pauses": [(0.002, 0.2)],
+        "collections": 3,
+    }
+    page = tmp_path / "performance.md"
+    page.write_text(f"# P\n\n{report.PROFILE_START}\nSTALE\n{report.PROFILE_END}\nafter\n")
+    profile.write(tmp_path, figures)
+    text = page.read_text()
+    assert "STALE" not in text
+    assert text.endswith(f"{report.PROFILE_END}\nafter\n")
+    assert "| inkit-async itself | 40% |" in text
