@@ -18,18 +18,19 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)  # from the classifiers
 TYPED = ["inkit_async", "tests/typing", "docs/examples"]
 
-# The CI set. The oldest Python runs every test under coverage (gate: 95%). The others, the
-# built wheel on the newest Python and uvloop run them all but the slow machinery tests
-# (multi-process fleets, the benchmark's own runs: marked `slow`), without coverage, to keep
-# CI within ten minutes.
+# The CI set. The oldest Python runs every test under coverage (gate: 95%), on asyncio's
+# loop. The middle one runs them on uvloop, and the newest against the built wheel, each all
+# but the slow machinery tests (multi-process fleets, the benchmark's own runs: marked
+# `slow`) and without coverage, to keep CI within ten minutes.
 nox.options.sessions = [
     "lint",
     "typecheck",
     *(f"tests-{python}" for python in PYTHONS[:-1]),
     "tests_wheel",
-    "tests_uvloop",
     "docs",
 ]
+#: The event loop each Python's test session runs on, when not asyncio's own.
+LOOPS = {PYTHONS[1]: "uvloop"}
 
 
 def groups(*names: str) -> tuple[str, ...]:
@@ -97,13 +98,17 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite on an editable install (all of it, under coverage, on the oldest)."""
+    """Run the test suite on an editable install (all of it, under coverage, on the oldest).
+
+    On the middle Python it runs on uvloop (``LOOPS``).
+    """
     ensure_servers(session)
     session.install("-e", ".", *groups("tests"))
     if session.python == PYTHONS[0]:
         run_tests(session)
     else:
-        session.run("pytest", "-q", *NOT_SLOW, *session.posargs)
+        loop = LOOPS.get(str(session.python), "asyncio")
+        session.run("pytest", "-q", *NOT_SLOW, *session.posargs, env={"INKIT_TEST_LOOP": loop})
 
 
 # pip builds the wheel, and uv's environments have no pip.
@@ -129,7 +134,7 @@ def tests_wheel(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def tests_uvloop(session: nox.Session) -> None:
-    """Run the test suite on uvloop's event loop (uvicorn and many apps run on it)."""
+    """Run the test suite on uvloop's event loop on the oldest Python (not in the CI set)."""
     ensure_servers(session)
     session.install("-e", ".", *groups("tests"))
     session.run("pytest", "-q", *NOT_SLOW, *session.posargs, env={"INKIT_TEST_LOOP": "uvloop"})
@@ -146,9 +151,12 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against raw httpx, httpx-aiohttp, raw aiohttp and the official SDK.
 
-    Writes docs/performance.md's results, docs/performance.png and docs/performance.json.
-    Takes ~10 minutes; `nox -s bench -- --quick` is a one-minute smoke run. Python 3.11:
-    the official SDK does not import on 3.12+.
+    Writes docs/performance.md (results and profile), docs/rate-limits.md's tables and
+    their charts and figures (docs/performance.*, docs/rate-limits.*). Takes about half an
+    hour; `-- --quick` is a smoke run of about two minutes, `-- --only tls,uvloop` (and
+    `c100`, `tracing`, `rate-limits`, `performance`) runs a part. The fleet of processes
+    sharing a RedisThrottle is `python -m benchmarks.fleet`. Python 3.11: the official SDK
+    does not import on 3.12+.
     """
     session.install("-e", ".", *groups("bench"))
     session.run("python", "-m", "benchmarks", *session.posargs)
