@@ -155,7 +155,8 @@ def bench(session: nox.Session) -> None:
     their charts and figures (docs/performance.*, docs/rate-limits.*). Takes about half an
     hour; `-- --quick` is a smoke run of about two minutes, `-- --only tls,uvloop` (and
     `c100`, `tracing`, `rate-limits`, `performance`) runs a part. The fleet of processes
-    sharing a RedisThrottle is `python -m benchmarks.fleet`. Python 3.11: the official SDK
+    sharing a RedisThrottle is `python -m benchmarks.fleet`, 10,000 lookups through
+    3 s of 502s `python -m benchmarks.outage`. Python 3.11: the official SDK
     does not import on 3.12+.
     """
     session.install("-e", ".", *groups("bench"))
