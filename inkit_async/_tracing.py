@@ -85,10 +85,9 @@ class Telemetry:
     __slots__ = (
         "_meter_provider",
         "_meters",
-        "_meters_until",
         "_tracer",
         "_tracer_provider",
-        "_tracer_until",
+        "_until",
         "server",
     )
 
@@ -98,46 +97,44 @@ class Telemetry:
         self._tracer: Any = None
         self._meter_provider: object = None
         self._meters: _Instruments | None = None
-        self._tracer_until = self._meters_until = 0.0  # when to look at the providers again
+        self._until = 0.0  # when to look at the global providers again
         url = httpx.URL(root)
         self.server: dict[str, str | int] = {
             "server.address": url.host,
             "server.port": url.port or (443 if url.scheme == "https" else 80),
         }
 
-    def tracer(self) -> Any:  # noqa: ANN401 - opentelemetry's Tracer
-        """The tracer to use now, or ``None`` when no ``TracerProvider`` is set.
+    def _look(self) -> None:
+        """Look at the global providers, if the last look is a second old.
 
-        The global provider is looked up at most once a second (opentelemetry reads the
-        environment each time while none is set): one set later is used within a second.
+        At most once a second (opentelemetry reads the environment each time while none
+        is set): a provider set later is used within a second.
         """
         now = time.monotonic()
-        if now < self._tracer_until:
-            return self._tracer
-        self._tracer_until = now + _RECHECK
-        provider = trace.get_tracer_provider()
-        if isinstance(provider, trace.ProxyTracerProvider):
+        if now < self._until:
+            return
+        self._until = now + _RECHECK
+        tracers = trace.get_tracer_provider()
+        if isinstance(tracers, trace.ProxyTracerProvider):
             self._tracer = None
-        elif provider is not self._tracer_provider:
-            self._tracer_provider = provider
-            self._tracer = provider.get_tracer(_SCOPE, __version__)
+        elif tracers is not self._tracer_provider:
+            self._tracer_provider = tracers
+            self._tracer = tracers.get_tracer(_SCOPE, __version__)
+        meters = metrics.get_meter_provider()
+        if type(meters).__name__ == _UNSET_METERS:
+            self._meters = None
+        elif meters is not self._meter_provider:
+            self._meter_provider = meters
+            self._meters = _Instruments(meters.get_meter(_SCOPE, __version__))
+
+    def tracer(self) -> Any:  # noqa: ANN401 - opentelemetry's Tracer
+        """The tracer to use now, or ``None`` when no ``TracerProvider`` is set."""
+        self._look()
         return self._tracer
 
     def meters(self) -> _Instruments | None:
-        """The instruments to record with now, or ``None`` when no ``MeterProvider`` is set.
-
-        Looked up at most once a second, as ``tracer`` is.
-        """
-        now = time.monotonic()
-        if now < self._meters_until:
-            return self._meters
-        self._meters_until = now + _RECHECK
-        provider = metrics.get_meter_provider()
-        if type(provider).__name__ == _UNSET_METERS:
-            self._meters = None
-        elif provider is not self._meter_provider:
-            self._meter_provider = provider
-            self._meters = _Instruments(provider.get_meter(_SCOPE, __version__))
+        """The instruments to record with now, or ``None`` when no ``MeterProvider`` is set."""
+        self._look()
         return self._meters
 
     async def traced(
@@ -169,11 +166,12 @@ class Telemetry:
 
     def attempt(self, method: str, url: str, resends: int) -> AttemptSpan | None:
         """Start the CLIENT span (and the clock) of one attempt; ``None`` when all is off."""
-        tracer = self.tracer()
-        instruments = self.meters()
-        if tracer is None and instruments is None:
+        self._look()  # one look for both
+        if self._tracer is None and self._meters is None:
             return None
-        return AttemptSpan(self, tracer, instruments, method=method, url=url, resends=resends)
+        return AttemptSpan(
+            self, self._tracer, self._meters, method=method, url=url, resends=resends
+        )
 
     def report(self, event: ClientEvent) -> None:
         """Record an event on the current call's span, and count it."""

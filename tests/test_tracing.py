@@ -49,19 +49,24 @@ class Telemetry:
         return found
 
 
-@pytest.fixture
-def otel() -> Iterator[Telemetry]:
-    """A TracerProvider and a MeterProvider that keep everything in memory, for one test."""
-    reset_trace_globals()
-    reset_metrics_globals()
+def install() -> Telemetry:
+    """Set a global TracerProvider and MeterProvider that keep everything in memory."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     reader = InMemoryMetricReader()
     metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return Telemetry(exporter, reader)
+
+
+@pytest.fixture
+def otel() -> Iterator[Telemetry]:
+    """A TracerProvider and a MeterProvider that keep everything in memory, for one test."""
+    reset_trace_globals()
+    reset_metrics_globals()
     try:
-        yield Telemetry(exporter, reader)
+        yield install()
     finally:
         reset_trace_globals()
         reset_metrics_globals()
@@ -221,6 +226,26 @@ async def test_without_an_sdk_nothing_is_traced_or_sent(server):
         await client.batch.get("rb_1")
     assert "traceparent" not in server.requests[0].headers
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+async def test_providers_set_while_a_client_runs_are_used_within_a_second(server):
+    """Providers set after a client's first lookup trace and count its lookups a second on."""
+    reset_trace_globals()
+    reset_metrics_globals()
+    try:
+        async with AsyncInkit(TOKEN, base_url=server.url) as client:
+            await client.batch.get("rb_before")
+            telemetry = install()
+            await asyncio.sleep(1.05)  # the client looks at the providers once a second
+            await client.batch.get("rb_after")
+    finally:
+        reset_trace_globals()
+        reset_metrics_globals()
+    before, after = server.requests
+    assert "traceparent" not in before.headers
+    assert "traceparent" in after.headers
+    assert [span.name for span in telemetry.spans] == ["GET", "inkit batch.get"]
+    assert len(telemetry.points("http.client.request.duration")) == 1
 
 
 async def test_a_listing_page_is_a_call_with_its_query_in_the_url(server, otel):
