@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import nox
@@ -11,12 +13,47 @@ import nox
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-# A run that skipped a Python has not shown that the package works on it.
-nox.options.error_on_missing_interpreters = True
+#: CI sets CI=true. There a Python the classifiers name but the machine lacks fails the run:
+#: it has not shown that the package works on it. On a developer's machine a missing one is
+#: skipped with nox's "Missing interpreters will error by default on CI systems" line, and
+#: the suite runs on the Pythons that are there.
+nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)  # from the classifiers
 TYPED = ["inkit_async", "tests/typing", "docs/examples"]
+#: Exact versions of everything the sessions install, resolved for every supported Python
+#: at once (`nox -s lock` refreshes it, in a commit of its own). A release elsewhere then
+#: never changes what CI runs; `latest` and `lowest` show what the ranges let in.
+CONSTRAINTS = ("-c", ".ci/constraints.txt")
+
+
+def _select_pyenv_pythons() -> None:
+    """Let nox find every Python that pyenv installed, not only its global one.
+
+    pyenv puts only its selected versions on PATH: `python3.12` is a shim that refuses to
+    run unless 3.12 is selected too. Select the newest installed release of every 3.x as
+    well, after the ones already selected, so that `python` stays what it was.
+    """
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return
+    run = functools.partial(subprocess.run, capture_output=True, text=True, check=False)
+    selected = run([pyenv, "version-name"]).stdout.strip()
+    newest: dict[str, str] = {}
+    for version in sorted(run([pyenv, "versions", "--bare"]).stdout.split(), key=_release):
+        parts = version.split(".")
+        if len(parts) == 3 and all(part.isdigit() for part in parts) and parts[0] == "3":
+            newest[f"3.{parts[1]}"] = version
+    if selected and newest:
+        os.environ["PYENV_VERSION"] = ":".join([selected, *newest.values()])
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))
+
+
+_select_pyenv_pythons()
 
 # The CI set. The oldest Python runs every test under coverage (gate: 95%), on asyncio's
 # loop. The middle one runs them on uvloop, and the newest against the built wheel, each all
@@ -39,13 +76,18 @@ def groups(*names: str) -> tuple[str, ...]:
 
 
 #: Real servers the tests start for themselves, from Debian's packages: a forward proxy and
-#: Redis. Installed here when missing (as root, with apt-get); a fixture that cannot start
-#: its server fails its tests.
+#: Redis, by binary and package. Installed here when missing (as root, with apt-get); a
+#: fixture that cannot start its server fails its tests.
 SERVERS = {"squid": "squid", "redis-server": "redis-server"}
 
 
 def ensure_servers(session: nox.Session) -> None:
-    """Install the test servers that are missing, or stop with what to install."""
+    """Install the test servers that are missing, or stop with what to install.
+
+    Only what the tests need: no recommended packages, no service started while installing
+    (a policy-rc.d says no, as in Debian's container images), and none left to start at
+    boot. The tests start their own instances on free ports.
+    """
     path = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
     missing = [
         package for binary, package in SERVERS.items() if not shutil.which(binary, path=path)
@@ -54,16 +96,33 @@ def ensure_servers(session: nox.Session) -> None:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         session.error(f"the tests need these servers installed: {' '.join(missing)}")
-    session.run("apt-get", "update", "-qq", external=True)
-    session.run(
-        "apt-get",
-        "install",
-        "-y",
-        "-qq",
-        *missing,
-        external=True,
-        env={"DEBIAN_FRONTEND": "noninteractive"},
-    )
+    policy = Path("/usr/sbin/policy-rc.d")
+    ours = not policy.exists()
+    if ours:
+        policy.write_text(
+            "#!/bin/sh\n# nox (inkit-async): start no service while installing\nexit 101\n"
+        )
+        policy.chmod(0o755)
+    try:
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run(
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            *missing,
+            external=True,
+            env={"DEBIAN_FRONTEND": "noninteractive"},
+        )
+    finally:
+        if ours:
+            policy.unlink()
+    for service in missing:
+        if Path("/etc/init.d", service).exists() and shutil.which("update-rc.d", path=path):
+            session.run("update-rc.d", service, "disable", external=True, silent=True)
+        if Path("/run/systemd/system").is_dir() and shutil.which("systemctl", path=path):
+            session.run("systemctl", "disable", "--now", service, external=True, silent=True)
 
 
 def run_tests(session: nox.Session, where: Path | str = ".") -> None:
@@ -83,7 +142,7 @@ NOT_SLOW = ("-m", "not slow")
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff's linter and formatter check over the whole tree."""
-    session.install(*groups("lint"))
+    session.install(*CONSTRAINTS, *groups("lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -91,7 +150,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Mypy --strict and pyright on the package, a file typed as a user's, and the examples."""
-    session.install("-e", ".", *groups("typing"))
+    session.install(*CONSTRAINTS, "-e", ".", *groups("typing"))
     session.run("mypy", "--strict", *TYPED)
     session.run("pyright", *TYPED)
 
@@ -103,7 +162,7 @@ def tests(session: nox.Session) -> None:
     On the middle Python it runs on uvloop (``LOOPS``).
     """
     ensure_servers(session)
-    session.install("-e", ".", *groups("tests"))
+    session.install(*CONSTRAINTS, "-e", ".", *groups("tests"))
     if session.python == PYTHONS[0]:
         run_tests(session)
     else:
@@ -120,7 +179,7 @@ def tests_wheel(session: nox.Session) -> None:
     shutil.rmtree(tmp / "dist", ignore_errors=True)
     session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), ".")
     wheel = str(next((tmp / "dist").glob("*.whl")))
-    session.install(wheel, *groups("tests"))
+    session.install(*CONSTRAINTS, wheel, *groups("tests"))
     session.install("--force-reinstall", "--no-deps", wheel)  # a reused venv has the last one
     # From a copy of the tree without inkit_async/, nothing can import the source instead:
     # not pytest, which puts the tree on sys.path, nor the `python -m inkit_async` that the
@@ -136,14 +195,14 @@ def tests_wheel(session: nox.Session) -> None:
 def tests_uvloop(session: nox.Session) -> None:
     """Run the test suite on uvloop's event loop on the oldest Python (not in the CI set)."""
     ensure_servers(session)
-    session.install("-e", ".", *groups("tests"))
+    session.install(*CONSTRAINTS, "-e", ".", *groups("tests"))
     session.run("pytest", "-q", *NOT_SLOW, *session.posargs, env={"INKIT_TEST_LOOP": "uvloop"})
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site with warnings as errors (into site/)."""
-    session.install("-e", ".", *groups("docs"))
+    session.install(*CONSTRAINTS, "-e", ".", *groups("docs"))
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
 
 
@@ -159,5 +218,46 @@ def bench(session: nox.Session) -> None:
     3 s of 502s `python -m benchmarks.outage`. Python 3.11: the official SDK
     does not import on 3.12+.
     """
-    session.install("-e", ".", *groups("bench"))
+    session.install(*CONSTRAINTS, "-e", ".", *groups("bench"))
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+#: Every dependency group, for the lock and for `latest`.
+ALL_GROUPS = ("tests", "typing", "lint", "docs", "bench", "dev")
+
+
+@nox.session(python=PYTHONS[0], venv_backend="uv")
+def lock(session: nox.Session) -> None:
+    """Refresh .ci/constraints.txt to the newest releases the ranges allow (commit it alone)."""
+    session.install("uv")
+    flags = [f"--group={group}" for group in ALL_GROUPS]
+    session.run(
+        "uv", "pip", "compile", "pyproject.toml", "--all-extras", *flags, "--universal",
+        f"--python-version={PYTHONS[0]}", "--upgrade", "--no-header",
+        "--output-file=.ci/constraints.txt",
+    )  # fmt: skip
+
+
+@nox.session(python=PYTHONS[0])
+def latest(session: nox.Session) -> None:
+    """The suite and the type checks against the newest release of every dependency.
+
+    Not in the CI set: it shows early what the next release of httpx, aiohttp, redis-py,
+    cattrs and the rest will break, before a lock refresh lets it into CI.
+    """
+    ensure_servers(session)
+    session.install("--upgrade", "-e", ".[redis,otel]", *groups("typing"))
+    session.run("pytest", "-q", *NOT_SLOW, *session.posargs)
+    session.run("mypy", "--strict", *TYPED)
+    session.run("pyright", *TYPED)
+
+
+@nox.session(python=PYTHONS[0], venv_backend="uv")
+def lowest(session: nox.Session) -> None:
+    """The suite against the lowest version of every direct dependency pyproject.toml declares.
+
+    Not in the CI set: it keeps the declared ranges true (`httpx>=0.27` means 0.27 works).
+    """
+    ensure_servers(session)
+    session.install("--resolution=lowest-direct", "-e", ".[redis,otel]", *groups("tests"))
+    session.run("pytest", "-q", *NOT_SLOW, *session.posargs)

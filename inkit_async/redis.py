@@ -741,7 +741,7 @@ class RedisThrottle(Throttle):
             finally:
                 try:
                     async with asyncio.timeout(link.timeout):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
                 except Exception:  # noqa: BLE001, S110 - a pubsub on a dead connection
                     pass
             await link.drop_idle()  # connections to the Redis that failed fail again
