@@ -3,21 +3,38 @@
 Only batches whose ``is_finished`` is true are stored; a batch still in progress is
 always fetched, so ``wait`` and ``watch`` never see a stale snapshot. Entries leave
 after ``ttl`` seconds, or least-recently-used first once ``max_size`` is reached.
+
+An entry belongs to whoever asked: the API root, the token and the path. What the API
+answers depends on all three (staging and production hold different batches under the
+same id; a token sees only its own account's batches), so a cache shared by several
+clients keeps each one's answers apart: each client reads and writes through its own
+``CacheScope``, whose key names its root and token by a digest made once, when the
+client is created. The digest is an HMAC-SHA-256 under a random key drawn when the
+module is imported, which never leaves the process: the cache holds no token, and its
+keys cannot be used to confirm a guessed one.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
+import hmac
 import math
+import secrets
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     from ._models import Batch
 
-__all__ = ["BatchCache", "CacheStats"]
+__all__ = ["BatchCache", "CacheScope", "CacheStats"]
+
+#: The key of the owner digests: random, per process, never shown, logged or stored.
+_OWNER_KEY: Final = secrets.token_bytes(32)
 
 
 @attrs.frozen(kw_only=True)
@@ -44,8 +61,18 @@ class BatchCache:
     finished within the last ``ttl`` seconds, without a request; ``get(...,
     use_cache=False)`` asks the API (or joins a lookup of it under way) and stores the
     answer if it is finished; an error leaves the entry as it was. ``wait`` and
-    ``watch`` use it too: a finished batch is final. A client and its ``with_options``
-    variants share the cache; clients you pass the same instance to share it as well.
+    ``watch`` use it too: a finished batch is final.
+
+    Sharing: a client and its ``with_options`` variants share the cache, and so do
+    clients you pass the same instance to, within the limits of what they may see: an
+    entry belongs to the API root, the token and the path it was fetched with, so a
+    client is answered only with batches that a client of the same ``base_url`` and
+    the same token fetched. Clients of another root (staging, production) or with
+    another token (another account, a revoked or narrower one) send their own request
+    and get their own answer (the batch, or a 401 or 404) from the API; ``ttl`` and
+    ``max_size`` and the counters in ``stats`` are the whole cache's. No token is kept:
+    each client's entries are keyed by a digest of its root and token under a random
+    key of the process's own (HMAC-SHA-256), made once per client.
 
     Args:
         ttl: Seconds an entry is served (default 300). A finished batch does not
@@ -58,7 +85,15 @@ class BatchCache:
         ValueError: *ttl* is not a finite number > 0, or *max_size* is < 1.
     """
 
-    __slots__ = ("_entries", "_evictions", "_expirations", "_hits", "_misses", "max_size", "ttl")
+    __slots__ = (
+        "_entries",
+        "_evictions",
+        "_expirations",
+        "_hits",
+        "_misses",
+        "max_size",
+        "ttl",
+    )
 
     def __init__(self, *, ttl: float = 300.0, max_size: int = 10_000) -> None:
         if isinstance(ttl, bool) or not isinstance(ttl, int | float):
@@ -73,7 +108,9 @@ class BatchCache:
         """Seconds an entry is served."""
         self.max_size = max_size
         """Most entries kept."""
-        self._entries: collections.OrderedDict[str, tuple[float, Batch]] = collections.OrderedDict()
+        self._entries: collections.OrderedDict[Hashable, tuple[float, Batch]] = (
+            collections.OrderedDict()
+        )
         self._hits = self._misses = self._evictions = self._expirations = 0
 
     def __repr__(self) -> str:
@@ -99,8 +136,12 @@ class BatchCache:
         """Drop every entry (the counters stay)."""
         self._entries.clear()
 
-    def get(self, key: str) -> Batch | None:
-        """The finished batch stored under *key* (a path) if still fresh, else ``None``."""
+    def get(self, key: Hashable) -> Batch | None:
+        """The finished batch stored under *key* if still fresh, else ``None``.
+
+        The client's key names who asked (a digest of its root and token) and the path;
+        see ``CacheScope``.
+        """
         entry = self._entries.get(key)
         if entry is not None:
             stored_at, batch = entry
@@ -113,7 +154,7 @@ class BatchCache:
         self._misses += 1
         return None
 
-    def put(self, key: str, batch: Batch) -> None:
+    def put(self, key: Hashable, batch: Batch) -> None:
         """Store *batch* under *key* if it is finished; drop the oldest beyond ``max_size``."""
         if not batch.is_finished:
             return
@@ -122,3 +163,31 @@ class BatchCache:
         while len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
             self._evictions += 1
+
+
+class CacheScope:
+    """One client's part of a shared ``BatchCache``: its entries, keyed by who asked.
+
+    Made once per client (its ``with_options`` variants use the same), from its API root
+    and token: the owner digest is computed here, not at each lookup, so a 10,000-id
+    ``get_many`` pays one tuple per lookup for it. Every read and write of the cache by
+    the client goes through it, so no lookup can reach another owner's entries.
+    """
+
+    __slots__ = ("_owner", "cache")
+
+    def __init__(self, cache: BatchCache, root: str, token: str) -> None:
+        """Scope *cache* to the client of the API at *root* that sends *token*."""
+        self.cache = cache
+        """The shared cache."""
+        # Length-prefixed, so that no other (root, token) pair gives the same message.
+        message = f"{len(root)}:{root}{token}".encode("utf-8", "surrogatepass")
+        self._owner = hmac.new(_OWNER_KEY, message, hashlib.sha256).hexdigest()
+
+    def get(self, path: str) -> Batch | None:
+        """The fresh finished batch this owner fetched at *path*, else ``None``."""
+        return self.cache.get((self._owner, path))
+
+    def put(self, path: str, batch: Batch) -> None:
+        """Keep *batch*, fetched at *path*, for this owner if it is finished."""
+        self.cache.put((self._owner, path), batch)

@@ -35,6 +35,7 @@ import attrs
 import httpx
 
 from ._body import read_limited
+from ._cache import CacheScope
 from ._coalesce import Coalescer
 from ._constants import TOKEN_HEADER
 from ._converter import ShapeError
@@ -119,7 +120,13 @@ class EngineState:
         if isinstance(self.flow, Throttle):
             self.flow.bind(options.api_token)  # a RedisThrottle names its keys by it
         self.coalescer = Coalescer() if options.coalesce else None
-        self.cache = options.cache
+        # The client's part of a shared cache, its owner digest made once, here: a
+        # client's root and token cannot change (variants change per-call options only).
+        self.cache = (
+            CacheScope(options.cache, options.root, options.api_token)
+            if options.cache is not None
+            else None
+        )
         self.telemetry = telemetry_for(options.root)
         self.closed = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -219,6 +226,12 @@ class Engine:
     @property
     def cache(self) -> BatchCache | None:
         """The shared cache of finished batches, or ``None``."""
+        scope = self._state.cache
+        return None if scope is None else scope.cache
+
+    @property
+    def cache_scope(self) -> CacheScope | None:
+        """This client's part of the shared cache (keyed by its root and token), or ``None``."""
         return self._state.cache
 
     @property

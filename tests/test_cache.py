@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from inkit_async import AsyncInkit, BatchCache, CacheStats
+from inkit_async import AsyncInkit, AuthenticationError, BatchCache, CacheStats
 from inkit_async.testing import FakeInkit
 
 
@@ -105,6 +105,56 @@ async def test_the_least_recently_used_entry_goes_first(served):
     assert cache.stats.evictions == 2
     cache.clear()
     assert len(cache) == 0
+
+
+async def test_a_shared_cache_never_answers_a_client_of_another_root(uvicorn_server):
+    """Issue 21 row 1: production and staging clients share one cache; the same id.
+
+    Each gets its own root's batch, fetched from that root, then from its own entry.
+    """
+    production, staging = FakeInkit(docs_per_poll=0), FakeInkit(docs_per_poll=0)
+    for fake, name in ((production, "production"), (staging, "staging")):
+        fake.complete(fake.add_batch(batch_id="rb_same", name=name))
+    production_url = await uvicorn_server(production.app)
+    staging_url = await uvicorn_server(staging.app)
+    cache = BatchCache()
+    async with (
+        AsyncInkit(production.token, base_url=production_url, cache=cache) as live,
+        AsyncInkit(staging.token, base_url=staging_url + "/", cache=cache) as test,
+    ):
+        assert (await live.batch.get("rb_same")).name == "production"
+        assert (await test.batch.get("rb_same")).name == "staging"
+        assert (await live.batch.get("rb_same")).name == "production"
+        assert (await test.with_options(max_retries=0).batch.get("rb_same")).name == "staging"
+    assert (len(production.requests), len(staging.requests)) == (1, 1)
+    assert cache.stats == CacheStats(hits=2, misses=2, evictions=0, expirations=0, size=2)
+
+
+async def test_a_shared_cache_never_answers_a_client_with_another_token(served):
+    """Issue 21 row 2: clients of tokens A and B share a cache; only A may see the batch.
+
+    B's lookups reach the API and get its 401 every time, A's entry notwithstanding;
+    A is still answered from its entry. The cache holds no token.
+    """
+    fake, url = served
+    cache = BatchCache()
+    other_token = "tok_other_account_9f8e7d"
+    async with (
+        AsyncInkit(fake.token, base_url=url, cache=cache) as allowed,
+        AsyncInkit(other_token, base_url=url, cache=cache, max_retries=0) as refused,
+    ):
+        batch = await allowed.batch.get("rb_done")
+        with pytest.raises(AuthenticationError):
+            await refused.batch.get("rb_done")
+        with pytest.raises(AuthenticationError):
+            await refused.batch.wait("rb_done", timeout=5)
+        results = await refused.batch.get_many(["rb_done"], return_exceptions=True)
+        assert isinstance(results[0], AuthenticationError)
+        assert await allowed.batch.get("rb_done") is batch
+    assert [request.authorized for request in fake.requests] == [True, False, False, False]
+    keys = repr(list(cache._entries))  # noqa: SLF001 - what the cache holds, in full
+    assert fake.token not in keys
+    assert other_token not in keys
 
 
 @pytest.mark.parametrize(
