@@ -5,6 +5,13 @@ way wait for that request instead of sending again, and each gets its result (th
 frozen record) or an error of the same type (a copy each, so tracebacks do not mix). A
 request that has finished is never reused: the next caller of the key sends a new one.
 
+Who may share: a ``Coalescer`` belongs to one client (its ``EngineState``), so every
+caller of it sends to the same API root with the same token; those cannot differ
+between a client and its ``with_options`` variants. Within a client, the engine keeps
+one ``Coalescer`` per distinct set of per-call options (timeout, retries, backoff,
+``max_retry_after``, ``on_event``), so a shared request is always sent with options
+equal to each of its callers' own: no caller's options decide another's outcome.
+
 Two ways to run the shared request, chosen per key:
 
 - **In the first caller's own task**, for a key nobody else has asked for lately: the
@@ -76,9 +83,12 @@ class _Flight:
 
 
 class Coalescer:
-    """The requests under way, by key; shared by a client and its variants."""
+    """The requests under way, by key; shared by the engines of one client with equal options.
 
-    __slots__ = ("_flights", "_hot")
+    The engine holds it; it lives as long as an engine (or a request under way) does.
+    """
+
+    __slots__ = ("__weakref__", "_flights", "_hot")
 
     def __init__(self) -> None:
         """Start with nothing under way."""

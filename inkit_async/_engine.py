@@ -5,7 +5,8 @@ An ``Engine`` is one client's view of the shared machinery: its options (a
 ``with_options`` variants (the HTTP client, the concurrency slots, the throttle, the
 requests under way, the cache, the event loop it is bound to). One call goes:
 
-1. identical lookups under way share one request (``_coalesce.py``), if asked;
+1. identical lookups under way share one request (``_coalesce.py``), if asked, among
+   the callers whose per-call options are equal (one ``Coalescer`` per set of them);
 2. take a client-wide concurrency slot (waiting here never counts against a pool
    timeout, because the pool is sized to the slots);
 3. inside it, wait for a permit from the throttle (``_throttle.py``): its sending rate,
@@ -29,6 +30,7 @@ import logging
 import platform
 import time
 import warnings
+import weakref
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 import attrs
@@ -37,6 +39,7 @@ import httpx
 from ._body import read_limited
 from ._cache import CacheScope
 from ._coalesce import Coalescer
+from ._config import VariantArguments
 from ._constants import TOKEN_HEADER
 from ._converter import ShapeError
 from ._events import PauseEvent, RateEvent, RetryEvent
@@ -54,10 +57,10 @@ from ._throttle import Signal, Throttle, ThrottleTimeoutError, Unthrottled, sign
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Hashable, Mapping
 
     from ._cache import BatchCache
-    from ._config import ClientOptions, VariantArguments
+    from ._config import ClientOptions
     from ._events import ClientEvent
     from ._throttle import Change, FlowControl, Permit
     from ._tracing import AttemptSpan, Telemetry
@@ -87,7 +90,7 @@ class EngineState:
     __slots__ = (
         "cache",
         "closed",
-        "coalescer",
+        "coalescers",
         "flow",
         "http",
         "lean",
@@ -119,7 +122,11 @@ class EngineState:
         )
         if isinstance(self.flow, Throttle):
             self.flow.bind(options.api_token)  # a RedisThrottle names its keys by it
-        self.coalescer = Coalescer() if options.coalesce else None
+        # One Coalescer per set of per-call options, alive while an engine with those
+        # options (or a request under way) is: see `coalescer_for`.
+        self.coalescers: weakref.WeakValueDictionary[Hashable, Coalescer] | None = (
+            weakref.WeakValueDictionary() if options.coalesce else None
+        )
         # The client's part of a shared cache, its owner digest made once, here: a
         # client's root and token cannot change (variants change per-call options only).
         self.cache = (
@@ -149,6 +156,23 @@ class EngineState:
                 "the coroutine you pass to asyncio.run)."
             )
 
+    def coalescer_for(self, options: ClientOptions) -> Coalescer | None:
+        """The requests under way that a caller with *options* may join; ``None``: none.
+
+        Only callers whose per-call options are all equal share a request, so a shared
+        request is sent with each one's own timeout, retries, backoff, ``max_retry_after``
+        and ``on_event``: no caller's options decide another's outcome. Called once per
+        engine (a client or a variant), never per lookup.
+        """
+        coalescers = self.coalescers
+        if coalescers is None:
+            return None
+        key = sharing_key(options)
+        coalescer = coalescers.get(key)
+        if coalescer is None:
+            coalescer = coalescers[key] = Coalescer()
+        return coalescer
+
     async def send(self, request: httpx.Request) -> httpx.Response:
         """Send *request* and return the response with its body still unread."""
         if self.owns_http:
@@ -163,6 +187,32 @@ class EngineState:
         # Never follow a redirect, whatever the caller's client is set to: the token and
         # the body would go wherever the Location header says.
         return await self.http.send(request, stream=True, follow_redirects=False)
+
+
+#: The options a variant may change (``with_options``), sorted: what ``sharing_key`` reads.
+#: Every other option is the same for a client and all its variants by construction.
+_PER_CALL_OPTIONS: Final = tuple(sorted(VariantArguments.__optional_keys__))
+
+
+def sharing_key(options: ClientOptions) -> Hashable:
+    """What must be equal for two callers of one client to share a request.
+
+    Each per-call option, by value: an ``httpx.Timeout`` by its phases, anything else
+    that cannot be hashed (an ``on_event`` callable object that is a list, say) by
+    identity, which is stable while an engine holding it lives.
+    """
+    parts: list[object] = []
+    for name in _PER_CALL_OPTIONS:
+        value: object = getattr(options, name)
+        if isinstance(value, httpx.Timeout):
+            value = ("httpx.Timeout", tuple(sorted(value.as_dict().items())))
+        else:
+            try:
+                hash(value)
+            except TypeError:
+                value = ("id", id(value))
+        parts.append(value)
+    return tuple(parts)
 
 
 def telemetry_for(root: str) -> Telemetry | None:
@@ -186,6 +236,7 @@ class Engine:
 
     __slots__ = (
         "_closed",
+        "_coalescer",
         "_deadline",
         "_headers",
         "_lean_timeout",
@@ -218,6 +269,9 @@ class Engine:
         # same host, so the root decides), and aiohttp's form of the timeouts.
         self._root_url = httpx.URL(options.root)
         self._lean_timeout: Any = None
+        # The requests under way this engine's callers may join: those of the engines
+        # (of this client) whose per-call options equal these.
+        self._coalescer = self._state.coalescer_for(options)
 
     def variant(self, changes: VariantArguments) -> Engine:
         """An engine with some per-call options changed, over this engine's shared state."""
@@ -292,9 +346,10 @@ class Engine:
             may_repeat: Whether the call may safely reach the server twice. ``False``
                 (a create) retries only when the request certainly was not received.
             shared: Whether identical calls under way at the same moment (same path
-                and params; only GETs ask) share one request, from any variant of the
-                client; the first caller's options apply to it. Off when the client
-                was made with ``coalesce=False``.
+                and params; only GETs ask) share one request: calls from this client
+                or any of its variants whose per-call options equal this engine's
+                (``coalescer_for``), so the request is sent with every caller's own
+                options. Off when the client was made with ``coalesce=False``.
             operation: The call's name in traces (``batch.get``), for the span
                 OpenTelemetry records for it (``_tracing.py``), if any.
             attributes: That span's own attributes (``inkit.batch.id``).
@@ -307,7 +362,7 @@ class Engine:
             raise InkitError(_CLOSED)
         state = self._state
         state.bind()
-        coalescer = state.coalescer
+        coalescer = self._coalescer
         if shared and coalescer is not None:
             key = (path, tuple(sorted(params.items()))) if params else path
             work = coalescer.run(key, self._send, method, path, cast, params, body, may_repeat)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
-from inkit_async import AsyncInkit, Batch, NotFoundError
+from inkit_async import (
+    APITimeoutError,
+    AsyncInkit,
+    Batch,
+    NotFoundError,
+)
 
-from .conftest import TOKEN
+from .conftest import TOKEN, Events
 from .loopback import (
     BATCH_JSON,
     Hang,
@@ -117,10 +123,10 @@ async def test_every_caller_gets_an_error_of_its_own(server):
 
 
 async def test_variants_get_many_watch_and_get_share_one_request(server):
-    """A variant, get_many, watch and get of one id at once: one request."""
+    """A variant of equal options, get_many, watch and get of one id at once: one request."""
     server.handler = delayed(0.1)
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
-        variant = client.with_options(max_retries=0)
+        variant = client.with_options(max_retries=client.max_retries, timeout=client.timeout)
 
         async def first_snapshot() -> Batch:
             async for snapshot in client.batch.watch("rb_1"):
@@ -149,3 +155,64 @@ def test_coalesce_must_be_a_bool():
     """AsyncInkit(coalesce=...) takes True or False."""
     with pytest.raises(TypeError, match="coalesce"):
         AsyncInkit(TOKEN, coalesce="yes")  # type: ignore[arg-type]
+
+
+async def test_a_joiner_is_not_failed_by_the_starters_shorter_timeout(server):
+    """Issue 21 row 9: a lookup started by a timeout=0.3 variant; a default caller comes.
+
+    The server answers in 1 s. The default caller's own 30 s timeout holds for it: it
+    gets the batch (its own request), while the hurried variant times out.
+    """
+    server.handler = delayed(1.0)
+    async with asyncio.timeout(20), AsyncInkit(TOKEN, base_url=server.url) as client:
+        hurried = asyncio.create_task(client.with_options(timeout=0.3).batch.get("rb_1"))
+        await server.wait_for_requests(1)
+        assert (await client.batch.get("rb_1")).id == "rb_1"
+        with pytest.raises(APITimeoutError):
+            await hurried
+    assert server.requests[1].last_segment == "rb_1"
+
+
+async def test_a_joiner_stops_at_its_own_timeout(server):
+    """Issue 21 row 10: a timeout=0.5, max_retries=0 variant comes to a lookup under way.
+
+    The server answers in 3 s. The variant fails with APITimeoutError after its own
+    0.5 s (well within 2.5 s), not when the shared request ends; the default caller
+    still gets its batch.
+    """
+    server.handler = delayed(3.0)
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        patient = asyncio.create_task(client.batch.get("rb_1"))
+        await server.wait_for_requests(1)
+        hurried = client.with_options(timeout=0.5, max_retries=0)
+        async with asyncio.timeout(2.5):
+            with pytest.raises(APITimeoutError, match="timed out"):
+                await hurried.batch.get("rb_1")
+        assert not patient.done()
+        async with asyncio.timeout(10):
+            assert (await patient).id == "rb_1"
+    assert len(server.requests) == 2
+
+
+async def test_only_callers_of_equal_options_share_a_request(server):
+    """Variants made apart but with equal options share; other options send their own.
+
+    Equal means by value (an ``httpx.Timeout`` by its phases, a hashable callback by
+    ``==``); a callback that cannot be hashed (``Events`` is a list) by identity.
+    """
+    server.handler = delayed(0.2)
+    events = Events()
+    async with AsyncInkit(TOKEN, base_url=server.url, timeout=httpx.Timeout(5.0)) as client:
+        callers = [
+            client,
+            client.with_options(timeout=httpx.Timeout(5.0)),  # the client's own options
+            client.with_options(max_retries=0, on_event=events),
+            client.with_options(max_retries=0, on_event=events),  # another, equal variant
+            client.with_options(max_retries=0, on_event=Events()),  # an equal, other list
+            client.with_options(timeout=5.0),  # a deadline: not the same as the phases
+        ]
+        batches = await asyncio.gather(*(caller.batch.get("rb_1") for caller in callers))
+    assert batches[0] is batches[1]
+    assert batches[2] is batches[3]
+    assert len({id(batch) for batch in batches}) == 4
+    assert len(server.requests) == 4
