@@ -2,8 +2,10 @@
 
 As Go's ``singleflight``: callers of a key that come while a request for it is under
 way wait for that request instead of sending again, and each gets its result (the same
-frozen record) or an error of the same type (a copy each, so tracebacks do not mix). A
-request that has finished is never reused: the next caller of the key sends a new one.
+frozen record) or an error of the same type: a copy of its own, whose ``.body``,
+``.response`` and ``.request`` are its own copies too, so tracebacks do not mix and one
+caller changing its error changes no other's. A request that has finished is never
+reused: the next caller of the key sends a new one.
 
 Who may share: a ``Coalescer`` belongs to one client (its ``EngineState``), so every
 caller of it sends to the same API root with the same token; those cannot differ
@@ -37,7 +39,9 @@ import copy
 import sys
 from typing import TYPE_CHECKING, Any, Final, TypeVar, TypeVarTuple, Unpack
 
-from ._exceptions import InkitError
+import httpx
+
+from ._exceptions import InkitError, redacted_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Hashable
@@ -144,8 +148,9 @@ class Coalescer:
             return await waiter
         except InkitError as error:
             # The same exception object raised in many tasks would collect all their
-            # tracebacks: each caller raises a copy of its own.
-            raise copy.copy(error) from error.__cause__
+            # tracebacks, and one caller's change to its body would show in every other:
+            # each caller raises a copy of its own.
+            raise owned_copy(error) from error.__cause__
         except asyncio.CancelledError:
             waiters = flight.waiters or []
             if waiter in waiters:
@@ -186,6 +191,43 @@ class Coalescer:
         hot.move_to_end(key)
         if len(hot) > _HOT_KEYS:
             hot.popitem(last=False)
+
+
+def owned_copy(error: InkitError) -> InkitError:
+    """A copy of *error* that shares nothing mutable with it.
+
+    ``copy.copy`` keeps the attributes themselves: the body's dicts and lists, the
+    ``httpx`` response and request with their headers. Here each httpx object is
+    rebuilt from its (already masked) parts and every other attribute deep-copied;
+    ``deepcopy`` hands immutable values (the message, the status, a body's text, the
+    body bytes of a response) back as they are, so only what can change is copied.
+    """
+    duplicate = copy.copy(error)
+    fields = duplicate.__dict__
+    memo: dict[int, object] = {}
+    for name, value in fields.items():
+        if isinstance(value, httpx.Response):
+            fields[name] = _response_copy(value)
+        elif isinstance(value, httpx.Request):
+            fields[name] = redacted_request(value)
+        else:
+            fields[name] = copy.deepcopy(value, memo)
+    return duplicate
+
+
+def _response_copy(response: httpx.Response) -> httpx.Response:
+    """A new response with *response*'s status, headers, body, extensions and request."""
+    try:
+        request: httpx.Request | None = redacted_request(response.request)
+    except RuntimeError:  # none attached
+        request = None
+    return httpx.Response(
+        response.status_code,
+        headers=list(response.headers.raw),
+        content=response.content,
+        request=request,
+        extensions=dict(response.extensions),
+    )
 
 
 def _start_task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 
 import httpx
 import pytest
 
 from inkit_async import (
+    APIConnectionError,
+    APIStatusError,
     APITimeoutError,
     AsyncInkit,
     Batch,
+    InkitError,
     NotFoundError,
 )
+from inkit_async._coalesce import owned_copy
 
 from .conftest import TOKEN, Events
 from .loopback import (
     BATCH_JSON,
+    Drop,
     Hang,
     Respond,
     cancel_all,
@@ -216,3 +222,77 @@ async def test_only_callers_of_equal_options_share_a_request(server):
     assert batches[2] is batches[3]
     assert len({id(batch) for batch in batches}) == 4
     assert len(server.requests) == 4
+
+
+async def test_each_callers_error_owns_its_body_and_response(server):
+    """Coalesced errors share no body, response or request: changing one changes no other.
+
+    Every copy still reads as the server answered, with the token masked, and pickles.
+    """
+    body = {"error": "no such batch", "details": {"ids": ["rb_gone"]}}
+    server.handler = lambda request: Respond(
+        404, body, headers={"x-request-id": "req_1"}, delay=0.1
+    )
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        errors = await asyncio.gather(
+            *(client.batch.get("rb_gone") for _ in range(4)), return_exceptions=True
+        )
+    assert len(server.requests) == 1
+    assert all(isinstance(error, NotFoundError) for error in errors)
+    for number, error in enumerate(errors):
+        assert isinstance(error, NotFoundError)
+        error.body["details"]["ids"].append(number)
+        error.response.headers["x-mine"] = str(number)
+        error.response.request.headers["x-mine"] = str(number)
+    for number, error in enumerate(errors):
+        assert isinstance(error, NotFoundError)
+        assert error.body == {"error": "no such batch", "details": {"ids": ["rb_gone", number]}}
+        assert error.response.headers["x-mine"] == str(number)
+        assert error.response.request.headers["x-mine"] == str(number)
+        assert error.response.json() == body
+        assert error.response.reason_phrase == "Not Found"
+        assert error.request_id == "req_1"
+        assert error.response.request.headers["x-inkit-api-token"] == "[redacted]"
+        assert TOKEN not in repr(vars(error))
+        again = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+        assert (type(again), again.body, str(again)) == (NotFoundError, error.body, str(error))
+
+
+async def test_each_callers_connection_error_owns_its_request(server):
+    """Coalesced connection errors each carry a request of their own."""
+    server.handler = lambda request: Drop(delay=0.1)
+    async with AsyncInkit(TOKEN, base_url=server.url, max_retries=0) as client:
+        errors = await asyncio.gather(
+            *(client.batch.get("rb_1") for _ in range(3)), return_exceptions=True
+        )
+    assert len(server.requests) == 1
+    requests = []
+    for number, error in enumerate(errors):
+        assert isinstance(error, APIConnectionError)
+        assert error.request is not None
+        error.request.headers["x-mine"] = str(number)
+        requests.append(error.request)
+    assert [request.headers["x-mine"] for request in requests] == ["0", "1", "2"]
+    assert {str(request.url) for request in requests} == {f"{server.url}/batch/rb_1"}
+    assert all(isinstance(error, InkitError) and error.__cause__ for error in errors)
+
+
+def test_an_owned_copy_of_an_error_whose_response_has_no_request():
+    """owned_copy rebuilds a response that carries no request (one built by hand) as is."""
+    error = APIStatusError(
+        "418 from GET /batch/x",
+        response=httpx.Response(418, json={"error": "teapot"}),
+        body={"error": "teapot"},
+    )
+    duplicate = owned_copy(error)
+    assert isinstance(duplicate, APIStatusError)
+    assert (str(duplicate), duplicate.status_code, duplicate.body) == (
+        str(error),
+        418,
+        {"error": "teapot"},
+    )
+    assert duplicate.body is not error.body
+    assert duplicate.response is not error.response
+    assert duplicate.response.json() == {"error": "teapot"}
+    with pytest.raises(RuntimeError):
+        _ = duplicate.response.request
