@@ -71,11 +71,14 @@ class AsyncInkit:
             has its own, with the defaults; ``False`` switches it off, leaving only the
             pause a 429's ``Retry-After`` asks for.
         coalesce: Whether lookups of the same batch that are under way at the same
-            moment, from any task or variant of the client, share one request (default
-            ``True``). Each caller gets the same record, or an error of the same type;
-            one caller's cancellation never stops the request while others wait.
+            moment, from any task of the client or of its variants with equal per-call
+            options, share one request (default ``True``). Each caller gets the same
+            record, or an error of the same type with its own body and response; one
+            caller's cancellation never stops the request while others wait.
         cache: A ``BatchCache`` of finished batches (default: none): a finished batch
-            looked up again within its ``ttl`` is answered without a request.
+            looked up again within its ``ttl`` is answered without a request. Clients
+            may share one; each is answered only with entries of its own ``base_url``
+            and token.
         proxy: An HTTP proxy for every request (``http://user:pass@proxy:3128``):
             forwarded for ``http://``, tunnelled with CONNECT for ``https://``. Without
             it, the proxy variables httpx honours are honoured (``HTTPS_PROXY``,
