@@ -253,11 +253,23 @@ class LoopbackServer:
         """Stop listening and close every connection."""
         assert self._server is not None
         self._server.close()
-        for writer in list(self._writers):
+        writers = list(self._writers)
+        for writer in writers:
             writer.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A TLS close waits for the peer's close_notify, which on a loaded machine (or
+        # through a proxy's tunnel) can come late: give it a moment, then abort what is
+        # left, so that no socket outlives the server (uvloop refuses to close a loop
+        # that still has one, and asyncio warns).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2):
+                await asyncio.gather(
+                    *(writer.wait_closed() for writer in writers), return_exceptions=True
+                )
+        for writer in writers:
+            writer.transport.abort()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 1)
 

@@ -13,7 +13,7 @@ import trustme
 from inkit_async import APIConnectionError, APIStatusError, AsyncInkit
 
 from .conftest import TOKEN, Events
-from .loopback import BATCH_JSON, LoopbackServer, Raw, Respond, echo
+from .loopback import BATCH_JSON, LoopbackServer, Raw, Respond, echo, wait_until
 from .proxy_server import Squid, running_squid
 
 CREATE = {"template_id": "tmpl_1", "renders": [{"merge_parameters": {}}]}
@@ -195,7 +195,9 @@ async def test_proxy_variables_are_honoured(server, squid, clean_proxy_env, monk
         await client.batch.get_many([f"rb_{number}" for number in range(5)])
     assert len(server.requests) == 5
     assert all("via" in request.headers for request in server.requests)  # squid's mark
-    assert f"GET {server.url}/batch/rb_0" in squid.requests()
+    # Squid logs a request once it is over, which can be after the client has its answer.
+    logged = f"GET {server.url}/batch/rb_0"
+    await wait_until(lambda: logged in squid.requests(), 10, f"squid to log {logged}")
 
 
 @pytest.mark.parametrize("no_proxy", ["127.0.0.1", "*", "localhost,127.0.0.1"])
@@ -229,7 +231,9 @@ async def test_https_goes_through_the_proxy_by_connect(tls_server, squid, ca, tm
     ) as client:
         batches = await client.batch.get_many([f"rb_{number}" for number in range(5)])
     assert [batch.id for batch in batches] == [f"rb_{number}" for number in range(5)]
-    assert f"CONNECT 127.0.0.1:{tls_server.port}" in squid.requests()
+    # Squid logs a tunnel once it is closed, which can be after the client has closed.
+    logged = f"CONNECT 127.0.0.1:{tls_server.port}"
+    await wait_until(lambda: logged in squid.requests(), 10, f"squid to log {logged}")
 
 
 @pytest.mark.parametrize(
