@@ -419,7 +419,9 @@ class FakeInkit:
         items = [b.to_json() for b in self._batches.values() if b.id.startswith("fb_") == flow]
         items = [item for item in items if _matches(item, params)]
         field_name = sort.lstrip("-")
-        items.sort(key=lambda item: (item[field_name] is None, item[field_name] or 0))
+        # Ascending, then reversed for descending: a null sorts after every value going
+        # up and before every value going down, as PostgreSQL orders NULL by default.
+        items.sort(key=lambda item: _sort_key(item[field_name]))
         if sort.startswith("-"):
             items.reverse()
         page_count = (len(items) + size - 1) // size
@@ -462,6 +464,19 @@ class FakeInkit:
 
 
 _INVALID_JSON: Final = object()
+
+
+def _sort_key(value: object) -> tuple[int, Any]:
+    """Where a field's value goes in an ascending sort; any two keys compare.
+
+    Numbers come first, then strings (``""`` before every other), then null, which a
+    batch's ``name`` may be: each kind is compared only with its own.
+    """
+    if value is None:
+        return (2, 0)
+    if isinstance(value, int | float):
+        return (0, value)
+    return (1, str(value))
 
 
 def _matches(item: dict[str, Any], params: dict[str, str]) -> bool:

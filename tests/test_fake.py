@@ -401,3 +401,57 @@ async def test_asgi_app_serves_the_fake_over_a_real_socket(fake, uvicorn_server)
     assert created.id in fake.batch_ids()
     assert fake.requests[-1].json == {"template_id": "t", "renders": [{"merge_parameters": {}}]}
     assert all(request.authorized for request in fake.requests)
+
+
+# -- bad input gets an API's answer, never an exception ------------------------------------
+
+#: Names a listing sorted by name must order without comparing kinds: "" is a string.
+ODD_NAMES: list[str | None] = ["zeta", None, "", "alpha"]
+
+
+def seed_odd_names(fake: FakeInkit) -> None:
+    """Batches named as ODD_NAMES, in that order."""
+    for name in ODD_NAMES:
+        fake.add_batch(name=name)
+
+
+async def names_by_sort(client: AsyncInkit) -> dict[str, list[str | None]]:
+    """The names a listing sorted by name gives, both ways."""
+    return {
+        sort: [b.name async for b in client.batch.list(sort=sort, page_size=2)]
+        for sort in ("name", "-name")
+    }
+
+
+async def test_sort_by_name_orders_empty_and_null_names_in_process(fake):
+    """Row 11: names "", "zeta" and null sort by name: "" first, null last, no TypeError."""
+    seed_odd_names(fake)
+    async with fake.client() as client:
+        seen = await names_by_sort(client)
+    assert seen == {"name": ["", "alpha", "zeta", None], "-name": [None, "zeta", "alpha", ""]}
+
+
+async def test_sort_by_name_orders_empty_and_null_names_over_a_socket(fake, uvicorn_server):
+    """Row 11 over uvicorn on 127.0.0.1: the same order, and no 500 from the server."""
+    seed_odd_names(fake)
+    url = await uvicorn_server(fake.app)
+    async with AsyncInkit(fake.token, base_url=url, max_retries=0) as client:
+        seen = await names_by_sort(client)
+    assert seen == {"name": ["", "alpha", "zeta", None], "-name": [None, "zeta", "alpha", ""]}
+
+
+@pytest.mark.parametrize("field", ["created_at", "id", "name", "status", "total"])
+async def test_every_sort_field_orders_every_batch_both_ways(fake, field):
+    """Each sort field, with empty and null values around, lists every batch, one way reversed."""
+    for n, name in enumerate(ODD_NAMES):
+        batch_id = fake.add_batch(name=name, destinations={"inkit_storage": n + 1})
+        fake.set_status(batch_id, ["", "Queued", None, "zzz"][n])
+    async with fake.client() as client:
+        up = [b.id async for b in client.batch.list(sort=field)]
+        down = [b.id async for b in client.batch.list(sort=f"-{field}")]
+    assert sorted(up) == sorted(fake.batch_ids())
+    assert down == list(reversed(up))
+    values = [fake.batch_json(batch_id)[field] for batch_id in up]
+    present = [value for value in values if value is not None]
+    assert present == sorted(present)
+    assert values == present + [None] * (len(values) - len(present))
