@@ -21,6 +21,13 @@ documents per destination per ``GET``), or when a test says so (``advance``,
 refuse requests beyond a rate with 429, as a rate-limited API does; ``requests``
 records what came in.
 
+Bad input gets the answer an API gives, never a Python exception: a body that is not
+JSON (empty, not UTF-8, ``NaN``, a number beyond a float's range, nested more than 67
+levels) is a 400, a JSON body against the documented create rules a 422, a bad
+``page``, ``page_size``, ``sort`` or ``destination_status`` a 400; each with
+``{"error": "..."}`` saying what is wrong. A fault in the fake itself is a 500 (and a
+log record), the same in process and over a socket.
+
 ``fake.client()`` is an ``AsyncInkit`` wired to the fake in process (no sockets);
 ``fake.app`` is an ASGI application, so any ASGI server can serve the same fake over a
 real socket. Both go through one handler, so they behave the same.
@@ -30,8 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 import random
+import re
 import string
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +52,7 @@ from urllib.parse import parse_qsl, unquote
 import httpx
 
 from ._client import AsyncInkit
+from ._constants import MAX_JSON_DEPTH
 from ._retry import Backoff
 
 if TYPE_CHECKING:
@@ -58,11 +70,24 @@ FAKE_BASE_URL: Final = "http://testserver/v1"
 _ALPHABET: Final = string.ascii_letters + string.digits
 _DEFAULT_PAGE_SIZE: Final = 25
 _MAX_PAGE_SIZE: Final = 1000
-_SORT_FIELDS: Final = frozenset({"created_at", "name", "status", "total", "id"})
+_SORT_FIELDS: Final = ("created_at", "id", "name", "status", "total")
+_DESTINATION_STATES: Final = ("completed", "failed", "in_progress")
+#: ``page`` and ``page_size``: ASCII digits, at most 18 (a 64-bit integer), nothing else.
+_WHOLE_NUMBER: Final = re.compile(r"[0-9]{1,18}")
+#: Deepest nesting of a request body: a create body is 3 levels above a render's values,
+#: which the SDK lets nest ``MAX_JSON_DEPTH`` (64) levels. Checked after decoding, well
+#: below the depth at which Python's decoder raises ``RecursionError`` (about 1,000),
+#: so the answer does not depend on how deep the call stack happens to be.
+_MAX_BODY_DEPTH: Final = MAX_JSON_DEPTH + 3
+#: Digits (and sign) of the longest integer within a float's range (about 1.8e308).
+_MAX_INT_DIGITS: Final = 310
+_TOO_DEEP: Final = f"Body nests arrays and objects more than {_MAX_BODY_DEPTH} levels deep"
 _EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
 _NO_BACKOFF: Final = Backoff(initial=0, maximum=0)
 
 ASGIMessage = dict[str, Any]
+
+_log = logging.getLogger("inkit_async.testing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,17 +370,27 @@ class FakeInkit:
     async def handle(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Answer one request with ``(status, headers, body)``; both adapters call this."""
+        """Answer one request with ``(status, headers, body)``; both adapters call this.
+
+        Whatever comes in gets an HTTP answer: bad input a 4xx with a message, and a
+        fault in the fake itself a 500 (logged with its traceback on the
+        ``inkit_async.testing`` logger), never an exception, so the in-process client
+        and a server in front of ``app`` see the same thing.
+        """
         params = dict(parse_qsl(query, keep_blank_values=True))
-        try:
-            decoded: object = json.loads(body) if body else None
-        except ValueError:
-            decoded = _INVALID_JSON
+        decoded = _decode_body(body)
         token = headers.get("x-inkit-api-token")
         authorized = token == self.token
-        recorded = None if decoded is _INVALID_JSON else decoded
+        recorded = None if isinstance(decoded, _BadBody) else decoded
         self.requests.append(FakeRequest(method, path, params, recorded, authorized))
-        answer = await self._answer(method, path, params, decoded, token=token)
+        try:
+            answer = await self._answer(method, path, params, decoded, token=token)
+        except Exception as exc:  # noqa: BLE001 - any fault at all is the server's
+            # A bug in the fake (or state a test broke) is the server's fault, as on a
+            # real server: a 500, not an exception that would reach only the in-process
+            # client and differ from what a socket client sees.
+            _log.exception("FakeInkit failed to answer %s %s", method, path)
+            answer = _error(500, f"FakeInkit failed: {type(exc).__name__} (see its log)")
         payload, answer_headers = answer.encode()
         return answer.status, answer_headers, payload
 
@@ -406,23 +441,18 @@ class FakeInkit:
         return _error(405, f"Method {method} not allowed")
 
     def _list(self, params: dict[str, str], *, flow: bool) -> _Answer:
-        try:
-            page = int(params.get("page", "1"))
-            size = int(params.get("page_size", str(_DEFAULT_PAGE_SIZE)))
-        except ValueError:
-            return _error(400, "page and page_size must be integers")
-        if page < 1 or not 1 <= size <= _MAX_PAGE_SIZE:
-            return _error(400, f"page must be >= 1 and page_size 1..{_MAX_PAGE_SIZE}")
-        sort = params.get("sort", "-created_at")
-        if sort.lstrip("-") not in _SORT_FIELDS:
-            return _error(400, f"Cannot sort by {sort!r}")
-        items = [b.to_json() for b in self._batches.values() if b.id.startswith("fb_") == flow]
-        items = [item for item in items if _matches(item, params)]
-        field_name = sort.lstrip("-")
+        query = _checked_list_query(params)
+        if isinstance(query, str):
+            return _error(400, query)
+        page, size, sort = query
+        field_name = sort.removeprefix("-")
+        descending = sort.startswith("-")
+        batches = [b for b in self._batches.values() if b.id.startswith("fb_") == flow]
+        items = [item for item in (b.to_json() for b in batches) if _matches(item, params)]
         # Ascending, then reversed for descending: a null sorts after every value going
         # up and before every value going down, as PostgreSQL orders NULL by default.
         items.sort(key=lambda item: _sort_key(item[field_name]))
-        if sort.startswith("-"):
+        if descending:
             items.reverse()
         page_count = (len(items) + size - 1) // size
         start = (page - 1) * size
@@ -439,22 +469,19 @@ class FakeInkit:
                         "next_page": page + 1 if page < page_count else None,
                         "prev_page": page - 1 if page > 1 else None,
                     },
-                    "sort": {"field": field_name, "descending": sort.startswith("-")},
+                    "sort": {"field": field_name, "descending": descending},
                 },
             },
         )
 
     def _create(self, body: object) -> _Answer:
+        if isinstance(body, _BadBody):
+            return _error(400, body.problem)
         checked = _checked_create(body)
         if isinstance(checked, str):
-            return _error(400 if body is _INVALID_JSON else 422, checked)
-        counts: dict[str, int] = {}
-        for render in checked["renders"]:
-            for destination in render.get("destinations") or {"inkit_storage": {}}:
-                counts[destination] = counts.get(destination, 0) + 1
-        name = checked.get("name")
-        batch_id = self.add_batch(name=name if isinstance(name, str) else None, destinations=counts)
-        return _Answer(201, {"id": batch_id})
+            return _error(422, checked)
+        name, counts = checked
+        return _Answer(201, {"id": self.add_batch(name=name, destinations=counts)})
 
     def _new_id(self, prefix: str) -> str:
         while True:
@@ -463,7 +490,112 @@ class FakeInkit:
                 return candidate
 
 
-_INVALID_JSON: Final = object()
+# -- what comes in: every check of a request, in one place ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _BadBody:
+    """A request body that is not JSON the fake can take, and why."""
+
+    problem: str
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _float_range_int(text: str) -> int:
+    # The length check first: converting thousands of digits costs quadratic time, and
+    # Python's own digit limit is a process-wide setting a test may have changed.
+    if len(text) > _MAX_INT_DIGITS or abs(value := int(text)) > sys.float_info.max:
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _decode_body(body: bytes) -> object:
+    """The body's JSON, or a ``_BadBody`` saying why there is none.
+
+    JSON as RFC 8259 defines it: UTF-8 (no other encoding is guessed), no ``NaN`` or
+    ``Infinity``, numbers within a float's range (integers too: what most JSON
+    implementations can hold), strings of whole Unicode characters
+    (no lone surrogate escapes), and at most ``_MAX_BODY_DEPTH`` levels of nesting.
+    """
+    if not body:
+        return _BadBody("Body is empty: send a JSON object")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _BadBody(f"Body is not UTF-8 (byte {exc.start})")
+    try:
+        data = json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_float_range_int,
+        )
+    except RecursionError:
+        return _BadBody(_TOO_DEEP)
+    except ValueError as exc:
+        return _BadBody(f"Body is not valid JSON: {exc}")
+    problem = _json_problem(data)
+    return data if problem is None else _BadBody(problem)
+
+
+def _json_problem(data: object) -> str | None:
+    """What makes decoded JSON unfit (a lone surrogate, too deep), or ``None``."""
+    stack: list[tuple[object, int]] = [(data, 0)]
+    while stack:  # a loop, not recursion: the walk itself cannot run out of stack
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "Body is not valid JSON: a string holds a lone surrogate"
+        elif isinstance(value, dict | list):
+            if depth >= _MAX_BODY_DEPTH:  # *value* is level depth + 1
+                return _TOO_DEEP
+            if isinstance(value, dict):
+                members = cast("dict[str, object]", value)
+                stack.extend((key, depth + 1) for key in members)
+                stack.extend((child, depth + 1) for child in members.values())
+            else:
+                stack.extend((child, depth + 1) for child in cast("list[object]", value))
+    return None
+
+
+def _checked_list_query(params: dict[str, str]) -> tuple[int, int, str] | str:
+    """A listing's page, page size and sort, or what is wrong with the query.
+
+    Parameters the API does not document are ignored, as servers do.
+    """
+    page = _whole_number(params.get("page", "1"))
+    if page is None or page < 1:
+        return "page must be a whole number, 1 or more"
+    size = _whole_number(params.get("page_size", str(_DEFAULT_PAGE_SIZE)))
+    if size is None or not 1 <= size <= _MAX_PAGE_SIZE:
+        return f"page_size must be a whole number from 1 to {_MAX_PAGE_SIZE}"
+    sort = params.get("sort", "-created_at")
+    if sort.removeprefix("-") not in _SORT_FIELDS:
+        return (
+            f"Cannot sort by {sort[:100]!r}: sort is one of {', '.join(_SORT_FIELDS)}, "
+            "with an optional leading '-' for descending"
+        )
+    status = params.get("destination_status")
+    if status and status not in _DESTINATION_STATES:
+        return f"destination_status must be one of {', '.join(_DESTINATION_STATES)}"
+    return page, size, sort
+
+
+def _whole_number(text: str) -> int | None:
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
 
 
 def _sort_key(value: object) -> tuple[int, Any]:
@@ -490,33 +622,68 @@ def _matches(item: dict[str, Any], params: dict[str, str]) -> bool:
     status = params.get("destination_status")
     if status:
         chosen = [destinations[name]] if name else list(destinations.values())
-        if not any(counters.get(status, 0) > 0 for counters in chosen):
+        if not any(counters[status] > 0 for counters in chosen):
             return False
     return True
 
 
-def _checked_create(body: object) -> dict[str, Any] | str:
-    """The create body as a dict, or what is wrong with it."""
-    if body is _INVALID_JSON:
-        return "Body is not valid JSON"
+def _checked_create(body: object) -> tuple[str | None, dict[str, int]] | str:
+    """The new batch's name and documents per destination, or what is wrong with *body*.
+
+    The documented rules: an object with ``template_id`` (a non-empty string),
+    ``renders`` (a non-empty list) and an optional ``name`` (a string or null).
+    """
     if not isinstance(body, dict):
         return "Body must be a JSON object"
-    fields = cast("dict[str, Any]", body)
+    fields = cast("dict[str, object]", body)
     template_id = fields.get("template_id")
-    renders = fields.get("renders")
-    problem = None
     if not isinstance(template_id, str) or not template_id:
-        problem = "template_id is required"
-    elif not isinstance(renders, list) or not renders:
-        problem = "renders must be a non-empty list"
-    else:
-        for index, render in enumerate(cast("list[object]", renders)):
-            if not isinstance(render, dict) or not isinstance(
-                cast("dict[str, object]", render).get("merge_parameters"), dict
-            ):
-                problem = f"renders[{index}].merge_parameters is required"
-                break
-    return problem or fields
+        return "template_id is required: a non-empty string"
+    name = fields.get("name")
+    if name is not None and not isinstance(name, str):
+        return "name must be a string"
+    renders = fields.get("renders")
+    if not isinstance(renders, list) or not renders:
+        return "renders must be a non-empty list"
+    counts: dict[str, int] = {}
+    for index, render in enumerate(cast("list[object]", renders)):
+        destinations = _render_destinations(render, f"renders[{index}]")
+        if isinstance(destinations, str):
+            return destinations
+        for destination in destinations:
+            counts[destination] = counts.get(destination, 0) + 1
+    return name, counts
+
+
+def _render_destinations(render: object, where: str) -> list[str] | str:  # noqa: PLR0911
+    """Where one render goes, or what is wrong with it.
+
+    A render is an object with ``merge_parameters`` (an object), optional ``name`` and
+    ``description`` (strings or null) and optional ``destinations``: an object keyed by
+    destination name (non-empty), each value an object of that destination's settings.
+    Without destinations (absent, null or ``{}``) the document goes to Inkit Storage.
+    """
+    if not isinstance(render, dict):
+        return f"{where} must be an object"
+    fields = cast("dict[str, object]", render)
+    if not isinstance(fields.get("merge_parameters"), dict):
+        return f"{where}.merge_parameters is required: an object"
+    for key in ("name", "description"):
+        value = fields.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"{where}.{key} must be a string"
+    destinations = fields.get("destinations")
+    if destinations is None:
+        return ["inkit_storage"]
+    if not isinstance(destinations, dict):
+        return f"{where}.destinations must be an object keyed by destination name"
+    settings = cast("dict[str, object]", destinations)
+    for destination, value in settings.items():
+        if not destination:
+            return f"{where}.destinations: a destination name must not be empty"
+        if not isinstance(value, dict):
+            return f"{where}.destinations.{destination[:100]} must be an object"
+    return list(settings) or ["inkit_storage"]
 
 
 class ASGIApp:
@@ -538,7 +705,7 @@ class ASGIApp:
         receive: Callable[[], Awaitable[ASGIMessage]],
         send: Callable[[ASGIMessage], Awaitable[None]],
     ) -> None:
-        """Serve one ASGI connection (HTTP or lifespan)."""
+        """Serve one ASGI connection (HTTP or lifespan; a WebSocket is refused)."""
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -547,12 +714,22 @@ class ASGIApp:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        body = b""
+        if scope["type"] == "websocket":
+            # The API has no WebSocket: refuse the handshake (servers answer it 403).
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":
+            return
+        chunks: list[bytes] = []  # joined once: += would copy the body for every chunk
         while True:
             message = await receive()
-            body += message.get("body", b"")
+            if message["type"] == "http.disconnect":
+                return  # the client went before its body arrived: no one to answer
+            chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
+        body = b"".join(chunks)
         raw_path = scope.get("raw_path") or scope["path"].encode()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         status, answer_headers, payload = await self._fake.handle(

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from inkit_async import (
     APITimeoutError,
     AsyncInkit,
     AuthenticationError,
     Backoff,
+    BadRequestError,
     Batch,
     BatchStatus,
     InternalServerError,
     NotFoundError,
     RateLimitError,
     RenderSpec,
+    UnprocessableEntityError,
     converter,
 )
 from inkit_async.testing import FakeInkit
@@ -239,12 +246,54 @@ async def test_destination_status_filter(fake):
     assert names == {"completed": ["done"], "failed": ["broken"], "in_progress": ["busy"]}
 
 
-@pytest.mark.parametrize(
-    "params", [{"page": 0}, {"page_size": 0}, {"page_size": 1001}, {"page": "x"}, {"sort": "color"}]
-)
-async def test_list_rejects_bad_queries(fake, params):
-    """Out-of-range pages, page sizes and unknown sort fields are 400."""
-    assert (await raw(fake, "GET", "/v1/batch", params=params)).status_code == 400
+BAD_QUERIES: list[tuple[dict[str, str], str]] = [
+    ({"page": "0"}, "page must be"),
+    ({"page": "-1"}, "page must be"),
+    ({"page": "x"}, "page must be"),
+    ({"page": ""}, "page must be"),
+    ({"page": "+1"}, "page must be"),
+    ({"page": " 1"}, "page must be"),
+    ({"page": "1.0"}, "page must be"),
+    ({"page": "1_000"}, "page must be"),
+    ({"page": "\u0663"}, "page must be"),  # an Arabic-Indic 3: int() takes it, the API not
+    ({"page": "9" * 19}, "page must be"),
+    ({"page": "9" * 5000}, "page must be"),
+    ({"page_size": "0"}, "page_size must be"),
+    ({"page_size": "1001"}, "page_size must be"),
+    ({"page_size": "abc"}, "page_size must be"),
+    ({"sort": "color"}, "Cannot sort by 'color'"),
+    ({"sort": ""}, "Cannot sort by"),
+    ({"sort": "-"}, "Cannot sort by"),
+    ({"sort": "--name"}, "Cannot sort by"),
+    ({"sort": "x" * 10_000}, "Cannot sort by"),
+    ({"destination_status": "count"}, "destination_status must be one of"),
+    ({"destination_status": "Completed"}, "destination_status must be one of"),
+]
+
+
+@pytest.mark.parametrize(("params", "fragment"), BAD_QUERIES)
+@pytest.mark.parametrize("path", ["/v1/batch", "/v1/invoke/batch"])
+async def test_list_rejects_bad_queries(fake, path, params, fragment):
+    """Bad pages, page sizes, sorts and destination states are a 400 saying what is wrong."""
+    fake.add_batch()
+    assert_refused(await raw(fake, "GET", path, params=params), 400, fragment)
+
+
+async def test_list_ignores_undocumented_parameters_and_blank_filters(fake):
+    """limit=abc is not an Inkit parameter: ignored, as servers do; blank filters filter nothing."""
+    fake.add_batch(name="only")
+    params = {"limit": "abc", "search": "", "destination_name": "", "destination_status": ""}
+    response = await raw(fake, "GET", "/v1/batch", params=params)
+    assert response.status_code == 200
+    assert [item["name"] for item in response.json()["items"]] == ["only"]
+
+
+async def test_a_refused_query_reaches_the_sdk_as_bad_request(fake):
+    """A destination state the API does not have is a BadRequestError with the fake's reason."""
+    fake.add_batch()
+    async with fake.client() as client:
+        with pytest.raises(BadRequestError, match="destination_status must be one of"):
+            [b async for b in client.batch.list(destination_status="count")]
 
 
 async def test_flow_batches_are_listed_apart(fake):
@@ -455,3 +504,324 @@ async def test_every_sort_field_orders_every_batch_both_ways(fake, field):
     present = [value for value in values if value is not None]
     assert present == sorted(present)
     assert values == present + [None] * (len(values) - len(present))
+
+
+def nested(depth: int) -> Any:
+    """A value nesting lists *depth* levels deep (0: a scalar)."""
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def create_body(**render: object) -> bytes:
+    """A create body of one render: ``merge_parameters`` {} and *render*'s keys."""
+    return json.dumps(
+        {"template_id": "t", "renders": [{"merge_parameters": {}, **render}]}
+    ).encode()
+
+
+#: Bodies for POST /v1/batch and the status the fake answers each with: not JSON (400), or
+#: JSON against the documented create rules (422).
+HOSTILE_BODIES: list[tuple[str, bytes, int, str]] = [
+    ("empty", b"", 400, "empty"),
+    ("not UTF-8", b'{"template_id": "\xff"}', 400, "UTF-8"),
+    ("UTF-16", json.dumps({"template_id": "t"}).encode("utf-16"), 400, "UTF-8"),
+    ("not JSON", b"{not json", 400, "not valid JSON"),
+    ("NaN", b"NaN", 400, "NaN"),
+    ("Infinity", b'{"template_id": Infinity}', 400, "Infinity"),
+    ("huge float", create_body(name="x").replace(b'"x"', b"1e999"), 400, "out of range"),
+    ("huge int", b'{"a": ' + b"9" * 5000 + b"}", 400, "out of range"),
+    (
+        "int beyond a float",
+        create_body(name="x").replace(b'"x"', b"-1" + b"0" * 309),
+        400,
+        "out of range",
+    ),
+    ("lone surrogate", b'{"template_id": "\\ud800"}', 400, "surrogate"),
+    ("deep", b"[" * 100_000 + b"]" * 100_000, 400, "67 levels"),
+    ("deep object", b'{"a":' * 5_000 + b"1" + b"}" * 5_000, 400, "67 levels"),
+    ("just too deep", json.dumps(nested(68)).encode(), 400, "67 levels"),
+    ("an array", b"[1, 2]", 422, "JSON object"),
+    ("a number", b"12", 422, "JSON object"),
+    ("null", b"null", 422, "JSON object"),
+    ("no template", b'{"renders": [{"merge_parameters": {}}]}', 422, "template_id"),
+    ("template a number", b'{"template_id": 1e300, "renders": []}', 422, "template_id"),
+    ("empty template", b'{"template_id": "", "renders": []}', 422, "template_id"),
+    ("name a number", b'{"template_id": "t", "name": 5, "renders": []}', 422, "name"),
+    ("no renders", b'{"template_id": "t"}', 422, "renders"),
+    ("renders an object", b'{"template_id": "t", "renders": {"a": 1}}', 422, "renders"),
+    ("a render a string", b'{"template_id": "t", "renders": ["x"]}', 422, "renders[0]"),
+    ("merge_parameters a list", create_body(merge_parameters=[]), 422, "merge_parameters"),
+    ("render name a list", create_body(name=[]), 422, "renders[0].name"),
+    ("description a number", create_body(description=1), 422, "description"),
+    (
+        "destinations a list of names",
+        create_body(destinations=["inkit_storage"]),
+        422,
+        "keyed by destination name",
+    ),
+    (
+        "destinations a list of objects",
+        create_body(destinations=[{"inkit_storage": {}}]),
+        422,
+        "keyed by destination name",
+    ),
+    ("a destination without a name", create_body(destinations={"": {}}), 422, "not be empty"),
+    (
+        "a destination's settings a string",
+        create_body(destinations={"docusign": "x"}),
+        422,
+        "docusign must be an object",
+    ),
+]
+
+
+def assert_refused(response: httpx.Response, status: int, fragment: str) -> None:
+    """A 4xx JSON answer {"error": "..."} whose message holds *fragment*."""
+    assert response.status_code == status, response.text[:200]
+    message = response.json()["error"]
+    assert isinstance(message, str)
+    assert fragment in message
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [case[1:] for case in HOSTILE_BODIES],
+    ids=[case[0] for case in HOSTILE_BODIES],
+)
+async def test_hostile_create_bodies_get_an_api_answer(fake, body, status, fragment):
+    """Each bad create body is a 400 (not JSON) or 422 (against the rules), with a message."""
+    response = await raw(fake, "POST", "/v1/batch", content=body)
+    assert_refused(response, status, fragment)
+    assert fake.batch_ids() == []
+
+
+async def test_hostile_create_bodies_get_an_api_answer_over_a_socket(fake, uvicorn_server):
+    """The same bodies over uvicorn on 127.0.0.1: the same answers, no RecursionError."""
+    url = await uvicorn_server(fake.app)
+    headers = {"X-Inkit-API-Token": fake.token}
+    async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+        for _, body, status, fragment in HOSTILE_BODIES:
+            assert_refused(await http.post("/batch", content=body), status, fragment)
+        # Sent in pieces (chunked), a good body arrives whole.
+        good = json.dumps({"template_id": "t", "renders": [{"merge_parameters": {}}] * 500})
+
+        async def pieces():
+            for start in range(0, len(good), 100):
+                yield good[start : start + 100].encode()
+
+        created = await http.post("/batch", content=pieces())
+    assert created.status_code == 201
+    assert fake.batch_ids() == [created.json()["id"]]
+
+
+async def test_bad_destinations_through_the_sdk_are_unprocessable(fake):
+    """fake.client(): destinations as a list or with an empty name is a 422 with its reason."""
+    async with fake.client() as client:
+        for destinations, reason in (
+            (["inkit_storage"], "keyed by destination name"),
+            ({"": {}}, "must not be empty"),
+        ):
+            render = {"merge_parameters": {}, "destinations": destinations}
+            with pytest.raises(UnprocessableEntityError, match=reason):
+                await client.batch.create(template_id="t", renders=[render])
+    assert fake.batch_ids() == []
+
+
+async def test_the_deepest_body_the_sdk_sends_is_accepted(fake):
+    """merge_parameters at the SDK's limit (64 levels, numbers up to 1e308): a 201."""
+    deepest = {"a": nested(63), "big": 10**308, "small": -(10**308)}  # 64 levels deep
+    async with fake.client() as client:
+        created = await client.batch.create(
+            template_id="t", renders=[{"merge_parameters": deepest}]
+        )
+    assert fake.batch_ids() == [created.id]
+    deeper = {"template_id": "t", "renders": [{"merge_parameters": {"a": nested(64)}}]}
+    response = await raw(fake, "POST", "/v1/batch", json=deeper)
+    assert_refused(response, 400, "67 levels")
+
+
+# Any JSON value: scalars of every kind (huge integers, extreme floats, any text) nested
+# at random, and bodies shaped like a create with a hostile value anywhere in them.
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """*valid* nine times in ten, any JSON value otherwise: deep checks are reached."""
+    return st.integers(0, 9).flatmap(lambda n: valid if n else json_values)
+
+
+destination_maps = st.dictionaries(
+    st.sampled_from(["", "inkit_storage", "docusign"]) | st.text(max_size=5),
+    mostly(st.dictionaries(st.text(max_size=5), json_values, max_size=2)),
+    max_size=3,
+)
+renders = st.lists(
+    mostly(
+        st.fixed_dictionaries(
+            {"merge_parameters": mostly(st.dictionaries(st.text(max_size=5), json_values))},
+            optional={
+                "name": mostly(st.text(max_size=5)),
+                "description": mostly(st.text(max_size=5)),
+                "destinations": mostly(destination_maps)
+                | st.lists(destination_maps | st.text(max_size=5), min_size=1, max_size=2),
+            },
+        )
+    ),
+    max_size=3,
+)
+create_bodies = st.fixed_dictionaries(
+    {"template_id": mostly(st.just("tmpl_1")), "renders": mostly(renders)},
+    optional={"name": mostly(st.text(max_size=5) | st.none())},
+)
+#: Deterministic, not timed: a loaded machine must not fail a property on slowness.
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+async def answer(fake: FakeInkit, method: str, path: str, body: bytes = b"", query: str = ""):
+    """The fake's answer to one request through its ASGI app: (status, decoded JSON body)."""
+    response = await raw(fake, method, path, content=body, params=httpx.QueryParams(query))
+    return response.status_code, response.json() if response.content else None
+
+
+def assert_api_answer(status: int, body: object) -> None:
+    """A 2xx, or a 4xx whose JSON body says what is wrong; never a 5xx."""
+    assert 200 <= status < 300 or 400 <= status < 500, (status, body)
+    if status >= 400:
+        assert isinstance(body, dict)
+        assert isinstance(body["error"], str)
+        assert body["error"]
+
+
+@PROPERTY
+@given(body=create_bodies | json_values)
+async def test_any_json_body_gets_a_2xx_or_a_4xx(body):
+    """Property: whatever JSON is posted to any route, the answer is a 2xx or a 4xx."""
+    fake = FakeInkit(seed=1)
+    batch_id = fake.add_batch()
+    payload = json.dumps(body).encode()
+    for method, path in (
+        ("POST", "/v1/batch"),
+        ("POST", "/v1/invoke/batch"),
+        ("POST", f"/v1/batch/{batch_id}"),
+        ("GET", f"/v1/batch/{batch_id}"),
+        ("GET", "/v1/batch"),
+    ):
+        status, answered = await answer(fake, method, path, payload)
+        assert_api_answer(status, answered)
+        if method == "POST" and status == 201:
+            assert isinstance(answered, dict)
+            assert answered["id"] in fake.batch_ids()
+
+
+@PROPERTY
+@given(body=st.binary(max_size=64))
+async def test_any_bytes_body_gets_a_2xx_or_a_4xx(body):
+    """Property: any bytes as a create body are a 201 or a 4xx with a message."""
+    status, answered = await answer(FakeInkit(), "POST", "/v1/batch", body)
+    assert_api_answer(status, answered)
+
+
+query_values = (
+    st.text(max_size=8)
+    | st.integers(min_value=-(10**20), max_value=10**20).map(str)
+    | st.sampled_from(["name", "-name", "--total", "completed", "count", "1e3", "0x10"])
+)
+
+
+@PROPERTY
+@given(
+    params=st.dictionaries(
+        st.sampled_from(
+            ["page", "page_size", "sort", "search", "destination_name", "destination_status"]
+        )
+        | st.text(max_size=5),
+        query_values,
+        max_size=4,
+    )
+)
+async def test_any_listing_query_gets_a_200_or_a_400(params):
+    """Property: any query on either listing is a 200 or a 400 with a message."""
+    fake = FakeInkit(seed=2)
+    for name in ODD_NAMES:
+        fake.add_batch(name=name, destinations={"inkit_storage": 2, "docusign": 1})
+        fake.add_batch(name=name, flow=True)
+    query = str(httpx.QueryParams(params))
+    for path in ("/v1/batch", "/v1/invoke/batch"):
+        status, answered = await answer(fake, "GET", path, query=query)
+        assert status in {200, 400}, (status, answered)
+        assert_api_answer(status, answered)
+
+
+async def test_a_body_on_a_get_is_ignored(fake):
+    """A GET carrying a body too deep to decode still gets its batch."""
+    batch_id = fake.add_batch()
+    status, answered = await answer(fake, "GET", f"/v1/batch/{batch_id}", b"[" * 100_000)
+    assert status == 200
+    assert answered["id"] == batch_id
+    assert fake.requests[0].json is None
+
+
+async def test_a_fault_in_the_fake_is_a_500_in_process_and_over_a_socket(
+    fake, uvicorn_server, caplog
+):
+    """State a test broke makes the fake answer 500 with a message, logged; never an exception."""
+    batch_id = fake.add_batch()
+    fake._batches[batch_id].destinations = None  # noqa: SLF001 - broken on purpose
+    url = await uvicorn_server(fake.app)
+    with caplog.at_level(logging.ERROR, logger="inkit_async.testing"):
+        async with fake.client(max_retries=0) as client:
+            with pytest.raises(InternalServerError, match="FakeInkit failed: AttributeError"):
+                await client.batch.get(batch_id)
+        async with AsyncInkit(fake.token, base_url=url, max_retries=0) as client:
+            with pytest.raises(InternalServerError, match="FakeInkit failed: AttributeError"):
+                await client.batch.get(batch_id)
+    failures = [r for r in caplog.records if r.name == "inkit_async.testing"]
+    assert len(failures) == 2
+    assert all(r.exc_info and r.exc_info[0] is AttributeError for r in failures)
+
+
+async def drive(fake: FakeInkit, scope: dict[str, Any], incoming: list[dict[str, Any]]):
+    """Run the ASGI app on one scope as a server would; return what it sent."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await fake.app(scope, receive, send)
+    return sent
+
+
+async def test_the_asgi_app_refuses_a_websocket_and_ignores_other_scopes(fake):
+    """A WebSocket is closed at its handshake; an unknown scope type gets nothing."""
+    sent = await drive(
+        fake, {"type": "websocket", "path": "/v1/batch"}, [{"type": "websocket.connect"}]
+    )
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert await drive(fake, {"type": "telepathy"}, []) == []
+    assert fake.requests == []
+
+
+async def test_the_asgi_app_answers_no_one_after_a_disconnect(fake):
+    """A client that leaves before its body arrived gets no answer and leaves no record."""
+    scope = {"type": "http", "method": "POST", "path": "/v1/batch", "headers": []}
+    incoming = [
+        {"type": "http.request", "body": b"{", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    assert await drive(fake, scope, incoming) == []
+    assert fake.requests == []
