@@ -154,6 +154,7 @@ class _Batch:
     created_at: datetime
     destinations: dict[str, _Destination]
     docs_per_poll: int
+    flow: bool
     status: str | None = None  # forced by the test; else derived from the counters
 
     def status_now(self) -> str:
@@ -214,6 +215,9 @@ class FakeInkit:
         docs_per_poll: Documents each destination completes per ``GET`` of a batch
             (default 1; 0 freezes batches until the test calls ``advance``).
         seed: Seed for the generated ids, for reproducible runs.
+
+    Raises:
+        TypeError, ValueError: *docs_per_poll* is not an ``int`` >= 0.
     """
 
     def __init__(
@@ -225,7 +229,7 @@ class FakeInkit:
     ) -> None:
         """Start empty: no batches, no faults, no requests."""
         self.token = token
-        self.docs_per_poll = docs_per_poll
+        self.docs_per_poll = _check_count("docs_per_poll", docs_per_poll)
         self.requests: list[FakeRequest] = []
         """Every request received, oldest first."""
         self._random = random.Random(seed)  # noqa: S311 - ids, not secrets
@@ -261,7 +265,30 @@ class FakeInkit:
             created_at: Its creation time (default: one second after the previous batch).
             docs_per_poll: This batch's own pace (default: the fake's).
             batch_id: A chosen id instead of a generated one.
+
+        Raises:
+            TypeError: *name* or *batch_id* is not a string (or ``None``), or a count is
+                not an ``int``.
+            ValueError: *batch_id* is taken, a destination name is empty, or a count is
+                below 0.
         """
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        if batch_id is not None and not isinstance(batch_id, str):
+            raise TypeError(f"batch_id must be a str or None, got {type(batch_id).__name__}")
+        if batch_id in self._batches:
+            raise ValueError(f"a batch with the id {batch_id!r} exists already")
+        counts: dict[str, int] = {}
+        for destination, count in (destinations or {"inkit_storage": 1}).items():
+            key: object = destination  # checked: a test may pass anything
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"a destination name must be a non-empty str, got {key!r}")
+            counts[key] = _check_count(f"destinations[{key!r}]", count)
+        pace = (
+            self.docs_per_poll
+            if docs_per_poll is None
+            else _check_count("docs_per_poll", docs_per_poll)
+        )
         new_id = batch_id or self._new_id("fb_" if flow else "rb_")
         if created_at is None:
             created_at = _EPOCH + timedelta(seconds=len(self._batches))
@@ -269,11 +296,9 @@ class FakeInkit:
             id=new_id,
             name=name,
             created_at=created_at.astimezone(UTC),
-            destinations={
-                dest: _Destination(count=count)
-                for dest, count in (destinations or {"inkit_storage": 1}).items()
-            },
-            docs_per_poll=self.docs_per_poll if docs_per_poll is None else docs_per_poll,
+            destinations={dest: _Destination(count=count) for dest, count in counts.items()},
+            docs_per_poll=pace,
+            flow=flow,
         )
         return new_id
 
@@ -287,7 +312,7 @@ class FakeInkit:
 
     def advance(self, batch_id: str, documents: int = 1) -> None:
         """Complete up to *documents* more documents in each destination of a batch."""
-        self._batches[batch_id].advance(documents)
+        self._batches[batch_id].advance(_check_count("documents", documents))
 
     def complete(self, batch_id: str) -> None:
         """Finish a batch: every document still in progress completes."""
@@ -296,12 +321,16 @@ class FakeInkit:
 
     def fail(self, batch_id: str, documents: int | None = None) -> None:
         """Fail *documents* in-progress documents per destination (default: all of them)."""
+        if documents is not None:
+            _check_count("documents", documents)
         for destination in self._batches[batch_id].destinations.values():
             step = destination.in_progress if documents is None else documents
             destination.failed += min(step, destination.in_progress)
 
     def set_status(self, batch_id: str, status: str | None) -> None:
         """Force the status string the API reports (``None``: derive it from the counters)."""
+        if status is not None and not isinstance(status, str):
+            raise TypeError(f"status must be a str or None, got {type(status).__name__}")
         self._batches[batch_id].status = status
 
     def fail_next(
@@ -317,8 +346,12 @@ class FakeInkit:
 
         The body defaults to ``{"error": "Injected fault"}``; *delay* seconds pass before
         each of those answers.
+
+        Raises:
+            TypeError: *body* is not something ``json.dumps`` can encode.
         """
         default = {"error": "Injected fault"}
+        json.dumps(body)  # a body that cannot be sent fails here, not at the request
         fault = _Fault(status, retry_after, default if body is None else body, delay)
         self._faults.extend(fault for _ in range(count))
 
@@ -425,7 +458,7 @@ class FakeInkit:
 
     def _get(self, batch_id: str, *, flow: bool) -> _Answer:
         batch = self._batches.get(batch_id)
-        if batch is None or batch.id.startswith("fb_") != flow:
+        if batch is None or batch.flow != flow:
             return _error(404, f"Batch {batch_id} not found")
         answer = _Answer(200, batch.to_json())
         batch.advance(batch.docs_per_poll)  # the next poll sees progress
@@ -447,7 +480,7 @@ class FakeInkit:
         page, size, sort = query
         field_name = sort.removeprefix("-")
         descending = sort.startswith("-")
-        batches = [b for b in self._batches.values() if b.id.startswith("fb_") == flow]
+        batches = [b for b in self._batches.values() if b.flow == flow]
         items = [item for item in (b.to_json() for b in batches) if _matches(item, params)]
         # Ascending, then reversed for descending: a null sorts after every value going
         # up and before every value going down, as PostgreSQL orders NULL by default.
@@ -488,6 +521,15 @@ class FakeInkit:
             candidate = prefix + "".join(self._random.choices(_ALPHABET, k=22))
             if candidate not in self._batches:
                 return candidate
+
+
+def _check_count(name: str, value: object) -> int:
+    """*value* when it is a whole number of documents (an ``int`` >= 0), else raise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
 
 
 # -- what comes in: every check of a request, in one place ---------------------------------

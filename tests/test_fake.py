@@ -825,3 +825,47 @@ async def test_the_asgi_app_answers_no_one_after_a_disconnect(fake):
     ]
     assert await drive(fake, scope, incoming) == []
     assert fake.requests == []
+
+
+# -- what a test sets up is checked where it is given --------------------------------------
+
+
+async def test_a_chosen_id_is_a_flow_batch_when_asked(fake):
+    """flow=True with a chosen id serves it under /invoke/batch, whatever its prefix."""
+    flow_id = fake.add_batch(batch_id="rb_looks_like_a_document", flow=True)
+    document_id = fake.add_batch(batch_id="fb_looks_like_a_flow")
+    async with fake.client() as client:
+        assert (await client.flow_batch.get(flow_id)).id == flow_id
+        assert (await client.batch.get(document_id)).id == document_id
+        assert [b.id async for b in client.flow_batch.list()] == [flow_id]
+        with pytest.raises(NotFoundError):
+            await client.batch.get(flow_id)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda f: f.add_batch(name=5), TypeError, "name must be a str"),
+        (lambda f: f.add_batch(batch_id=5), TypeError, "batch_id must be a str"),
+        (
+            lambda f: f.add_batch(batch_id="rb_1") and f.add_batch(batch_id="rb_1"),
+            ValueError,
+            "exists already",
+        ),
+        (lambda f: f.add_batch(destinations={"": 1}), ValueError, "destination name"),
+        (lambda f: f.add_batch(destinations={5: 1}), ValueError, "destination name"),
+        (lambda f: f.add_batch(destinations={"x": -1}), ValueError, "must be >= 0"),
+        (lambda f: f.add_batch(destinations={"x": "3"}), TypeError, "must be an int"),
+        (lambda f: f.add_batch(destinations={"x": True}), TypeError, "must be an int"),
+        (lambda f: f.add_batch(docs_per_poll=-1), ValueError, "docs_per_poll"),
+        (lambda f: FakeInkit(docs_per_poll=1.5), TypeError, "docs_per_poll"),
+        (lambda f: f.advance(f.add_batch(), -1), ValueError, "documents"),
+        (lambda f: f.fail(f.add_batch(), -1), ValueError, "documents"),
+        (lambda f: f.set_status(f.add_batch(), 3), TypeError, "status must be a str"),
+        (lambda f: f.fail_next(1, 500, body=object()), TypeError, "not JSON serializable"),
+    ],
+)
+def test_set_up_mistakes_fail_where_they_are_made(fake, call, error, match):
+    """A test's bad set-up raises at the call, not later as a broken answer."""
+    with pytest.raises(error, match=match):
+        call(fake)
