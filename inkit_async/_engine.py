@@ -531,7 +531,8 @@ class Engine:
         wait = self._state.flow.max_wait if isinstance(self._state.flow, Throttle) else 0.0
         return APITimeoutError(
             f"{method} {path} gave up waiting for the throttle, paused for over {wait:g} s "
-            "(the API is refusing requests or failing); nothing was sent"
+            "(the API is refusing requests or failing); nothing was sent",
+            may_have_reached_server=False,
         )
 
     def _report_change(

@@ -118,15 +118,28 @@ class APIConnectionError(InkitError):
     """No usable response: the connection was refused, reset, dropped or timed out.
 
     Raised after the retry budget is spent. The underlying ``httpx`` exception is the
-    ``__cause__``.
+    ``__cause__``. For a create, the message also says whether the batch may exist.
     """
 
     request: httpx.Request | None
     """The request that failed (token masked), when one was built."""
+    may_have_reached_server: bool
+    """Whether the request may have reached the server. ``False`` only when it provably
+    did not: the connection was refused or never opened, the call gave up before sending,
+    or the server had closed the connection before any byte of the request reached it.
+    For a create, ``True`` means the batch may exist: the SDK did not send it again, so
+    look for it (``list(search=...)``) before creating it again."""
 
-    def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: httpx.Request | None = None,
+        may_have_reached_server: bool = True,
+    ) -> None:
         super().__init__(message)
         self.request = request
+        self.may_have_reached_server = may_have_reached_server
 
 
 class APITimeoutError(APIConnectionError):
@@ -530,23 +543,40 @@ def status_error(
 
 
 def connection_error(
-    what: str, failure: BaseException, request: httpx.Request
+    what: str,
+    failure: BaseException,
+    request: httpx.Request,
+    *,
+    reached: bool = True,
+    create: bool = False,
 ) -> APIConnectionError:
     """The error for a transport failure (or a passed deadline) of *what*.
 
-    The httpx exceptions in *failure*'s chain get the masked request (``scrub_failure``).
+    *reached* says whether the request may have reached the server (the error's
+    ``may_have_reached_server``); for a *create* (a call that must not run twice) the
+    message says what that means: whether the batch may exist. The httpx exceptions in
+    *failure*'s chain get the masked request (``scrub_failure``).
     """
     secret = _Secret(request)
     redacted = redacted_request(request)
     scrub_failure(failure, request, redacted)
+    after = (_MAY_EXIST if reached else _NOT_CREATED) if create else ""
+    cls: type[APIConnectionError]
     if isinstance(failure, DeadlineExceeded):
-        return APITimeoutError(secret.mask(f"{what} timed out"), request=redacted)
-    if isinstance(failure, httpx.TimeoutException):
-        return APITimeoutError(
-            secret.mask(f"{what} timed out ({type(failure).__name__})"), request=redacted
-        )
-    reason = _one_line(secret.mask(str(failure)), MAX_ERROR_DETAIL) or type(failure).__name__
-    return APIConnectionError(secret.mask(f"{what} failed: {reason}"), request=redacted)
+        message, cls = f"{what} timed out", APITimeoutError
+    elif isinstance(failure, httpx.TimeoutException):
+        message, cls = f"{what} timed out ({type(failure).__name__})", APITimeoutError
+    else:
+        reason = _one_line(secret.mask(str(failure)), MAX_ERROR_DETAIL) or type(failure).__name__
+        message, cls = f"{what} failed: {reason}", APIConnectionError
+    return cls(secret.mask(message) + after, request=redacted, may_have_reached_server=reached)
+
+
+# What a create's connection error adds, by whether the request may have reached the server.
+_MAY_EXIST: Final = (
+    ". The request may have reached the server, so the batch may exist; it was not sent again"
+)
+_NOT_CREATED: Final = ". The request never reached the server, so no batch was created"
 
 
 def oversized_error(what: str, response: httpx.Response) -> APIResponseValidationError:

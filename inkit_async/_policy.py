@@ -8,10 +8,12 @@ what makes every retry rule testable with plain values.
 The rules:
 
 - A transport failure after which the request certainly did not reach the server
-  (connection refused, connect timeout) may be retried for any call. Other transport
-  failures (a dropped connection, a read timeout, the deadline) are retried only for a
-  call that may run twice (``may_repeat``): a create that may have been received is
-  never sent again.
+  (connection refused, connect timeout, and a connection the server had closed before
+  any byte of the request reached it, which the SDK's transport reports as
+  ``httpx.ConnectError``) may be retried for any call. Other transport failures (a
+  dropped connection, a read timeout, the deadline) are retried only for a call that
+  may run twice (``may_repeat``): a create that may have been received is never sent
+  again, and its error says the batch may exist (``may_have_reached_server``).
 - A TLS failure (an untrusted or mismatched certificate, a failed handshake) is final:
   trying again cannot change it.
 - The statuses 408, 429, 500, 502, 503 and 504 are retried; for a call that must not
@@ -146,12 +148,17 @@ def _is_tls_failure(failure: BaseException) -> bool:
 
 def _decide_failure(outcome: Failure, attempt: Attempt, options: ClientOptions) -> Retry | Fail:
     failure = outcome.error
-    error = connection_error(attempt.what, failure, outcome.request)
+    not_sent = isinstance(failure, _NOT_SENT)
+    error = connection_error(
+        attempt.what,
+        failure,
+        outcome.request,
+        reached=not not_sent,
+        create=not attempt.may_repeat,
+    )
     if _is_tls_failure(failure):
         return Fail(error=error)
-    retryable = isinstance(failure, _NOT_SENT) or (
-        attempt.may_repeat and isinstance(failure, _TRANSIENT)
-    )
+    retryable = not_sent or (attempt.may_repeat and isinstance(failure, _TRANSIENT))
     if not retryable or attempt.retries >= options.max_retries:
         return Fail(error=error)
     return Retry(

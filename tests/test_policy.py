@@ -110,6 +110,13 @@ NEVER_RETRIED = [
 ]
 
 
+#: What a create's connection error adds: whether the batch may exist.
+MAY_EXIST = (
+    ". The request may have reached the server, so the batch may exist; it was not sent again"
+)
+NOT_CREATED = ". The request never reached the server, so no batch was created"
+
+
 def name(value: object) -> str:
     """A test id: the exception's class name."""
     return type(value).__name__
@@ -124,7 +131,10 @@ def test_failures_that_never_reached_the_server_are_retried_for_any_call(
     call = attempt(may_repeat=may_repeat)
     decision = retried(decide(failure(error, may_repeat=may_repeat), call, options()))
     assert decision.delay == 1.0
-    assert decision.reason == f"{call.what} {message}"
+    # A create's error says no batch was made; a lookup's has nothing to add.
+    after = "" if may_repeat else NOT_CREATED
+    assert decision.reason == f"{call.what} {message}{after}"
+    assert decision.error.may_have_reached_server is False
     assert decision.exception == type(error).__name__
     assert decision.status_code is None
     assert decision.pause == 0.0
@@ -140,7 +150,9 @@ def test_other_transport_failures_are_retried_only_when_the_call_may_repeat(erro
     assert decision.exception == expected
     create = failed(decide(failure(error, may_repeat=False), attempt(may_repeat=False), options()))
     assert type(create.error) is raises
-    assert create.error.message == f"POST /batch {message}"
+    assert create.error.message == f"POST /batch {message}{MAY_EXIST}"
+    assert create.error.may_have_reached_server is True
+    assert decision.error.may_have_reached_server is True
     assert create.pause == 0.0
 
 

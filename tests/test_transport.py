@@ -142,7 +142,11 @@ async def test_connect_timeout_is_a_connect_timeout_so_a_create_is_retried(event
         ) as client:
             with pytest.raises(APITimeoutError) as info:
                 await client.batch.create(template_id="t", renders=[{"merge_parameters": {}}])
-    assert str(info.value) == "POST /batch timed out (ConnectTimeout)"
+    assert str(info.value) == (
+        "POST /batch timed out (ConnectTimeout). The request never reached the server, "
+        "so no batch was created"
+    )
+    assert info.value.may_have_reached_server is False
     assert type(info.value.__cause__) is httpx.ConnectTimeout
     assert type(info.value.__cause__.__cause__) is aiohttp.ConnectionTimeoutError
     assert [(e.method, e.attempt, e.exception) for e in events.retries] == [
