@@ -10,18 +10,32 @@ What this module adds to aiohttp, and why:
 
 - **Error mapping.** Every aiohttp failure maps to the httpx exception that says whether
   the request may have reached the server: the SDK retries a create only after
-  ``httpx.ConnectError``/``ConnectTimeout``, so a dropped connection must never be
-  reported as one. TLS failures keep the ``ssl`` error as their cause, so the retry
-  policy can see that a certificate problem is final. aiohttp exceptions that carry the
-  request's headers have the token masked before they are chained.
+  ``httpx.ConnectError``/``ConnectTimeout``, so a dropped connection is reported as one
+  only when it provably never carried the request (below). TLS failures keep the
+  ``ssl`` error as their cause, so the retry policy can see that a certificate problem
+  is final. aiohttp exceptions that carry the request's headers have the token masked
+  before they are chained.
 - **Stale keep-alive connections.** App servers close idle connections after a few
   seconds (uvicorn and hypercorn after 5, gunicorn after 2). A pooled connection is
-  checked for a pending close (or stray bytes) before it is reused, and a request that
-  fails on a reused connection before any byte of an answer is sent again at once on
-  another connection, with no backoff and no attempt counted, when that is safe: a GET
-  always, a create only when its body was not written. This is what Go's ``net/http``
-  and urllib3 do. aiohttp's own silent re-send is switched off, so one attempt is one
-  request otherwise.
+  checked for a pending close (or stray bytes) before it is reused. The server may
+  still close it just as the request goes out; a request that then fails on a reused
+  connection is sent again at once on another, with no backoff and no attempt counted,
+  when that is safe: a GET always (as Go's ``net/http`` and urllib3 do), a create only
+  when it provably did not reach the server (``_Watch``). aiohttp's own silent re-send
+  is switched off, so one attempt is one request otherwise.
+- **Whether a create reached the server**, from TCP's own facts, never from error
+  texts. Before a create goes out, the transport notes how many bytes of the
+  connection the server's TCP has acknowledged; when the connection fails, it looks
+  again. Every segment a TCP sends acknowledges every byte it has received, so a
+  server whose closing FIN acknowledges no byte of the request had closed the
+  connection before any of it arrived, and an HTTP server does not act on a request
+  that arrives on a connection it has closed (it could never answer). Nor can the
+  server have a request of which no segment left this machine. Either way the failure
+  is raised as ``httpx.ConnectError`` (request not sent), so the retry policy may send
+  a create again. Any other failure may have reached the server, a reset without a FIN
+  too: a server that read the request and then reset the connection looks the same.
+  The counters are Linux's ``TCP_INFO``; elsewhere every failure after sending may
+  have reached the server.
 - **Proxies and trust** (``build_http_client``): the environment's proxy variables as
   httpx reads them, an explicit ``proxy=``, and one trust policy (see
   ``ssl_context_for``).
@@ -31,23 +45,28 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import select
+import socket
 import ssl
+import struct
 import sys
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, NoReturn, cast
 from urllib.request import getproxies
 
 import aiohttp
 import httpx
 import multidict
 import yarl
+from aiohttp.client_proto import ResponseHandler
 
 from ._body import decode_limited
 from ._constants import DEFAULT_KEEPALIVE_EXPIRY, MAX_RESPONSE_BYTES, TOKEN_HEADER
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import AsyncIterator, Generator, Mapping
 
     from ._config import ClientOptions
@@ -69,8 +88,19 @@ _RESENDS: Final = 3
 #: Reused connections checked and dropped before a request gives up looking.
 _STALE_CHECKS: Final = 8
 
-# Whether the connection the current request got was reused (set by _Connector).
-_reused: contextvars.ContextVar[bool] = contextvars.ContextVar("inkit_reused", default=False)
+#: Linux's ``struct tcp_info`` (``TCP_INFO``): its first 160 bytes (kernel 4.6 and
+#: later) hold ``tcpi_bytes_acked`` (a u64 at byte 120: bytes of ours the peer's TCP has
+#: acknowledged, plus one for the SYN) and ``tcpi_data_segs_out`` (a u32 at byte 156:
+#: segments carrying data this side has sent, retransmissions included).
+_TCP_INFO: Final[int | None] = (
+    getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
+)
+_TCP_INFO_SIZE: Final = 160
+_TCP_COUNTERS: Final = struct.Struct("=Q28xI")
+_TCP_COUNTERS_AT: Final = 120
+
+# What the transport knows of the current request's connection (set by _Connector).
+_sent: contextvars.ContextVar[_Watch | None] = contextvars.ContextVar("inkit_sent", default=None)
 
 
 def _mask(headers: Any) -> multidict.CIMultiDictProxy[str]:  # noqa: ANN401 - aiohttp's types
@@ -137,14 +167,77 @@ def _map_errors() -> Generator[None]:
         _raise_mapped(exc)
 
 
-def _may_resend(method: str, exc: BaseException) -> bool:
-    """Whether a request that failed on a reused connection can safely go again."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return False  # a new connection failed: not a stale one
-    if method == "GET":
-        return True
-    # A create only if its body never left: the server cannot have acted on it.
-    return isinstance(exc, aiohttp.ClientOSError) and "Can not write request body" in str(exc)
+def _tcp_counters(transport: asyncio.BaseTransport | None) -> tuple[int, int] | None:
+    """``(bytes the peer acknowledged, data segments sent)`` of a TCP connection, if known.
+
+    ``None`` off Linux, without a socket, or once the socket is closed.
+    """
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if _TCP_INFO is None or sock is None:
+        return None
+    try:
+        info: bytes = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
+    except (OSError, ValueError):  # closed already (uvloop's socket: ValueError)
+        return None
+    if len(info) < _TCP_INFO_SIZE:  # pragma: no cover - a kernel older than 4.6 (2016)
+        return None
+    return cast("tuple[int, int]", _TCP_COUNTERS.unpack_from(info, _TCP_COUNTERS_AT))
+
+
+class _Watch:
+    """One request's connection: reused or not, and TCP's counters around its failure.
+
+    ``before`` is read when the connection is handed to the request, before any byte of
+    it is written; ``at_fin`` when the server's FIN (end of stream) arrives, and
+    ``at_loss`` when the connection is lost, both while the socket is still open.
+    """
+
+    __slots__ = ("at_fin", "at_loss", "before", "reused")
+
+    def __init__(self, *, reused: bool, before: tuple[int, int] | None = None) -> None:
+        self.reused = reused
+        self.before = before
+        self.at_fin: tuple[int, int] | None = None
+        self.at_loss: tuple[int, int] | None = None
+
+    def undelivered(self, exc: BaseException) -> bool:
+        """Whether the request provably never reached the server, so it is safe to send again.
+
+        True when the server's TCP acknowledged no byte of the request, and either its
+        FIN arrived (a FIN acknowledges every byte received before it: the server closed
+        the connection before the request reached it) or no segment of the request left
+        this machine. A timeout is never proof: the peer may just be slow to answer.
+        """
+        before = self.before
+        if before is None or isinstance(exc, aiohttp.ServerTimeoutError):
+            return False
+        seen = [counters for counters in (self.at_fin, self.at_loss) if counters is not None]
+        if not seen or any(acked != before[0] for acked, _ in seen):
+            return False
+        if self.at_fin is not None:
+            return True
+        return seen[-1][1] == before[1]
+
+
+class _Handler(ResponseHandler):
+    """aiohttp's connection protocol, noting TCP's counters as the server closes it."""
+
+    inkit_watch: _Watch | None = None
+    """The watch of the request under way on this connection, or of the last one."""
+
+    def eof_received(self) -> None:
+        """The server's FIN: note the counters (the socket is still open), then as aiohttp."""
+        watch = self.inkit_watch
+        if watch is not None and watch.before is not None and watch.at_fin is None:
+            watch.at_fin = _tcp_counters(self.transport)
+        super().eof_received()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The connection ended: note the counters (the socket is still open), then as aiohttp."""
+        watch = self.inkit_watch
+        if watch is not None and watch.before is not None and watch.at_loss is None:
+            watch.at_loss = _tcp_counters(self.transport)
+        super().connection_lost(exc)
 
 
 def _has_pending_input(protocol: Any) -> bool:  # noqa: ANN401 - aiohttp's ResponseHandler
@@ -164,12 +257,18 @@ def _has_pending_input(protocol: Any) -> bool:  # noqa: ANN401 - aiohttp's Respo
 
 
 class _Connector(aiohttp.TCPConnector):
-    """A connector that tells whether a connection was reused, and drops stale ones."""
+    """A connector that marks reused connections, drops stale ones and watches creates."""
 
     def __init__(self, *, limit: int, keepalive_timeout: float, ssl: ssl.SSLContext | bool) -> None:
         super().__init__(  # pyright: ignore[reportUnknownMemberType] - aiohttp leaves socket_factory's type partly unknown
             limit=limit, limit_per_host=0, keepalive_timeout=keepalive_timeout, ssl=ssl
         )
+        # Connections speak through _Handler. aiohttp has no public way to choose the
+        # protocol; should it stop reading this attribute, connections are its own
+        # ResponseHandler, unwatched, and every failure of a create may have reached the
+        # server (as before this watch existed).
+        handler = functools.partial(_Handler, loop=self._loop)
+        self._factory = cast("functools.partial[ResponseHandler]", handler)
 
     async def connect(self, req: Any, traces: Any, timeout: Any) -> aiohttp.connector.Connection:  # noqa: ANN401 - aiohttp's internal types
         """Get a connection as aiohttp does, skipping reused ones the server has closed."""
@@ -189,7 +288,13 @@ class _Connector(aiohttp.TCPConnector):
             connection.close()  # closed by the server, or out of step with it: drop it
         if protocol is not None and not reused:
             protocol._inkit_used = True  # noqa: SLF001 - our own mark, see above
-        _reused.set(reused)
+        watch = _Watch(reused=reused)
+        if isinstance(protocol, _Handler):  # pragma: no branch - always, see __init__
+            # A GET is sent again whatever happened; only a create needs the proof.
+            if req.method != "GET":
+                watch.before = _tcp_counters(protocol.transport)
+            protocol.inkit_watch = watch
+        _sent.set(watch)
         return connection
 
 
@@ -302,7 +407,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = self._session or self._open_session()
         resends = 0
         while True:
-            _reused.set(False)
+            _sent.set(None)
             try:
                 return await session.request(
                     method,
@@ -315,7 +420,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     proxy=self._proxy,
                 )
             except (aiohttp.ClientError, ConnectionError) as exc:
-                if resends < _RESENDS and _reused.get() and _may_resend(method, exc):
+                watch = _sent.get()  # None: no connection was handed over
+                undelivered = watch is not None and watch.undelivered(exc)
+                if (
+                    resends < _RESENDS
+                    and watch is not None
+                    and watch.reused
+                    and (undelivered or method == "GET")
+                ):
                     resends += 1
                     logger.debug(
                         "%s %s failed on a reused connection before an answer (%s): "
@@ -325,6 +437,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                         type(exc).__name__,
                     )
                     continue
+                if undelivered:
+                    # Not sent, as a refused connection is not: the policy may try again.
+                    raise httpx.ConnectError(
+                        "the server had closed the connection before any byte of the request "
+                        f"reached it ({type(exc).__name__})"
+                    ) from _scrubbed(exc)
                 _raise_mapped(exc)
 
     async def fetch(

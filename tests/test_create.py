@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import socket
+import struct
+from collections.abc import AsyncIterator
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -14,6 +20,7 @@ from inkit_async import (
     CreatedBatch,
     InternalServerError,
     RenderSpec,
+    _transport,
 )
 
 from .conftest import NO_WAIT, TOKEN
@@ -162,3 +169,249 @@ async def test_refused_connection_is_retried(events):
         ("POST", "/batch", 1, "ConnectError"),
         ("POST", "/batch", 2, "ConnectError"),
     ]
+
+
+# -- kept-alive connections the server closes as the create goes out (issue 21 row 13) ----
+
+
+class IdleClosingServer:
+    """A raw HTTP/1.1 server on 127.0.0.1 that closes idle connections when it is told to.
+
+    It answers every complete request 201 with a new id and counts what it read: the
+    requests its app saw. ``close_idle(port)`` closes the connection from the client's
+    *port* at once, in the caller's own step: with nothing unread, a FIN (what a server's
+    keep-alive timer does), or with ``abort`` a reset. ``reset_on_arrival`` makes the
+    next request that arrives on a kept-alive connection close it unread (a reset: the
+    client cannot tell that from a server that read the request and then went away).
+    ``hold`` keeps answers back until that many requests are waiting, so a burst opens
+    one connection per request.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[bytes] = []
+        self.connections_opened = 0
+        self.closed_idle = 0
+        self.reset_on_arrival = False
+        self.hold = 0
+        self._listener = socket.socket()
+        self._buffers: dict[socket.socket, bytearray] = {}
+        self._served: set[socket.socket] = set()
+        self._held: list[socket.socket] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def url(self) -> str:
+        """The API root to pass as ``base_url``."""
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/v1"
+
+    async def __aenter__(self) -> Self:
+        """Listen on an ephemeral port, served by the running loop's reader callbacks."""
+        self._loop = asyncio.get_running_loop()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0)  # non-blocking
+        self._loop.add_reader(self._listener, self._accept)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the listener and every connection."""
+        for sock in [*self._buffers, self._listener]:
+            self._close(sock)
+
+    def _accept(self) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(BlockingIOError):
+            sock, _ = self._listener.accept()
+            sock.settimeout(0)  # non-blocking
+            self.connections_opened += 1
+            self._buffers[sock] = bytearray()
+            self._loop.add_reader(sock, self._read, sock)
+
+    def _close(self, sock: socket.socket) -> None:
+        assert self._loop is not None
+        self._loop.remove_reader(sock)
+        self._buffers.pop(sock, None)
+        self._served.discard(sock)
+        sock.close()
+
+    def _read(self, sock: socket.socket) -> None:
+        if self.reset_on_arrival and sock in self._served:
+            self.reset_on_arrival = False
+            self._close(sock)  # the request unread: the kernel answers with a reset
+            return
+        try:
+            data = sock.recv(65536)
+        except ConnectionError:
+            data = b""
+        if not data:
+            self._close(sock)
+            return
+        buffer = self._buffers[sock]
+        buffer += data
+        while (end := buffer.find(b"\r\n\r\n")) >= 0:
+            head = bytes(buffer[:end]).lower()
+            length = (
+                int(head.split(b"content-length:")[1].split(b"\r\n")[0])
+                if (b"content-length:" in head)
+                else 0
+            )
+            if len(buffer) < end + 4 + length:
+                return
+            self.requests.append(bytes(buffer[: end + 4 + length]))
+            del buffer[: end + 4 + length]
+            self._held.append(sock)
+        if len(self._held) >= self.hold:
+            for waiting in self._held:
+                body = json.dumps({"id": f"rb_new_{len(self.requests)}"}).encode()
+                waiting.send(
+                    b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\n\r\n%s" % (len(body), body)
+                )
+                self._served.add(waiting)
+            self._held.clear()
+
+    def close_idle(self, port: int, *, abort: bool = False) -> None:
+        """Close the idle connection from the client's *port* now, with a FIN (or a reset)."""
+        for sock in list(self._buffers):
+            if sock.getpeername()[1] == port and not self._buffers[sock]:
+                if abort:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.closed_idle += 1
+                self._close(sock)
+
+
+@pytest.fixture
+async def closing_server() -> AsyncIterator[IdleClosingServer]:
+    """An ``IdleClosingServer`` for one test."""
+    async with IdleClosingServer() as server:
+        yield server
+
+
+def close_as_reused(
+    monkeypatch: pytest.MonkeyPatch, server: IdleClosingServer, *, abort: bool = False
+) -> None:
+    """Have *server* close each kept-alive connection just as the client reuses it.
+
+    The transport checks a pooled connection for a close before it reuses it; right after
+    that check finds none, the server closes it, as a keep-alive timer that fires at that
+    instant would. The check itself runs unchanged: this only places the server's close,
+    the one moment a test over loopback cannot hit by timing alone.
+    """
+    checked = _transport._has_pending_input  # noqa: SLF001 - the check, run unchanged
+
+    def check_then_close(protocol: Any) -> bool:
+        pending = checked(protocol)
+        if not pending:
+            server.close_idle(protocol.transport.get_extra_info("sockname")[1], abort=abort)
+        return pending
+
+    monkeypatch.setattr(_transport, "_has_pending_input", check_then_close)
+
+
+async def warm(client: AsyncInkit, server: IdleClosingServer, connections: int) -> None:
+    """Fill the client's pool with *connections* kept-alive connections (one create each)."""
+    server.hold = connections
+    await asyncio.gather(*(create(client) for _ in range(connections)))
+    server.hold = 0
+    assert server.connections_opened == connections
+
+
+@pytest.mark.parametrize("abort", [False, True], ids=["fin", "reset"])
+async def test_creates_on_connections_closed_as_they_went_out_are_sent_again(
+    monkeypatch, closing_server, events, abort
+):
+    """A burst whose kept-alive connections each close as it goes out: none fails, none twice.
+
+    The server closes every reused connection the instant the create is sent on it, before
+    the request arrives: with a FIN (its keep-alive timer) or a reset. None of those
+    requests reached the app, and the client can tell (the server's TCP acknowledged no
+    byte of them), so each is sent again at once on a new connection: no error, no retry
+    counted, and the app sees each create exactly once.
+    """
+    server = closing_server
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT, on_event=events) as client:
+        await warm(client, server, 10)
+        close_as_reused(monkeypatch, server, abort=abort)
+        async with asyncio.timeout(10):
+            created = await asyncio.gather(*(create(client) for _ in range(20)))
+    assert len({batch.id for batch in created}) == 20
+    assert server.closed_idle == 10  # every kept-alive connection raced its create
+    assert len(server.requests) == 10 + 20  # the app saw each create once
+    assert events.retries == []
+
+
+async def test_a_create_that_finds_only_closing_connections_fails_saying_no_batch_was_made(
+    monkeypatch, closing_server, events
+):
+    """After three immediate re-sends, a create that never got out fails as not sent.
+
+    Four kept-alive connections in a row close as the create goes out on them: it is sent
+    again at once three times, then fails as a refused connection would, saying that no
+    batch was created; allowed a retry, it is retried like one (after the backoff, counted).
+    """
+    server = closing_server
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT, on_event=events) as client:
+        await warm(client, server, 8)
+        close_as_reused(monkeypatch, server)
+        with pytest.raises(APIConnectionError) as info:
+            await client.with_options(max_retries=0).batch.create(
+                template_id="tmpl_1", renders=[{"merge_parameters": {}}]
+            )
+        assert server.closed_idle == 4
+        assert len(server.requests) == 8  # only the warm-up's creates
+        error = info.value
+        assert error.may_have_reached_server is False
+        # What aiohttp saw varies with the event loop (a disconnect, a failed write).
+        assert str(error).startswith(
+            "POST /batch failed: the server had closed the connection before any byte of the "
+            "request reached it ("
+        )
+        assert str(error).endswith(
+            "). The request never reached the server, so no batch was created"
+        )
+        assert isinstance(error.__cause__, httpx.ConnectError)
+        assert events.retries == []
+        # The other four close the same way; the retry goes out on a new connection.
+        created = await create(client)
+    assert created.id.startswith("rb_new_")
+    assert server.closed_idle == 8
+    assert [(e.method, e.exception) for e in events.retries] == [("POST", "ConnectError")]
+    assert len(server.requests) == 9
+
+
+async def test_a_create_the_server_read_before_dropping_the_connection_may_exist(server, events):
+    """Read, then the kept-alive connection dropped unanswered: not sent again; 'may exist'."""
+    server.script(Respond(201, body=CREATED), Drop())
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT, on_event=events) as client:
+        await create(client)
+        with pytest.raises(APIConnectionError) as info:
+            await create(client)
+    error = info.value
+    assert error.may_have_reached_server is True
+    assert str(error) == (
+        "POST /batch failed: Server disconnected. The request may have reached the server, "
+        "so the batch may exist; it was not sent again"
+    )
+    assert isinstance(error.__cause__, httpx.RemoteProtocolError)
+    assert events.retries == []
+    assert len(server.requests) == 2  # the second create arrived once, and only once
+    assert server.connections_opened == 1
+
+
+async def test_a_create_reset_on_arrival_is_not_sent_again(closing_server, events):
+    """A reset as the request arrives, no FIN before it: it may have been read, so it stays failed.
+
+    The server here closes without reading, but a server that read the request and then
+    reset the connection (a proxy whose backend died) looks the same from the client: the
+    create may exist, and is not sent again.
+    """
+    server = closing_server
+    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT, on_event=events) as client:
+        await create(client)
+        server.reset_on_arrival = True
+        with pytest.raises(APIConnectionError) as info:
+            await create(client)
+    assert info.value.may_have_reached_server is True
+    assert "the batch may exist" in str(info.value)
+    assert events.retries == []
+    assert server.connections_opened == 1  # never sent again on another connection

@@ -7,12 +7,14 @@ where a real condition produces the aiohttp exception, and directly (raised insi
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import httpx
 import pytest
 
 from inkit_async import APIConnectionError, APITimeoutError, AsyncInkit, Backoff, NotFoundError
-from inkit_async._transport import _map_errors
+from inkit_async._transport import _map_errors, _tcp_counters, _Watch
 
 from .conftest import NO_WAIT, TOKEN
 from .loopback import BATCH_JSON, Blackhole, Drop, DropMidBody, Hang, Raw, Respond, closed_port
@@ -248,3 +250,76 @@ async def test_respx_and_a_callers_client_keep_the_general_path(api, httpx_objec
         assert (await client.batch.get("rb_1")).id == "rb_1"
     assert route.call_count == 1
     assert httpx_objects["Request"] >= 1
+
+
+# -- whether a failed create reached the server: TCP's counters --------------------------
+
+
+async def test_tcp_counters_count_what_the_peer_acknowledged():
+    """The bytes a peer's FIN acknowledges are counted; a closed or absent socket gives None."""
+
+    async def read_ten_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        await reader.readexactly(10)
+        writer.close()
+
+    server = await asyncio.start_server(read_ten_then_close, "127.0.0.1", 0)
+    async with server:
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        before = _tcp_counters(writer.transport)
+        assert before is not None
+        writer.write(b"0123456789")
+        assert await reader.read() == b""  # the server's FIN, which acknowledges all ten
+        acked, segments = _tcp_counters(writer.transport) or (0, 0)
+        assert acked == before[0] + 10
+        assert segments > before[1]
+        writer.close()
+        await writer.wait_closed()
+    assert _tcp_counters(writer.transport) is None
+    assert _tcp_counters(None) is None
+
+
+#: A create's connection: 308 bytes acknowledged (a SYN and one request), 3 data segments.
+BEFORE = (308, 3)
+DISCONNECTED = aiohttp.ServerDisconnectedError()
+
+
+def watch(at_fin=None, at_loss=None, *, before=BEFORE) -> _Watch:
+    """A watch with these counters, read before sending, at the FIN and at the loss."""
+    watched = _Watch(reused=True, before=before)
+    watched.at_fin, watched.at_loss = at_fin, at_loss
+    return watched
+
+
+@pytest.mark.parametrize(
+    ("watched", "exc", "undelivered"),
+    [
+        # The FIN acknowledged nothing of the request: closed before it arrived.
+        (watch((308, 4), (308, 4)), DISCONNECTED, True),
+        (watch((308, 4)), DISCONNECTED, True),  # the loss came too late to read
+        # Any byte of it acknowledged, at the FIN or after: it may have been read.
+        (watch((400, 4), (400, 4)), DISCONNECTED, False),
+        (watch((308, 4), (400, 4)), DISCONNECTED, False),
+        # No FIN: only a request of which nothing left this machine.
+        (watch(None, (308, 3)), aiohttp.ClientOSError(32, "Broken pipe"), True),
+        (watch(None, (308, 4)), aiohttp.ClientOSError(104, "reset"), False),
+        # Nothing known: not proof.
+        (watch(), DISCONNECTED, False),
+        (watch((308, 4), before=None), DISCONNECTED, False),
+        # A timeout is never proof, whatever the counters say.
+        (watch((308, 3), (308, 3)), aiohttp.SocketTimeoutError(), False),
+    ],
+    ids=[
+        "fin-acked-nothing",
+        "fin-only",
+        "fin-acked-the-request",
+        "acked-after-the-fin",
+        "reset-nothing-sent",
+        "reset-after-sending",
+        "no-counters",
+        "not-watched",
+        "timeout",
+    ],
+)
+def test_a_create_is_undelivered_only_on_tcps_proof(watched, exc, undelivered):
+    """The rule, on plain numbers: unacknowledged, and a FIN or nothing sent."""
+    assert watched.undelivered(exc) is undelivered
