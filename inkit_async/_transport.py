@@ -219,6 +219,11 @@ class _Watch:
         return seen[-1][1] == before[1]
 
 
+# The watches of every GET: nothing to note, so one of each kind, never changed.
+_REUSED: Final = _Watch(reused=True)
+_FRESH: Final = _Watch(reused=False)
+
+
 class _Handler(ResponseHandler):
     """aiohttp's connection protocol, noting TCP's counters as the server closes it."""
 
@@ -288,11 +293,13 @@ class _Connector(aiohttp.TCPConnector):
             connection.close()  # closed by the server, or out of step with it: drop it
         if protocol is not None and not reused:
             protocol._inkit_used = True  # noqa: SLF001 - our own mark, see above
-        watch = _Watch(reused=reused)
+        if req.method == "GET":  # sent again whatever happened: it needs no proof
+            watch = _REUSED if reused else _FRESH
+        else:
+            watch = _Watch(
+                reused=reused, before=_tcp_counters(getattr(protocol, "transport", None))
+            )
         if isinstance(protocol, _Handler):  # pragma: no branch - always, see __init__
-            # A GET is sent again whatever happened; only a create needs the proof.
-            if req.method != "GET":
-                watch.before = _tcp_counters(protocol.transport)
             protocol.inkit_watch = watch
         _sent.set(watch)
         return connection
