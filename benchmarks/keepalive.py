@@ -13,6 +13,12 @@ above ``succeeded`` plus the failures that may exist.
 Options: ``--server hypercorn|uvicorn`` (hypercorn), ``--keep-alive K`` (2), ``--bursts N``
 (21), ``--size N`` (200), ``--gap S`` (2.0). hypercorn is not a dependency of the project:
 ``pip install hypercorn`` first.
+
+Figures with the defaults (2026-12-06, Python 3.11, aiohttp 3.14.5, hypercorn 0.18.0, a
+shared 2-CPU machine): before the fix 79 of 4,200 creates failed ("Server disconnected")
+and the app saw 4,121, none of the failed ones; after it none failed, 73 were sent again
+at once, and the app saw 4,200, each create once. On Python 3.13 aiohttp writes a request
+in the same step as it takes the connection, and 2,000 creates met no closing connection.
 """
 
 from __future__ import annotations
