@@ -12,7 +12,10 @@ Exit status: 0 on success, 1 on an API error (one line on stderr, no traceback),
 2 on a usage error, 130 when interrupted. The token comes from ``INKIT_API_TOKEN`` or
 ``--token-file`` and is never printed: once it is read, everything the command writes
 to stdout and stderr has it masked as ``[redacted]``, a traceback of a bug included
-(a server can put it in a batch's name as well as in an error). What the server sent
+(a server can put it in a batch's name as well as in an error). So do the user names
+and passwords of the proxies in the environment (``HTTPS_PROXY`` and the other proxy
+variables), and any in the API root. Masking never changes ordinary words: a
+credential is masked where it appears as itself (see ``Secrets``). What the server sent
 is printed with control characters escaped (``\x1b``), so a batch name cannot move
 the cursor, clear the screen or forge lines of output.
 """
@@ -31,9 +34,10 @@ import traceback
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
 
 from ._client import AsyncInkit
+from ._config import environment_proxy_urls
 from ._constants import ENV_API_TOKEN, ENV_BASE_URL
 from ._converter import unstructure
-from ._exceptions import InkitError, WaitTimeoutError
+from ._exceptions import InkitError, Secrets, WaitTimeoutError
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -51,7 +55,6 @@ EXIT_INTERRUPTED = 130
 
 DEFAULT_LIST_LIMIT = 50
 _BAR_WIDTH = 24
-_REDACTED: Final = "[redacted]"
 #: DEL and the C1 controls, which json.dumps leaves as they are; some terminals act on them.
 _JSON_CONTROLS: Final = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
 
@@ -61,20 +64,22 @@ class UsageError(Exception):
 
 
 class MaskedStream(io.TextIOBase):
-    """A text stream that writes to another with the token masked in every write.
+    """A text stream that writes to another with the credentials masked in every write.
 
-    The command writes whole lines (or a whole progress line) at a time, so a token is
-    never split across two writes.
+    The command writes whole lines (or a whole progress line) at a time, so a credential
+    is never split across two writes. Masking follows the SDK's one rule (see
+    ``Secrets``): a credential is replaced where it appears as itself, never inside an
+    ordinary word.
     """
 
-    def __init__(self, stream: TextIO, token: str) -> None:
-        """Write to *stream*, masking *token*."""
+    def __init__(self, stream: TextIO, secrets: Secrets) -> None:
+        """Write to *stream*, masking *secrets*."""
         self._stream = stream
-        self._token = token
+        self._secrets = secrets
 
     def write(self, text: str) -> int:
-        """Write *text* with the token masked; return the length of *text*."""
-        self._stream.write(text.replace(self._token, _REDACTED))
+        """Write *text* with the credentials masked; return the length of *text*."""
+        self._stream.write(self._secrets.mask(text))
         return len(text)
 
     def flush(self) -> None:
@@ -86,15 +91,25 @@ class MaskedStream(io.TextIOBase):
         return self._stream.isatty()
 
 
+def command_secrets(token: str | None, base_url: str | None) -> Secrets:
+    """What the command must never print: the token, and the credentials in its URLs.
+
+    The URLs are the proxy variables' and the API root (which the SDK refuses when it
+    holds a user name or password, without showing them).
+    """
+    urls = [*environment_proxy_urls(), base_url or os.environ.get(ENV_BASE_URL)]
+    return Secrets(token, urls)
+
+
 @contextlib.contextmanager
-def masking(token: str | None) -> Generator[None]:
-    """Mask *token* in everything written to ``sys.stdout`` and ``sys.stderr`` inside."""
-    if not token:
+def masking(secrets: Secrets) -> Generator[None]:
+    """Mask *secrets* in everything written to ``sys.stdout`` and ``sys.stderr`` inside."""
+    if not secrets:
         yield
         return
     with (
-        contextlib.redirect_stdout(MaskedStream(sys.stdout, token)),
-        contextlib.redirect_stderr(MaskedStream(sys.stderr, token)),
+        contextlib.redirect_stdout(MaskedStream(sys.stdout, secrets)),
+        contextlib.redirect_stderr(MaskedStream(sys.stderr, secrets)),
     ):
         yield
 
@@ -390,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    with masking(token):
+    with masking(command_secrets(token, args.base_url)):
         return _main(args, token)
 
 

@@ -14,6 +14,7 @@ import os
 import ssl
 from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 from urllib.parse import urlsplit
+from urllib.request import getproxies
 
 import attrs
 import httpx
@@ -30,16 +31,24 @@ from ._constants import (
     ENV_BASE_URL,
     MAX_BASE_URL_LENGTH,
 )
-from ._exceptions import InkitError
+from ._exceptions import InkitError, Secrets
 from ._retry import Backoff
 from ._throttle import Throttle
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from ._events import EventCallback
 
-__all__ = ["ClientOptions", "OptionArguments", "VariantArguments", "base_url_from", "token_from"]
+__all__ = [
+    "ClientOptions",
+    "OptionArguments",
+    "VariantArguments",
+    "base_url_from",
+    "client_secrets",
+    "environment_proxy_urls",
+    "token_from",
+]
 
 #: The visible ASCII range: what an HTTP header value can carry unchanged.
 _TOKEN_CHARACTERS: Final = frozenset(map(chr, range(0x21, 0x7F)))
@@ -88,6 +97,28 @@ def base_url_from(base_url: str | None) -> str:
     if base_url is not None:
         return base_url
     return os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+
+
+def environment_proxy_urls() -> list[str]:
+    """Every proxy URL in the environment's proxy variables (the URLs that may hold credentials).
+
+    All of them, whatever scheme they are for: masking one a client does not use costs
+    nothing, and a caller's own httpx client reads the same variables.
+    """
+    return [url for scheme, url in getproxies().items() if scheme != "no" and url]
+
+
+def client_secrets(options: ClientOptions, proxies: Iterable[str | None] | None = None) -> Secrets:
+    """Every credential of a client, for masking: its token and its proxies' user info.
+
+    *proxies* are the proxy URLs the client's own connections go through, read once
+    with them. Without them (a caller's ``http_client`` or ``transport``), the proxy
+    variables: a caller's httpx client reads them itself, whatever the SDK's
+    *trust_env* says.
+    """
+    if proxies is None:
+        proxies = environment_proxy_urls()
+    return Secrets(options.api_token, proxies)
 
 
 def _check_token(_: object, __: object, token: Any) -> None:  # noqa: ANN401 - checked here
@@ -197,6 +228,18 @@ def _check_proxy(_: object, __: object, value: Any) -> None:  # noqa: ANN401 - c
         raise ValueError("proxy must be an http:// or https:// URL with a host")
 
 
+def _shown_url(url: object) -> str:
+    """*url* for a repr: its user info (often a password) left out."""
+    if url is None:
+        return "None"
+    text = str(url)
+    scheme, separator, rest = text.partition("://")
+    host, slash, path = rest.partition("/")
+    if separator and "@" in host:
+        text = f"{scheme}://[redacted]@{host.rpartition('@')[2]}{slash}{path}"
+    return repr(text)
+
+
 def _check_verify(_: object, __: object, value: object) -> None:
     if isinstance(value, bool | ssl.SSLContext):
         return
@@ -235,7 +278,9 @@ class ClientOptions:
         validator=_instance_of(httpx.AsyncBaseTransport, "an httpx.AsyncBaseTransport"),
     )
     on_event: EventCallback | None = attrs.field(default=None, validator=_check_callback)
-    proxy: str | httpx.URL | None = attrs.field(default=None, validator=_check_proxy)
+    proxy: str | httpx.URL | None = attrs.field(
+        default=None, validator=_check_proxy, repr=_shown_url
+    )
     verify: bool | str | ssl.SSLContext = attrs.field(default=True, validator=_check_verify)
     trust_env: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     coalesce: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))

@@ -39,14 +39,16 @@ import httpx
 from ._body import read_limited
 from ._cache import CacheScope
 from ._coalesce import Coalescer
-from ._config import VariantArguments
+from ._config import VariantArguments, client_secrets
 from ._constants import TOKEN_HEADER
 from ._converter import ShapeError
 from ._events import PauseEvent, RateEvent, RetryEvent
 from ._exceptions import (
+    SECRETS_EXTENSION,
     APITimeoutError,
     DeadlineExceeded,
     InkitError,
+    Secrets,
     failure_name,
     not_json_error,
     scrub_failure,
@@ -96,6 +98,7 @@ class EngineState:
         "lean",
         "loop",
         "owns_http",
+        "secrets",
         "slots",
         "telemetry",
     )
@@ -103,7 +106,8 @@ class EngineState:
     def __init__(self, options: ClientOptions) -> None:
         """Set up the pool (unless the caller brought an ``http_client``), slots, throttle."""
         self.owns_http = options.http_client is None
-        self.http = options.http_client or _own_http_client(options)
+        # Every credential of the client, for its errors to mask; its requests carry it.
+        self.secrets, self.http = _connections(options)
         # The SDK's own aiohttp transport, which the lean path talks to directly (not a
         # caller's `transport=`, nor a caller's client).
         self.lean: type[AiohttpTransport] | None = None
@@ -224,11 +228,21 @@ def telemetry_for(root: str) -> Telemetry | None:
     return Telemetry(root)
 
 
-def _own_http_client(options: ClientOptions) -> httpx.AsyncClient:
-    # Imported here: aiohttp is slow to import, and only clients that use it pay.
-    from ._transport import build_http_client  # noqa: PLC0415
+def _connections(options: ClientOptions) -> tuple[Secrets, httpx.AsyncClient]:
+    """The client's credentials and the httpx client it sends through.
 
-    return build_http_client(options)
+    The proxies are read once, for both: the credentials masked are those of the
+    proxies the connections use.
+    """
+    if options.http_client is not None:
+        return client_secrets(options), options.http_client
+    # Imported here: aiohttp is slow to import, and only clients that use it pay.
+    from ._transport import build_http_client, proxy_mounts  # noqa: PLC0415
+
+    if options.transport is not None:  # a caller's transport: its proxies are its own
+        return client_secrets(options), build_http_client(options, {})
+    proxies = proxy_mounts(options)
+    return client_secrets(options, proxies.values()), build_http_client(options, proxies)
 
 
 class Engine:
@@ -580,10 +594,19 @@ class Engine:
                 params=params,
                 json=body,
                 headers=self._headers,
-                extensions={"timeout": self._timeout.as_dict()},
+                extensions={
+                    "timeout": self._timeout.as_dict(),
+                    SECRETS_EXTENSION: self._state.secrets,
+                },
             )
         return self._state.http.build_request(
-            method, url, params=params, json=body, headers=self._headers, timeout=self._timeout
+            method,
+            url,
+            params=params,
+            json=body,
+            headers=self._headers,
+            timeout=self._timeout,
+            extensions={SECRETS_EXTENSION: self._state.secrets},
         )
 
     async def _attempt(self, request: httpx.Request) -> Outcome:

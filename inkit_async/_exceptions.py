@@ -21,14 +21,18 @@ Bad arguments raise the builtin ``ValueError`` or ``TypeError`` before any reque
 sent. No ``httpx`` exception escapes a public call: transport failures become
 ``APIConnectionError`` with the original as ``__cause__``.
 
-The API token never appears in an exception, nor in anything reachable from one but
-the frames of its traceback. Messages name the method and the path, and any text from
-the server in them (the reason phrase, the API's message, a transport failure's text)
-has the token masked as ``[redacted]``: a server may echo it back. So do ``.body`` and
-the ``httpx`` objects attached as ``.request`` and ``.response`` (copies, headers and
-reason phrase masked too), and the ``.request`` of each httpx exception in the
-``__cause__`` chain. The token to mask is the one the request carried, read from its
-``X-Inkit-API-Token`` header.
+No credential of the client appears in an exception, nor in anything reachable from
+one but the frames of its traceback: not the API token, nor the user name and password
+of a proxy (``proxy=`` or the proxy variables), in a URL or as the
+``Proxy-Authorization`` header they make. Messages name the method and the path, and
+any text from the server or the network in them (the reason phrase, the API's message,
+a transport failure's text) has the credentials masked as ``[redacted]``: a server or a
+proxy may echo them back. So do ``.body`` and the ``httpx`` objects attached as
+``.request`` and ``.response`` (copies: credential headers, reason phrase and user info
+masked too), and every exception in the ``__cause__`` and ``__context__`` chain (its
+text, and the ``.request`` of each httpx exception). A credential is masked only where it
+appears as itself, never inside an ordinary word (the rule is in ``Secrets``): with
+``api_token="a"`` an error reads exactly as the server wrote it.
 
 Hostile answers stay bounded: the API's own text in a message is one printable line
 (whitespace collapsed, control characters escaped) of at most ``MAX_ERROR_DETAIL`` (500)
@@ -42,8 +46,12 @@ Every error the client raises is built here, by the functions at the end of the 
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
-from typing import TYPE_CHECKING, Final, cast
+import re
+from typing import TYPE_CHECKING, AnyStr, Final, cast
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
@@ -51,6 +59,8 @@ from ._body import nests_deeper_than, parse_json_or_text
 from ._constants import MAX_ERROR_DETAIL, MAX_JSON_DEPTH, MAX_RESPONSE_BYTES, TOKEN_HEADER
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ._models import Batch
 
 __all__ = [
@@ -122,7 +132,7 @@ class APIConnectionError(InkitError):
     """
 
     request: httpx.Request | None
-    """The request that failed (token masked), when one was built."""
+    """The request that failed (credentials masked), when one was built."""
     may_have_reached_server: bool
     """Whether the request may have reached the server. ``False`` only when it provably
     did not: the connection was refused or never opened, the call gave up before sending,
@@ -155,10 +165,10 @@ class APIResponseValidationError(InkitError):
     """
 
     response: httpx.Response
-    """A copy of the response, its body read, the token masked in it and its ``.request``."""
+    """A copy of the response, its body read, the credentials masked in it and its ``.request``."""
     body: object
     """The parsed JSON body, the text when it is not JSON (or nests over 64 levels),
-    ``None`` when not read; the token masked."""
+    ``None`` when not read; the credentials masked."""
     status_code: int
     """The response's HTTP status."""
 
@@ -178,10 +188,10 @@ class APIStatusError(InkitError):
     status_code: int
     """The HTTP status."""
     response: httpx.Response
-    """A copy of the response, its body read, the token masked in it and its ``.request``."""
+    """A copy of the response, its body read, the credentials masked in it and its ``.request``."""
     body: object
     """The parsed JSON body if it is JSON, else its text (``None`` when empty), whole and
-    with the token masked; JSON nested over 64 levels is kept as its text."""
+    with the credentials masked; JSON nested over 64 levels is kept as its text."""
     request_id: str | None
     """The ``x-request-id`` (or ``request-id``) response header, for support tickets."""
 
@@ -283,14 +293,22 @@ def _api_error_text(body: object) -> str | None:
 # -- building errors (package-internal) ---------------------------------------------------
 #
 # Every text below that comes from the server (the reason phrase, the API's message, a
-# transport failure's text) is masked of the token, made one printable line (whitespace
-# collapsed, control characters escaped, so it cannot forge log lines or drive a
-# terminal) and cut: the reason phrase at 100 characters, anything else at
+# transport failure's text) is masked of the credentials (`Secrets`), made one printable
+# line (whitespace collapsed, control characters escaped, so it cannot forge log lines or
+# drive a terminal) and cut: the reason phrase at 100 characters, anything else at
 # MAX_ERROR_DETAIL (500), with an ellipsis. The whole body stays in `.body`.
 
 _REDACTED: Final = "[redacted]"
 _REDACTED_BYTES: Final = _REDACTED.encode()
 _MAX_REASON: Final = 100
+#: A credential at least this long is masked wherever it appears, glued to a word too.
+ALWAYS_MASKED_LENGTH: Final = 16
+#: A credential shorter than this is not masked in text: it is no secret (see ``Secrets``).
+MIN_MASKED_LENGTH: Final = 8
+#: The request extension that carries the client's ``Secrets``.
+SECRETS_EXTENSION: Final = "inkit.secrets"
+#: Request headers that hold a credential, masked by name in every copy the SDK keeps.
+CREDENTIAL_HEADERS: Final = (TOKEN_HEADER, "Authorization", "Proxy-Authorization")
 _ELLIPSIS: Final = "\N{HORIZONTAL ELLIPSIS}"
 _UNREAD: Final = b""
 
@@ -304,51 +322,147 @@ def failure_name(failure: BaseException) -> str:
     return "TimeoutError" if isinstance(failure, DeadlineExceeded) else type(failure).__name__
 
 
-class _Secret:
-    """The token a request carried, and masking it out of what is built from an answer.
+def _ordered(values: set[str]) -> tuple[str, ...]:
+    """The values to mask, longest first (the longest match wins); none too short to be secret."""
+    kept = {value for value in values if len(value) >= MIN_MASKED_LENGTH} - {_REDACTED}
+    return tuple(sorted(kept, key=lambda value: (-len(value), value)))
 
-    The builders learn the token from the request itself (its ``X-Inkit-API-Token``
-    header), so they mask exactly what was sent, whoever built the request, and need no
-    argument for it. The token is visible ASCII (``ClientOptions`` checks it), so it is
-    the same in bytes and in text.
+
+class Secrets:
+    r"""Every credential of one client, and masking them out of what is built from an answer.
+
+    A client's credentials are its API token and the user name and password of each
+    proxy it may send through (``proxy=``, or ``HTTPS_PROXY`` and the other proxy
+    variables): each proxy's user info (``user:password``) as written in its URL and
+    percent-decoded, its password in both spellings, and the ``Proxy-Authorization``
+    value they make (``Basic`` + base64 of ``user:password``). A user name on its own is
+    masked only when it is the whole user info (a proxy that takes a token as its user).
+
+    **The rule.** A credential is masked where it appears as itself, never inside an
+    ordinary word, by its length:
+
+    - ``ALWAYS_MASKED_LENGTH`` (16) characters or more: wherever it appears, glued to
+      other characters too (``Bearertok_live_...``). A string that long does not occur
+      in text by chance: any occurrence is the credential itself.
+    - ``MIN_MASKED_LENGTH`` (8) to 15 characters: where it stands as a word of its own,
+      not glued to a word character (a letter, a digit, ``_`` or ``-``) on either side:
+      ``token=tok_test1`` and ``"tok_test1"`` are masked, ``tok_test1s`` is not.
+    - Shorter: not masked in text. Nothing that short is a secret (it is under the
+      shortest password NIST SP 800-63B allows, and can be guessed), and an occurrence
+      is far likelier an ordinary word ("a", "test", "token") than the credential:
+      with ``api_token="a"`` an error reads exactly as the server wrote it. Where the
+      SDK knows a credential's place it is masked whatever its length: the token
+      header and ``Proxy-Authorization`` in the requests it keeps, the user info of a
+      URL.
+
+    The same rule holds for text and for bytes (where any byte of a multi-byte UTF-8
+    character counts as a word character).
 
     Masking is idempotent: text already masked is left as it is, and a ``[redacted]``
-    is never searched for the token (a short token could be part of the word).
+    is never searched for a credential (a short one could be part of the word).
+
+    The client builds one ``Secrets`` and its requests carry it (the
+    ``inkit.secrets`` request extension), so whatever builds an error from a request
+    or a response masks exactly what that client holds, and needs no argument for it.
+    A request without it (rebuilt by a caller's hook) still has its token masked, read
+    from its ``X-Inkit-API-Token`` header. A ``Secrets`` never shows what it holds: its
+    repr says how many values it masks, a copy is itself, and a pickled one holds none.
     """
 
-    __slots__ = ("raw", "text")
+    __slots__ = ("_bytes", "_text", "_values", "token")
 
-    def __init__(self, request: httpx.Request | None) -> None:
-        token = request.headers.get(TOKEN_HEADER) if request is not None else None
-        self.text = token if token and token != _REDACTED else None
-        self.raw = self.text.encode() if self.text else None
+    token: str | None
+    """The API token, or ``None``."""
+
+    def __init__(self, token: str | None = None, proxies: Iterable[object] = ()) -> None:
+        """Mask *token* and the credentials in each proxy URL of *proxies* (``None`` skipped)."""
+        self.token = token if token and token != _REDACTED else None
+        values: set[str] = {self.token} if self.token else set()
+        for url in proxies:
+            if url is not None:
+                values |= _url_credentials(str(url))
+        self._values = _ordered(values)
+        self._text: re.Pattern[str] | None = None
+        self._bytes: re.Pattern[bytes] | None = None
+
+    @classmethod
+    def of(cls, request: httpx.Request) -> Secrets:
+        """The credentials *request* was sent with: the client's, and the token it carries."""
+        carried = request.extensions.get(SECRETS_EXTENSION)
+        token = request.headers.get(TOKEN_HEADER)
+        if not isinstance(carried, Secrets):
+            return cls(token)
+        if token in {None, _REDACTED, carried.token}:
+            return carried
+        return carried._with_token(token)  # noqa: SLF001 - its own class
+
+    def _with_token(self, token: str | None) -> Secrets:
+        """These credentials and *token* too (a caller's hook changed the token)."""
+        combined = Secrets(token)
+        combined._values = _ordered({*self._values, *combined._values})
+        return combined
+
+    def __bool__(self) -> bool:
+        """Whether there is anything to mask."""
+        return bool(self._values)
+
+    def __repr__(self) -> str:
+        """Say how many values are masked, never which."""
+        return f"<Secrets: {len(self._values)} masked values, not shown>"
+
+    def __copy__(self) -> Secrets:
+        """Itself: it never changes."""
+        return self
+
+    def __deepcopy__(self, memo: object) -> Secrets:
+        """Itself: it never changes."""
+        return self
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle as an empty ``Secrets``: the credentials never leave the process this way."""
+        return (Secrets, ())
+
+    def _text_pattern(self) -> re.Pattern[str] | None:
+        if self._text is None and self._values:
+            self._text = re.compile(
+                "|".join(_guarded(value, re.escape(value), _TEXT_GUARDS) for value in self._values)
+            )
+        return self._text
+
+    def _bytes_pattern(self) -> re.Pattern[bytes] | None:
+        if self._bytes is None and self._values:
+            self._bytes = re.compile(
+                b"|".join(
+                    _guarded(value, re.escape(value.encode()), _BYTES_GUARDS)
+                    for value in self._values
+                )
+            )
+        return self._bytes
 
     def exposed(self, text: str) -> bool:
-        """Whether *text* holds the token outside the ``[redacted]`` already in it."""
-        token = self.text
-        if token is None or token not in text:
+        """Whether *text* shows a credential outside the ``[redacted]`` already in it."""
+        pattern = self._text_pattern()
+        if pattern is None or pattern.search(text) is None:
             return False
-        return any(token in piece for piece in text.split(_REDACTED))
+        return any(pattern.search(piece) for piece in text.split(_REDACTED))
 
     def mask(self, text: str) -> str:
-        """*text* with every occurrence of the token replaced by ``[redacted]``."""
-        token = self.text
-        if token is None or not self.exposed(text):
+        """*text* with every credential in it replaced by ``[redacted]``, by the rule above."""
+        pattern = self._text_pattern()
+        if pattern is None or not self.exposed(text):
             return text
-        return _REDACTED.join(piece.replace(token, _REDACTED) for piece in text.split(_REDACTED))
+        return _REDACTED.join(pattern.sub(_REDACTED, piece) for piece in text.split(_REDACTED))
 
     def mask_bytes(self, data: bytes) -> bytes:
-        """*data* with every occurrence of the token replaced by ``[redacted]``."""
-        token = self.raw
-        if token is None or token not in data:
+        """*data* with every credential in it replaced by ``[redacted]``, by the rule above."""
+        pattern = self._bytes_pattern()
+        if pattern is None or pattern.search(data) is None:
             return data
         pieces = data.split(_REDACTED_BYTES)
-        return _REDACTED_BYTES.join(piece.replace(token, _REDACTED_BYTES) for piece in pieces)
+        return _REDACTED_BYTES.join(pattern.sub(_REDACTED_BYTES, piece) for piece in pieces)
 
     def held_by(self, data: object) -> bool:
-        """Whether the token is in any string (key or value) of decoded JSON, at any depth."""
-        if self.text is None:
-            return False
+        """Whether a credential is in any string (key or value) of decoded JSON, at any depth."""
         pending = [data]
         while pending:
             item = pending.pop()
@@ -363,7 +477,7 @@ class _Secret:
         return False
 
     def mask_data(self, data: object) -> object:
-        """A copy of decoded JSON with the token masked in every string (at most 64 deep)."""
+        """A copy of decoded JSON with the credentials masked in every string (at most 64 deep)."""
         if isinstance(data, str):
             return self.mask(data)
         if isinstance(data, dict):
@@ -372,6 +486,52 @@ class _Secret:
         if isinstance(data, list):
             return [self.mask_data(item) for item in cast("list[object]", data)]
         return data
+
+
+# What may stand before and after a short credential: no word character (letters,
+# digits, `_` and `-`; in bytes, also any byte of a multi-byte UTF-8 character).
+_TEXT_GUARDS: Final = (r"(?<![\w-])", r"(?![\w-])")
+_BYTES_GUARDS: Final = (rb"(?<![\w\x80-\xff-])", rb"(?![\w\x80-\xff-])")
+
+
+def _guarded(value: str, escaped: AnyStr, guards: tuple[AnyStr, AnyStr]) -> AnyStr:
+    """The pattern of one credential: one under 16 characters must not continue a word."""
+    if len(value) >= ALWAYS_MASKED_LENGTH:
+        return escaped
+    before, after = guards
+    if _is_word(value[0]):
+        escaped = before + escaped
+    if _is_word(value[-1]):
+        escaped += after
+    return escaped
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char in "_-"
+
+
+def _url_credentials(url: str) -> set[str]:
+    """Every spelling of the credentials in *url*'s user info (none without one)."""
+    if "://" not in url:
+        url = f"http://{url}"  # how proxy variables without a scheme are read
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        netloc = url.partition("://")[2].partition("/")[0]
+    userinfo, at, _ = netloc.rpartition("@")
+    if not at or not userinfo:
+        return set()
+    values = {userinfo, unquote(userinfo), quote(unquote(userinfo), safe=":")}
+    user, colon, password = userinfo.partition(":")
+    if colon:
+        values |= {password, unquote(password), quote(unquote(password), safe="")}
+    # The Proxy-Authorization value a client builds from them (aiohttp encodes in
+    # latin-1, httpx in UTF-8), from the decoded and the written spelling.
+    for login, secret in ((unquote(user), unquote(password)), (user, password)):
+        for encoding in ("latin-1", "utf-8"):
+            with contextlib.suppress(UnicodeEncodeError):
+                values.add(base64.b64encode(f"{login}:{secret}".encode(encoding)).decode())
+    return values
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -383,17 +543,17 @@ def _one_line(text: str, limit: int) -> str:
 
 
 def _kept(
-    content: bytes, encoding: str | None, secret: _Secret, body: object
+    content: bytes, encoding: str | None, secret: Secrets, body: object
 ) -> tuple[bytes, object]:
-    r"""The body and the response content to keep on an error, neither holding the token.
+    r"""The body and the response content to keep on an error, neither holding a credential.
 
-    *content* has had the literal token masked already. What is left is the token
-    spelled in JSON escapes (``\u0074ok...``), or in an encoding that is not ASCII
-    (UTF-16): a body that decodes to the token is masked after decoding, and the content
+    *content* has had the literal credentials masked already. What is left is a
+    credential spelled in JSON escapes (``\u0074ok...``), or in an encoding that is not
+    ASCII (UTF-16): a body that decodes to one is masked after decoding, and the content
     becomes the masked body encoded again. A body nested too deeply to mask that way
-    (over ``MAX_JSON_DEPTH``) and still spelling the token is dropped.
+    (over ``MAX_JSON_DEPTH``) and still spelling one is dropped.
     """
-    if secret.text is None:
+    if not secret:
         return content, body
     charset = encoding or "utf-8"
     if isinstance(body, str):
@@ -414,7 +574,7 @@ def _kept(
     return content, body
 
 
-def _sever(problem: BaseException, secret: _Secret) -> None:
+def _sever(problem: BaseException, secret: Secrets) -> None:
     """Mask *problem*, the decoder's or the converter's own exception, in place.
 
     The engine raises the error while handling *problem*, so *problem* becomes the
@@ -430,24 +590,40 @@ def _sever(problem: BaseException, secret: _Secret) -> None:
 
 
 def redacted_request(request: httpx.Request) -> httpx.Request:
-    """A copy of *request* whose token header is masked (a streamed body is left out)."""
+    """A copy of *request* with its credentials masked (a streamed body is left out).
+
+    The token, ``Authorization`` and ``Proxy-Authorization`` headers read
+    ``[redacted]``, the URL loses any user info, and the copy carries no extensions
+    (so not the client's ``Secrets``).
+    """
     headers = request.headers.copy()
-    if TOKEN_HEADER in headers:
-        headers[TOKEN_HEADER] = _REDACTED
+    for name in CREDENTIAL_HEADERS:
+        if name in headers:
+            headers[name] = _REDACTED
+    url = request.url
+    if url.userinfo:
+        url = url.copy_with(username=None, password=None)
     try:
         content = request.content
     except httpx.RequestNotRead:  # a caller's hook re-sent a streaming request
         content = b""
-    return httpx.Request(request.method, request.url, headers=headers, content=content)
+    return httpx.Request(request.method, url, headers=headers, content=content)
+
+
+def _unmasked(request: httpx.Request) -> bool:
+    """Whether *request* may hold a credential (it is not one of the masked copies)."""
+    if SECRETS_EXTENSION in request.extensions or request.url.userinfo:
+        return True
+    return any(request.headers.get(name, _REDACTED) != _REDACTED for name in CREDENTIAL_HEADERS)
 
 
 def _detached_response(
-    response: httpx.Response, content: bytes, secret: _Secret, request: httpx.Request
+    response: httpx.Response, content: bytes, secret: Secrets, request: httpx.Request
 ) -> httpx.Response:
-    """A copy of *response* with its body in memory and the token masked everywhere.
+    """A copy of *response* with its body in memory and the credentials masked everywhere.
 
     *content* is the body to keep (already masked); *request* the masked request. The
-    response's headers and reason phrase are masked too: a server can echo the token in
+    response's headers and reason phrase are masked too: a server can echo a credential in
     any of them.
     """
     # `content` is already decoded; a kept Content-Encoding would decode it twice.
@@ -474,13 +650,18 @@ def _detached_response(
 def scrub_failure(
     failure: BaseException, request: httpx.Request, masked: httpx.Request | None = None
 ) -> BaseException:
-    """*failure*, with every httpx request and response in its chain masked; in place.
+    """*failure*, with every credential masked out of every exception in its chain; in place.
 
     A caller's ``http_client`` attaches the real request, token and all, to the httpx
     exception it raises, and the SDK raises that exception as the ``__cause__`` of its
-    own: every httpx exception along ``__cause__`` and ``__context__`` gets a masked copy
-    instead (*masked*, when given, for *request* itself).
+    own; a transport's text can quote a proxy URL. Along ``__cause__`` and
+    ``__context__``, every exception's text (its ``args`` and string attributes) has
+    the client's credentials (``Secrets``, carried by *request*) masked, and every
+    httpx exception gets a masked copy of its request and response (*masked*, when
+    given, for *request* itself). The SDK's transport has already taken the
+    credentials out of aiohttp's own exceptions (URLs, headers), which only it knows.
     """
+    secrets = Secrets.of(request)
     masked = masked or redacted_request(request)
     seen: set[int] = set()
     pending: list[BaseException] = [failure]
@@ -489,33 +670,45 @@ def scrub_failure(
         if id(error) in seen:
             continue
         seen.add(id(error))
+        _mask_text_of(error, secrets)
         if isinstance(error, httpx.HTTPError):
-            _scrub_httpx_error(error, request, masked)
+            _scrub_httpx_error(error, request, masked, secrets)
         pending.extend(link for link in (error.__cause__, error.__context__) if link is not None)
     return failure
 
 
+def _mask_text_of(error: BaseException, secrets: Secrets) -> None:
+    """Mask the credentials in *error*'s arguments and string attributes, in place."""
+    if not secrets:
+        return
+    if any(isinstance(arg, str) and secrets.exposed(arg) for arg in error.args):
+        error.args = tuple(secrets.mask(arg) if isinstance(arg, str) else arg for arg in error.args)
+    fields = getattr(error, "__dict__", {})
+    for name, value in list(fields.items()):
+        if isinstance(value, str) and secrets.exposed(value):
+            fields[name] = secrets.mask(value)
+
+
 def _scrub_httpx_error(
-    error: httpx.HTTPError, request: httpx.Request, masked: httpx.Request
+    error: httpx.HTTPError, request: httpx.Request, masked: httpx.Request, secrets: Secrets
 ) -> None:
     try:
         attached = error.request
     except RuntimeError:  # no request attached (the SDK's own transport attaches none)
         attached = None
-    if attached is not None and attached.headers.get(TOKEN_HEADER) not in {None, _REDACTED}:
+    if attached is not None and _unmasked(attached):
         error.request = masked if attached is request else redacted_request(attached)
     if isinstance(error, httpx.HTTPStatusError):
         response = error.response
-        secret = _Secret(response.request)
-        content = secret.mask_bytes(response.content if hasattr(response, "_content") else b"")
-        error.response = _detached_response(response, content, secret, error.request)
+        content = secrets.mask_bytes(response.content if hasattr(response, "_content") else b"")
+        error.response = _detached_response(response, content, secrets, error.request)
 
 
 def status_error(
     what: str, response: httpx.Response, content: bytes, retry_after: float | None
 ) -> APIStatusError:
     """The error for a non-2xx answer to *what* (``"GET /batch/x"``)."""
-    secret = _Secret(response.request)
+    secret = Secrets.of(response.request)
     content = secret.mask_bytes(content)
     content, body = _kept(
         content, response.encoding, secret, parse_json_or_text(content, response.encoding)
@@ -557,7 +750,7 @@ def connection_error(
     message says what that means: whether the batch may exist. The httpx exceptions in
     *failure*'s chain get the masked request (``scrub_failure``).
     """
-    secret = _Secret(request)
+    secret = Secrets.of(request)
     redacted = redacted_request(request)
     scrub_failure(failure, request, redacted)
     after = (_MAY_EXIST if reached else _NOT_CREATED) if create else ""
@@ -581,7 +774,7 @@ _NOT_CREATED: Final = ". The request never reached the server, so no batch was c
 
 def oversized_error(what: str, response: httpx.Response) -> APIResponseValidationError:
     """The error for an answer whose body is over the size limit (it was not read)."""
-    secret = _Secret(response.request)
+    secret = Secrets.of(response.request)
     return APIResponseValidationError(
         secret.mask(
             f"{what} returned {response.status_code} with a body over the limit of "
@@ -599,7 +792,7 @@ def not_json_error(
 
     *problem* is the ``ValueError`` of the decoder, or its ``RecursionError``.
     """
-    secret = _Secret(response.request)
+    secret = Secrets.of(response.request)
     _sever(problem, secret)
     content = secret.mask_bytes(content)
     text = content.decode("utf-8", errors="replace")
@@ -623,7 +816,7 @@ def shape_error(
 
     ``.body`` is *data*, the decoded JSON; nested deeper than ``MAX_JSON_DEPTH``, its text.
     """
-    secret = _Secret(response.request)
+    secret = Secrets.of(response.request)
     _sever(problem, secret)
     content = secret.mask_bytes(content)
     if nests_deeper_than(data, MAX_JSON_DEPTH):

@@ -13,8 +13,9 @@ What this module adds to aiohttp, and why:
   ``httpx.ConnectError``/``ConnectTimeout``, so a dropped connection is reported as one
   only when it provably never carried the request (below). TLS failures keep the
   ``ssl`` error as their cause, so the retry policy can see that a certificate problem
-  is final. aiohttp exceptions that carry the request's headers have the token masked
-  before they are chained.
+  is final. aiohttp exceptions lose the credentials they carry (the token and
+  ``Proxy-Authorization`` headers, the proxy's user name and password in its URL and
+  connection key) before they are chained.
 - **Stale keep-alive connections.** App servers close idle connections after a few
   seconds (uvicorn and hypercorn after 5, gunicorn after 2). A pooled connection is
   checked for a pending close (or stray bytes) before it is reused. The server may
@@ -61,9 +62,11 @@ import httpx
 import multidict
 import yarl
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ConnectionKey
 
 from ._body import decode_limited
-from ._constants import DEFAULT_KEEPALIVE_EXPIRY, MAX_RESPONSE_BYTES, TOKEN_HEADER
+from ._constants import DEFAULT_KEEPALIVE_EXPIRY, MAX_RESPONSE_BYTES
+from ._exceptions import CREDENTIAL_HEADERS
 
 if TYPE_CHECKING:
     import asyncio
@@ -76,6 +79,7 @@ __all__ = [
     "Wire",
     "build_http_client",
     "environment_proxies",
+    "proxy_mounts",
     "ssl_context_for",
 ]
 
@@ -105,19 +109,50 @@ _sent: contextvars.ContextVar[_Watch | None] = contextvars.ContextVar("inkit_sen
 
 def _mask(headers: Any) -> multidict.CIMultiDictProxy[str]:  # noqa: ANN401 - aiohttp's types
     masked = multidict.CIMultiDict[str](headers)
-    if TOKEN_HEADER in masked:
-        masked[TOKEN_HEADER] = _REDACTED
+    for name in CREDENTIAL_HEADERS:  # what aiohttp's exceptions keep of the request
+        if name in masked:
+            masked[name] = _REDACTED
     return multidict.CIMultiDictProxy(masked)
 
 
+def _anonymous(url: yarl.URL) -> yarl.URL:
+    """*url* without user info (a proxy's user name and password)."""
+    return url.with_user(None) if url.user is not None else url
+
+
 def _scrubbed(exc: BaseException) -> BaseException:
-    """*exc* with the request headers it carries masked (aiohttp keeps them for repr)."""
-    if isinstance(exc, aiohttp.ClientResponseError):
-        info = exc.request_info
-        exc.request_info = aiohttp.RequestInfo(
-            info.url, info.method, _mask(info.headers), info.real_url
-        )
-        exc.history = ()
+    """*exc* with the credentials aiohttp keeps in its exceptions taken out, along its chain.
+
+    aiohttp keeps the request's headers (the token, and ``Proxy-Authorization`` on a
+    forwarded request) and the proxy's URL, user name and password included, in the
+    ``request_info`` of a response error (the URL is in its text too), and the proxy's
+    URL and ``BasicAuth`` in the connection key of a connection error. Each is replaced
+    by a copy without them, in ``args`` too; the headers of a proxy's refusal are
+    dropped (a proxy may echo what it was sent). The texts left are masked by value
+    where the error is built (``_exceptions.scrub_failure``).
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        error = pending.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, aiohttp.ClientResponseError):
+            info = error.request_info
+            error.request_info = aiohttp.RequestInfo(
+                _anonymous(info.url), info.method, _mask(info.headers), _anonymous(info.real_url)
+            )
+            error.history = ()
+            error.headers = None  # the answer's (a proxy's refusal may echo what it got)
+            error.args = (error.request_info, ())
+        key = getattr(error, "_conn_key", None)
+        if isinstance(key, ConnectionKey):
+            proxy = None if key.proxy is None else _anonymous(key.proxy)
+            clean = key._replace(proxy=proxy, proxy_auth=None)
+            error._conn_key = clean  # type: ignore[attr-defined]  # noqa: SLF001 - aiohttp's, see above
+            error.args = tuple(clean if arg is key else arg for arg in error.args)
+        pending.extend(link for link in (error.__cause__, error.__context__) if link is not None)
     return exc
 
 
@@ -154,7 +189,9 @@ def _raise_mapped(exc: BaseException) -> NoReturn:
     cause = _scrubbed(exc)
     if isinstance(exc, aiohttp.ClientSSLError):
         # Chain the ssl error itself: the retry policy reads it to see a final failure.
+        # (aiohttp's error stays reachable as its context: scrubbed above.)
         cause = getattr(exc, "certificate_error", None) or exc.os_error
+    # Mapped after the scrub: the text quotes the URL, now without user info.
     raise _mapped(exc) from cause
 
 
@@ -609,8 +646,20 @@ def _existing(path: str | None) -> str | None:
     return path if path and os.path.exists(path) else None  # noqa: PTH110 - str paths for ssl
 
 
-def build_http_client(options: ClientOptions) -> httpx.AsyncClient:
+def proxy_mounts(options: ClientOptions) -> dict[str, str | None]:
+    """The proxy for each httpx mount pattern: ``proxy=`` for all, else the environment's."""
+    if options.proxy is not None:
+        return {"all://": str(options.proxy)}
+    return environment_proxies() if options.trust_env else {}
+
+
+def build_http_client(
+    options: ClientOptions, proxies: Mapping[str, str | None]
+) -> httpx.AsyncClient:
     """The SDK's own ``httpx.AsyncClient``: aiohttp transports, proxies, trust, no redirects.
+
+    *proxies* are ``proxy_mounts(options)``, read once by the caller, who also masks the
+    credentials in them.
 
     The pool holds one connection per concurrency slot, so a request that holds a slot
     never queues for a connection and the pool timeout only measures a real stall.
@@ -620,10 +669,6 @@ def build_http_client(options: ClientOptions) -> httpx.AsyncClient:
     if options.transport is not None:
         return httpx.AsyncClient(transport=options.transport, follow_redirects=False)
 
-    if options.proxy is not None:
-        proxies: dict[str, str | None] = {"all://": str(options.proxy)}
-    else:
-        proxies = environment_proxies() if options.trust_env else {}
     # TLS to the API, or to an https:// proxy, goes by the one trust policy.
     needs_tls = options.root.startswith("https:") or any(
         (url or "").startswith("https:") for url in proxies.values()

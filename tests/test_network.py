@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
+import os
 import ssl
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx
 import pytest
 import trustme
 
-from inkit_async import APIConnectionError, APIStatusError, AsyncInkit
+from inkit_async import APIConnectionError, APIStatusError, AsyncInkit, InkitError
 
-from .conftest import TOKEN, Events
-from .loopback import BATCH_JSON, LoopbackServer, Raw, Respond, echo, wait_until
-from .proxy_server import Squid, running_squid
+from .conftest import NO_WAIT, TOKEN, Events
+from .loopback import (
+    BATCH_JSON,
+    Drop,
+    LoopbackServer,
+    Raw,
+    Respond,
+    answer_bytes,
+    closed_port,
+    echo,
+    run_cli,
+    wait_until,
+)
+from .proxy_server import PROXY_PASSWORD, PROXY_USER, Squid, running_squid
+from .test_secrets import assert_hidden
 
 CREATE = {"template_id": "tmpl_1", "renders": [{"merge_parameters": {}}]}
 
@@ -290,3 +306,254 @@ async def test_no_exception_in_the_chain_shows_the_token(server, answer):
         assert TOKEN not in repr(cause)
         assert TOKEN not in str(cause)
         assert TOKEN not in repr(vars(cause)) if hasattr(cause, "__dict__") else True
+
+
+# -- proxy credentials are never shown ------------------------------------------------------
+
+#: A proxy password that needs percent-encoding in a URL.
+PROXY_SECRET = "Pr0xy/Pa55:w@rd"
+WRONG_PASSWORD = "wr0ng-Pa55word"
+
+
+def proxy_spellings(user: str, password: str) -> list[str]:
+    """Every form of a proxy password that must never be shown."""
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return [password, quote(password, safe=""), basic]
+
+
+def assert_nothing_shows(error: BaseException, caplog, events: Events, *secrets: str) -> None:
+    """No secret in the error and its chain, in any log record, nor in any event."""
+    assert_hidden(error, TOKEN, *secrets)
+    formatter = logging.Formatter()
+    for record in caplog.records:
+        text = formatter.format(record) + repr(vars(record))
+        assert not any(secret in text for secret in (TOKEN, *secrets))
+    assert not any(secret in repr(event) for event in events for secret in secrets)
+
+
+@pytest.fixture(scope="module")
+def guarded_squid() -> Iterator[Squid]:
+    """A real squid that admits only PROXY_USER with PROXY_PASSWORD (407 for anyone else)."""
+    with running_squid(auth=True) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def ca_bundle(ca, tmp_path) -> str:
+    """The test CA's certificate as a bundle file, for verify= or SSL_CERT_FILE."""
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return str(bundle)
+
+
+@pytest.mark.parametrize("given", ["proxy=", "HTTPS_PROXY", "ALL_PROXY"])
+async def test_a_real_proxy_refusing_the_password_never_shows_it(
+    tls_server, guarded_squid, ca_bundle, clean_proxy_env, monkeypatch, caplog, given
+):
+    """Squid answers CONNECT with 407: the password is in no error, cause, pickle or log."""
+    url = guarded_squid.url_with(PROXY_USER, WRONG_PASSWORD)
+    options: dict[str, str] = {"proxy": url} if given == "proxy=" else {}
+    if given != "proxy=":
+        monkeypatch.setenv(given, url)
+    caplog.set_level(logging.DEBUG)
+    events = Events()
+    async with AsyncInkit(
+        TOKEN,
+        base_url=tls_server.url,
+        verify=ca_bundle,
+        backoff=NO_WAIT,
+        on_event=events,
+        **options,  # type: ignore[arg-type]
+    ) as client:
+        with pytest.raises(APIConnectionError) as info:
+            await client.batch.get("rb_1")
+    assert "407" in str(info.value)
+    assert f"CONNECT 127.0.0.1:{tls_server.port}" in guarded_squid.requests()
+    assert tls_server.requests == []
+    assert_nothing_shows(info.value, caplog, events, *proxy_spellings(PROXY_USER, WRONG_PASSWORD))
+
+
+async def test_a_real_proxy_that_cannot_connect_never_shows_the_password(
+    guarded_squid, clean_proxy_env, caplog
+):
+    """The right password, a CONNECT squid cannot carry out (503): no password anywhere."""
+    url = guarded_squid.url_with(PROXY_USER, PROXY_PASSWORD)
+    caplog.set_level(logging.DEBUG)
+    events = Events()
+    base_url = f"https://127.0.0.1:{closed_port()}/v1"
+    async with AsyncInkit(
+        TOKEN, base_url=base_url, proxy=url, backoff=NO_WAIT, on_event=events
+    ) as client:
+        with pytest.raises(APIConnectionError) as info:
+            await client.batch.get("rb_1")
+    assert "503" in str(info.value)
+    assert_nothing_shows(info.value, caplog, events, *proxy_spellings(PROXY_USER, PROXY_PASSWORD))
+
+
+async def test_a_certificate_failure_through_a_proxy_never_shows_the_password(
+    tls_server, guarded_squid, clean_proxy_env, caplog
+):
+    """An untrusted certificate behind the proxy: aiohttp's error keeps the proxy's login."""
+    url = guarded_squid.url_with(PROXY_USER, PROXY_PASSWORD)
+    caplog.set_level(logging.DEBUG)
+    events = Events()
+    async with AsyncInkit(TOKEN, base_url=tls_server.url, proxy=url, on_event=events) as client:
+        with pytest.raises(APIConnectionError, match="certificate verif") as info:
+            await client.batch.get("rb_1")
+    assert_nothing_shows(info.value, caplog, events, *proxy_spellings(PROXY_USER, PROXY_PASSWORD))
+
+
+@pytest.mark.parametrize(
+    ("password", "status"), [(PROXY_PASSWORD, 502), (WRONG_PASSWORD, 407)], ids=["502", "407"]
+)
+async def test_a_real_proxy_failing_a_forwarded_request_never_shows_the_password(
+    server, guarded_squid, clean_proxy_env, caplog, password, status
+):
+    """http:// through squid: its error page quotes the request; the password stays hidden."""
+    server.handler = lambda request: Raw(b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n")
+    caplog.set_level(logging.DEBUG)
+    events = Events()
+    url = guarded_squid.url_with(PROXY_USER, password)
+    async with AsyncInkit(
+        TOKEN, base_url=server.url, proxy=url, max_retries=0, on_event=events
+    ) as client:
+        with pytest.raises(APIStatusError) as info:
+            await client.batch.get("rb_1")
+    assert info.value.status_code == status
+    assert_nothing_shows(info.value, caplog, events, *proxy_spellings(PROXY_USER, password))
+
+
+def echoing_proxy(request) -> Raw:
+    """A proxy that refuses, echoing the credentials it got everywhere it can (decoded too)."""
+    sent = request.headers["proxy-authorization"]
+    decoded = base64.b64decode(sent.removeprefix("Basic ")).decode()
+    body = f"denied {sent} ({decoded}); {request.method} {request.target}".encode()
+    return Raw(
+        answer_bytes(
+            407,
+            body,
+            reason=f"Denied {decoded}",
+            headers={"content-type": "text/plain", "x-echo": sent, "x-user": decoded},
+        )
+    )
+
+
+FAKE_PROXIES = {
+    "407": Raw(answer_bytes(407, headers={"proxy-authenticate": 'Basic realm="x"'})),
+    "502": Raw(answer_bytes(502, b"upstream failed", headers={"content-type": "text/plain"})),
+    "garbage": Raw(b"\x00\x01garbage\r\n\r\n"),
+    "bad-header": Raw(b"HTTP/1.1 200 OK\r\nNo Colon Here\r\n\r\n"),
+    "drop": Drop(),
+    "echo": echoing_proxy,
+}
+
+
+@pytest.mark.parametrize("given", ["proxy=", "environment"])
+@pytest.mark.parametrize("scheme", ["https", "http"], ids=["connect", "forwarded"])
+@pytest.mark.parametrize("answer", list(FAKE_PROXIES.values()), ids=list(FAKE_PROXIES))
+async def test_a_failing_proxy_never_shows_its_credentials(
+    clean_proxy_env, monkeypatch, caplog, answer, scheme, given
+):
+    """CONNECT (https) or a forwarded request (http) that the proxy fails: nothing shows."""
+    async with LoopbackServer() as proxy:
+        proxy.handler = answer if callable(answer) else lambda request: answer
+        url = f"http://{PROXY_USER}:{quote(PROXY_SECRET, safe='')}@127.0.0.1:{proxy.port}"
+        options = {"proxy": url} if given == "proxy=" else {}
+        if given == "environment":
+            monkeypatch.setenv(f"{scheme.upper()}_PROXY", url)
+        caplog.set_level(logging.DEBUG)
+        events = Events()
+        base_url = f"{scheme}://127.0.0.1:{closed_port()}/v1"
+        async with AsyncInkit(
+            TOKEN, base_url=base_url, backoff=NO_WAIT, on_event=events, **options
+        ) as client:
+            with pytest.raises(InkitError) as info:
+                await client.batch.get("rb_1")
+        assert proxy.requests
+        assert all(request.headers["proxy-authorization"] for request in proxy.requests)
+        assert proxy.requests[0].method == ("CONNECT" if scheme == "https" else "GET")
+    assert_nothing_shows(info.value, caplog, events, *proxy_spellings(PROXY_USER, PROXY_SECRET))
+
+
+async def test_a_proxy_that_refuses_connections_never_shows_its_credentials(
+    clean_proxy_env, caplog
+):
+    """Nothing listens where the proxy should be: aiohttp's error keeps the proxy's login."""
+    url = f"http://{PROXY_USER}:{quote(PROXY_SECRET, safe='')}@127.0.0.1:{closed_port()}"
+    caplog.set_level(logging.DEBUG)
+    events = Events()
+    async with AsyncInkit(
+        TOKEN, base_url="https://127.0.0.1:9/v1", proxy=url, backoff=NO_WAIT, on_event=events
+    ) as client:
+        with pytest.raises(APIConnectionError) as info:
+            await client.batch.get("rb_1")
+    assert_nothing_shows(info.value, caplog, events, *proxy_spellings(PROXY_USER, PROXY_SECRET))
+
+
+@pytest.mark.parametrize("trust_env", [True, False])
+async def test_a_callers_client_through_a_proxy_never_shows_its_credentials(
+    clean_proxy_env, monkeypatch, caplog, trust_env
+):
+    """A caller's httpx client reads HTTPS_PROXY itself; its ProxyError quotes the echo: masked."""
+    async with LoopbackServer() as proxy:
+        proxy.handler = echoing_proxy
+        url = f"http://{PROXY_USER}:{quote(PROXY_SECRET, safe='')}@127.0.0.1:{proxy.port}"
+        monkeypatch.setenv("HTTPS_PROXY", url)
+        # The SDK's own records (httpcore's DEBUG trace is the caller's client's own).
+        caplog.set_level(logging.DEBUG, logger="inkit_async")
+        events = Events()
+        async with (
+            httpx.AsyncClient() as http,
+            AsyncInkit(
+                TOKEN,
+                base_url=f"https://127.0.0.1:{closed_port()}/v1",
+                http_client=http,
+                trust_env=trust_env,
+                backoff=NO_WAIT,
+                on_event=events,
+            ) as client,
+        ):
+            with pytest.raises(APIConnectionError) as info:
+                await client.batch.get("rb_1")
+        assert proxy.requests[0].method == "CONNECT"
+    assert "407 Denied [redacted]" in str(info.value)
+    assert_nothing_shows(info.value, caplog, events, *proxy_spellings(PROXY_USER, PROXY_SECRET))
+
+
+def test_the_client_options_never_show_the_proxy_password():
+    """The options record's repr (what a debugger shows) leaves the proxy's user info out."""
+    client = AsyncInkit(
+        TOKEN, proxy=f"http://{PROXY_USER}:{quote(PROXY_SECRET, safe='')}@proxy:3128"
+    )
+    shown = repr(client._engine.options)  # noqa: SLF001 - the record behind the client
+    assert "proxy='http://[redacted]@proxy:3128'" in shown
+    assert not any(secret in shown for secret in proxy_spellings(PROXY_USER, PROXY_SECRET))
+    assert "proxy=None" in repr(AsyncInkit(TOKEN)._engine.options)  # noqa: SLF001 - see above
+    plain = AsyncInkit(TOKEN, proxy="http://proxy:3128/")._engine.options  # noqa: SLF001
+    assert "proxy='http://proxy:3128/'" in repr(plain)
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"])
+async def test_the_cli_never_prints_proxy_credentials(
+    tls_server, guarded_squid, ca_bundle, variable
+):
+    """`inkit-async batch get` through a proxy that refuses the password: stderr hides it."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("INKIT_") and not name.lower().endswith("_proxy")
+    }
+    env |= {
+        "INKIT_API_TOKEN": TOKEN,
+        "INKIT_BASE_URL": tls_server.url,
+        "SSL_CERT_FILE": ca_bundle,
+        variable: guarded_squid.url_with(PROXY_USER, WRONG_PASSWORD),
+    }
+    run = await run_cli("batch", "get", "rb_1", env=env)
+    assert run.code == 1
+    assert run.err.startswith("inkit-async: rb_1: GET /batch/rb_1 failed: 407")
+    shown = run.out + run.err
+    assert not any(
+        secret in shown for secret in (TOKEN, *proxy_spellings(PROXY_USER, WRONG_PASSWORD))
+    )
+    assert tls_server.requests == []

@@ -9,12 +9,14 @@ reachable from an error may hold the token (the frames of a traceback aside).
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import gc
 import json
 import logging
 import os
 import pickle
+import traceback
 import types
 import weakref
 
@@ -30,6 +32,7 @@ from inkit_async import (
     RateLimitError,
     WaitTimeoutError,
 )
+from inkit_async._exceptions import Secrets, redacted_request, scrub_failure
 
 from .conftest import NO_WAIT, TOKEN
 from .loopback import (
@@ -79,17 +82,42 @@ def reachable(root: object) -> list[object]:
     return found
 
 
+def chain(error: BaseException) -> list[BaseException]:
+    """*error* and every exception it was raised from or during, suppressed contexts too."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is known for known in seen):
+            continue
+        seen.append(current)
+        pending += [current.__cause__, current.__context__]
+    return seen
+
+
+def assert_hidden(error: BaseException, *secrets: str) -> None:
+    """Assert that none of *secrets* is reachable from *error*, shown by it or pickled.
+
+    Shown: ``str``, ``repr`` and the formatted traceback of every exception in its
+    chain, each on its own (so that a context the traceback leaves out counts too).
+    """
+    for secret in secrets:
+        forms = (secret.encode(), secret.encode("utf-16-le"), secret.encode("utf-16-be"))
+        for item in reachable(error):
+            if isinstance(item, str):
+                assert secret not in item
+            elif isinstance(item, bytes | bytearray):
+                assert not any(form in item for form in forms)
+        for link in chain(error):
+            shown = [str(link), repr(link), *traceback.format_exception(link, chain=False)]
+            assert not any(secret in text for text in shown)
+        assert "".join(traceback.format_exception(error)).find(secret) == -1
+        assert secret.encode() not in pickle.dumps(error)
+
+
 def assert_secret(error: BaseException) -> None:
     """Assert that nothing reachable from *error*, nor its pickle, holds the token."""
-    forms = (TOKEN.encode(), TOKEN.encode("utf-16-le"), TOKEN.encode("utf-16-be"))
-    for item in reachable(error):
-        if isinstance(item, str):
-            assert TOKEN not in item
-        elif isinstance(item, bytes | bytearray):
-            assert not any(form in item for form in forms)
-    assert TOKEN not in str(error)
-    assert TOKEN not in repr(error)
-    assert TOKEN.encode() not in pickle.dumps(error)
+    assert_hidden(error, TOKEN)
 
 
 async def failure_of(client: AsyncInkit, batch_id: str = "rb_1") -> InkitError:
@@ -107,6 +135,9 @@ ECHOES = {
         401, f'{{"message": "Invalid token {ESCAPED}"}}'.encode(), {"content-type": "json"}
     ),
     "json-key": Respond(401, {"error": {TOKEN: "is not a token"}}),
+    "json-escapes-in-a-list": Respond(
+        401, f'{{"errors": ["bad", "{ESCAPED}"]}}'.encode(), {"content-type": "json"}
+    ),
     "text": Respond(401, f"token {TOKEN} is not valid"),
     "utf-16-text": Respond(
         401,
@@ -176,6 +207,208 @@ async def test_a_token_in_an_unusable_2xx_answer_reaches_nothing_the_error_holds
         error = await failure_of(client)
     assert isinstance(error, APIResponseValidationError)
     assert_secret(error)
+
+
+# -- masking never corrupts what the server wrote -----------------------------------------
+
+DOWN = "the last backend is down; a retry may help"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [DOWN, {"error": DOWN, "data": {"backend": "a-side", "state": "unavailable"}}],
+    ids=["text", "json"],
+)
+async def test_a_short_token_never_changes_ordinary_words(server, events, body):
+    """AsyncInkit("a") and a 503: message, body, response, retry reason as the server wrote them."""
+    answer = Respond(503, body, {"x-backend": "a-side", "x-state": "unavailable"})
+    server.script(answer, answer)
+    async with AsyncInkit(
+        "a", base_url=server.url, max_retries=1, backoff=NO_WAIT, on_event=events
+    ) as client:
+        error = await failure_of(client)
+    assert str(error) == f"503 Service Unavailable from GET /batch/rb_1: {DOWN}"
+    assert error.body == body  # type: ignore[attr-defined]
+    response = error.response  # type: ignore[attr-defined]
+    assert response.reason_phrase == "Service Unavailable"
+    assert response.content == answer.encode().split(b"\r\n\r\n", 1)[1]
+    assert response.headers["x-backend"] == "a-side"
+    assert response.headers["x-state"] == "unavailable"
+    assert response.headers["content-type"] in {"application/json", "text/plain; charset=utf-8"}
+    assert [retry.reason for retry in events.retries] == ["503 Service Unavailable"]
+    assert response.request.headers["X-Inkit-API-Token"] == REDACTED
+
+
+async def test_a_token_under_16_characters_is_masked_where_it_stands_alone(server):
+    """A 9-character token as a word, after `=`, in quotes: masked; glued to a word: not."""
+    token = "tok_test1"
+    server.script(
+        Respond(
+            401, {"error": f"{token} is revoked (token={token}, '{token}'); {token}s, x{token}"}
+        )
+    )
+    async with AsyncInkit(token, base_url=server.url, max_retries=0) as client:
+        error = await failure_of(client)
+    masked = "[redacted] is revoked (token=[redacted], '[redacted]'); tok_test1s, xtok_test1"
+    assert str(error) == f"401 Unauthorized from GET /batch/rb_1: {masked}"
+    assert error.body == {"error": masked}  # type: ignore[attr-defined]
+
+
+async def test_a_token_under_8_characters_is_not_masked_in_text(server):
+    """Nothing that short is secret: "token a is revoked" stays; the request's header is masked."""
+    server.script(Respond(401, {"error": "token a is revoked; a=a"}))
+    async with AsyncInkit("a", base_url=server.url, max_retries=0) as client:
+        error = await failure_of(client)
+    assert str(error) == "401 Unauthorized from GET /batch/rb_1: token a is revoked; a=a"
+    assert error.response.request.headers["X-Inkit-API-Token"] == REDACTED  # type: ignore[attr-defined]
+
+
+async def test_a_long_token_is_masked_even_glued_to_other_characters(server):
+    """A token of 16 characters or more is masked wherever it appears, glued to a word too."""
+    server.script(
+        Respond(401, {"error": f"Bearer{TOKEN}x is not valid; key={TOKEN}"}, {"x-key": f"k{TOKEN}"})
+    )
+    async with AsyncInkit(TOKEN, base_url=server.url, max_retries=0) as client:
+        error = await failure_of(client)
+    masked = "Bearer[redacted]x is not valid; key=[redacted]"
+    assert str(error) == f"401 Unauthorized from GET /batch/rb_1: {masked}"
+    assert error.response.headers["x-key"] == "k[redacted]"  # type: ignore[attr-defined]
+    assert_secret(error)
+
+
+@pytest.mark.parametrize(
+    ("token", "text", "masked"),
+    [
+        ("a", "the last backend is down; token a", "the last backend is down; token a"),
+        ("tok_test", "tok_test", "[redacted]"),
+        ("password", "password-less, password_1, password1, äpassword", None),
+        ("password", "(password) 'password' =password.", "([redacted]) '[redacted]' =[redacted]."),
+        (
+            "password",
+            "[redacted]password [redacted] password",
+            "[redacted][redacted] [redacted] [redacted]",
+        ),
+        ("-minus-x-", "a-minus-x-b -minus-x- (-minus-x-)", "a-minus-x-b [redacted] ([redacted])"),
+        ("redacted", "[redacted] redacted", "[redacted] [redacted]"),
+        ("!bang-word!", "x!bang-word!y", "x[redacted]y"),
+        ("sixteen-chars-16", "xsixteen-chars-16x", "x[redacted]x"),
+        ("fifteen-chars15", "xfifteen-chars15 fifteen-chars15", "xfifteen-chars15 [redacted]"),
+    ],
+)
+def test_the_masking_rule(token, text, masked):
+    """Under 8 characters never, under 16 as a word of its own, longer anywhere; idempotent."""
+    masked = text if masked is None else masked
+    secrets = Secrets(token)
+    assert secrets.mask(text) == masked
+    assert secrets.mask(masked) == masked
+    assert secrets.mask_bytes(text.encode()) == masked.encode()
+    assert secrets.exposed(text) is (text != masked)
+
+
+def test_proxy_credentials_are_masked_in_every_spelling():
+    """The user info, the password (written and decoded) and the Proxy-Authorization value."""
+    secrets = Secrets(
+        "tok", ["http://us%40er:p%2Fss-w0rd@proxy:3128", None, "bob:hunter2@proxy:80"]
+    )
+    basic = base64.b64encode(b"us@er:p/ss-w0rd").decode()
+    text = (
+        f"http://us%40er:p%2Fss-w0rd@proxy:3128 p%2Fss-w0rd p/ss-w0rd us@er:p/ss-w0rd "
+        f"Basic {basic} bob:hunter2 p/ss-w0rds us%40er proxy"
+    )
+    assert secrets.mask(text) == (
+        "http://[redacted]@proxy:3128 [redacted] [redacted] [redacted] "
+        "Basic [redacted] [redacted] p/ss-w0rds us%40er proxy"
+    )
+    # Under 8 characters a password alone is not masked (the user info around it is).
+    assert secrets.mask("hunter2") == "hunter2"
+    # A user name alone is the credential when there is no password (a token as user).
+    assert Secrets(None, ["http://t0ken-user@proxy"]).mask("user t0ken-user") == "user [redacted]"
+    assert not Secrets(None, ["http://proxy:3128", "not a url://", "http://@proxy"])
+    # A URL that urllib cannot parse still has its user info found.
+    assert Secrets(None, ["http://us:pa55-word@[::1"]).mask("pa55-word") == "[redacted]"
+
+
+def test_secrets_never_show_what_they_hold():
+    """Its repr hides the values; a copy is the same object; a pickle holds none."""
+    secrets = Secrets(TOKEN, ["http://user:pw@proxy"])
+    assert TOKEN not in repr(secrets)
+    assert "pw" not in repr(secrets)
+    assert copy.copy(secrets) is secrets
+    assert copy.deepcopy(secrets) is secrets
+    data = pickle.dumps(secrets)
+    assert TOKEN.encode() not in data
+    assert not pickle.loads(data)  # noqa: S301
+
+
+def test_masked_request_copies_hold_no_credential():
+    """Token, Authorization and Proxy-Authorization headers, URL user info, the extension."""
+    secrets = Secrets(TOKEN)
+    request = httpx.Request(
+        "GET",
+        "http://user:pa55-word@api.example/v1/batch/x",
+        headers={"X-Inkit-API-Token": TOKEN, "Authorization": "a", "Proxy-Authorization": "b"},
+        extensions={"inkit.secrets": secrets},
+    )
+    masked = redacted_request(request)
+    assert str(masked.url) == "http://api.example/v1/batch/x"
+    assert [masked.headers[name] for name in ("X-Inkit-API-Token", "Authorization")] == [
+        REDACTED,
+        REDACTED,
+    ]
+    assert masked.headers["Proxy-Authorization"] == REDACTED
+    assert "inkit.secrets" not in masked.extensions
+    assert Secrets.of(request) is secrets
+    # Without the client's Secrets (a request built elsewhere), its own token header.
+    bare = httpx.Request("GET", "http://api.example/v1", headers={"X-Inkit-API-Token": TOKEN})
+    assert Secrets.of(bare).mask(f"x {TOKEN}") == "x [redacted]"
+    assert not Secrets.of(masked)
+
+
+def test_scrubbing_a_failure_masks_its_text_and_request_once():
+    """An httpx error quoting the token: text masked, request swapped; a second pass keeps both."""
+    request = httpx.Request(
+        "GET",
+        "http://api.example/v1/batch/x",
+        headers={"X-Inkit-API-Token": TOKEN},
+        extensions={"inkit.secrets": Secrets(TOKEN)},
+    )
+    error = httpx.ConnectError(f"refused for {TOKEN}", request=request)
+    error.__context__ = ValueError(f"token={TOKEN}")
+    scrub_failure(error, request)
+    masked = error.request
+    assert masked.headers["X-Inkit-API-Token"] == REDACTED
+    assert str(error) == "refused for [redacted]"
+    assert str(error.__context__) == "token=[redacted]"
+    scrub_failure(error, masked)
+    assert error.request is masked
+    assert_secret(error)
+
+
+async def test_a_short_token_leaves_a_transport_failure_as_it_is():
+    """AsyncInkit("a"), connection refused: the failure's text is not rewritten."""
+    port = closed_port()
+    async with AsyncInkit("a", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0) as client:
+        error = await failure_of(client)
+    assert isinstance(error, APIConnectionError)
+    assert str(error).startswith(f"GET /batch/rb_1 failed: Cannot connect to host 127.0.0.1:{port}")
+    assert REDACTED not in str(error)
+
+
+async def test_a_token_changed_by_a_hook_is_masked_with_the_clients_own(server):
+    """A request hook that swaps the token: both tokens are masked in the error."""
+    other = "tok_other_Value_123456"
+
+    async def swap(request: httpx.Request) -> None:
+        request.headers["X-Inkit-API-Token"] = other
+
+    server.script(Respond(401, {"error": f"{other} and {TOKEN} are not valid"}))
+    hooks = {"request": [swap]}
+    async with (
+        httpx.AsyncClient(event_hooks=hooks) as http,
+        AsyncInkit(TOKEN, base_url=server.url, http_client=http, max_retries=0) as client,
+    ):
+        error = await failure_of(client)
+    assert error.body == {"error": "[redacted] and [redacted] are not valid"}  # type: ignore[attr-defined]
 
 
 # -- the cause chain with a caller's own http_client ------------------------------------
@@ -409,3 +642,25 @@ async def test_the_cli_refuses_a_base_url_with_credentials_without_echoing_them(
     assert run.code == 2
     assert "s3cret" not in run.out + run.err
     assert "must not hold a user name or password" in run.err
+
+
+async def test_the_cli_with_a_short_token_prints_what_the_server_sent(server):
+    """INKIT_API_TOKEN=a: the table and the error line read exactly as the server wrote them."""
+
+    def handler(request: Request) -> Respond:
+        if request.last_segment == "rb_bad":
+            return Respond(404, {"error": "a batch named rb_bad is not at the last backend"})
+        return Respond(body={**BATCH_JSON, "id": request.last_segment, "name": "a batch"})
+
+    server.handler = handler
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INKIT_")}
+    env |= {"INKIT_API_TOKEN": "a", "INKIT_BASE_URL": server.url}
+    run = await run_cli("batch", "get", "rb_ok", "rb_bad", env=env)
+    assert run.code == 1
+    header, row = run.out.splitlines()
+    assert header.split()[:3] == ["ID", "NAME", "STATUS"]
+    assert row.split("  ")[:3] == ["rb_ok", "a batch", "Completed"]
+    assert run.err == (
+        "inkit-async: rb_bad: 404 Not Found from GET /batch/rb_bad: "
+        "a batch named rb_bad is not at the last backend\n"
+    )
