@@ -80,8 +80,9 @@ def groups(*names: str) -> tuple[str, ...]:
 
 #: Real servers the tests start for themselves, from Debian's packages: a forward proxy and
 #: Redis, by binary and package. Installed here when missing (as root, with apt-get); a
-#: fixture that cannot start its server fails its tests.
-SERVERS = {"squid": "squid", "redis-server": "redis-server"}
+#: fixture that cannot start its server fails its tests. The proxy is tinyproxy-bin: one
+#: binary that needs only the C library, with no service (squid pulled in perl and a service).
+SERVERS = {"tinyproxy": "tinyproxy-bin", "redis-server": "redis-server"}
 
 
 def ensure_servers(session: nox.Session) -> None:
@@ -121,10 +122,16 @@ def ensure_servers(session: nox.Session) -> None:
     finally:
         if ours:
             policy.unlink()
+    # A package that brought a service (redis-server does; tinyproxy-bin does not): off.
     for service in missing:
         if Path("/etc/init.d", service).exists() and shutil.which("update-rc.d", path=path):
             session.run("update-rc.d", service, "disable", external=True, silent=True)
-        if Path("/run/systemd/system").is_dir() and shutil.which("systemctl", path=path):
+        units = (Path(lib, "systemd/system", f"{service}.service") for lib in ("/lib", "/usr/lib"))
+        if (
+            Path("/run/systemd/system").is_dir()
+            and shutil.which("systemctl", path=path)
+            and any(unit.exists() for unit in units)
+        ):
             session.run("systemctl", "disable", "--now", service, external=True, silent=True)
 
 
