@@ -544,8 +544,8 @@ class Engine:
     def _gave_up(self, method: str, path: str) -> APITimeoutError:
         wait = self._state.flow.max_wait if isinstance(self._state.flow, Throttle) else 0.0
         return APITimeoutError(
-            f"{method} {path} gave up waiting for the throttle, paused for over {wait:g} s "
-            "(the API is refusing requests or failing); nothing was sent",
+            f"{method} {path} gave up after waiting {wait:g} s for the throttle's leave to "
+            "send (the API is refusing requests or failing); nothing was sent",
             may_have_reached_server=False,
         )
 

@@ -23,8 +23,10 @@ it afterwards what the server said. The throttle keeps:
   retries, never ``1 + max_retries`` times the load.
 
 Waiting is the normal answer to pressure: callers queue in the throttle in order, and
-only requests actually sent count as attempts. A caller gives up after ``max_wait``
-seconds in the queue if the throttle is still paused or waiting for a probe by then.
+only requests actually sent count as attempts. Every wait ends: a caller that has not got
+its permit after ``max_wait`` seconds in the queue gives up, whatever holds it (a pause, a
+probe, the sending rate, or a subclass's pacing that has not answered), and one that comes
+while the throttle has been paused or probing for ``max_wait`` already gives up at once.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def signal_of(status_code: int | None) -> Signal:
 
 
 class ThrottleTimeoutError(Exception):
-    """A caller waited ``max_wait`` seconds while the throttle stayed closed (private)."""
+    """A caller waited ``max_wait`` seconds for a permit without getting one (private)."""
 
 
 class Permit:
@@ -199,9 +201,14 @@ class Throttle:
     Args:
         rate_limit: A limit you know, in requests per second: the client never sends
             faster, across all its callers, and adapts below it when refused.
-        max_wait: Longest a call waits in the throttle, in seconds (default 60), if
-            the throttle is still paused or waiting for a probe by then. The call then
-            fails with its last error, or ``APITimeoutError`` if it sent nothing.
+        max_wait: Longest a call waits in the throttle for each permit, in seconds
+            (default 60), whatever it waits for: a pause, the probe after one, or its
+            turn at the sending rate. The call then fails with its last error, or
+            ``APITimeoutError`` if it sent nothing. So a call lasts at most
+            ``(1 + max_retries) * max_wait`` plus its attempts and backoff delays, also
+            against a server that refuses everything. A call that comes while the
+            throttle has been paused (or waiting for its probe) for ``max_wait``
+            already fails at once.
         retry_ratio: Retries (other than after a 429) the budget earns per success
             (default 0.2).
         retry_reserve: Most retries the budget holds, and what it starts with
@@ -234,7 +241,7 @@ class Throttle:
         self.rate_limit = None if rate_limit is None else float(rate_limit)
         """The known limit in requests per second, or ``None``."""
         self.max_wait = float(max_wait)
-        """Longest a call waits while the throttle is paused, in seconds."""
+        """Longest a call waits for one permit, in seconds."""
         self.retry_ratio = float(retry_ratio)
         """Retries the budget earns per success."""
         self.retry_reserve = retry_reserve
@@ -342,9 +349,9 @@ class Throttle:
         """Wait for leave to send one request now.
 
         Raises:
-            ThrottleTimeoutError: The throttle stayed paused (or waiting for its probe)
-                for ``max_wait`` seconds while this call waited, or had been so for
-                that long when it came.
+            ThrottleTimeoutError: No permit came within ``max_wait`` seconds, or the
+                throttle had been paused (or waiting for its probe) for that long when
+                the call came.
         """
         now = self._now()
         if self._open:
@@ -403,7 +410,9 @@ class Throttle:
         The pacing itself (GCRA on the event loop's clock); a subclass may pace otherwise,
         with ``_next_paced`` saying when to try again.
         """
-        if self._tat - now > _TOLERANCE:
+        # The very moment _next_paced names, so that a timer set for it always finds the
+        # slot free (tat - now > tolerance could round the other way, and spin).
+        if now < self._tat - _TOLERANCE:
             return None
         self._tat = max(self._tat, now) + 1.0 / rate
         return self._grant(now)
@@ -413,21 +422,28 @@ class Throttle:
         return self._tat - _TOLERANCE
 
     def _schedule(self, now: float) -> None:
-        """Arrange for the waiters to be let go when the next one may leave."""
+        """Arrange for the waiters to be let go when the next one may leave, or give up.
+
+        The timer is never later than the moment the longest waiter's ``max_wait`` runs
+        out, whatever holds the waiters: every wait ends, also when a subclass's pacing
+        says it will reschedule (``math.inf``) and never does.
+        """
         if self._timer is not None or not self._waiters:
             return
         if self._paused_until and now < self._paused_until:
-            when = min(self._paused_until, self._expiry())
+            when = self._paused_until
         elif self._half_open and self._probe_out:
-            when = self._expiry()  # the probe's answer lets them go; expire meanwhile
+            when = math.inf  # the probe's answer lets them go
         elif self._rate is not None:
             when = self._next_paced()
         else:
             when = now
+        when = min(when, self._expiry())
         if math.isfinite(when):
             self._timer = asyncio.get_running_loop().call_at(max(when, now), self._dispatch)
 
     def _expiry(self) -> float:
+        """When the longest waiter gives up (callers queue in order, so it goes first)."""
         head = next((since for future, since in self._waiters if not future.done()), None)
         return math.inf if head is None else head + self.max_wait
 
@@ -442,7 +458,8 @@ class Throttle:
                 continue
             permit = self._take(now)
             if permit is None:
-                if self._closed_since is not None and now - since >= self.max_wait:
+                # Timers may fire a tick early: within the tolerance counts as the end.
+                if now - since >= self.max_wait - _TOLERANCE:
                     waiters.popleft()
                     future.set_exception(ThrottleTimeoutError())
                     continue

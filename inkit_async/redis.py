@@ -81,7 +81,7 @@ from ._constants import (
     DEFAULT_RETRY_RESERVE,
 )
 from ._redis_link import Budget, Link
-from ._throttle import Change, Permit, Signal, Throttle
+from ._throttle import Change, Permit, Signal, Throttle, ThrottleTimeoutError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -418,19 +418,24 @@ class RedisThrottle(Throttle):
         """Wait for leave to send one request: an in-flight lease, then the fleet's pace.
 
         Raises:
-            ThrottleTimeoutError: As for ``Throttle.acquire``.
+            ThrottleTimeoutError: As for ``Throttle.acquire``; ``max_wait`` bounds the
+                wait for the lease and the permit together.
         """
         if self._runner is None and not self._link.closed:
             self._start()
         budget = self._budget
         if budget is None:
             return await super().acquire()
-        lease = await budget.take()
         try:
-            permit = await super().acquire()
-        except BaseException:
-            budget.give(lease)
-            raise
+            async with asyncio.timeout(self.max_wait):
+                lease = await budget.take()
+                try:
+                    permit = await super().acquire()
+                except BaseException:
+                    budget.give(lease)
+                    raise
+        except TimeoutError:
+            raise ThrottleTimeoutError from None
         budget.attach(permit, lease)
         return permit
 
@@ -458,7 +463,7 @@ class RedisThrottle(Throttle):
         slots = self._slots
         while slots and slots[0][0] < now - _LATE:
             slots.popleft()
-        if slots and slots[0][0] - now <= _TOLERANCE:
+        if slots and now >= slots[0][0] - _TOLERANCE:  # as _next_paced names it
             _, seq = slots.popleft()
             permit = self._grant(now)
             self._remember(permit.seq, seq, now)

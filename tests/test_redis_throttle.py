@@ -12,7 +12,7 @@ import logging
 import pytest
 import redis.asyncio
 
-from inkit_async import AsyncInkit, RateEvent, Throttle
+from inkit_async import APITimeoutError, AsyncInkit, RateEvent, RateLimitError, Throttle
 from inkit_async.redis import FleetState, RedisThrottle
 
 from .conftest import NO_WAIT, TOKEN, Events
@@ -360,3 +360,24 @@ def test_redis_server_helper_restarts_on_its_port():
         server.start()
         assert server.port == port
         assert server.url.endswith(f":{port}/0")
+
+
+async def test_a_fleet_refused_everything_cannot_hang_callers(server, redis_server):
+    """Every request 429 without Retry-After: 100 concurrent gets through Redis all end.
+
+    The fleet's rate falls to its floor, and the callers queue for slots leased from
+    Redis; each wait ends within max_wait, as with a local Throttle.
+    """
+    server.handler = lambda request: Respond(429, SLOW_DOWN)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with (
+        asyncio.timeout(60),
+        RedisThrottle.from_url(redis_server.url, max_wait=2) as throttle,
+        AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client,
+    ):
+        results = await asyncio.gather(
+            *(client.batch.get(f"rb_{n}") for n in range(100)), return_exceptions=True
+        )
+    assert all(isinstance(result, RateLimitError | APITimeoutError) for result in results)
+    assert loop.time() - started < 3 * (2 + 1)  # three waits and attempts at most

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import selectors
+from typing import Any, ClassVar
 
 import pytest
 
@@ -15,6 +17,7 @@ from inkit_async import (
     RateLimitError,
     Throttle,
 )
+from inkit_async._throttle import Permit, Signal, ThrottleTimeoutError
 from inkit_async.testing import FakeInkit
 
 from .conftest import NO_WAIT, TOKEN, Events
@@ -281,3 +284,154 @@ def test_a_throttle_option_of_another_type_is_refused():
     """AsyncInkit(throttle=...) takes a Throttle, None or False."""
     with pytest.raises(TypeError, match="throttle"):
         AsyncInkit(TOKEN, throttle="fast")  # type: ignore[arg-type]
+
+
+#: Seconds the hang tests allow before they fail: far beyond any bound they check.
+GIVE_UP_AFTER = 60.0
+
+
+async def test_a_server_that_refuses_everything_cannot_hang_callers(server):
+    """Every request 429 without Retry-After: 200 concurrent gets all end, none hangs.
+
+    The rate falls to its floor (0.5/s) and callers queue for paced slots; each wait for
+    a permit ends within max_wait, so each call ends within (1 + max_retries) times
+    max_wait plus its attempts, with the 429 it got or APITimeoutError if it sent nothing.
+    """
+    server.handler = lambda request: Respond(429, {"error": "slow down"})
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with (
+        asyncio.timeout(GIVE_UP_AFTER),
+        AsyncInkit(TOKEN, base_url=server.url, throttle=Throttle(max_wait=2)) as client,
+    ):
+        results = await asyncio.gather(
+            *(client.batch.get(f"rb_{number}") for number in range(200)), return_exceptions=True
+        )
+    elapsed = loop.time() - started
+    assert all(isinstance(result, RateLimitError | APITimeoutError) for result in results)
+    timeouts = [result for result in results if isinstance(result, APITimeoutError)]
+    assert timeouts
+    assert all("nothing was sent" in str(result) for result in timeouts)
+    # Two rounds of 100 callers (the default width), each of at most three waits of
+    # max_wait and three attempts (milliseconds on loopback): a bound, not a speed.
+    assert elapsed < 2 * 3 * (2 + 1)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to its next timer instead of sleeping.
+
+    The throttle reads the running loop's clock and sets its timers on it, so under this
+    loop the test decides what time it is: plain numbers, and a wait of minutes takes
+    microseconds. Nothing here waits for I/O. A loop that keeps waking at one moment
+    without time passing (a timer that is due but finds nothing to do, again and again)
+    would spin for ever here: it raises ``RuntimeError`` instead.
+    """
+
+    SPIN: ClassVar[int] = 10_000
+
+    def __init__(self) -> None:
+        """Start the clock at 0."""
+        self.now = 0.0
+        selector = selectors.DefaultSelector()
+        select = selector.select
+        still = 0
+
+        def jump(timeout: float | None = None) -> Any:
+            nonlocal still
+            if timeout:
+                self.now += timeout  # the next timer is due: skip to it
+                still = 0
+            else:
+                still += 1
+                if still > self.SPIN:
+                    raise RuntimeError(f"the event loop spins at {self.now} s")
+            return select(0)
+
+        selector.select = jump  # type: ignore[method-assign]
+        super().__init__(selector)
+
+    def time(self) -> float:
+        """The virtual clock."""
+        return self.now
+
+
+async def outcomes(throttle: Throttle, callers: int) -> list[tuple[float, str]]:
+    """Let *callers* ask *throttle* for a permit at once; when and how each wait ended."""
+    loop = asyncio.get_running_loop()
+
+    async def caller() -> tuple[float, str]:
+        try:
+            await throttle.acquire()
+        except ThrottleTimeoutError:
+            return loop.time(), "gave up"
+        return loop.time(), "permit"
+
+    # A virtual hour: a wait that never ends fails the test instead of hanging it.
+    async with asyncio.timeout(3600):
+        return await asyncio.gather(*(caller() for _ in range(callers)))
+
+
+def test_a_paced_wait_ends_at_max_wait():
+    """At 0.5 requests/s and max_wait=3: permits at 0 s and 2 s; the others give up at 3 s."""
+
+    async def run() -> list[tuple[float, str]]:
+        return await outcomes(Throttle(rate_limit=0.5, max_wait=3), 5)
+
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        results = runner.run(run())
+    assert [outcome for _, outcome in results] == ["permit", "permit"] + ["gave up"] * 3
+    # (A paced permit may leave a millisecond early: timers are not finer.)
+    assert [when for when, _ in results] == pytest.approx([0, 2, 3, 3, 3], abs=0.0011)
+
+
+def test_a_wait_ends_when_the_pacing_never_answers():
+    """A pacing that keeps every caller waiting and never reschedules still ends each wait.
+
+    (As RedisThrottle's pacing does while its slots from Redis are on their way.)
+    """
+
+    class Stuck(Throttle):
+        def _take_paced(self, now: float, rate: float) -> Permit | None:
+            del now, rate
+            return None
+
+        def _next_paced(self) -> float:
+            return float("inf")
+
+    async def run() -> list[tuple[float, str]]:
+        throttle = Stuck(rate_limit=10, max_wait=5)
+        first = await outcomes(throttle, 3)
+        await asyncio.sleep(1)
+        return first + await outcomes(throttle, 1)
+
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        results = runner.run(run())
+    assert results == [(5.0, "gave up")] * 3 + [(11.0, "gave up")]
+
+
+def test_a_caller_during_a_long_pause_gives_up_at_once():
+    """Paused for longer than max_wait already: a new caller gives up without waiting."""
+
+    async def run() -> list[tuple[float, str]]:
+        throttle = Throttle(max_wait=2)
+        permit = await throttle.acquire()
+        throttle.release(permit, Signal.THROTTLED, pause=30)
+        first = await outcomes(throttle, 2)
+        await asyncio.sleep(1)
+        return first + await outcomes(throttle, 1)
+
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        results = runner.run(run())
+    assert results == [(2.0, "gave up")] * 2 + [(3.0, "gave up")]
+
+
+def test_paced_permits_leave_on_time_without_spinning():
+    """At 0.5 requests/s with time to spare: one permit every 2 s, each timer finds its slot."""
+
+    async def run() -> list[tuple[float, str]]:
+        return await outcomes(Throttle(rate_limit=0.5, max_wait=100), 6)
+
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        results = runner.run(run())
+    assert [outcome for _, outcome in results] == ["permit"] * 6
+    assert [when for when, _ in results] == pytest.approx([0, 2, 4, 6, 8, 10], abs=0.0011)
