@@ -5,6 +5,13 @@ bounded by the throttle's timeout; any failure there (or in the listener) makes 
 *lost*: ``connected`` turns false, one WARNING is logged for the outage, and the throttle
 goes on with its own state until ``rejoined``. Nothing here raises to a caller.
 
+Every reply is read through ``Link.read`` and the throttle's ``Reader`` (in
+``_redis_scripts.py``): a reply that is garbage counts as a failed call, except that it
+is logged as garbage, rarely (``Link.distrust``: the first, then at most one every ten
+minutes, with the count of the others), not as an outage. A background task that fails
+(``Link.spawn``; a bug, since none should) is logged with its traceback, rarely, and
+turns the link lost too: the throttle rejoins with backoff, never in a tight loop.
+
 ``Budget`` is the process's part of the fleet's in-flight budget (``max_in_flight``):
 leases taken from Redis in small batches, reused by the process's next request, given
 back once idle, renewed while held.
@@ -15,12 +22,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import itertools
 import logging
+import math
 import secrets
-from typing import TYPE_CHECKING, Any, Final
+import time
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import _redis_scripts as scripts
+from ._redis_scripts import Garbage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
@@ -32,7 +43,13 @@ if TYPE_CHECKING:
 
 __all__ = ["LOCAL", "Budget", "Link"]
 
+T = TypeVar("T")
+
 logger: Final = logging.getLogger("inkit_async")
+
+#: After logging garbage read from Redis, or a failed background task, log the next one
+#: no sooner than this many seconds later (with the count of those in between).
+_QUIET: Final = 600.0
 
 #: What a request holds when no fleet budget applies (Redis lost, or not reached yet).
 LOCAL: Final = ""
@@ -49,13 +66,15 @@ class Link:
         self,
         client: Redis,
         timeout: float,
+        reader: scripts.Reader,
         *,
         on_lost: Callable[[], None],
         on_rejoined: Callable[[], None],
     ) -> None:
-        """Talk to *client*, each call bounded by *timeout* seconds; report changes."""
+        """Talk to *client*, each call bounded by *timeout* seconds, reading with *reader*."""
         self.client = client
         self.timeout = timeout
+        self.reader = reader
         self.keys = scripts.Keys(None, None)
         self.id = secrets.token_hex(6)
         """This process (this throttle) in the fleet: its heartbeat and its leases."""
@@ -66,7 +85,12 @@ class Link:
         """Set once the first attempt has ended, either way."""
         self.closed = False
         self.outages = 0
+        self.ignored = 0
+        """Values read from Redis that were not used (garbage), ever."""
         self._warned = False
+        # For the rare logs: what was not logged yet, and when the next may be.
+        self._unlogged = collections.Counter[str]()
+        self._quiet_until: dict[str, float] = {}
         self._on_lost = on_lost
         self._on_rejoined = on_rejoined
         self._tasks: set[asyncio.Task[None]] = set()
@@ -84,9 +108,22 @@ class Link:
         if self.closed:
             coroutine.close()
             return
-        task = asyncio.get_running_loop().create_task(coroutine)
+        task = asyncio.get_running_loop().create_task(self._guard(coroutine))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _guard(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coroutine
+        except Exception:  # a bug: seen (rarely), and never respawned in a tight loop
+            if self._rarely("failed"):
+                logger.exception(
+                    "A background task of RedisThrottle %s failed%s; the throttle goes on "
+                    "with this process's own state and rejoins with backoff",
+                    self.keys.prefix,
+                    self._since("failed"),
+                )
+            self._go_local()
 
     async def call(
         self,
@@ -108,11 +145,47 @@ class Link:
             self.lost(exc)
             return None
 
+    def read(self, reply: object, parse: Callable[[object], T]) -> T | None:
+        """*reply* (``None``: the call failed) through *parse*; garbage counts as a failure."""
+        if reply is None:
+            return None
+        try:
+            return parse(reply)
+        except Garbage as exc:
+            self.distrust(exc)
+            self._go_local()
+            return None
+
+    def distrust(self, exc: Garbage) -> None:
+        """A value read from Redis was not used: count it, and log it rarely."""
+        self.ignored += 1
+        if self._rarely("garbage"):
+            logger.warning(
+                "RedisThrottle %s ignored a value read from Redis (%s)%s; anything that can "
+                "write to that Redis can write the throttle's keys, and nothing read is used "
+                "unchecked",
+                self.keys.prefix,
+                exc,
+                self._since("garbage"),
+            )
+
+    def _rarely(self, what: str) -> bool:
+        """Whether to log *what* now: the first time, then at most once in ``_QUIET`` s."""
+        now = time.monotonic()
+        if now < self._quiet_until.get(what, -math.inf):
+            self._unlogged[what] += 1
+            return False
+        self._quiet_until[what] = now + _QUIET
+        return True
+
+    def _since(self, what: str) -> str:
+        count = self._unlogged.pop(what, 0)
+        return f" ({count} more since the last such record)" if count else ""
+
     def lost(self, exc: BaseException) -> None:
         """Redis failed: go local, and log the outage once."""
         if self.closed:
             return
-        self.connected = False
         if not self._warned:
             self._warned = True
             self.outages += 1
@@ -123,6 +196,12 @@ class Link:
                 str(exc)[:200] or "no detail",
                 self.keys.prefix,
             )
+        self._go_local()
+
+    def _go_local(self) -> None:
+        if self.closed:
+            return
+        self.connected = False
         self._end_join()
         self._on_lost()
 
@@ -268,15 +347,16 @@ class Budget:
                     return
                 want = min(live, _TAKE_BATCH)
                 leases = [f"{link.id}:{next(self._counter)}" for _ in range(want)]
-                taken = await link.call(
+                reply = await link.call(
                     link.take, [link.keys.leases], [self._maximum, round(self._ttl * 1000), *leases]
                 )
+                taken = link.read(reply, functools.partial(link.reader.taken, want=want))
                 if taken is None:
                     self.go_local()
                     return
-                for lease in leases[: int(taken)]:
+                for lease in leases[:taken]:
                     self._hand(lease)
-                if int(taken) < want:
+                if taken < want:
                     await asyncio.sleep(_TAKE_POLL)  # the budget is full: ask again soon
         finally:
             self._fetching = False

@@ -49,6 +49,15 @@ in-flight budget. One WARNING is logged per outage. A background task rejoins wi
 that came back empty (restarted without persistence) is seeded with this process's rate.
 No redis exception escapes a call.
 
+**Nothing read from Redis is trusted**: anyone who can write to it can write these keys
+and publish on the channel. Every number read (messages, the state hash, script replies)
+is checked at one boundary, ``_redis_scripts.Reader``, and the Lua scripts check what they
+read from the hash the same way and write only checked values: finite, in range, a pause
+no longer than ``max_wait`` (or 60 s, the default ``max_retry_after``, if that is longer),
+a next send time no further ahead than a pause or one interval at the lowest rate. A
+message that fails is ignored; a reply that fails counts as a failed call. Garbage is
+logged once (then at most every ten minutes) and counted in ``fleet.ignored``.
+
 The client tells the throttle its token when it starts using it (``bind``); one
 ``RedisThrottle`` serves one token. Close it when done (``aclose`` or ``async with``): a
 throttle made by ``from_url`` closes its own connection pool then; one given a client
@@ -60,6 +69,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import math
 import re
 from typing import TYPE_CHECKING, Final, Self, cast
@@ -84,7 +94,6 @@ from ._redis_link import Budget, Link
 from ._throttle import Change, Permit, Signal, Throttle, ThrottleTimeoutError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from types import TracebackType
 
     from redis.asyncio.client import PubSub
@@ -103,11 +112,10 @@ _BEAT: Final = 0.5
 _MEMBER_WINDOW: Final = 3.0
 #: The heartbeat set expires this many milliseconds after the last heartbeat.
 _MEMBERS_TTL_MS: Final = 60_000
-#: How long a lease of paced slots reaches, in seconds of the fleet's rate, and at most ...
+#: How long a lease of paced slots reaches, in seconds of the fleet's rate, and at most
+#: (no slot but the first is more than ``scripts.HORIZON_MS`` ahead, either).
 _LEASE_SPAN: Final = 0.02
 _LEASE_MAX: Final = 64
-#: ... and no slot but the first is more than this many seconds ahead.
-_HORIZON: Final = 0.1
 #: A leased slot this many seconds past is dropped, not used.
 _LATE: Final = 0.1
 #: After a cut, the fleet's next slot is at least this many seconds away: requests sent
@@ -118,10 +126,13 @@ _TOLERANCE: Final = 0.001
 #: As in the local throttle: a stretch this short tells nothing of the server's limit ...
 _MIN_ESTIMATE_SPAN: Final = 0.01
 #: ... and the lowest rate it ever sets.
-_MIN_RATE: Final = 0.5
-#: Rejoining: the first wait, and the longest it doubles to.
+_MIN_RATE: Final = scripts.MIN_RATE
+#: Rejoining: the first wait, and the longest it doubles to; the wait starts again from
+#: the first only after the link has held this many seconds (a Redis that fails again at
+#: once, or keeps answering garbage, is retried every 2 s, not in a tight loop).
 _REJOIN_FIRST: Final = 0.1
 _REJOIN_MAX: Final = 2.0
+_STABLE: Final = 10.0
 #: The listener wakes this often (seconds) to beat, and to tend the in-flight budget.
 _TICK: Final = 0.05
 #: Fleet send numbers kept for the estimate (the most recent ones).
@@ -143,6 +154,9 @@ class FleetState:
     """In-flight leases this process holds now (``max_in_flight``)."""
     key_prefix: str
     """The prefix of this token's Redis keys (it holds the token's hash, not the token)."""
+    ignored: int = 0
+    """Values read from Redis that the throttle did not use: not numbers, not finite, or
+    out of range (garbage that something else wrote to the token's keys or channel)."""
 
 
 def _check_positive(name: str, value: object, minimum: float) -> float:
@@ -173,15 +187,6 @@ def _check_max_in_flight(value: object) -> int | None:
     return value
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _float(value: object, default: float = 0.0) -> float:
-    text = _text(value)
-    return float(text) if text else default
-
-
 class RedisThrottle(Throttle):
     """A ``Throttle`` whose pauses, rate and in-flight budget hold for every process.
 
@@ -204,6 +209,12 @@ class RedisThrottle(Throttle):
         retry_ratio: As for ``Throttle`` (the retry budget stays per process).
         retry_reserve: As for ``Throttle``.
         outage_after: As for ``Throttle``; the pause it starts holds for the fleet.
+
+    Nothing read from Redis is trusted: every number is checked before it is used (see
+    the docs page), and a pause read from Redis longer than ``max_wait``, or than 60 s
+    (the default ``max_retry_after``) if that is longer, is ignored, as a ``Retry-After``
+    above ``max_retry_after`` is not waited on; a pause this process shares is no longer
+    than that either. Every wait for a lease or a slot ends within ``max_wait``.
 
     Raises:
         TypeError: An option has the wrong type.
@@ -243,8 +254,11 @@ class RedisThrottle(Throttle):
         """Seconds any Redis call may take."""
         self._owns_client = False
         self._bound = False
+        # A pause read from Redis is honoured up to the longest a caller waits, or the
+        # default max_retry_after if that is longer: a longer one is garbage.
+        reader = scripts.Reader(max_pause=max(self.max_wait, DEFAULT_MAX_RETRY_AFTER))
         self._link = Link(
-            client, self.timeout, on_lost=self._on_lost, on_rejoined=self._on_rejoined
+            client, self.timeout, reader, on_lost=self._on_lost, on_rejoined=self._on_rejoined
         )
         self._link.keys = scripts.Keys(self.namespace, None)
         self._runner: asyncio.Task[None] | None = None
@@ -389,6 +403,7 @@ class RedisThrottle(Throttle):
             outages=self._link.outages,
             leases=0 if self._budget is None else self._budget.held,
             key_prefix=self._link.keys.prefix,
+            ignored=self._link.ignored,
         )
 
     async def aclose(self) -> None:
@@ -506,25 +521,27 @@ class RedisThrottle(Throttle):
                 rate = self._current_rate(self._now())
                 if math.isinf(rate):
                     return
+                rate = min(rate, scripts.MAX_RATE)
                 span = max(1, min(_LEASE_MAX, int(rate * _LEASE_SPAN)))
                 want = max(1, min(span, len(self._waiters) - len(self._slots)))
                 known = self._fleet_epoch
                 reply = await link.call(
                     link.lease,
-                    [link.keys.state],
-                    [known, repr(rate), want, round(_HORIZON * 1000), _STATE_TTL_MS],
+                    [link.keys.state, link.keys.pause],
+                    [known, repr(rate), want, _STATE_TTL_MS, link.reader.max_pause_ms],
                 )
-                if reply is None or self._fleet_epoch != known:
+                lease = link.read(reply, functools.partial(link.reader.lease, want=want))
+                if lease is None or self._fleet_epoch != known:
                     continue  # lost Redis (the loop ends), or a cut came meanwhile
-                if int(reply[0]) == 0:
-                    self._adopt_state(reply[1:])
+                if isinstance(lease, scripts.FleetRate):
+                    self._adopt_state(lease)
                     continue
                 now = self._now()
-                start = now + _float(reply[2]) / 1000
-                interval = _float(reply[3]) / 1000
-                first = int(reply[4])
-                self._slots.extend((start + j * interval, first + j) for j in range(int(reply[0])))
-                self._read_span(now, reply[5:8])
+                start = now + lease.delay
+                self._slots.extend(
+                    (start + j * lease.interval, lease.first + j) for j in range(lease.count)
+                )
+                self._read_span(now, lease.span)
                 return
         finally:
             self._leasing = False
@@ -593,29 +610,33 @@ class RedisThrottle(Throttle):
                     return
                 known = self._fleet_epoch
                 burst, self._burst_report = self._burst_report, 0.0
+                # Within the bounds every process reads them with (see scripts.Reader).
+                rate = min(self._rate, scripts.MAX_RATE)
                 reply = await link.call(
                     link.cut,
-                    [link.keys.state],
+                    [link.keys.state, link.keys.pause],
                     [
                         link.id,
                         known,
-                        repr(self._rate),
-                        repr(self._refused_rate),
+                        repr(rate),
+                        repr(min(max(self._refused_rate, rate), scripts.MAX_RATE)),
                         int(self._blind),
-                        repr(burst),
+                        repr(min(burst, scripts.MAX_BURST)),
                         max(0.0, (self._now() - self._cut_at) * 1000),
                         _STATE_TTL_MS,
                         link.keys.channel,
                         round(_CUT_GUARD * 1000),
+                        link.reader.max_pause_ms,
                     ],
                 )
-                if reply is None:
+                result = link.read(reply, link.reader.cut)
+                if result is None:
                     return
                 if self._fleet_epoch == known:
-                    if int(reply[0]) == 1:
-                        self._fleet_epoch = int(reply[1])
+                    if isinstance(result, int):
+                        self._fleet_epoch = result
                     else:
-                        self._adopt_state(reply[1:])  # another process cut first: its rate
+                        self._adopt_state(result)  # another process cut first: its rate
                 if not self._cut_pending:
                     return
         finally:
@@ -624,37 +645,33 @@ class RedisThrottle(Throttle):
 
     async def _publish_pause(self, seconds: float) -> None:
         link = self._link
+        # No longer than every process takes from Redis (a longer one is garbage there).
+        ms = min(seconds, link.reader.max_pause) * 1000
         await link.call(
             link.pause,
             [link.keys.state, link.keys.pause],
-            [link.id, repr(seconds * 1000), 0, _STATE_TTL_MS, link.keys.channel],
+            [link.id, repr(ms), 0, _STATE_TTL_MS, link.keys.channel, link.reader.max_pause_ms],
         )
 
     # -- adopting what the fleet decided -------------------------------------------------
 
-    def _adopt_state(self, state: Sequence[object]) -> None:
-        """Take the fleet's rate from a script's ``state(...)`` reply (see the scripts)."""
-        epoch = int(_text(state[0]))
-        burst = _float(state[5])
-        if burst:
-            self._burst = burst
-        if epoch == 0:
-            # Redis holds no rate (it expired, or Redis restarted empty): give it ours.
+    def _adopt_state(self, state: scripts.FleetRate) -> None:
+        """Take the fleet's rate from a script's ``state(...)`` reply, checked already."""
+        if state.burst:
+            self._burst = state.burst
+        if state.epoch == 0:
+            # Redis holds no rate (it expired, Redis restarted empty, or what it held was
+            # garbage): give it ours.
             self._fleet_epoch = 0
             if self._refused_rate and self._rate is not None:
                 self._push_cut()
             return
-        if epoch == self._fleet_epoch:
+        if state.epoch == self._fleet_epoch:
             return
-        rate = _float(state[1])
         self._adopt(
-            epoch,
-            rate,
-            _float(state[2], rate),
-            blind=_text(state[3]) == "1",
-            cut_age=_float(state[4]) / 1000,
+            state.epoch, state.rate, state.refused, blind=state.blind, cut_age=state.cut_age
         )
-        self._read_span(self._now(), state[6:9])
+        self._read_span(self._now(), state.span)
 
     def _adopt(
         self, epoch: int, rate: float, refused: float, *, blind: bool, cut_age: float
@@ -682,30 +699,35 @@ class RedisThrottle(Throttle):
         finally:
             self._adopting = False
 
-    def _read_span(self, now: float, span: Sequence[object]) -> None:
-        seq, age, bucket = (_text(value) for value in span)
-        if seq and age:
-            self._span_seq = int(seq)
-            self._span_at = now - float(age) / 1000
-            self._span_bucket = float(bucket or 0)
+    def _read_span(self, now: float, span: scripts.Span | None) -> None:
+        if span is not None:
+            self._span_seq = span.seq
+            self._span_at = now - span.age
+            self._span_bucket = span.bucket
 
     def _on_message(self, data: object) -> None:
-        parts = _text(data).split()
+        link = self._link
         try:
-            kind, origin = parts[0], parts[1]
-            if origin == self._link.id:
-                return
-            if kind == "c":
-                epoch = int(parts[2])
-                if epoch != self._fleet_epoch:
-                    rate = float(parts[3])
-                    self._adopt(epoch, rate, float(parts[4]), blind=parts[5] == "1", cut_age=0.0)
-            elif kind == "p":
-                self._adopt_pause(float(parts[2]) / 1000)
-            elif kind == "m":
-                self._share = max(1, int(parts[2]))
-        except (IndexError, ValueError):
-            return  # not one of ours: ignore it
+            message = link.reader.message(data)
+        except scripts.Garbage as exc:
+            link.distrust(exc)  # anyone on that Redis can publish on the channel
+            return
+        if message.origin == link.id:
+            return
+        match message:
+            case scripts.Cut():
+                if message.epoch != self._fleet_epoch:
+                    self._adopt(
+                        message.epoch,
+                        message.rate,
+                        message.refused,
+                        blind=message.blind,
+                        cut_age=0.0,
+                    )
+            case scripts.Pause():
+                self._adopt_pause(message.seconds)
+            case scripts.Members():
+                self._share = message.count
 
     # -- the link to Redis ---------------------------------------------------------------
 
@@ -731,13 +753,14 @@ class RedisThrottle(Throttle):
         delay = _REJOIN_FIRST
         while not link.closed:
             pubsub = link.client.pubsub()  # pyright: ignore[reportUnknownMemberType]
+            joined = math.inf
             try:
                 async with asyncio.timeout(link.timeout):
                     await pubsub.subscribe(link.keys.channel)
                 self._joined_at = self._now()
                 if await self._sync(always=True):
+                    joined = self._now()
                     link.rejoined()
-                    delay = _REJOIN_FIRST
                     await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
@@ -749,6 +772,8 @@ class RedisThrottle(Throttle):
                         await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
                 except Exception:  # noqa: BLE001, S110 - a pubsub on a dead connection
                     pass
+            if self._now() - joined >= _STABLE:
+                delay = _REJOIN_FIRST  # a new outage: rejoin fast again
             await link.drop_idle()  # connections to the Redis that failed fail again
             await asyncio.sleep(delay)
             delay = min(delay * 2, _REJOIN_MAX)
@@ -790,14 +815,15 @@ class RedisThrottle(Throttle):
                 round(_MEMBER_WINDOW * 1000),
                 _MEMBERS_TTL_MS,
                 link.keys.channel,
+                link.reader.max_pause_ms,
             ],
             always=always,
         )
-        if reply is None:
+        sync = link.read(reply, link.reader.sync)
+        if sync is None:
             return False
-        self._share = max(1, int(reply[0]))
-        self._adopt_state(reply[2:])
-        pause = int(reply[1])
-        if pause > 0:
-            self._adopt_pause(pause / 1000)
+        self._share = max(1, sync.members)
+        self._adopt_state(sync.state)
+        if sync.pause > 0:
+            self._adopt_pause(sync.pause)
         return True

@@ -7,12 +7,26 @@ Redis joins them. The multi-process runs are in test_redis_fleet.py.
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import logging
+import math
 
 import pytest
 import redis.asyncio
 
 from inkit_async import APITimeoutError, AsyncInkit, RateEvent, RateLimitError, Throttle
+from inkit_async._redis_scripts import (
+    Cut,
+    FleetRate,
+    Garbage,
+    Lease,
+    Members,
+    Pause,
+    Reader,
+    Span,
+    Sync,
+)
 from inkit_async.redis import FleetState, RedisThrottle
 
 from .conftest import NO_WAIT, TOKEN, Events
@@ -381,3 +395,455 @@ async def test_a_fleet_refused_everything_cannot_hang_callers(server, redis_serv
         )
     assert all(isinstance(result, RateLimitError | APITimeoutError) for result in results)
     assert loop.time() - started < 3 * (2 + 1)  # three waits and attempts at most
+
+
+# -- nothing read from Redis is trusted ------------------------------------------------------
+
+#: Seconds a test of poisoned Redis data allows its lookups: a hang fails it, not the suite.
+POISON_BOUND = 15.0
+
+
+class Spy:
+    """A plain redis-py client on the test's Redis: what a hostile neighbour can do."""
+
+    def __init__(self, url: str, throttle: RedisThrottle) -> None:
+        """Talk to the Redis at *url*, to the keys of *throttle*'s token."""
+        self.redis = redis.asyncio.Redis.from_url(url, decode_responses=True)
+        self.prefix = throttle.fleet.key_prefix
+
+    def key(self, name: str) -> str:
+        """The full name of one of the token's keys (``state``, ``pause``, ...)."""
+        return f"{self.prefix}:{name}"
+
+    async def now_ms(self) -> float:
+        """Redis's clock, in milliseconds (the clock the scripts keep times in)."""
+        seconds, micros = await self.redis.time()
+        return seconds * 1000 + micros / 1000
+
+    async def publish(self, *messages: str) -> None:
+        """Publish *messages* on the token's channel, in order."""
+        for message in messages:
+            await self.redis.publish(self.key("events"), message)
+
+    async def heartbeat_since(self, moment_ms: float) -> None:
+        """Wait until the throttle's heartbeat has run after *moment_ms* (Redis's clock)."""
+        for _ in range(500):
+            scores = await self.redis.zrange(self.key("members"), 0, -1, withscores=True)
+            if any(score > moment_ms for _, score in scores):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("no heartbeat within 5 s")
+
+    async def state_hash(self) -> dict[str, str]:
+        """The fleet's state hash as Redis holds it."""
+        return await self.redis.hgetall(self.key("state"))
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        await self.redis.aclose()
+
+
+def assert_clean(state: dict[str, str]) -> None:
+    """Every value in a state hash is a finite number (the throttle wrote back no garbage)."""
+    assert state
+    for name, value in state.items():
+        assert math.isfinite(float(value)), (name, value)
+
+
+async def lookups(client: AsyncInkit, tag: str, count: int = 20) -> list[str]:
+    """*count* gets, a few at a time, that must all succeed."""
+    batches = await client.batch.get_many([f"rb_{tag}{n}" for n in range(count)])
+    return [batch.id for batch in batches]
+
+
+@pytest.fixture
+async def loop_errors() -> list[dict[str, object]]:
+    """What reaches the event loop's exception handler (a task exception never retrieved)."""
+    errors: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda loop, context: errors.append(context))
+    return errors
+
+
+async def test_a_pause_from_redis_is_capped_like_a_retry_after(server, redis_server, caplog):
+    """Pauses of inf, 1e15 s, NaN or words, on the channel or in the pause key, pause nothing.
+
+    They are ignored and logged once (not once per message), and a flood of them changes
+    nothing; after FLUSHALL the throttle goes on as before. (Before, a pause of inf paused
+    the process for ever, also after Redis was flushed.)
+    """
+    caplog.set_level(logging.WARNING, logger="inkit_async")
+    async with (
+        asyncio.timeout(POISON_BOUND),
+        RedisThrottle.from_url(redis_server.url) as throttle,
+        AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client,
+    ):
+        await client.batch.get("rb_warm")
+        await joined(throttle)
+        spy = Spy(redis_server.url, throttle)
+        try:
+            poison = [f"p intruder {ms} 0" for ms in ("inf", "1e15", "nan", "abc", "-5", "")]
+            await spy.publish(*poison, *(["p intruder inf 1"] * 200))
+            await wait_until(lambda: throttle.fleet.ignored >= 206, 5, "the messages")
+            moment = await spy.now_ms()
+            await spy.redis.set(spy.key("pause"), "1", px=10**15)  # no process writes that
+            await spy.heartbeat_since(moment)
+            assert throttle.state.paused_for == 0
+            assert await lookups(client, "a") == [f"rb_a{n}" for n in range(20)]
+            await spy.redis.flushall()
+            assert await lookups(client, "b") == [f"rb_b{n}" for n in range(20)]
+        finally:
+            await spy.aclose()
+        fleet = throttle.fleet
+    assert fleet.connected
+    assert fleet.ignored >= 206
+    ignored = [r for r in caplog.records if "ignored a value read from Redis" in r.getMessage()]
+    assert len(ignored) == 1
+
+
+async def test_a_nan_rate_from_redis_is_never_adopted_nor_written_back(
+    server, redis_server, loop_errors
+):
+    """NaN, infinite or word rates in cut messages and in the state hash are not adopted.
+
+    Lookups go on at the known rate, no background task fails (no "Task exception was
+    never retrieved"), and after FLUSHALL the state the throttle writes holds only finite
+    numbers. (Before, every get hung, a task failed and was respawned in a tight loop, and
+    the process wrote NaN back into the flushed Redis.)
+    """
+    refused: list[bool] = []
+
+    def handler(request):
+        if request.last_segment == "rb_refused" and not refused:
+            refused.append(True)
+            return Respond(429, SLOW_DOWN)
+        return echo(request)
+
+    server.handler = handler
+    async with (
+        asyncio.timeout(POISON_BOUND),
+        RedisThrottle.from_url(redis_server.url, rate_limit=200) as throttle,
+        AsyncInkit(TOKEN, base_url=server.url, throttle=throttle, backoff=NO_WAIT) as client,
+    ):
+        await client.batch.get("rb_warm")
+        await joined(throttle)
+        spy = Spy(redis_server.url, throttle)
+        try:
+            await spy.publish(
+                "c intruder 8 abc 2 1",
+                "c intruder 9 inf inf 0",
+                "c intruder 10 1e-300 1 0",
+                "c intruder 11 5 5 2",
+                "c intruder 1e+15 5 5 0",
+                "c intruder 12 5",
+                "m intruder 1e12",
+                "c intruder 7 nan nan 0",
+            )
+            await wait_until(lambda: throttle.fleet.ignored >= 8, 5, "the messages")
+            assert await lookups(client, "a") == [f"rb_a{n}" for n in range(20)]
+            for poison in (
+                {"epoch": "12", "rate": "nan", "refused": "nan", "blind": "0"},
+                {"epoch": "13", "rate": "abc", "refused": "inf", "blind": "2", "cut_at": "inf"},
+                {
+                    "epoch": "14",
+                    "burst": "nan",
+                    "seq": "-3",
+                    "span_seq": "1.5",
+                    "span_at": "abc",
+                    "span_bucket": "-inf",
+                },
+            ):
+                moment = await spy.now_ms()
+                await spy.redis.hset(spy.key("state"), mapping=poison)
+                await spy.heartbeat_since(moment)
+                assert len(await lookups(client, f"h{poison['epoch']}")) == 20
+            rate = throttle.state.rate
+            assert rate is not None
+            assert math.isfinite(rate)
+            await spy.redis.flushall()
+            assert await lookups(client, "b") == [f"rb_b{n}" for n in range(20)]
+            await client.batch.get("rb_refused")  # a cut: the throttle writes its rate
+            await wait_until(lambda: throttle.state.cuts == 1, 5, "the cut")
+            await spy.heartbeat_since(await spy.now_ms())
+            state = await spy.state_hash()
+        finally:
+            await spy.aclose()
+    gc.collect()  # a task that failed unseen is reported when it is collected
+    assert_clean(state)
+    assert int(state["epoch"]) == 1
+    assert loop_errors == []
+
+
+async def test_a_far_future_send_time_in_redis_holds_nothing_back(server, redis_server):
+    """A next send time (``tat``) years ahead, or infinite, holds the fleet back no longer.
+
+    It delays the fleet's slots by at most one interval at the lowest rate (2 s), and
+    after FLUSHALL nothing of it is left.
+
+    (Before, every get hung, also after Redis was flushed: the slots leased were years away.)
+    """
+    async with (
+        asyncio.timeout(POISON_BOUND),
+        RedisThrottle.from_url(redis_server.url, rate_limit=200) as throttle,
+        AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client,
+    ):
+        await client.batch.get("rb_warm")
+        await joined(throttle)
+        spy = Spy(redis_server.url, throttle)
+        try:
+            for tat in (repr(await spy.now_ms() + 1e12), "inf"):
+                await spy.redis.hset(spy.key("state"), "tat", tat)
+                assert len(await lookups(client, f"t{tat[:3]}")) == 20
+            assert float((await spy.state_hash())["tat"]) < await spy.now_ms() + 10_000
+            await spy.redis.hset(spy.key("state"), "tat", repr(await spy.now_ms() + 1e12))
+            await spy.redis.flushall()
+            assert await lookups(client, "b") == [f"rb_b{n}" for n in range(20)]
+        finally:
+            await spy.aclose()
+
+
+async def test_leases_no_process_holds_do_not_fill_the_budget(server, redis_server):
+    """In-flight leases scored years ahead (written by anyone) are dropped, not waited on."""
+    async with (
+        asyncio.timeout(POISON_BOUND),
+        RedisThrottle.from_url(redis_server.url, max_in_flight=2) as throttle,
+        AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client,
+    ):
+        await client.batch.get("rb_warm")
+        await joined(throttle)
+        await wait_until(lambda: throttle.fleet.leases == 0, 5, "idle leases given back")
+        spy = Spy(redis_server.url, throttle)
+        try:
+            far = await spy.now_ms() + 1e12
+            await spy.redis.zadd(spy.key("leases"), {"x:1": far, "x:2": far, "x:3": "inf"})
+            assert await lookups(client, "a") == [f"rb_a{n}" for n in range(20)]
+        finally:
+            await spy.aclose()
+    assert server.peak_in_flight <= 2
+
+
+async def test_a_failed_background_task_is_logged_once_and_not_respawned(
+    server, redis_server, caplog, loop_errors
+):
+    """A background task that fails (a bug) is logged once, and nothing respawns it at once.
+
+    The record has the traceback; the link goes local and rejoins with backoff; nothing
+    reaches the loop's exception handler ("Task exception was never retrieved").
+    """
+    caplog.set_level(logging.INFO, logger="inkit_async")
+
+    async def broken() -> None:
+        raise RuntimeError("a bug in a background task")
+
+    async with (
+        RedisThrottle.from_url(redis_server.url) as throttle,
+        AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client,
+    ):
+        await client.batch.get("rb_warm")
+        await joined(throttle)
+        link = throttle._link  # noqa: SLF001 - how the throttle runs its background work
+        link.spawn(broken())
+        await wait_until(lambda: not throttle.fleet.connected, 5, "the link to go local")
+        link.spawn(broken())
+        await joined(throttle)  # it rejoins by itself
+        batches = await client.batch.get_many([f"rb_{n}" for n in range(5)])
+    gc.collect()
+    failures = [r for r in caplog.records if "background task" in r.getMessage()]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None
+    assert "a bug in a background task" in caplog.text
+    assert len(batches) == 5
+    assert loop_errors == []
+
+
+async def test_a_wait_for_an_in_flight_lease_ends_at_max_wait(server, redis_server):
+    """max_in_flight=1 and the one lease held: the next call gives up after max_wait, unsent."""
+    release = asyncio.Event()
+    server.handler = held_until(release)
+    async with (
+        asyncio.timeout(POISON_BOUND),
+        RedisThrottle.from_url(redis_server.url, max_in_flight=1, max_wait=0.5) as throttle,
+        AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client,
+    ):
+        held = asyncio.create_task(client.batch.get("rb_held"))
+        await server.wait_for_in_flight(1)
+        with pytest.raises(APITimeoutError, match="nothing was sent"):
+            await client.batch.get("rb_waiting")
+        release.set()
+        assert (await held).id == "rb_held"
+        server.handler = echo
+        assert (await client.batch.get("rb_after")).id == "rb_after"
+    assert [request.last_segment for request in server.requests] == ["rb_held", "rb_after"]
+
+
+async def test_a_reply_redis_cannot_mean_counts_as_a_failed_call(server, redis_server, caplog):
+    """A heartbeat set flooded past any fleet's size: the throttle goes on alone, rejoins later.
+
+    The script's reply (a count of 100,001 processes) is garbage: the throttle uses none
+    of it, goes on with its own state (its share of the rate is not divided by the
+    flood), logs it once, and rejoins with backoff once the flood is gone.
+    """
+    caplog.set_level(logging.INFO, logger="inkit_async")
+    async with (
+        asyncio.timeout(POISON_BOUND),
+        # (A timeout of 2 s: Redis takes a while over a set of 100,001, and this test is
+        # about what it answers, not about how fast.)
+        RedisThrottle.from_url(redis_server.url, rate_limit=500, timeout=2) as throttle,
+        AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client,
+    ):
+        await client.batch.get("rb_warm")
+        await joined(throttle)
+        spy = Spy(redis_server.url, throttle)
+        try:
+            now = await spy.now_ms()
+            flood = {f"intruder:{n}": now for n in range(100_001)}
+            await spy.redis.zadd(spy.key("members"), flood)
+            await wait_until(lambda: not throttle.fleet.connected, 5, "the link to go local")
+            assert throttle.fleet.processes < 100
+            assert await lookups(client, "a") == [f"rb_a{n}" for n in range(20)]
+            await spy.redis.delete(spy.key("members"))
+            await joined(throttle)
+        finally:
+            await spy.aclose()
+        fleet = throttle.fleet
+    assert fleet.ignored >= 1
+    assert fleet.outages == 0  # Redis answered: garbage is not an outage
+    ignored = [r for r in caplog.records if "ignored a value read from Redis" in r.getMessage()]
+    assert len(ignored) == 1
+    assert "members" in ignored[0].getMessage()
+    assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
+
+
+# -- the one boundary, with plain values ------------------------------------------------------
+
+READER = Reader(max_pause=60)
+#: A ``state(...)`` reply as the scripts write it: epoch, rate, refused, blind, cut age ms,
+#: burst, and the stretch's first send, age ms and bucket.
+STATE = ["3", "12.5", "20", "1", "1500", "4", "7", "250", "2"]
+STATE_READ = FleetRate(
+    epoch=3,
+    burst=4.0,
+    rate=12.5,
+    refused=20.0,
+    blind=True,
+    cut_age=1.5,
+    span=Span(seq=7, age=0.25, bucket=2.0),
+)
+
+
+def test_the_reader_takes_what_the_scripts_write():
+    """Replies and messages of the shapes the scripts write are read as they were meant."""
+    assert READER.sync([2, 1500, *STATE]) == Sync(members=2, pause=1.5, state=STATE_READ)
+    assert READER.sync([1, -2, *(value.encode() for value in STATE)]).state == STATE_READ
+    assert READER.sync([1, 0, "0", "", "", "", "", "0", "", "", ""]).state == FleetRate(
+        epoch=0, burst=0.0
+    )
+    assert READER.lease([4, b"3", b"12.5", b"5", 101, b"", b"", b""], 4) == Lease(
+        count=4, delay=0.0125, interval=0.005, first=101, span=None
+    )
+    assert READER.lease([0, *STATE], 4) == STATE_READ
+    assert READER.cut([1, 4]) == 4
+    assert READER.cut([0, *STATE]) == STATE_READ
+    assert READER.taken(3, 5) == 3
+    assert READER.message(b"c ab12 4 12.5 20 1") == Cut(
+        origin="ab12", epoch=4, rate=12.5, refused=20.0, blind=True
+    )
+    assert READER.message("p ab12 1500.0 0") == Pause(origin="ab12", seconds=1.5)
+    assert READER.message(b"m ab12 3") == Members(origin="ab12", count=3)
+
+
+def _state(**changes: str) -> list[object]:
+    fields = ["epoch", "rate", "refused", "blind", "cut_age", "burst", "seq", "age", "bucket"]
+    return [changes.get(name, value) for name, value in zip(fields, STATE, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("read", "reply"),
+    [
+        *(
+            (READER.sync, [1, 0, *_state(**{field: value})])
+            for field, value in [
+                ("epoch", "nan"),
+                ("epoch", "1.5"),
+                ("epoch", "-1"),
+                ("epoch", "1e15"),
+                ("rate", "nan"),
+                ("rate", "inf"),
+                ("rate", "abc"),
+                ("rate", "0.1"),
+                ("rate", "1e300"),
+                ("rate", ""),
+                ("refused", "-inf"),
+                ("blind", "2"),
+                ("cut_age", "inf"),
+                ("cut_age", "-1e9"),
+                ("burst", "-1"),
+                ("seq", "x"),
+                ("age", "nan"),
+                ("bucket", "1e300"),
+                ("rate", "1" * 100),
+                ("rate", b"\xff\xfe"),
+                ("rate", 1.5j),
+            ]
+        ),
+        (READER.sync, [10**6, 0, *STATE]),
+        (READER.sync, [1, 10**12, *STATE]),
+        (READER.sync, [1, 0, *STATE[:8]]),
+        (READER.sync, "OK"),
+        (READER.sync, None),
+        (READER.lease, [5, "3", "12.5", "5", 101, "", "", ""]),
+        (READER.lease, [1, "3", "1e15", "5", 101, "", "", ""]),
+        (READER.lease, [1, "3", "-1", "5", 101, "", "", ""]),
+        (READER.lease, [1, "3", "12.5", "0", 101, "", "", ""]),
+        (READER.lease, [1, "3", "12.5", "inf", 101, "", "", ""]),
+        (READER.lease, [1, "3", "12.5", "5", 0, "", "", ""]),
+        (READER.lease, [1, "3", "12.5", "5", 101]),
+        (READER.lease, [-1, *STATE]),
+        (READER.cut, [1, 0]),
+        (READER.cut, [2, 4]),
+        (READER.cut, [0, "nan", *STATE[1:]]),
+        (READER.taken, 9),
+        (READER.taken, "nan"),
+        (READER.taken, [1]),
+    ],
+)
+def test_the_reader_refuses_garbage(read, reply):
+    """Anything not finite, out of range, or of another shape is garbage."""
+    if read == READER.lease:
+        read = functools.partial(READER.lease, want=4)
+    elif read == READER.taken:
+        read = functools.partial(READER.taken, want=5)
+    with pytest.raises(Garbage):
+        read(reply)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "p x inf 0",
+        "p x 1e15 0",
+        "p x 60001 0",
+        "p x nan 0",
+        "p x abc 0",
+        "p x 0 0",
+        "p x -5 0",
+        "p x 5",
+        "c x 7 nan nan 0",
+        "c x 7 5 inf 0",
+        "c x 0 5 5 0",
+        "c x 7 5 5 yes",
+        "c x 7 5",
+        "m x 0",
+        "m x 1e12",
+        "q x 1",
+        "",
+        b"\xff\xfe",
+        "p x 1 0 " + "x" * 300,
+        None,
+        12345,
+    ],
+)
+def test_the_reader_refuses_garbage_messages(message):
+    """Messages on the channel (anyone on that Redis can publish) are checked as replies are."""
+    with pytest.raises(Garbage):
+        READER.message(message)
