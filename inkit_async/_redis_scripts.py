@@ -1,7 +1,7 @@
 """The Redis side of ``inkit_async.redis.RedisThrottle``: key names, Lua scripts, and reading.
 
 Everything a fleet shares for one API token lives under one key prefix,
-``inkit:{<namespace>:<token hash>}`` (the braces are a Redis Cluster hash tag, so every
+``inkit:{<namespace>:<token key>}`` (the braces are a Redis Cluster hash tag, so every
 key of a token lands in one slot and a script may touch them all):
 
 ``...:state``
@@ -321,6 +321,27 @@ for i = 1, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
 return #ARGV
 """
 
+#: The token's key: scrypt with the parameters of an interactive login (16 MiB, about
+#: 50 ms once per throttle), so that each guess at a token costs as much to check.
+_KDF_SALT: Final = b"inkit-async:fleet:v2:"
+_KDF_N: Final = 2**14
+_KDF_R: Final = 8
+_KDF_BYTES: Final = 12
+
+
+def token_key(namespace: str | None, api_token: str) -> str:
+    """The part of the key names that stands for *api_token* (24 hex digits).
+
+    Every process computes the same one from the same token and namespace, with nothing
+    to share but those: scrypt, with a fixed salt that names the namespace. See the
+    "Running many workers" docs page for why a slow hash, and why no secret.
+    """
+    salt = _KDF_SALT + (namespace or "").encode()
+    derived = hashlib.scrypt(
+        api_token.encode(), salt=salt, n=_KDF_N, r=_KDF_R, p=1, maxmem=2**26, dklen=_KDF_BYTES
+    )
+    return derived.hex()
+
 
 class Keys:
     """The Redis names of one token's fleet state (see the module docstring)."""
@@ -328,12 +349,8 @@ class Keys:
     __slots__ = ("channel", "leases", "members", "pause", "prefix", "state")
 
     def __init__(self, namespace: str | None, api_token: str | None) -> None:
-        """Name the keys for *api_token* (by its hash) under *namespace*."""
-        if api_token is None:
-            digest = "unbound"
-        else:
-            salted = b"inkit-async:fleet:" + api_token.encode()
-            digest = hashlib.sha256(salted).hexdigest()[:24]
+        """Name the keys for *api_token* (by ``token_key``) under *namespace*."""
+        digest = "unbound" if api_token is None else token_key(namespace, api_token)
         tag = digest if namespace is None else f"{namespace}:{digest}"
         self.prefix = f"inkit:{{{tag}}}"
         self.state = f"{self.prefix}:state"

@@ -291,7 +291,7 @@ class Throttle:
         """Called by ``AsyncInkit`` with its API token when it starts using the throttle.
 
         A ``Throttle`` keeps everything in this process and needs nothing of the token; a
-        ``RedisThrottle`` names its Redis keys after the token's hash.
+        ``RedisThrottle`` names its Redis keys after a key derived from the token.
         """
         del api_token
 

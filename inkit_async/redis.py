@@ -35,8 +35,9 @@ using one API token shares, through Redis:
   ones back within about 0.1 s; a process that dies (``kill -9``) stops renewing, and its
   leases expire within ``lease_ttl``.
 
-Keys are named after a salted SHA-256 of the API token (never the token itself) and an
-optional namespace: ``inkit:{<namespace>:<hash>}:state``, ``...:pause``, ``...:members``,
+Keys are named after a key derived from the API token by scrypt (never the token itself;
+see ``_redis_scripts.token_key`` and the docs page for why a slow hash) and an optional
+namespace: ``inkit:{<namespace>:<hash>}:state``, ``...:pause``, ``...:members``,
 ``...:leases``, and the channel ``...:events``. Every key expires; ``state`` 10 minutes
 after the last change. The layout is in ``inkit_async/_redis_scripts.py``.
 
@@ -70,6 +71,8 @@ import asyncio
 import collections
 import contextlib
 import functools
+import hashlib
+import hmac
 import math
 import re
 from typing import TYPE_CHECKING, Final, Self, cast
@@ -153,7 +156,7 @@ class FleetState:
     leases: int
     """In-flight leases this process holds now (``max_in_flight``)."""
     key_prefix: str
-    """The prefix of this token's Redis keys (it holds the token's hash, not the token)."""
+    """The prefix of this token's Redis keys (it holds the token's key, not the token)."""
     ignored: int = 0
     """Values read from Redis that the throttle did not use: not numbers, not finite, or
     out of range (garbage that something else wrote to the token's keys or channel)."""
@@ -253,7 +256,7 @@ class RedisThrottle(Throttle):
         self.timeout = _check_positive("timeout", timeout, 0.01)
         """Seconds any Redis call may take."""
         self._owns_client = False
-        self._bound = False
+        self._bound: bytes | None = None  # a fingerprint of the token, once bound
         # A pause read from Redis is honoured up to the longest a caller waits, or the
         # default max_retry_after if that is longer: a longer one is garbage.
         reader = scripts.Reader(max_pause=max(self.max_wait, DEFAULT_MAX_RETRY_AFTER))
@@ -337,7 +340,7 @@ class RedisThrottle(Throttle):
         return throttle
 
     def __repr__(self) -> str:
-        """Show the key prefix (the token's hash), the link and the rate; never the token."""
+        """Show the key prefix (the token's key), the link and the rate; never the token."""
         rate = "none" if self._rate is None else f"{self._rate:.1f}/s"
         link = "connected" if self._link.connected else "local"
         return (
@@ -363,25 +366,28 @@ class RedisThrottle(Throttle):
     # -- the public extras -------------------------------------------------------------
 
     def bind(self, api_token: str) -> None:
-        """Name the keys after *api_token*'s hash; ``AsyncInkit`` calls this with its token.
+        """Name the keys after *api_token*'s key; ``AsyncInkit`` calls this with its token.
 
-        Binding the same token again changes nothing.
+        The key is scrypt of the token (about 50 ms, computed once: see the "Running many
+        workers" docs page for why a slow hash). Binding the same token again changes
+        nothing and costs nothing.
 
         Raises:
             ValueError: The throttle serves another token, or it was used before being
                 bound (one ``RedisThrottle`` serves one token).
         """
-        keys = scripts.Keys(self.namespace, api_token)
-        if self._bound:
-            if keys.prefix != self._link.keys.prefix:
+        # Compared in memory only (the key names take ~50 ms of scrypt, once).
+        fingerprint = hashlib.sha256(b"inkit-async:bind:" + api_token.encode()).digest()
+        if self._bound is not None:
+            if not hmac.compare_digest(fingerprint, self._bound):
                 raise ValueError(
                     "This RedisThrottle serves another API token; give each token its own"
                 )
             return
         if self._sent:
             raise ValueError("A RedisThrottle must be bound to its token before its first request")
-        self._link.keys = keys
-        self._bound = True
+        self._link.keys = scripts.Keys(self.namespace, api_token)
+        self._bound = fingerprint
         runner = self._runner
         if runner is not None and not self._link.closed:
             # It joined (or is joining) under the old names: join again under these.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import hashlib
 import logging
 import math
 
@@ -847,3 +848,23 @@ def test_the_reader_refuses_garbage_messages(message):
     """Messages on the channel (anyone on that Redis can publish) are checked as replies are."""
     with pytest.raises(Garbage):
         READER.message(message)
+
+
+def test_the_key_names_are_a_slow_hash_of_the_token():
+    """The keys carry scrypt of the token (salted with the namespace), as documented.
+
+    Any process, of any language, computes the same names from the token and the
+    namespace alone; a fast hash of the token does not give them.
+    """
+    for namespace in (None, "staging"):
+        throttle = RedisThrottle.from_url("redis://127.0.0.1:1/0", namespace=namespace)
+        throttle.bind(TOKEN)
+        throttle.bind(TOKEN)  # the same token again: nothing changes
+        salt = b"inkit-async:fleet:v2:" + (namespace or "").encode()
+        key = hashlib.scrypt(TOKEN.encode(), salt=salt, n=2**14, r=8, p=1, dklen=12).hex()
+        tag = key if namespace is None else f"{namespace}:{key}"
+        assert throttle.fleet.key_prefix == f"inkit:{{{tag}}}"
+        fast = hashlib.sha256(b"inkit-async:fleet:" + TOKEN.encode()).hexdigest()[:24]
+        assert fast not in throttle.fleet.key_prefix
+        with pytest.raises(ValueError, match="another API token"):
+            throttle.bind(TOKEN + "x")
