@@ -37,7 +37,7 @@ using one API token shares, through Redis:
 
 Keys are named after a key derived from the API token by scrypt (never the token itself;
 see ``_redis_scripts.token_key`` and the docs page for why a slow hash) and an optional
-namespace: ``inkit:{<namespace>:<hash>}:state``, ``...:pause``, ``...:members``,
+namespace: ``inkit:{<namespace>:<key>}:state``, ``...:pause``, ``...:members``,
 ``...:leases``, and the channel ``...:events``. Every key expires; ``state`` 10 minutes
 after the last change. The layout is in ``inkit_async/_redis_scripts.py``.
 
