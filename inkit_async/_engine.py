@@ -410,13 +410,14 @@ class Engine:
         request: httpx.Request | None = None
         last_error: InkitError | None = None
         retries = 0
+        waited = 0.0  # seconds this call has waited in the throttle, all attempts together
         # Plain GETs through the SDK's own transport skip httpx's Request and Response.
         lean = state.lean if method == "GET" and params is None and body is None else None
         while True:
             async with state.slots:
                 # The permit is asked for inside the slot, so it goes only to a request
                 # that leaves at once: a cut or pause applies to everything not yet sent.
-                permit = await self._permit(last_error, method, path)
+                permit, waited = await self._permit(last_error, method, path, waited)
                 try:
                     self._check_open()
                     started = time.perf_counter()  # the attempt's own time, not its queueing
@@ -500,21 +501,36 @@ class Engine:
         if self.is_closed:
             raise InkitError(_CLOSED)
 
-    async def _permit(self, last_error: InkitError | None, method: str, path: str) -> Permit:
-        """Wait for the throttle's leave to send; give up as it says (see ``Throttle``)."""
+    async def _permit(
+        self, last_error: InkitError | None, method: str, path: str, waited: float
+    ) -> tuple[Permit, float]:
+        """Wait for the throttle's leave to send; give up as it says (see ``Throttle``).
+
+        A call's waits add up to the throttle's ``max_wait`` at most, over all its
+        attempts: the throttle bounds each wait, and a retry waits only for what is left,
+        so a server that refuses everything fails a call within ``max_wait`` plus the time
+        of its attempts. Returns the permit and the call's waiting so far.
+        """
         state = self._state
-        telemetry = state.telemetry
+        flow = state.flow
+        loop = asyncio.get_running_loop()
+        left = flow.max_wait - waited if waited > 0.0 and isinstance(flow, Throttle) else None
+        if left is not None and left <= 0.0:
+            raise last_error or self._gave_up(method, path)
+        asked = loop.time()
         try:
-            if telemetry is None:
-                return await state.flow.acquire()
-            loop = asyncio.get_running_loop()
-            asked = loop.time()
-            permit = await state.flow.acquire()
-            if (waited := loop.time() - asked) > _NOTABLE_WAIT:
-                telemetry.throttle_wait(waited)
-        except ThrottleTimeoutError:
+            if left is None:
+                permit = await flow.acquire()
+            else:
+                async with asyncio.timeout(left):
+                    permit = await flow.acquire()
+        except (ThrottleTimeoutError, TimeoutError):
             raise last_error or self._gave_up(method, path) from None
-        return permit
+        now_waited = loop.time() - asked
+        telemetry = state.telemetry
+        if telemetry is not None and now_waited > _NOTABLE_WAIT:
+            telemetry.throttle_wait(now_waited)
+        return permit, waited + now_waited
 
     def _settle(self, permit: Permit, outcome: Outcome, attempt: Attempt) -> Retry:
         """Decide on a non-2xx outcome, tell the throttle, report; raise or return the retry."""

@@ -201,12 +201,12 @@ class Throttle:
     Args:
         rate_limit: A limit you know, in requests per second: the client never sends
             faster, across all its callers, and adapts below it when refused.
-        max_wait: Longest a call waits in the throttle for each permit, in seconds
-            (default 60), whatever it waits for: a pause, the probe after one, or its
-            turn at the sending rate. The call then fails with its last error, or
-            ``APITimeoutError`` if it sent nothing. So a call lasts at most
-            ``(1 + max_retries) * max_wait`` plus its attempts and backoff delays, also
-            against a server that refuses everything. A call that comes while the
+        max_wait: Longest a call waits in the throttle, in seconds (default 60), over
+            all its attempts together, whatever it waits for: a pause, the probe after
+            one, or its turn at the sending rate. The call then fails with its last
+            error, or ``APITimeoutError`` if it sent nothing. So a call lasts at most
+            ``max_wait`` plus its attempts and their backoff delays, also against a
+            server that refuses everything. A call that comes while the
             throttle has been paused (or waiting for its probe) for ``max_wait``
             already fails at once.
         retry_ratio: Retries (other than after a 429) the budget earns per success

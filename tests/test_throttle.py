@@ -293,9 +293,9 @@ GIVE_UP_AFTER = 60.0
 async def test_a_server_that_refuses_everything_cannot_hang_callers(server):
     """Every request 429 without Retry-After: 200 concurrent gets all end, none hangs.
 
-    The rate falls to its floor (0.5/s) and callers queue for paced slots; each wait for
-    a permit ends within max_wait, so each call ends within (1 + max_retries) times
-    max_wait plus its attempts, with the 429 it got or APITimeoutError if it sent nothing.
+    The rate falls to its floor (0.5/s) and callers queue for paced slots; a call's waits
+    for a permit add up to max_wait at most, so each call ends within max_wait plus its
+    attempts, with the 429 it got or APITimeoutError if it sent nothing.
     """
     server.handler = lambda request: Respond(429, {"error": "slow down"})
     loop = asyncio.get_running_loop()
@@ -312,9 +312,34 @@ async def test_a_server_that_refuses_everything_cannot_hang_callers(server):
     timeouts = [result for result in results if isinstance(result, APITimeoutError)]
     assert timeouts
     assert all("nothing was sent" in str(result) for result in timeouts)
-    # Two rounds of 100 callers (the default width), each of at most three waits of
-    # max_wait and three attempts (milliseconds on loopback): a bound, not a speed.
-    assert elapsed < 2 * 3 * (2 + 1)
+    # Two rounds of 100 callers (the default width), each waiting max_wait at most in all,
+    # plus three attempts (milliseconds on loopback; a second each is generous): a bound
+    # that a hang or a wait per attempt would break, not a speed.
+    assert elapsed < 2 * (2 + 3)
+
+
+async def test_a_calls_waits_add_up_to_max_wait_over_all_its_attempts(server):
+    """Each paced wait is shorter than max_wait, but a call stops once its waits reach it.
+
+    The throttle sends one request a second and max_wait is 1.5; every answer is a 500.
+    The first retry waits 1 s for its slot, leaving 0.5 s of the call's max_wait, and the
+    next slot is a second away: the call fails with the second 500 instead of waiting
+    through five retries (six requests, five seconds).
+    """
+    server.handler = lambda request: Respond(500, {"error": "boom"})
+    async with (
+        asyncio.timeout(GIVE_UP_AFTER),
+        AsyncInkit(
+            TOKEN,
+            base_url=server.url,
+            max_retries=5,
+            backoff=NO_WAIT,
+            throttle=Throttle(rate_limit=1, max_wait=1.5),
+        ) as client,
+    ):
+        with pytest.raises(InternalServerError):
+            await client.batch.get("rb_1")
+    assert len(server.requests) == 2
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
