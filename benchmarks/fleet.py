@@ -83,7 +83,8 @@ async def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     SPEC keys: ``base_url``, ``token``, ``n`` (lookups), ``prefix`` (of the ids:
     ``<prefix><k>``), ``redis_url`` (``None``: a local ``Throttle``), ``rate_limit``,
-    ``max_in_flight``, ``lease_ttl``, ``max_concurrency`` (default 100). Once its client
+    ``max_in_flight``, ``lease_ttl``, ``max_concurrency`` (default 100), ``max_retries``
+    (default: the client's). Once its client
     is made (and its ``RedisThrottle`` has joined, or 2 s have passed) the worker prints
     ``ready`` and waits for a line on stdin, so that the workers of a run start together.
     """
@@ -108,6 +109,7 @@ async def worker(spec: dict[str, Any]) -> dict[str, Any]:
         base_url=spec["base_url"],
         throttle=throttle,
         max_concurrency=spec.get("max_concurrency", 100),
+        **({"max_retries": spec["max_retries"]} if spec.get("max_retries") is not None else {}),
     ) as client:
         if isinstance(throttle, RedisThrottle):
             deadline = time.monotonic() + 2

@@ -46,6 +46,11 @@ def fleet_fake(lookups: int, *, retry_after: float | None = None) -> FakeInkit:
 
 async def run_fleet(fake: FakeInkit, url: str, redis_url: str, lookups: int, **options):
     """Start the workers together and return each one's figures."""
+    # On a loaded machine a worker descheduled for a moment sends its paced requests late,
+    # bunched with the others', and the server's small burst refuses a few: more retries
+    # than the default keep such a run from failing lookups. What the tests claim is that
+    # nothing fails and how few requests the fleet needed beyond one per lookup.
+    options.setdefault("max_retries", 6)
     specs = fleet_specs(
         url, redis_url, lookups, token=fake.token, workers=WORKERS, max_concurrency=WIDTH, **options
     )
