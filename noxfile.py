@@ -262,7 +262,9 @@ def latest(session: nox.Session) -> None:
     session.run("pyright", *TYPED)
 
 
-@nox.session(python=PYTHONS[0], venv_backend="uv")
+# A new environment each time: installing into one kept from an earlier run keeps every
+# package already there that satisfies a range, not its lowest version.
+@nox.session(python=PYTHONS[0], venv_backend="uv", reuse_venv=False)
 def lowest(session: nox.Session) -> None:
     """The suite against the lowest version of every direct dependency pyproject.toml declares.
 
