@@ -6,6 +6,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nox
@@ -269,7 +270,10 @@ def lowest(session: nox.Session) -> None:
     """The suite against the lowest version of every direct dependency pyproject.toml declares.
 
     Not in the CI set: it keeps the declared ranges true (`httpx>=0.27` means 0.27 works).
+    The suite runs on asyncio's loop, then on uvloop's, whose lowest version it also names.
     """
     ensure_servers(session)
     session.install("--resolution=lowest-direct", "-e", ".[redis,otel]", *groups("tests"))
     session.run("pytest", "-q", *NOT_SLOW, *session.posargs)
+    if sys.platform != "win32":  # as the tests group installs uvloop
+        session.run("pytest", "-q", *NOT_SLOW, *session.posargs, env={"INKIT_TEST_LOOP": "uvloop"})
