@@ -59,7 +59,7 @@ from ._body import nests_deeper_than, parse_json_or_text
 from ._constants import MAX_ERROR_DETAIL, MAX_JSON_DEPTH, MAX_RESPONSE_BYTES, TOKEN_HEADER
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from ._models import Batch
 
@@ -663,18 +663,24 @@ def scrub_failure(
     """
     secrets = Secrets.of(request)
     masked = masked or redacted_request(request)
-    seen: set[int] = set()
-    pending: list[BaseException] = [failure]
-    while pending:
-        error = pending.pop()
-        if id(error) in seen:
-            continue
-        seen.add(id(error))
+    for error in exception_chain(failure):
         _mask_text_of(error, secrets)
         if isinstance(error, httpx.HTTPError):
             _scrub_httpx_error(error, request, masked, secrets)
-        pending.extend(link for link in (error.__cause__, error.__context__) if link is not None)
     return failure
+
+
+def exception_chain(error: BaseException) -> Iterator[BaseException]:
+    """*error* and every exception down its ``__cause__`` and ``__context__`` links, once each."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend(link for link in (current.__cause__, current.__context__) if link)
 
 
 def _mask_text_of(error: BaseException, secrets: Secrets) -> None:

@@ -66,7 +66,7 @@ from aiohttp.client_reqrep import ConnectionKey
 
 from ._body import decode_limited
 from ._constants import DEFAULT_KEEPALIVE_EXPIRY, MAX_RESPONSE_BYTES
-from ._exceptions import CREDENTIAL_HEADERS
+from ._exceptions import CREDENTIAL_HEADERS, exception_chain
 
 if TYPE_CHECKING:
     import asyncio
@@ -131,13 +131,7 @@ def _scrubbed(exc: BaseException) -> BaseException:
     dropped (a proxy may echo what it was sent). The texts left are masked by value
     where the error is built (``_exceptions.scrub_failure``).
     """
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        error = pending.pop()
-        if id(error) in seen:
-            continue
-        seen.add(id(error))
+    for error in exception_chain(exc):
         if isinstance(error, aiohttp.ClientResponseError):
             info = error.request_info
             error.request_info = aiohttp.RequestInfo(
@@ -152,7 +146,6 @@ def _scrubbed(exc: BaseException) -> BaseException:
             clean = key._replace(proxy=proxy, proxy_auth=None)
             error._conn_key = clean  # type: ignore[attr-defined]  # noqa: SLF001 - aiohttp's, see above
             error.args = tuple(clean if arg is key else arg for arg in error.args)
-        pending.extend(link for link in (error.__cause__, error.__context__) if link is not None)
     return exc
 
 

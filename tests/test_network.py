@@ -29,7 +29,7 @@ from .loopback import (
     run_cli,
 )
 from .proxy_server import PROXY_PASSWORD, PROXY_USER, Proxy, running_proxy
-from .test_secrets import assert_hidden
+from .test_secrets import assert_hidden, chain
 
 CREATE = {"template_id": "tmpl_1", "renders": [{"merge_parameters": {}}]}
 
@@ -270,19 +270,6 @@ def test_a_refused_proxy_url_is_not_echoed():
     with pytest.raises(ValueError, match="proxy") as info:
         AsyncInkit(TOKEN, proxy="ftp://user:s3cret@proxy:21")
     assert "s3cret" not in str(info.value)
-
-
-def chain(error: BaseException) -> list[BaseException]:
-    """*error* and every exception it was raised from or during."""
-    seen: list[BaseException] = []
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or any(current is known for known in seen):
-            continue
-        seen.append(current)
-        pending += [current.__cause__, current.__context__]
-    return seen
 
 
 @pytest.mark.parametrize(
