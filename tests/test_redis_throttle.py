@@ -269,9 +269,9 @@ async def test_keys_hold_the_tokens_hash_and_all_expire(server, redis_server):
     assert keys
     assert all(key.startswith(prefix) for key in keys)
     assert all(TOKEN not in key for key in keys)
-    # -1 is a key that never expires; -2 one that expired between KEYS and PTTL (a short
-    # pause's key, on a loaded machine): it did expire.
-    assert all(ttl > 0 or ttl == -2 for ttl in ttls), ttls
+    # PTTL says -1 of a key that never expires. A short pause's key can be read with 0 ms
+    # left, or be gone by the time it is read (-2) on a loaded machine: it did expire.
+    assert -1 not in ttls, ttls
     with pytest.raises(ValueError, match="another API token"):
         throttle.bind("tok_other")
 
