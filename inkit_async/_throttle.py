@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import logging
 import math
 import random
 from typing import TYPE_CHECKING, Final, Protocol
@@ -62,6 +63,8 @@ __all__ = [
     "signal_of",
 ]
 
+logger: Final = logging.getLogger("inkit_async")
+
 #: After a cut, send at this fraction of the rate the server is estimated to allow ...
 _BETA_ESTIMATED: Final = 0.9
 #: ... or of the rate the client was sending at, when the answers allow no estimate.
@@ -72,6 +75,11 @@ _CUBIC_K: Final = 3.0
 _DOUBLING: Final = 1.0
 #: Once the curve is this many times the refused rate, drop the rate: no limit is near.
 _RELEASE_FACTOR: Final = 32.0
+#: Seconds after a cut beyond which the curves stay where they are: both have passed any
+#: release or ``rate_limit`` long before (a doubling curve is 2**600 times its start), and
+#: the doubling one would overflow a float after 1,024 doublings (a `rate_limit` keeps the
+#: rate from being dropped, or a cut's time may come from another process through Redis).
+_CURVE_HORIZON: Final = 600.0
 #: Shortest stretch (seconds) of sends trusted to estimate the server's limit.
 _MIN_ESTIMATE_SPAN: Final = 0.01
 #: Window (seconds) over which the sending rate is measured when no rate is set yet.
@@ -325,13 +333,14 @@ class Throttle:
         rate = self._rate
         assert rate is not None  # noqa: S101 - callers check
         if self._refused_rate:
+            elapsed = min(now - self._cut_at, _CURVE_HORIZON)
             if self._blind:
                 # Nothing known of the limit: search for it fast, as TCP's slow start.
-                rate *= 2.0 ** ((now - self._cut_at) / _DOUBLING)
+                rate *= 2.0 ** (elapsed / _DOUBLING)
             else:
                 # Near a known limit: K seconds after the cut the curve reaches the
                 # refused rate, flat; then it climbs above it, slowly at first.
-                t = now - self._cut_at - _CUBIC_K
+                t = elapsed - _CUBIC_K
                 scale = (1.0 - rate / self._refused_rate) / _CUBIC_K**3
                 rate = self._refused_rate * (1.0 + scale * t**3)
             if rate >= self._refused_rate * _RELEASE_FACTOR and self.rate_limit is None:
@@ -456,7 +465,17 @@ class Throttle:
             if future.done():
                 waiters.popleft()
                 continue
-            permit = self._take(now)
+            try:
+                permit = self._take(now)
+            except Exception:
+                # A bug here must not leave callers waiting for ever: each gives up as at
+                # max_wait (its call fails with its last error), and the bug is logged.
+                logger.exception("The throttle failed to hand out a permit; callers give up")
+                for waiting, _ in waiters:
+                    if not waiting.done():
+                        waiting.set_exception(ThrottleTimeoutError())
+                waiters.clear()
+                break
             if permit is None:
                 # Timers may fire a tick early: within the tolerance counts as the end.
                 if now - since >= self.max_wait - _TOLERANCE:

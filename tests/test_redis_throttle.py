@@ -868,3 +868,30 @@ def test_the_key_names_are_a_slow_hash_of_the_token():
         assert fast not in throttle.fleet.key_prefix
         with pytest.raises(ValueError, match="another API token"):
             throttle.bind(TOKEN + "x")
+
+
+async def test_a_cut_long_ago_read_from_redis_breaks_nothing(server, redis_server):
+    """A blind cut dated months back (in range, written by anyone) leaves every get working.
+
+    (Before, its doubling curve overflowed a float: every get raised OverflowError, also
+    after Redis was flushed, since the process had adopted the cut.)
+    """
+    async with (
+        asyncio.timeout(POISON_BOUND),
+        RedisThrottle.from_url(redis_server.url, rate_limit=200, max_wait=3) as throttle,
+        AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client,
+    ):
+        await client.batch.get("rb_warm")
+        await joined(throttle)
+        spy = Spy(redis_server.url, throttle)
+        try:
+            long_ago = repr(await spy.now_ms() - 1e10)
+            await spy.redis.hset(
+                spy.key("state"),
+                mapping={"epoch": 7, "rate": 5, "refused": 10, "blind": 1, "cut_at": long_ago},
+            )
+            assert await lookups(client, "c") == [f"rb_c{n}" for n in range(20)]
+            await spy.redis.flushall()
+            assert await lookups(client, "d") == [f"rb_d{n}" for n in range(20)]
+        finally:
+            await spy.aclose()

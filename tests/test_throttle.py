@@ -460,3 +460,43 @@ def test_paced_permits_leave_on_time_without_spinning():
         results = runner.run(run())
     assert [outcome for _, outcome in results] == ["permit"] * 6
     assert [when for when, _ in results] == pytest.approx([0, 2, 4, 6, 8, 10], abs=0.0011)
+
+
+def test_a_blind_cut_long_ago_never_overflows_the_curve():
+    """A blind cut's doubling curve, 18 minutes on under a rate_limit, stays at the limit.
+
+    A rate_limit keeps the rate from being dropped, so the curve runs on; 2.0 ** 1025
+    overflows a float, which made every acquire raise OverflowError and left the callers
+    queued behind it waiting for ever.
+    """
+
+    async def run() -> list[tuple[float, str]]:
+        throttle = Throttle(rate_limit=10, max_wait=60)
+        permit = await throttle.acquire()
+        assert throttle.release(permit, Signal.THROTTLED) is not None  # the blind cut
+        await asyncio.sleep(1100)
+        return await outcomes(throttle, 20)
+
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        results = runner.run(run())
+    assert [outcome for _, outcome in results] == ["permit"] * 20
+    # At the rate_limit, 10 a second: the last of 20 leaves 1.9 s after the first.
+    assert results[-1][0] - results[0][0] == pytest.approx(1.9, abs=0.01)
+
+
+def test_a_fault_in_the_throttle_ends_every_wait():
+    """Should handing out a permit ever raise, the waiting callers give up (and it is logged)."""
+
+    class Broken(Throttle):
+        def _take_paced(self, now: float, rate: float) -> Permit | None:
+            if now > 0:
+                raise ArithmeticError("a bug")
+            return super()._take_paced(now, rate)
+
+    async def run() -> list[tuple[float, str]]:
+        return await outcomes(Broken(rate_limit=1, max_wait=60), 4)
+
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        results = runner.run(run())
+    assert [outcome for _, outcome in results] == ["permit"] + ["gave up"] * 3
+    assert [when for when, _ in results] == pytest.approx([0, 1, 1, 1], abs=0.0011)
