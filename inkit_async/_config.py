@@ -219,12 +219,16 @@ def _check_proxy(_: object, __: object, value: Any) -> None:  # noqa: ANN401 - c
         return
     if not isinstance(value, str | httpx.URL):
         raise TypeError(f"proxy must be a URL (str), got {type(value).__name__}")
+    # Never echo the URL, nor the parser's message: a proxy URL often carries a password,
+    # and a `#`, `?` or `/` in one makes the parser quote its start ("Invalid port: 'pa'").
     try:
         url = httpx.URL(str(value))
-    except httpx.InvalidURL as exc:
-        raise ValueError(f"proxy is not a valid URL: {exc}") from None
+    except httpx.InvalidURL:
+        raise ValueError(
+            "proxy is not a valid URL (percent-encode any of : / ? # @ in its user name "
+            "and password)"
+        ) from None
     if url.scheme not in {"http", "https"} or not url.host:
-        # Never echo it: a proxy URL often carries a password.
         raise ValueError("proxy must be an http:// or https:// URL with a host")
 
 

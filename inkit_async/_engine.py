@@ -145,7 +145,8 @@ class EngineState:
     def __del__(self) -> None:
         # As the stdlib does for files: a client that was used and is dropped without being
         # closed gets one ResourceWarning (shown with `python -X dev` or `-W default`).
-        if self.owns_http and not self.closed and self.loop is not None:
+        # `loop` is set last in __init__, which may have failed before (a bad proxy variable).
+        if getattr(self, "loop", None) is not None and self.owns_http and not self.closed:
             warnings.warn(_UNCLOSED, ResourceWarning, stacklevel=1, source=self)
 
     def bind(self) -> None:

@@ -536,7 +536,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # sockets now, so aiohttp does not add two warnings of its own about objects the
         # user never made. Its connector's synchronous close is private; `close()` would
         # return an awaitable nobody can await here.
-        session = self._session
+        session = getattr(self, "_session", None)  # None: __init__ failed before setting it
         if session is not None and not session.closed:
             close = getattr(session.connector, "_close", None)
             if close is not None:
@@ -560,7 +560,9 @@ def environment_proxies() -> dict[str, str | None]:
     for scheme in ("http", "https", "all"):
         if found.get(scheme):
             url = found[scheme]
-            mounts[f"{scheme}://"] = url if "://" in url else f"http://{url}"
+            mounts[f"{scheme}://"] = _checked_proxy(
+                f"{scheme.upper()}_PROXY", url if "://" in url else f"http://{url}"
+            )
     for host in (entry.strip() for entry in found.get("no", "").split(",")):
         if host == "*":
             return {}
@@ -573,6 +575,21 @@ def environment_proxies() -> dict[str, str | None]:
         else:
             mounts[f"all://*{host}"] = None
     return mounts
+
+
+def _checked_proxy(variable: str, url: str) -> str:
+    """*url* from the environment variable *variable*, if a proxy URL; never echoed."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.host:
+        # Neither the URL nor the parser's message: either may hold the password.
+        raise ValueError(
+            f"{variable} (or its lower-case form) is not an http:// or https:// proxy URL "
+            "with a host (percent-encode any of : / ? # @ in its user name and password)"
+        )
+    return url
 
 
 def _is_ip(host: str) -> bool:

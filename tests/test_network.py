@@ -543,3 +543,29 @@ async def test_the_cli_never_prints_proxy_credentials(
         secret in shown for secret in (TOKEN, *proxy_spellings(PROXY_USER, WRONG_PASSWORD))
     )
     assert tls_server.requests == []
+
+
+@pytest.mark.parametrize("password", ["sEc#r3t9xq", "sEc/r3t9xq", "sEc?r:3t9xq"])
+@pytest.mark.parametrize("where", ["argument", "HTTPS_PROXY", "all_proxy"])
+def test_a_proxy_url_that_does_not_parse_is_refused_without_its_password(
+    clean_proxy_env, monkeypatch, recwarn, password, where
+):
+    """A `#`, `/` or `?` left unencoded in a password: a ValueError that shows none of it.
+
+    (The parser's own message quoted the password's start: "Invalid port: 'pass'"; from the
+    environment it did not say which variable was wrong.)
+    """
+    url = f"http://user:{password}@127.0.0.1:3128"
+    if where == "argument":
+        options = {"proxy": url}
+    else:
+        monkeypatch.setenv(where, url)
+        options = {}
+    with pytest.raises(ValueError, match=r"(?i)proxy") as info:
+        AsyncInkit(TOKEN, **options)
+    if where != "argument":
+        assert where.upper() in str(info.value)
+    for text in (str(info.value), repr(info.value)):
+        assert "sEc" not in text, text
+        assert "t9xq" not in text, text
+    assert not [warning for warning in recwarn if "__del__" in str(warning.message)]
