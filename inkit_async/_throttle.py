@@ -268,6 +268,8 @@ class Throttle:
         # Pauses and probes.
         self._paused_until = 0.0
         self._closed_since: float | None = None
+        # When a waiter last gave up at max_wait with no success since (None: not so).
+        self._starved_at: float | None = None
         self._half_open = False
         self._probe_out = False
         self._outage_pauses = 0
@@ -360,7 +362,8 @@ class Throttle:
         Raises:
             ThrottleTimeoutError: No permit came within ``max_wait`` seconds, or the
                 throttle had been paused (or waiting for its probe) for that long when
-                the call came.
+                the call came, or a caller gave up within the last ``max_wait`` seconds
+                and no request has succeeded since.
         """
         now = self._now()
         if self._open:
@@ -370,6 +373,14 @@ class Throttle:
             if permit is not None:
                 return permit
         if self._closed_since is not None and now - self._closed_since >= self.max_wait:
+            raise ThrottleTimeoutError
+        starved_at = self._starved_at
+        if starved_at is not None and now - starved_at < self.max_wait:
+            # Callers are timing out here and nothing has got through since: this one
+            # would queue behind them only to give up too. Failing it at once lets a
+            # fan-out against a server that refuses everything end within about one
+            # max_wait, not one max_wait per round of max_concurrency calls. Once a
+            # max_wait has passed, callers queue again, and paced permits go out.
             raise ThrottleTimeoutError
         future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
         self._waiters.append((future, now))
@@ -481,6 +492,7 @@ class Throttle:
                 if now - since >= self.max_wait - _TOLERANCE:
                     waiters.popleft()
                     future.set_exception(ThrottleTimeoutError())
+                    self._starved_at = now
                     continue
                 break
             waiters.popleft()
@@ -511,6 +523,7 @@ class Throttle:
         """
         if signal is Signal.OK:
             self._overload_run = 0
+            self._starved_at = None
             if not self._refused_once:
                 self._accepted_before_refusal += 1
             self._retry_tokens = min(self.retry_reserve, self._retry_tokens + self.retry_ratio)
