@@ -5,7 +5,9 @@ way wait for that request instead of sending again, and each gets its result (th
 frozen record) or an error of the same type: a copy of its own, whose ``.body``,
 ``.response`` and ``.request`` are its own copies too, so tracebacks do not mix and one
 caller changing its error changes no other's. A request that has finished is never
-reused: the next caller of the key sends a new one.
+reused: the next caller of the key sends a new one. A caller who joined a request that
+then failed without a usable answer (``APIConnectionError``) runs the lookup again, once:
+that request's attempts and timeouts ran on its starter's clock, not on the joiner's.
 
 Who may share: a ``Coalescer`` belongs to one client (its ``EngineState``), so every
 caller of it sends to the same API root with the same token; those cannot differ
@@ -41,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, TypeVarTuple, Unpack
 
 import httpx
 
-from ._exceptions import InkitError, redacted_request
+from ._exceptions import APIConnectionError, InkitError, redacted_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Hashable
@@ -109,13 +111,45 @@ class Coalescer:
         send: Callable[[Unpack[Ts]], Coroutine[Any, Any, T]],
         *args: *Ts,
     ) -> T:
-        """Join the request under way for *key*, or start one: ``await send(*args)``."""
+        """Join the request under way for *key*, or start one: ``await send(*args)``.
+
+        A caller who joined a request that then failed for want of a usable response
+        (``APIConnectionError``: refused, dropped, timed out; never an answer such as a
+        404, nor a body that does not fit) runs the lookup again, once: that request was
+        under way before this caller came, so its attempts and their timeouts ran on its
+        starter's clock, not this caller's. Joining a request that has not failed, or one
+        that is sent for it now, gives the caller attempts that all start after it came.
+        """
+        flight = self._flights.get(key)
+        if flight is None:
+            return await self._start(key, send, *args)
+        try:
+            shared: T = await self._join(key, flight)
+        except APIConnectionError:
+            pass  # outside the handler: the new attempt's error must not chain this one
+        else:
+            return shared
+        # Once only: what is under way now (or starts here) began after this caller came.
+        flight = self._flights.get(key)
+        if flight is None:
+            return await self._start(key, send, *args)
+        again: T = await self._join(key, flight)
+        return again
+
+    async def _join(self, key: Hashable, flight: _Flight) -> Any:  # noqa: ANN401 - the flight's result
+        """Wait for the request under way for *key* with the others."""
+        if flight.task is None:
+            self._heat(key)  # shared: from now on its requests get a task of their own
+        return await self._wait(key, flight, flight.wait())
+
+    async def _start(
+        self,
+        key: Hashable,
+        send: Callable[[Unpack[Ts]], Coroutine[Any, Any, T]],
+        *args: *Ts,
+    ) -> T:
+        """Start the request for *key*, for this caller and any who join it."""
         flights = self._flights
-        flight = flights.get(key)
-        if flight is not None:
-            if flight.task is None:
-                self._heat(key)  # shared: from now on its requests get a task of their own
-            return await self._wait(key, flight, flight.wait())
         if key in self._hot:
             flight = flights[key] = _Flight()
             waiter = flight.wait()  # first: an eager start may finish at once

@@ -24,9 +24,11 @@ from .loopback import (
     BATCH_JSON,
     Drop,
     Hang,
+    Request,
     Respond,
     cancel_all,
     delayed,
+    echo,
     held_until,
     serves_at_full_width,
 )
@@ -200,6 +202,58 @@ async def test_a_joiner_stops_at_its_own_timeout(server):
     assert len(server.requests) == 2
 
 
+async def test_a_late_joiner_gets_its_own_timeout_when_the_request_it_joined_times_out(server):
+    """A caller who joins a lookup under way is not failed by its starter's clock.
+
+    Both have timeout=1.2, max_retries=0. The first request is answered only after 3 s;
+    the second at once. The joiner came after the first request left, so that request's
+    timeout ran out before the joiner's own would have: the joiner sends the lookup again
+    for itself and gets its batch, while the starter gets its APITimeoutError.
+    """
+    answered = 0
+
+    async def slow_first(request: Request) -> Respond:
+        nonlocal answered
+        answered += 1
+        if answered == 1:
+            await asyncio.sleep(3.0)
+        return echo(request)
+
+    server.handler = slow_first
+    async with (
+        asyncio.timeout(20),
+        AsyncInkit(TOKEN, base_url=server.url, timeout=1.2, max_retries=0) as client,
+    ):
+        starter = asyncio.create_task(client.batch.get("rb_1"))
+        await server.wait_for_requests(1)
+        assert (await client.batch.get("rb_1")).id == "rb_1"
+        with pytest.raises(APITimeoutError):
+            await starter
+    assert [request.last_segment for request in server.requests] == ["rb_1", "rb_1"]
+
+
+async def test_a_late_joiner_sends_again_once_only(server):
+    """A joiner whose own lookup times out too gets that error: one request more, no loop."""
+    server.handler = lambda request: Hang()
+    async with (
+        asyncio.timeout(20),
+        AsyncInkit(TOKEN, base_url=server.url, timeout=0.5, max_retries=0) as client,
+    ):
+        starter = asyncio.create_task(client.batch.get("rb_1"))
+        await server.wait_for_requests(1)
+        with pytest.raises(APITimeoutError) as joined:
+            await client.batch.get("rb_1")
+        with pytest.raises(APITimeoutError) as started:
+            await starter
+    assert len(server.requests) == 2
+    # The joiner's error is its own request's: the starter's is nowhere in its chain.
+    chain, link = [], joined.value
+    while link is not None:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    assert all(link is not started.value for link in chain)
+
+
 async def test_only_callers_of_equal_options_share_a_request(server):
     """Variants made apart but with equal options share; other options send their own.
 
@@ -259,13 +313,17 @@ async def test_each_callers_error_owns_its_body_and_response(server):
 
 
 async def test_each_callers_connection_error_owns_its_request(server):
-    """Coalesced connection errors each carry a request of their own."""
+    """Coalesced connection errors each carry a request of their own.
+
+    The two callers who joined the first request send the lookup once more, together
+    (their own attempts, see above), and share that second request.
+    """
     server.handler = lambda request: Drop(delay=0.1)
     async with AsyncInkit(TOKEN, base_url=server.url, max_retries=0) as client:
         errors = await asyncio.gather(
             *(client.batch.get("rb_1") for _ in range(3)), return_exceptions=True
         )
-    assert len(server.requests) == 1
+    assert len(server.requests) == 2
     requests = []
     for number, error in enumerate(errors):
         assert isinstance(error, APIConnectionError)
