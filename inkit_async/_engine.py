@@ -538,7 +538,6 @@ class Engine:
         flow = self._state.flow
         if isinstance(outcome, Failure):
             status = None
-            cause: Exception | None = outcome.error
             if self.is_closed:
                 flow.cancel(permit)
                 raise InkitError(
@@ -546,8 +545,10 @@ class Engine:
                 ) from scrub_failure(outcome.error, outcome.request)
         else:
             status = outcome.response.status_code
-            cause = None
         decision = decide(outcome, attempt, self.options)
+        # A connection error carries its failure, scrubbed (or what stands in for it,
+        # see scrub_failure), as its cause; an answer's error has none.
+        cause = decision.error.__cause__
         signal = signal_of(status)
         change = flow.release(permit, signal, decision.pause)
         if change is not None:

@@ -29,10 +29,12 @@ any text from the server or the network in them (the reason phrase, the API's me
 a transport failure's text) has the credentials masked as ``[redacted]``: a server or a
 proxy may echo them back. So do ``.body`` and the ``httpx`` objects attached as
 ``.request`` and ``.response`` (copies: credential headers, reason phrase and user info
-masked too), and every exception in the ``__cause__`` and ``__context__`` chain (its
-text, and the ``.request`` of each httpx exception). A credential is masked only where it
-appears as itself, never inside an ordinary word (the rule is in ``Secrets``): with
-``api_token="a"`` an error reads exactly as the server wrote it.
+masked too), and every exception in the ``__cause__`` and ``__context__`` chain and in
+the exception groups there (its text and notes, and the ``.request`` of each httpx
+exception); an exception there whose traceback would still show one is replaced by a
+``RedactedException`` that reads as it did, masked (``scrub_failure``). A credential is
+masked only where it appears as itself, never inside an ordinary word (the rule is in
+``Secrets``): with ``api_token="a"`` an error reads exactly as the server wrote it.
 
 Hostile answers stay bounded: the API's own text in a message is one printable line
 (whitespace collapsed, control characters escaped) of at most ``MAX_ERROR_DETAIL`` (500)
@@ -50,6 +52,7 @@ import base64
 import contextlib
 import json
 import re
+import traceback
 from typing import TYPE_CHECKING, AnyStr, Final, cast
 from urllib.parse import quote, unquote, urlsplit
 
@@ -650,16 +653,23 @@ def _detached_response(
 def scrub_failure(
     failure: BaseException, request: httpx.Request, masked: httpx.Request | None = None
 ) -> BaseException:
-    """*failure*, with every credential masked out of every exception in its chain; in place.
+    """*failure* with every credential masked out of every exception in its chain.
 
     A caller's ``http_client`` attaches the real request, token and all, to the httpx
     exception it raises, and the SDK raises that exception as the ``__cause__`` of its
-    own; a transport's text can quote a proxy URL. Along ``__cause__`` and
-    ``__context__``, every exception's text (its ``args`` and string attributes) has
-    the client's credentials (``Secrets``, carried by *request*) masked, and every
+    own; a transport's text can quote a proxy URL. Along ``__cause__``, ``__context__``
+    and the members of exception groups, every exception's text (its ``args``, string
+    attributes, notes, and an ``OSError``'s ``strerror`` and file names) has the
+    client's credentials (``Secrets``, carried by *request*) masked in place, and every
     httpx exception gets a masked copy of its request and response (*masked*, when
     given, for *request* itself). The SDK's transport has already taken the
     credentials out of aiohttp's own exceptions (URLs, headers), which only it knows.
+
+    What a foreign exception shows can come from anywhere (a dict among its ``args``, a
+    ``__str__`` of its own): should the formatted traceback still show a credential,
+    each exception whose own text does is replaced by a ``RedactedException`` standing
+    in for it (``_stand_ins``). The one returned is what to chain: *failure* itself, or
+    its stand-in. Runs only when an error is built, never on a successful call.
     """
     secrets = Secrets.of(request)
     masked = masked or redacted_request(request)
@@ -667,11 +677,18 @@ def scrub_failure(
         _mask_text_of(error, secrets)
         if isinstance(error, httpx.HTTPError):
             _scrub_httpx_error(error, request, masked, secrets)
+    if secrets and secrets.exposed("".join(traceback.format_exception(failure))):
+        return _stand_ins(failure, secrets)
     return failure
 
 
 def exception_chain(error: BaseException) -> Iterator[BaseException]:
-    """*error* and every exception down its ``__cause__`` and ``__context__`` links, once each."""
+    """*error* and every exception down its links, once each.
+
+    The links: ``__cause__``, ``__context__``, and an exception group's members. Each
+    exception's links are read when the walk comes back from yielding it, so a link
+    changed meanwhile is followed as it is then.
+    """
     seen: set[int] = set()
     pending = [error]
     while pending:
@@ -681,10 +698,12 @@ def exception_chain(error: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         pending.extend(link for link in (current.__cause__, current.__context__) if link)
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(cast("BaseExceptionGroup[BaseException]", current).exceptions)
 
 
 def _mask_text_of(error: BaseException, secrets: Secrets) -> None:
-    """Mask the credentials in *error*'s arguments and string attributes, in place."""
+    """Mask the credentials in *error*'s arguments, string attributes and notes, in place."""
     if not secrets:
         return
     if any(isinstance(arg, str) and secrets.exposed(arg) for arg in error.args):
@@ -693,6 +712,70 @@ def _mask_text_of(error: BaseException, secrets: Secrets) -> None:
     for name, value in list(fields.items()):
         if isinstance(value, str) and secrets.exposed(value):
             fields[name] = secrets.mask(value)
+    notes = fields.get("__notes__")
+    if isinstance(notes, list):  # add_note's; a traceback prints each
+        items = cast("list[object]", notes)
+        notes[:] = [secrets.mask(note) if isinstance(note, str) else note for note in items]
+    if isinstance(error, OSError):
+        # Not in `args` alone: str() of an OSError reads these (set apart by the OS layer).
+        for name in ("strerror", "filename", "filename2"):
+            value = getattr(error, name)
+            if isinstance(value, str) and secrets.exposed(value):
+                setattr(error, name, secrets.mask(value))
+            elif isinstance(value, bytes):
+                setattr(error, name, secrets.mask_bytes(value))
+
+
+class RedactedException(Exception):  # noqa: N818 - it stands in for any exception
+    """Stands in, in an error's chain, for a foreign exception that showed a credential.
+
+    Its text is the original's as a traceback shows it (type name, message, notes and,
+    for a group, its members' lines), masked; its ``__cause__``, ``__context__`` and
+    traceback are the original's, so the chain reads on below it.
+    """
+
+
+def _stand_ins(failure: BaseException, secrets: Secrets) -> BaseException:
+    """*failure*'s chain with each exception whose own text shows a credential replaced.
+
+    Returns *failure*, or its stand-in if it shows one itself. An exception group is
+    replaced as a whole when a member shows one (its members cannot be swapped).
+    """
+    replaced: dict[int, BaseException] = {}
+
+    def safe(error: BaseException) -> BaseException:
+        if id(error) in replaced:
+            return replaced[id(error)]
+        lines = _own_text(error)
+        if not secrets.exposed("".join(lines)):
+            return error
+        stand_in = RedactedException(secrets.mask("".join(lines).rstrip("\n")))
+        stand_in.__cause__ = error.__cause__
+        stand_in.__context__ = error.__context__
+        stand_in.__suppress_context__ = error.__suppress_context__
+        stand_in.__traceback__ = error.__traceback__
+        replaced[id(error)] = stand_in
+        return stand_in
+
+    root = safe(failure)
+    for error in exception_chain(root):
+        for name in ("__cause__", "__context__"):
+            link = getattr(error, name)
+            if link is not None and (swap := safe(link)) is not link:
+                suppress = error.__suppress_context__  # setting __cause__ would set it
+                setattr(error, name, swap)
+                error.__suppress_context__ = suppress
+    return root
+
+
+def _own_text(error: BaseException) -> list[str]:
+    """The lines a traceback shows for *error* itself, with a group's members', not its chain."""
+    lines = traceback.format_exception_only(error)
+    if isinstance(error, BaseExceptionGroup):
+        group = cast("BaseExceptionGroup[BaseException]", error)
+        for member in group.exceptions:
+            lines += ["  " + line for line in _own_text(member)]
+    return lines
 
 
 def _scrub_httpx_error(
@@ -754,11 +837,12 @@ def connection_error(
     *reached* says whether the request may have reached the server (the error's
     ``may_have_reached_server``); for a *create* (a call that must not run twice) the
     message says what that means: whether the batch may exist. The httpx exceptions in
-    *failure*'s chain get the masked request (``scrub_failure``).
+    *failure*'s chain get the masked request (``scrub_failure``), and the error's
+    ``__cause__`` is what ``scrub_failure`` returns: *failure*, or what stands in for it.
     """
     secret = Secrets.of(request)
     redacted = redacted_request(request)
-    scrub_failure(failure, request, redacted)
+    cause = scrub_failure(failure, request, redacted)
     after = (_MAY_EXIST if reached else _NOT_CREATED) if create else ""
     cls: type[APIConnectionError]
     if isinstance(failure, DeadlineExceeded):
@@ -768,7 +852,9 @@ def connection_error(
     else:
         reason = _one_line(secret.mask(str(failure)), MAX_ERROR_DETAIL) or type(failure).__name__
         message, cls = f"{what} failed: {reason}", APIConnectionError
-    return cls(secret.mask(message) + after, request=redacted, may_have_reached_server=reached)
+    error = cls(secret.mask(message) + after, request=redacted, may_have_reached_server=reached)
+    error.__cause__ = cause  # what to chain: the failure, or what stands in for it
+    return error
 
 
 # What a create's connection error adds, by whether the request may have reached the server.

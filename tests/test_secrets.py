@@ -476,6 +476,93 @@ async def test_closing_the_client_mid_request_masks_the_cause_too(server):
     assert_secret(info.value)
 
 
+# -- text a foreign exception keeps elsewhere than in its string args ---------------------
+
+
+def _caught(error: BaseException) -> BaseException:
+    """*error* as an ``except`` clause gets it: raised, with its traceback."""
+    try:
+        raise error  # noqa: TRY301 - to get it as a transport's handler would
+    except BaseException as caught:
+        return caught
+
+
+class _Raising(httpx.AsyncBaseTransport):
+    """A caller's transport that fails quoting the token it was sent, one way or another."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        token = request.headers["X-Inkit-API-Token"]
+        if self.kind == "failure-itself":
+            raise httpx.ConnectError({"token": token})  # type: ignore[arg-type]
+        error = httpx.ConnectError("boom")
+        if self.kind == "note":
+            error.add_note(f"while sending with {token}")
+            raise error
+        causes = {
+            "group-member": lambda: ExceptionGroup("eyeballs", [OSError(f"auth {token} refused")]),
+            "oserror": lambda: OSError(
+                111, f"refused for {token}", f"/run/{token}.sock", None, b"/t/" + token.encode()
+            ),
+            "dict-arg": lambda: KeyError({"token": token}),
+            "group-member-dict-arg": lambda: ExceptionGroup("eyeballs", [KeyError({"t": token})]),
+            "two-args": lambda: KeyError(token, {"token": token}),
+        }
+        cause = _caught(causes[self.kind]())
+        # Raised while handling it, as a transport would: the cause is the context too.
+        error.__context__ = cause
+        raise error from cause
+
+
+@pytest.mark.parametrize(
+    ("kind", "shown"),
+    [
+        ("note", "while sending with [redacted]"),
+        ("group-member", "OSError: auth [redacted] refused"),
+        ("oserror", "refused for [redacted]: '/run/[redacted].sock' -> b'/t/[redacted]'"),
+        ("dict-arg", "RedactedException: KeyError: {'token': '[redacted]'}"),
+        (
+            "group-member-dict-arg",
+            "ExceptionGroup: eyeballs (1 sub-exception)\n  KeyError: {'t': '[redacted]'}",
+        ),
+        ("two-args", "RedactedException: KeyError: ('[redacted]', {'token': '[redacted]'})"),
+        ("failure-itself", "RedactedException: httpx.ConnectError: {'token': '[redacted]'}"),
+    ],
+)
+async def test_a_token_in_a_cause_outside_its_string_args_is_masked(kind, shown):
+    """A transport's failure quotes the token outside its string args: all are masked.
+
+    In a note, a group's member, an OSError's strerror and file names, or an argument
+    that is not a string (in the failure itself, or in its cause): the traceback shows
+    each with the token masked, and nothing reachable from the error holds it.
+    """
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    async with AsyncInkit(TOKEN, base_url=url, transport=_Raising(kind), max_retries=0) as client:
+        error = await failure_of(client)
+    assert isinstance(error, APIConnectionError)
+    assert str(error).startswith("GET /batch/rb_1 failed: ")
+    assert shown in "".join(traceback.format_exception(error))
+    assert_secret(error)
+
+
+def test_a_failure_that_shows_a_token_itself_is_chained_as_its_stand_in():
+    """scrub_failure returns what to chain: a stand-in when the failure itself shows it."""
+    request = httpx.Request(
+        "GET", "http://api.example/v1/batch/x", extensions={"inkit.secrets": Secrets(TOKEN)}
+    )
+    context = ValueError("the context stays")
+    failure = httpx.ConnectError("boom")
+    failure.args = ({"token": TOKEN},)
+    failure.__context__ = context
+    safe = scrub_failure(failure, request)
+    assert safe is not failure
+    assert str(safe) == "httpx.ConnectError: {'token': '[redacted]'}"
+    assert safe.__context__ is context
+    assert_secret(safe)  # type: ignore[arg-type]
+
+
 # -- logs ---------------------------------------------------------------------------------
 
 
