@@ -22,6 +22,7 @@ import hmac
 import math
 import secrets
 import time
+import weakref
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -35,6 +36,10 @@ __all__ = ["BatchCache", "CacheScope", "CacheStats"]
 
 #: The key of the owner digests: random, per process, never shown, logged or stored.
 _OWNER_KEY: Final = secrets.token_bytes(32)
+#: A random name for each HTTP client or transport a caller brought, for as long as it
+#: lives: a caller's transport (a FakeInkit's, a mock's) decides the answers as much as
+#: the root does, and a new object never inherits a dead one's name as it could its id().
+_ROUTES: Final[weakref.WeakKeyDictionary[object, str]] = weakref.WeakKeyDictionary()
 
 
 @attrs.frozen(kw_only=True)
@@ -176,12 +181,17 @@ class CacheScope:
 
     __slots__ = ("_owner", "cache")
 
-    def __init__(self, cache: BatchCache, root: str, token: str) -> None:
-        """Scope *cache* to the client of the API at *root* that sends *token*."""
+    def __init__(self, cache: BatchCache, root: str, token: str, route: object = None) -> None:
+        """Scope *cache* to the client of the API at *root* that sends *token*.
+
+        *route* is the caller's own HTTP client or transport, if any: clients that send
+        through different ones never share entries, whatever their root and token.
+        """
         self.cache = cache
         """The shared cache."""
-        # Length-prefixed, so that no other (root, token) pair gives the same message.
-        message = f"{len(root)}:{root}{token}".encode("utf-8", "surrogatepass")
+        via = "" if route is None else _route_name(route)
+        # Length-prefixed, so that no other (root, route, token) gives the same message.
+        message = f"{len(root)}:{root}{len(via)}:{via}{token}".encode("utf-8", "surrogatepass")
         self._owner = hmac.new(_OWNER_KEY, message, hashlib.sha256).hexdigest()
 
     def get(self, path: str) -> Batch | None:
@@ -191,3 +201,14 @@ class CacheScope:
     def put(self, path: str, batch: Batch) -> None:
         """Keep *batch*, fetched at *path*, for this owner if it is finished."""
         self.cache.put((self._owner, path), batch)
+
+
+def _route_name(route: object) -> str:
+    """The random name of *route* while it lives (a fresh one if it cannot be weakly held)."""
+    try:
+        name = _ROUTES.get(route)
+        if name is None:
+            name = _ROUTES[route] = secrets.token_hex(8)
+    except TypeError:  # not weakly referenceable: a name of its own, shared with nobody
+        return secrets.token_hex(8)
+    return name

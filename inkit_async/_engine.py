@@ -132,9 +132,15 @@ class EngineState:
             weakref.WeakValueDictionary() if options.coalesce else None
         )
         # The client's part of a shared cache, its owner digest made once, here: a
-        # client's root and token cannot change (variants change per-call options only).
+        # client's root, token and HTTP client cannot change (variants change per-call
+        # options only).
         self.cache = (
-            CacheScope(options.cache, options.root, options.api_token)
+            CacheScope(
+                options.cache,
+                options.root,
+                options.api_token,
+                route=options.http_client or options.transport,
+            )
             if options.cache is not None
             else None
         )

@@ -177,3 +177,21 @@ def test_a_cache_option_of_another_type_is_refused():
     """AsyncInkit(cache=...) takes a BatchCache or None."""
     with pytest.raises(TypeError, match="cache"):
         AsyncInkit("tok", cache={})  # type: ignore[arg-type]
+
+
+async def test_a_shared_cache_never_answers_a_client_of_another_transport():
+    """Two fakes, one root and token: each client sharing the cache gets its own fake's batch.
+
+    A caller's transport decides the answers as much as the root does.
+    """
+    shared = BatchCache()
+    first, second = FakeInkit(), FakeInkit()
+    for fake, name in ((first, "from the first"), (second, "from the second")):
+        fake.add_batch(name=name, batch_id="rb_same")
+        fake.complete("rb_same")
+    async with first.client(cache=shared) as one, second.client(cache=shared) as other:
+        assert (await one.batch.get("rb_same")).name == "from the first"
+        assert (await other.batch.get("rb_same")).name == "from the second"
+        assert (await one.batch.get("rb_same")).name == "from the first"  # its own entry
+    assert len(second.requests) == 1
+    assert len(first.requests) == 1
