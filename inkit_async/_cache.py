@@ -5,8 +5,9 @@ always fetched, so ``wait`` and ``watch`` never see a stale snapshot. Entries le
 after ``ttl`` seconds, or least-recently-used first once ``max_size`` is reached.
 
 An entry belongs to whoever asked: the API root, the token, the caller's own HTTP
-client or transport if any, and the path. What the API answers depends on each (staging and production hold different batches under the
-same id; a token sees only its own account's batches), so a cache shared by several
+client or transport if any, and the path. What the API answers depends on each
+(staging and production hold different batches under the same id; a token sees only
+its own account's batches), so a cache shared by several
 clients keeps each one's answers apart: each client reads and writes through its own
 ``CacheScope``, whose key names its root and token by a digest made once, when the
 client is created. The digest is an HMAC-SHA-256 under a random key drawn when the
@@ -72,8 +73,9 @@ class BatchCache:
     clients you pass the same instance to, within the limits of what they may see: an
     entry belongs to the API root, the token and the path it was fetched with (and to
     the ``http_client`` or ``transport`` you gave, if any), so a client is answered only
-    with batches that a client of the same ``base_url`` and the same token fetched. Clients of another root (staging, production) or with
-    another token (another account, a revoked or narrower one) send their own request
+    with batches that a client of the same ``base_url`` and the same token fetched.
+    Clients of another root (staging, production) or with another token (another
+    account, a revoked or narrower one) send their own request
     and get their own answer (the batch, or a 401 or 404) from the API; ``ttl`` and
     ``max_size`` and the counters in ``stats`` are the whole cache's. No token is kept:
     each client's entries are keyed by a digest of its root and token under a random
