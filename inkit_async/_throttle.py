@@ -414,15 +414,27 @@ class Throttle:
                 return None
             self._probe_out = True
             return self._grant(now, probe=True)
-        if self._rate is not None:
-            rate = self._current_rate(now)
-            if math.isinf(rate):
-                self._rate = None
-                self._refused_rate = 0.0
-                self._update_open()
-            else:
-                return self._take_paced(now, rate)
+        rate = self._rate_at(now)
+        if rate is not None:
+            return self._take_paced(now, rate)
         return self._grant(now)
+
+    def _rate_at(self, now: float) -> float | None:
+        """The sending rate at *now*, or ``None`` when none applies.
+
+        The one place the rate is dropped once its curve passes the release point: every
+        reader of the curve that would pace or lease by it asks here, so no path keeps
+        pacing (or asking for slots) at an infinite rate that nothing ever releases.
+        """
+        if self._rate is None:
+            return None
+        rate = self._current_rate(now)
+        if math.isinf(rate):
+            self._rate = None
+            self._refused_rate = 0.0
+            self._update_open()
+            return None
+        return rate
 
     def _take_paced(self, now: float, rate: float) -> Permit | None:
         """A permit for a request paced at *rate* leaving now, or ``None`` when it must wait.
@@ -450,17 +462,21 @@ class Throttle:
         """
         if self._timer is not None or not self._waiters:
             return
+        when = self._due(now)
+        if math.isfinite(when):
+            self._timer = asyncio.get_running_loop().call_at(max(when, now), self._dispatch)
+
+    def _due(self, now: float) -> float:
+        """When the waiters should next be looked at: never later than the expiry."""
         if self._paused_until and now < self._paused_until:
             when = self._paused_until
         elif self._half_open and self._probe_out:
             when = math.inf  # the probe's answer lets them go
-        elif self._rate is not None:
+        elif self._rate_at(now) is not None:
             when = self._next_paced()
         else:
             when = now
-        when = min(when, self._expiry())
-        if math.isfinite(when):
-            self._timer = asyncio.get_running_loop().call_at(max(when, now), self._dispatch)
+        return min(when, self._expiry())
 
     def _expiry(self) -> float:
         """When the longest waiter gives up (callers queue in order, so it goes first)."""
@@ -500,12 +516,24 @@ class Throttle:
         self._schedule(now)
 
     def _reschedule(self) -> None:
-        """The state changed: let the waiters go by the new rules."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._waiters:
-            self._schedule(self._now())
+        """The state changed: let the waiters go by the new rules.
+
+        A timer already due no later than the new rules say stays: it looks at the
+        waiters by the new rules when it fires. Only a later one is replaced, so the
+        timer for the expiry always fires, however often the state changes (a
+        background task that reschedules each time it ends cannot starve it).
+        """
+        if not self._waiters:
+            return  # and no timer: only _schedule sets one, for waiters
+        now = self._now()
+        timer = self._timer
+        if timer is None:
+            self._schedule(now)
+            return
+        when = max(self._due(now), now)
+        if when < timer.when():
+            timer.cancel()
+            self._timer = asyncio.get_running_loop().call_at(when, self._dispatch)
 
     # -- feedback ----------------------------------------------------------------------
 

@@ -514,7 +514,13 @@ class RedisThrottle(Throttle):
 
     def _want_slots(self) -> None:
         # While a cut of ours is on its way to Redis, slots would come at the old epoch.
-        if not (self._leasing or self._cutting) and self._link.connected:
+        # With no rate (or one past its release point, dropped here) there is nothing to
+        # lease: a task spawned for nothing would reschedule, and spawn another at once.
+        if (
+            not (self._leasing or self._cutting)
+            and self._link.connected
+            and self._rate_at(self._now()) is not None
+        ):
             self._leasing = True
             self._link.spawn(self._lease_slots())
 
@@ -522,10 +528,8 @@ class RedisThrottle(Throttle):
         link = self._link
         try:
             for _ in range(3):  # after adopting the fleet's newer state, ask again
-                if self._rate is None or not link.connected:
-                    return
-                rate = self._current_rate(self._now())
-                if math.isinf(rate):
+                rate = self._rate_at(self._now())  # past its release point: dropped
+                if rate is None or not link.connected:
                     return
                 rate = min(rate, scripts.MAX_RATE)
                 span = max(1, min(_LEASE_MAX, int(rate * _LEASE_SPAN)))

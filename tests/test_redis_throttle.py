@@ -12,11 +12,19 @@ import gc
 import hashlib
 import logging
 import math
+from typing import Self
 
 import pytest
 import redis.asyncio
 
-from inkit_async import APITimeoutError, AsyncInkit, RateEvent, RateLimitError, Throttle
+from inkit_async import (
+    APITimeoutError,
+    AsyncInkit,
+    Batch,
+    RateEvent,
+    RateLimitError,
+    Throttle,
+)
 from inkit_async._redis_scripts import (
     Cut,
     FleetRate,
@@ -601,6 +609,82 @@ async def test_a_far_future_send_time_in_redis_holds_nothing_back(server, redis_
             assert await lookups(client, "b") == [f"rb_b{n}" for n in range(20)]
         finally:
             await spy.aclose()
+
+
+class TaskCount:
+    """Counts the tasks the running loop creates (its task factory), while installed."""
+
+    def __init__(self) -> None:
+        """Count nothing yet."""
+        self.created = 0
+
+    def __enter__(self) -> Self:
+        """Install the counting factory on the running loop."""
+        loop = asyncio.get_running_loop()
+        self._before = loop.get_task_factory()
+
+        def factory(loop, coro, **kwargs):
+            self.created += 1
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(factory)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Put the loop's own factory back."""
+        asyncio.get_running_loop().set_task_factory(self._before)
+
+
+async def test_a_rate_past_its_release_point_is_dropped_not_spun_on(server, redis_server):
+    """A fleet state whose curve is past its release point releases the rate at once.
+
+    Callers queued at 2/s; then the state hash says a blind cut happened 10 s ago (its
+    doubling curve is far past 32 times the refused rate). The rate is dropped, every
+    queued get goes (well within max_wait), and the throttle creates a handful of tasks.
+    (Before, the lease task returned without dropping the rate and respawned itself
+    ~70,000 times a second, and each respawn replaced the max_wait timer before it could
+    fire: the gets hung, one core at 100%.)
+    """
+    max_wait = 5.0
+    async with (
+        asyncio.timeout(max_wait + 10),
+        RedisThrottle.from_url(redis_server.url, max_wait=max_wait) as throttle,
+        AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client,
+    ):
+        await joined(throttle)
+        spy = Spy(redis_server.url, throttle)
+        gets: list[asyncio.Task[Batch]] = []
+        try:
+            moment = await spy.now_ms()
+            await spy.redis.hset(
+                spy.key("state"),
+                mapping={"epoch": 1, "rate": 2, "refused": 2, "blind": 0, "cut_at": moment},
+            )
+            await spy.heartbeat_since(await spy.now_ms())  # one that read the state
+            assert throttle.state.rate == 2  # the fleet's rate, flat at the refused rate
+            gets = [asyncio.create_task(client.batch.get(f"rb_{n}")) for n in range(20)]
+            await wait_until(lambda: len(server.requests) >= 1, 5, "the first get")
+            with TaskCount() as tasks:
+                moment = await spy.now_ms()
+                await spy.redis.hset(
+                    spy.key("state"),
+                    mapping={
+                        "epoch": 2,
+                        "rate": 2,
+                        "refused": 2,
+                        "blind": 1,
+                        "cut_at": moment - 1e4,
+                    },
+                )
+                _, pending = await asyncio.wait(gets, timeout=max_wait + 2)
+        finally:
+            for get in gets:
+                get.cancel()
+            await spy.aclose()
+    assert tasks.created < 200  # the heartbeats' and the requests' own, not a spin
+    assert not pending
+    assert [get.result().id for get in gets] == [f"rb_{n}" for n in range(20)]
+    assert throttle.state.rate is None
 
 
 async def test_leases_no_process_holds_do_not_fill_the_budget(server, redis_server):

@@ -463,6 +463,52 @@ def test_after_a_caller_gave_up_a_success_lets_callers_wait_again():
     assert [when for when, _ in results] == pytest.approx([0, 2, 3, 3, 3, 6, 7], abs=0.0011)
 
 
+async def test_a_wait_ends_however_often_the_state_changes():
+    """A change of state at every turn of the loop does not put off the max_wait timer.
+
+    The pacing here never answers and asks for a reschedule each time it is asked (as
+    RedisThrottle's lease task did when the rate was past its release point); the caller
+    still gives up at max_wait. (Before, each reschedule replaced the timer that was due,
+    before it could run: the wait never ended.)
+    """
+
+    class Restless(Throttle):
+        def _take_paced(self, now: float, rate: float) -> Permit | None:
+            del now, rate
+            return None
+
+        def _next_paced(self) -> float:
+            asyncio.get_running_loop().call_soon(self._reschedule)
+            return float("inf")
+
+    throttle = Restless(rate_limit=10, max_wait=0.2)
+    async with asyncio.timeout(5):  # a wait that never ends fails the test
+        with pytest.raises(ThrottleTimeoutError):
+            await throttle.acquire()
+    assert not throttle.state.waiting
+
+
+def test_callers_queued_behind_a_probe_leave_as_soon_as_it_succeeds():
+    """The probe's success lets the callers waiting behind it go at once, not at max_wait."""
+
+    async def run() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        throttle = Throttle(max_wait=10)
+        throttle.release(await throttle.acquire(), Signal.THROTTLED, pause=1)
+        probe = await throttle.acquire()  # when the pause ends
+        probed_at = loop.time()
+        waiting = asyncio.ensure_future(outcomes(throttle, 2))
+        await asyncio.sleep(0.5)
+        throttle.release(probe, Signal.OK)
+        first, _ = await waiting
+        return probed_at, first[0]
+
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        probed_at, first = runner.run(run())
+    assert probed_at == pytest.approx(1.0, abs=0.0011)
+    assert first == pytest.approx(1.5, abs=0.0011)
+
+
 def test_a_caller_during_a_long_pause_gives_up_at_once():
     """Paused for longer than max_wait already: a new caller gives up without waiting."""
 
