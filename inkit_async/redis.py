@@ -480,7 +480,9 @@ class RedisThrottle(Throttle):
             if link.joining:
                 return None  # the first join ends within ~2 timeouts, and reschedules
             # On our own: our share of the fleet's rate, paced locally.
-            return super()._take_paced(now, rate / self._share)
+            # Never below the lowest rate: a share of a low rate among many processes
+            # (up to scripts' bound) would push the next send days ahead.
+            return super()._take_paced(now, max(rate / self._share, _MIN_RATE))
         slots = self._slots
         while slots and slots[0][0] < now - _LATE:
             slots.popleft()

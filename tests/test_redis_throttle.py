@@ -687,6 +687,40 @@ async def test_a_rate_past_its_release_point_is_dropped_not_spun_on(server, redi
     assert throttle.state.rate is None
 
 
+async def test_a_share_of_a_low_rate_is_paced_at_the_lowest_rate_without_redis(
+    server, redis_server
+):
+    """Redis lost with a fleet of 1,000 at 0.5/s: this process paces at 0.5/s, not 0.0005/s.
+
+    The share of the fleet's rate it paces at on its own is never below the lowest rate
+    the throttle sets. (Before, the next send was 2,000 s ahead: every get but the first
+    gave up at max_wait, and so did every later one while Redis stayed lost.)
+    """
+    async with (
+        asyncio.timeout(POISON_BOUND),
+        RedisThrottle.from_url(redis_server.url, max_wait=5) as throttle,
+        AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client,
+    ):
+        await joined(throttle)
+        spy = Spy(redis_server.url, throttle)
+        try:
+            now = await spy.now_ms()
+            await spy.redis.hset(
+                spy.key("state"),
+                mapping={"epoch": 1, "rate": 0.5, "refused": 0.5, "blind": 0, "cut_at": now},
+            )
+            await spy.redis.zadd(spy.key("members"), {f"other:{n}": now for n in range(999)})
+            await wait_until(lambda: throttle.fleet.processes >= 1000, 5, "the members")
+            assert throttle.state.rate == 0.5
+        finally:
+            await spy.aclose()
+        redis_server.kill()
+        await wait_until(lambda: not throttle.fleet.connected, 5, "the link to go local")
+        batches = await asyncio.gather(client.batch.get("rb_a"), client.batch.get("rb_b"))
+        assert throttle.fleet.processes >= 1000  # the share it last saw, still
+    assert [batch.id for batch in batches] == ["rb_a", "rb_b"]
+
+
 async def test_leases_no_process_holds_do_not_fill_the_budget(server, redis_server):
     """In-flight leases scored years ahead (written by anyone) are dropped, not waited on."""
     async with (
