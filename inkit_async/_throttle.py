@@ -312,7 +312,7 @@ class Throttle:
         """A snapshot of the current rate, pause and counters."""
         now = self._clock() if self._clock else 0.0
         return ThrottleState(
-            rate=None if self._rate is None else self._current_rate(now),
+            rate=self._rate_at(now),
             rate_limit=self.rate_limit,
             paused_for=max(0.0, self._paused_until - now),
             probing=self._half_open,
@@ -625,7 +625,8 @@ class Throttle:
 
     def _cut(self, now: float, seq: int) -> Change:
         """Cut the sending rate below what the server refused, and start a new epoch."""
-        previous = self._current_rate(now) if self._rate is not None else None
+        # Past its release point the curve means no rate: cut from what was being sent.
+        previous = self._rate_at(now)
         sending = previous if previous is not None else self._sending_rate(now)
         estimate = self._estimate(seq)
         self._blind = estimate is None
