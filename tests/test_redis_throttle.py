@@ -661,7 +661,8 @@ async def test_a_rate_past_its_release_point_is_dropped_not_spun_on(server, redi
                 mapping={"epoch": 1, "rate": 2, "refused": 2, "blind": 0, "cut_at": moment},
             )
             await spy.heartbeat_since(await spy.now_ms())  # one that read the state
-            assert throttle.state.rate == 2  # the fleet's rate, flat at the refused rate
+            # The fleet's rate, flat at the refused rate, once the throttle has read it.
+            await wait_until(lambda: throttle.state.rate == 2, 5, "the fleet's rate read")
             gets = [asyncio.create_task(client.batch.get(f"rb_{n}")) for n in range(20)]
             await wait_until(lambda: len(server.requests) >= 1, 5, "the first get")
             with TaskCount() as tasks:
