@@ -66,7 +66,9 @@ async def test_server_that_never_answers_times_out_within_the_documented_bound(s
     assert str(info.value) == "GET /batch/rb_1 timed out"
     timed_out = ("GET /batch/rb_1 timed out", 0.05)
     assert [(e.reason, e.delay) for e in events.retries] == [timed_out, timed_out]
-    assert len(server.requests) == 3
+    # Three attempts (the events say so); on a loaded machine the 0.2 s deadline can end
+    # one before the server has read its request, so the server counts at most three.
+    assert 1 <= len(server.requests) <= 3
     assert 0.2 * 3 <= elapsed < 0.2 * 3 + 0.05 * 2 + 2  # generous upper bound
     await server.wait_for_open_connections(0)
 
