@@ -286,7 +286,11 @@ class Throttle:
         self._refused_once = False
         # Waiting callers in order (with when they came), and the one timer for them.
         self._waiters: collections.deque[tuple[asyncio.Future[Permit], float]] = collections.deque()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        # When that timer is due, on the loop's clock. Kept here, not read back from the
+        # handle: uvloop returns a plain Handle, which has no when(), for a time already
+        # passed.
+        self._timer_at = 0.0
         # Retry budget and counters.
         self._retry_tokens = float(retry_reserve)
         self._counts = collections.Counter[str]()
@@ -464,7 +468,7 @@ class Throttle:
             return
         when = self._due(now)
         if math.isfinite(when):
-            self._timer = asyncio.get_running_loop().call_at(max(when, now), self._dispatch)
+            self._set_timer(max(when, now))
 
     def _due(self, now: float) -> float:
         """When the waiters should next be looked at: never later than the expiry."""
@@ -531,9 +535,13 @@ class Throttle:
             self._schedule(now)
             return
         when = max(self._due(now), now)
-        if when < timer.when():
+        if when < self._timer_at:
             timer.cancel()
-            self._timer = asyncio.get_running_loop().call_at(when, self._dispatch)
+            self._set_timer(when)
+
+    def _set_timer(self, when: float) -> None:
+        self._timer = asyncio.get_running_loop().call_at(when, self._dispatch)
+        self._timer_at = when
 
     # -- feedback ----------------------------------------------------------------------
 
