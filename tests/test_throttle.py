@@ -575,3 +575,35 @@ def test_a_fault_in_the_throttle_ends_every_wait():
         results = runner.run(run())
     assert [outcome for _, outcome in results] == ["permit"] + ["gave up"] * 3
     assert [when for when, _ in results] == pytest.approx([0, 1, 1, 1], abs=0.0011)
+
+
+def test_a_timer_due_at_once_can_be_rescheduled_on_uvloop():
+    """On uvloop a timer due at once is a plain Handle, without when(): it can be rescheduled.
+
+    A probe's success lets the callers go by such a timer; a 429 to another request sent
+    since, before the loop turns, reschedules it. (Before, that raised AttributeError out
+    of release(), as seen in a RedisThrottle's lease task.)
+    """
+    import uvloop
+
+    async def run() -> tuple[bool, str]:
+        throttle = Throttle(max_wait=1)
+        first = await throttle.acquire()
+        throttle.release(first, Signal.THROTTLED, pause=0.01)
+        probe = await throttle.acquire()  # once the pause is over: the probe
+        queued = asyncio.ensure_future(throttle.acquire())
+        await asyncio.sleep(0)
+        throttle.release(probe, Signal.OK)  # the callers go, by a timer due now
+        # A 429 for a request that left after the probe (as another client's would).
+        later = Permit(probe.epoch, probe.seq + 1)
+        throttle.release(later, Signal.THROTTLED, pause=0.01)
+        try:
+            await queued
+        except ThrottleTimeoutError:
+            return probe.probe, "gave up"
+        return probe.probe, "permit"
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        was_probe, outcome = runner.run(run())
+    assert was_probe
+    assert outcome in {"permit", "gave up"}  # either way its wait ended
