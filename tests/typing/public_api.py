@@ -75,6 +75,7 @@ async def lookup(batch_id: str) -> Batch | None:
             raise
         except APIConnectionError as error:
             assert_type(error.request, httpx.Request | None)
+            assert_type(error.may_have_reached_server, bool)
             raise
         except InkitError as error:
             assert_type(error.message, str)
