@@ -43,6 +43,7 @@ from ._models import (
     RenderSpec,
 )
 from ._pagination import BatchList
+from ._protocols import AsyncHTTPClient, AsyncHTTPTransport, HTTPTimeout
 from ._retry import Backoff
 from ._throttle import Throttle, ThrottleState
 from ._version import __version__
@@ -53,6 +54,8 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncHTTPClient",
+    "AsyncHTTPTransport",
     "AsyncInkit",
     "AuthenticationError",
     "Backoff",
@@ -70,6 +73,7 @@ __all__ = [
     "DestinationProgress",
     "DocumentBatchResource",
     "EventCallback",
+    "HTTPTimeout",
     "InkitError",
     "InternalServerError",
     "NotFoundError",

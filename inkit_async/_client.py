@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from ._cache import BatchCache
     from ._events import EventCallback
+    from ._protocols import AsyncHTTPClient, AsyncHTTPTransport, HTTPTimeout
     from ._throttle import Throttle
 
 __all__ = ["AsyncInkit"]
@@ -49,8 +50,8 @@ class AsyncInkit:
             A user name or password in it (``https://user:pw@host/v1``) raises
             ``ValueError``, whose message does not show them: the token authenticates.
         timeout: Seconds one attempt may take end to end (default 30; connecting gets at
-            most 5 of them). An ``httpx.Timeout`` instead applies httpx's per-phase
-            timeouts exactly as given, with no end-to-end deadline. Retries do not
+            most 5 of them). An ``httpx.Timeout`` (or ``httpx2.Timeout``) instead applies
+            its per-phase timeouts exactly as given, with no end-to-end deadline. Retries do not
             stretch a single attempt: the longest one call can take against a server
             that never answers is ``(1 + max_retries) * timeout`` plus the backoff
             waits, about 91.5 s with the defaults (3 x 30 s + 0.5 s + 1 s).
@@ -91,12 +92,11 @@ class AsyncInkit:
             cannot change it.
         trust_env: Whether to read proxies and ``SSL_CERT_FILE``/``SSL_CERT_DIR`` from
             the environment (default ``True``), when the client is created.
-        http_client: An ``httpx.AsyncClient`` to send through instead of the client's
-            own. The caller owns it: ``aclose()`` leaves it open, and its pool limits
+        http_client: An ``httpx.AsyncClient`` or ``httpx2.AsyncClient`` to send
+            through instead of the client's own (aiohttp's pool). The caller owns it: ``aclose()`` leaves it open, and its pool limits
             apply instead of ``max_concurrency``-sized ones.
-        transport: An ``httpx.AsyncBaseTransport`` (such as ``httpx.MockTransport``) for
-            the client's own ``httpx.AsyncClient`` to send through; the client closes it
-            with itself. Not together with *http_client*.
+        transport: An httpx or httpx2 transport (such as ``httpx.MockTransport``) for a
+            client of that library to send through; the client closes it with itself. Not together with *http_client*.
 
     Raises:
         InkitError: No token was given or found in the environment.
@@ -114,7 +114,7 @@ class AsyncInkit:
         api_token: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: float | HTTPTimeout = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
@@ -126,8 +126,8 @@ class AsyncInkit:
         proxy: str | httpx.URL | None = None,
         verify: bool | str | ssl.SSLContext = True,
         trust_env: bool = True,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: AsyncHTTPClient | None = None,
+        transport: AsyncHTTPTransport | None = None,
     ) -> None:
         options = ClientOptions(
             api_token=token_from(api_token),
@@ -157,7 +157,7 @@ class AsyncInkit:
     def with_options(
         self,
         *,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | HTTPTimeout | None = None,
         max_retries: int | None = None,
         max_retry_after: float | None = None,
         backoff: Backoff | None = None,
@@ -228,7 +228,7 @@ class AsyncInkit:
         return self._engine.options.root
 
     @property
-    def timeout(self) -> float | httpx.Timeout:
+    def timeout(self) -> float | HTTPTimeout:
         """The ``timeout`` option as given: seconds per attempt, or an ``httpx.Timeout``."""
         return self._engine.options.timeout
 

@@ -34,11 +34,13 @@ from ._constants import (
 from ._exceptions import InkitError, Secrets
 from ._retry import Backoff
 from ._throttle import Throttle
+from ._wire import Timeouts
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from ._events import EventCallback
+    from ._protocols import AsyncHTTPClient, AsyncHTTPTransport, HTTPTimeout
 
 __all__ = [
     "ClientOptions",
@@ -57,7 +59,7 @@ _TOKEN_CHARACTERS: Final = frozenset(map(chr, range(0x21, 0x7F)))
 class VariantArguments(TypedDict, total=False):
     """The options ``with_options`` may change: the per-call ones."""
 
-    timeout: float | httpx.Timeout
+    timeout: float | HTTPTimeout
     max_retries: int
     max_retry_after: float
     backoff: Backoff
@@ -67,7 +69,7 @@ class VariantArguments(TypedDict, total=False):
 class OptionArguments(TypedDict, total=False):
     """The keyword options of ``AsyncInkit`` that ``FakeInkit.client`` forwards."""
 
-    timeout: float | httpx.Timeout
+    timeout: float | HTTPTimeout
     max_retries: int
     max_concurrency: int
     max_retry_after: float
@@ -180,7 +182,7 @@ def _check_seconds(name: str, value: object) -> None:
 
 
 def _check_timeout(_: object, __: object, timeout: object) -> None:
-    if isinstance(timeout, httpx.Timeout):
+    if _library_of(timeout, "Timeout") is not None:
         return
     _check_seconds("timeout", timeout)
     if timeout == 0:
@@ -197,6 +199,23 @@ def _at_least(minimum: int) -> Callable[[object, attrs.Attribute[int], object], 
             raise TypeError(f"{attribute.name} must be an int, got {type(value).__name__}")
         if value < minimum:
             raise ValueError(f"{attribute.name} must be >= {minimum}, got {value}")
+
+    return check
+
+
+def _library_of(value: object, kind: str) -> object:
+    from ._senders._httpx import library_of  # noqa: PLC0415 - the senders import this module
+
+    return library_of(value, kind)
+
+
+def _httpx_api(kind: str, what: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and _library_of(value, kind) is None:
+            raise TypeError(
+                f"{attribute.name} must be an httpx.{kind} or httpx2.{kind}{what}, "
+                f"got {type(value).__module__}.{type(value).__qualname__}"
+            )
 
     return check
 
@@ -267,19 +286,18 @@ class ClientOptions:
 
     api_token: str = attrs.field(repr=False, validator=_check_token)
     base_url: str = attrs.field(validator=_check_base_url)
-    timeout: float | httpx.Timeout = attrs.field(default=DEFAULT_TIMEOUT, validator=_check_timeout)
+    timeout: float | HTTPTimeout = attrs.field(default=DEFAULT_TIMEOUT, validator=_check_timeout)
     max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_at_least(0))
     max_concurrency: int = attrs.field(default=DEFAULT_MAX_CONCURRENCY, validator=_at_least(1))
     max_retry_after: float = attrs.field(
         default=DEFAULT_MAX_RETRY_AFTER, validator=_non_negative_seconds
     )
     backoff: Backoff = attrs.field(factory=Backoff, validator=_instance_of(Backoff, "a Backoff"))
-    http_client: httpx.AsyncClient | None = attrs.field(
-        default=None, validator=_instance_of(httpx.AsyncClient, "an httpx.AsyncClient")
+    http_client: AsyncHTTPClient | None = attrs.field(
+        default=None, validator=_httpx_api("AsyncClient", "")
     )
-    transport: httpx.AsyncBaseTransport | None = attrs.field(
-        default=None,
-        validator=_instance_of(httpx.AsyncBaseTransport, "an httpx.AsyncBaseTransport"),
+    transport: AsyncHTTPTransport | None = attrs.field(
+        default=None, validator=_httpx_api("AsyncBaseTransport", " (such as MockTransport)")
     )
     on_event: EventCallback | None = attrs.field(default=None, validator=_check_callback)
     proxy: str | httpx.URL | None = attrs.field(
@@ -320,12 +338,17 @@ class ClientOptions:
 
     @property
     def deadline(self) -> float | None:
-        """Seconds one attempt may take end to end; ``None`` with an ``httpx.Timeout``."""
-        return None if isinstance(self.timeout, httpx.Timeout) else float(self.timeout)
+        """Seconds one attempt may take end to end; ``None`` with per-phase timeouts."""
+        return float(self.timeout) if isinstance(self.timeout, int | float) else None
 
     @property
-    def httpx_timeout(self) -> httpx.Timeout:
-        """The per-phase timeouts of every attempt (connecting gets at most 5 s)."""
-        if isinstance(self.timeout, httpx.Timeout):
-            return self.timeout
-        return httpx.Timeout(self.timeout, connect=min(self.timeout, DEFAULT_CONNECT_TIMEOUT))
+    def timeouts(self) -> Timeouts:
+        """The per-phase timeouts of every attempt.
+
+        Seconds (``timeout=30``) bound the whole attempt (``deadline``); connecting gets
+        at most 5 of them, and no other phase needs a timer of its own. An httpx or
+        httpx2 ``Timeout`` gives each phase exactly as it says.
+        """
+        if isinstance(self.timeout, int | float):
+            return Timeouts(connect=min(float(self.timeout), DEFAULT_CONNECT_TIMEOUT))
+        return Timeouts(**self.timeout.as_dict())

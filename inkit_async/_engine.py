@@ -12,9 +12,10 @@ requests under way, the cache, the event loop it is bound to). One call goes:
 3. inside it, wait for a permit from the throttle (``_throttle.py``): its sending rate,
    its pauses and the probe after each pause, so that they apply to everything not
    yet sent;
-4. send it under the per-attempt deadline, reading the body up to the size limit: a
-   plain GET straight through the SDK's own aiohttp transport (no httpx objects unless
-   the answer is an error), anything else as an ``httpx.Request`` built once;
+4. send it under the per-attempt deadline through the client's sender (``_wire.py``,
+   ``_senders/``): a plain ``Request`` out, a ``Reply`` (the body read and decoded
+   within the size limit) or a ``TransportFailure`` back; httpx objects are built only
+   for an answer or a failure an error will carry;
 5. tell the throttle what the server said;
 6. a 2xx: decode the JSON and cast it to the caller's record;
 7. anything else: give the slot back, ask ``decide`` (``_policy.py``) what it means,
@@ -31,15 +32,15 @@ import platform
 import time
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from urllib.parse import urlencode
 
 import attrs
 import httpx
 
-from ._body import read_limited
 from ._cache import CacheScope
 from ._coalesce import Coalescer
-from ._config import VariantArguments, client_secrets
+from ._config import VariantArguments
 from ._constants import TOKEN_HEADER
 from ._converter import ShapeError
 from ._events import PauseEvent, RateEvent, RetryEvent
@@ -55,8 +56,10 @@ from ._exceptions import (
     shape_error,
 )
 from ._policy import Answer, Attempt, Fail, Failure, Outcome, Retry, decide
+from ._senders import sender_for
 from ._throttle import Signal, Throttle, ThrottleTimeoutError, Unthrottled, signal_of
 from ._version import __version__
+from ._wire import Reply, Request, TransportFailure
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Hashable, Mapping
@@ -66,7 +69,7 @@ if TYPE_CHECKING:
     from ._events import ClientEvent
     from ._throttle import Change, FlowControl, Permit
     from ._tracing import AttemptSpan, Telemetry
-    from ._transport import AiohttpTransport, Wire
+    from ._wire import Sender
 
 __all__ = ["Engine"]
 
@@ -94,27 +97,21 @@ class EngineState:
         "closed",
         "coalescers",
         "flow",
-        "http",
-        "lean",
         "loop",
         "owns_http",
         "secrets",
+        "sender",
         "slots",
         "telemetry",
     )
 
     def __init__(self, options: ClientOptions) -> None:
-        """Set up the pool (unless the caller brought an ``http_client``), slots, throttle."""
+        """Pick the sender (once, here), set up the slots, throttle, coalescing and cache."""
         self.owns_http = options.http_client is None
         # Every credential of the client, for its errors to mask; its requests carry it.
-        self.secrets, self.http = _connections(options)
-        # The SDK's own aiohttp transport, which the lean path talks to directly (not a
-        # caller's `transport=`, nor a caller's client).
-        self.lean: type[AiohttpTransport] | None = None
-        if self.owns_http and options.transport is None:
-            from ._transport import AiohttpTransport  # noqa: PLC0415 - imported by now
-
-            self.lean = AiohttpTransport
+        self.secrets: Secrets
+        self.sender: Sender
+        self.secrets, self.sender = sender_for(options)
         self.slots = asyncio.Semaphore(options.max_concurrency)
         throttle = options.throttle
         self.flow: FlowControl = (
@@ -184,21 +181,6 @@ class EngineState:
             coalescer = coalescers[key] = Coalescer()
         return coalescer
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
-        """Send *request* and return the response with its body still unread."""
-        if self.owns_http:
-            # The lean path: straight to the transport httpx would pick for this URL
-            # (ours, a proxy's from the environment, or respx's when it patches
-            # `_transport_for_url`), skipping the auth, redirect, cookie and hook layers
-            # that the SDK's own client never configures. They cost ~60 us a request.
-            transport = self.http._transport_for_url(request.url)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - httpx's, guarded by tests/test_transport.py
-            response = await transport.handle_async_request(request)
-            response.request = request
-            return response
-        # Never follow a redirect, whatever the caller's client is set to: the token and
-        # the body would go wherever the Location header says.
-        return await self.http.send(request, stream=True, follow_redirects=False)
-
 
 #: The options a variant may change (``with_options``), sorted: what ``sharing_key`` reads.
 #: Every other option is the same for a client and all its variants by construction.
@@ -208,15 +190,17 @@ _PER_CALL_OPTIONS: Final = tuple(sorted(VariantArguments.__optional_keys__))
 def sharing_key(options: ClientOptions) -> Hashable:
     """What must be equal for two callers of one client to share a request.
 
-    Each per-call option, by value: an ``httpx.Timeout`` by its phases, anything else
+    Each per-call option, by value: a ``Timeout`` (httpx's or httpx2's) by its phases, anything else
     that cannot be hashed (an ``on_event`` callable object that is a list, say) by
     identity, which is stable while an engine holding it lives.
     """
     parts: list[object] = []
     for name in _PER_CALL_OPTIONS:
         value: object = getattr(options, name)
-        if isinstance(value, httpx.Timeout):
-            value = ("httpx.Timeout", tuple(sorted(value.as_dict().items())))
+        as_dict = getattr(value, "as_dict", None)  # an httpx or httpx2 Timeout
+        if callable(as_dict):
+            phases = cast("dict[str, float | None]", as_dict())
+            value = ("Timeout", tuple(sorted(phases.items())))
         else:
             try:
                 hash(value)
@@ -235,23 +219,6 @@ def telemetry_for(root: str) -> Telemetry | None:
     return Telemetry(root)
 
 
-def _connections(options: ClientOptions) -> tuple[Secrets, httpx.AsyncClient]:
-    """The client's credentials and the httpx client it sends through.
-
-    The proxies are read once, for both: the credentials masked are those of the
-    proxies the connections use.
-    """
-    if options.http_client is not None:
-        return client_secrets(options), options.http_client
-    # Imported here: aiohttp is slow to import, and only clients that use it pay.
-    from ._transport import build_http_client, proxy_mounts  # noqa: PLC0415
-
-    if options.transport is not None:  # a caller's transport: its proxies are its own
-        return client_secrets(options), build_http_client(options, {})
-    proxies = proxy_mounts(options)
-    return client_secrets(options, proxies.values()), build_http_client(options, proxies)
-
-
 class Engine:
     """Sends API calls for one client (or one ``with_options`` variant of it)."""
 
@@ -260,11 +227,10 @@ class Engine:
         "_coalescer",
         "_deadline",
         "_headers",
-        "_lean_timeout",
+        "_json_headers",
         "_owner",
-        "_root_url",
         "_state",
-        "_timeout",
+        "_timeouts",
         "options",
     )
 
@@ -279,17 +245,14 @@ class Engine:
         self._closed = False
         # Derived once, here: the hot path reads plain attributes.
         self._deadline = options.deadline
-        self._timeout = options.httpx_timeout
+        self._timeouts = options.timeouts
         self._headers = {
             TOKEN_HEADER: options.api_token,
             "Accept": "application/json",
             "Accept-Encoding": "gzip, deflate",
             "User-Agent": _USER_AGENT,
         }
-        # For the lean path: where httpx would route a request (every path goes to the
-        # same host, so the root decides), and aiohttp's form of the timeouts.
-        self._root_url = httpx.URL(options.root)
-        self._lean_timeout: Any = None
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
         # The requests under way this engine's callers may join: those of the engines
         # (of this client) whose per-call options equal these.
         self._coalescer = self._state.coalescer_for(options)
@@ -338,8 +301,7 @@ class Engine:
         if not self._owner or state.closed:
             return
         state.closed = True
-        if state.owns_http:
-            await state.http.aclose()
+        await state.sender.aclose()  # a caller's own client stays open
 
     async def request(
         self,
@@ -414,12 +376,13 @@ class Engine:
     ) -> T:
         state = self._state
         flow = state.flow
-        request: httpx.Request | None = None
+        url = self.options.root + path
+        if params:
+            url = f"{url}?{urlencode(params)}"
+        content = None if body is None else _json_bytes(body)
         last_error: InkitError | None = None
         retries = 0
         waited = 0.0  # seconds this call has waited in the throttle, all attempts together
-        # Plain GETs through the SDK's own transport skip httpx's Request and Response.
-        lean = state.lean if method == "GET" and params is None and body is None else None
         while True:
             async with state.slots:
                 # The permit is asked for inside the slot, so it goes only to a request
@@ -428,27 +391,17 @@ class Engine:
                 try:
                     self._check_open()
                     started = time.perf_counter()  # the attempt's own time, not its queueing
-                    # Built inside the slot: a 10,000-way gather then builds requests as
-                    # slots free up, instead of all of them in one loop iteration up front
-                    # (which stalled the event loop and held every request in memory).
-                    outcome, request = await self._attempt_once(
-                        method, path, params, body, request, lean=lean, retries=retries
-                    )
+                    outcome = await self._attempt(method, url, content, retries)
                 except BaseException:
                     flow.cancel(permit)
                     raise
             self._log_attempt(method, path, retries, outcome, started)
-            if type(outcome) is _Fetched:
+            if type(outcome) is Reply:
                 flow.release(permit, Signal.OK)
-                return self._cast(method, path, outcome.content, cast, outcome.wire)
-            if isinstance(outcome, Answer) and outcome.content is not None:
-                response = outcome.response
-                if 200 <= response.status_code < 300:
-                    flow.release(permit, Signal.OK)
-                    return self._cast(method, path, outcome.content, cast, response)
+                return self._cast(method, path, cast, outcome)
             # The slot was given back above: a caller backing off holds nothing others need.
             attempt = Attempt(method=method, path=path, retries=retries, may_repeat=may_repeat)
-            retry = self._settle(permit, outcome, attempt)  # type: ignore[arg-type]  # _Fetched returned above
+            retry = self._settle(permit, outcome, attempt)  # type: ignore[arg-type]  # a Reply returned above
             last_error = retry.error
             retries += 1
             self._report(
@@ -464,45 +417,50 @@ class Engine:
             )
             await asyncio.sleep(retry.delay)
 
-    async def _attempt_once(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, str | int] | None,
-        body: object,
-        request: httpx.Request | None,
-        *,
-        lean: type[AiohttpTransport] | None,
-        retries: int,
-    ) -> tuple[Outcome | _Fetched, httpx.Request | None]:
-        """One attempt, by the lean path or the general one, in its span if traced."""
+    async def _attempt(
+        self, method: str, url: str, content: bytes | None, retries: int
+    ) -> Reply | Outcome:
+        """One attempt through the sender, under the per-attempt deadline, in its span if traced.
+
+        A usable 2xx comes back as the ``Reply`` itself, with no httpx object made;
+        anything else as the ``Answer`` or ``Failure`` the retry policy reads, with the
+        httpx objects its error carries built now. A failure is returned, not raised:
+        the caller decides on a retry after it has given its concurrency slot back.
+        """
         state = self._state
+        headers = self._headers if content is None else self._json_headers
         span = None
+        if state.telemetry is not None:
+            span = state.telemetry.attempt(method, url, retries)
+            if span is not None:
+                headers = {**headers, **span.headers()}
+        request = Request(method, url, headers, content, self._timeouts, state.secrets)
+        outcome: Reply | Outcome
         try:
-            transport = (
-                state.http._transport_for_url(self._root_url)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - see EngineState.send
-                if lean is not None
-                else None
-            )
-            if lean is not None and isinstance(transport, lean):
-                if state.telemetry is not None:
-                    span = state.telemetry.attempt(method, self.options.root + path, retries)
-                outcome = await self._attempt_lean(transport, path, span)
-            else:
-                if request is None:
-                    request = self._build(method, path, params, body)
-                if state.telemetry is not None:
-                    span = state.telemetry.attempt(method, str(request.url), retries)
-                    if span is not None:
-                        request.headers.update(span.headers())
-                outcome = await self._attempt(request)
+            async with asyncio.timeout(self._deadline):
+                reply = await state.sender.send(request)
+        except TimeoutError as exc:
+            deadline = DeadlineExceeded()
+            deadline.__cause__ = exc
+            outcome = Failure(self._httpx_request(request), deadline)
+        except TransportFailure as failure:
+            outcome = Failure(self._httpx_request(request), _as_httpx_error(failure))
         except BaseException as exc:
             if span is not None:
                 span.end(None, type(exc).__name__)  # cancelled, or closed under it
             raise
+        else:
+            if reply.content is not None and 200 <= reply.status < 300:
+                outcome = reply
+            else:
+                if reply.sent_token is not None:  # what the answer may echo: masked too
+                    request = request._replace(
+                        headers={**request.headers, TOKEN_HEADER: reply.sent_token}
+                    )
+                outcome = Answer(self._response(request, reply), reply.content)
         if span is not None:
             _end_span(span, outcome)
-        return outcome, request
+        return outcome
 
     def _check_open(self) -> None:
         if self.is_closed:
@@ -605,127 +563,59 @@ class Engine:
                 )
             )
 
-    def _build(
-        self, method: str, path: str, params: dict[str, str | int] | None, body: object
-    ) -> httpx.Request:
-        """Build the request; a caller's own client merges its defaults into it."""
-        url = self.options.root + path
-        if self._state.owns_http:
-            # The SDK's own client has no default headers, cookies or auth to merge.
-            return httpx.Request(
-                method,
-                url,
-                params=params,
-                json=body,
-                headers=self._headers,
-                extensions={
-                    "timeout": self._timeout.as_dict(),
-                    SECRETS_EXTENSION: self._state.secrets,
-                },
-            )
-        return self._state.http.build_request(
-            method,
-            url,
-            params=params,
-            json=body,
-            headers=self._headers,
-            timeout=self._timeout,
-            extensions={SECRETS_EXTENSION: self._state.secrets},
+    def _httpx_request(self, request: Request) -> httpx.Request:
+        """The httpx request an error carries (it masks the credentials the request names)."""
+        return httpx.Request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body,
+            extensions={SECRETS_EXTENSION: request.secrets},
         )
 
-    async def _attempt(self, request: httpx.Request) -> Outcome:
-        """Send once under the per-attempt deadline and read the body.
-
-        A transport failure is returned, not raised: the caller decides on a retry after
-        it has given its concurrency slot back.
-        """
-        try:
-            async with asyncio.timeout(self._deadline):
-                response = await self._state.send(request)
-                try:
-                    content = await read_limited(response)
-                finally:
-                    await response.aclose()
-        except TimeoutError as exc:
-            deadline = DeadlineExceeded()
-            deadline.__cause__ = exc
-            return Failure(request, deadline)
-        except httpx.HTTPError as exc:
-            return Failure(request, exc)
-        return Answer(response, content)
-
-    async def _attempt_lean(
-        self, transport: AiohttpTransport, path: str, span: AttemptSpan | None
-    ) -> Outcome | _Fetched:
-        """Send a GET straight through the SDK's aiohttp transport, under the deadline.
-
-        A 2xx comes back as ``_Fetched`` without any httpx object; anything else as the
-        ``Answer`` or ``Failure`` the retry policy reads, with the httpx objects built now.
-        """
-        if self._lean_timeout is None:
-            timeouts = self._timeout.as_dict()
-            if self._deadline is not None:
-                # The deadline bounds every phase already: only connecting keeps a limit
-                # of its own (a shorter one), so aiohttp arms no timer per read.
-                timeouts = {"connect": timeouts.get("connect")}
-            self._lean_timeout = transport.timeout_for(timeouts)
-        url = _encoded_url(self.options.root + path)
-        headers = self._headers if span is None else {**self._headers, **span.headers()}
-        try:
-            async with asyncio.timeout(self._deadline):
-                wire = await transport.fetch(url, headers, self._lean_timeout)
-        except TimeoutError as exc:
-            deadline = DeadlineExceeded()
-            deadline.__cause__ = exc
-            return Failure(self._build("GET", path, None, None), deadline)
-        except httpx.HTTPError as exc:
-            return Failure(self._build("GET", path, None, None), exc)
-        if wire.content is not None and 200 <= wire.status < 300:
-            return _Fetched(wire)
-        return Answer(self._response(path, wire), wire.content)
-
-    def _response(self, path: str, wire: Wire) -> httpx.Response:
-        """The httpx response for a lean answer, for the errors that carry one."""
+    def _response(self, request: Request, reply: Reply) -> httpx.Response:
+        """The httpx response an error carries, for an answer the call cannot use."""
         # The body is decoded already: a kept Content-Encoding would decode it twice.
         headers = [
             (name, value)
-            for name, value in wire.raw_headers
+            for name, value in reply.headers
             if name.lower() not in {b"content-encoding", b"content-length"}
         ]
         extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
-        if wire.reason:
-            extensions["reason_phrase"] = wire.reason.encode("ascii", "replace")
+        if reply.reason:
+            extensions["reason_phrase"] = reply.reason.encode("ascii", "replace")
         return httpx.Response(
-            wire.status,
+            reply.status,
             headers=headers,
-            content=wire.content or b"",
-            request=self._build("GET", path, None, None),
+            content=reply.content or b"",
+            request=self._httpx_request(request),
             extensions=extensions,
         )
 
-    def _cast(
-        self,
-        method: str,
-        path: str,
-        content: bytes,
-        cast: Callable[[Any], T],
-        answer: httpx.Response | Wire,
-    ) -> T:
+    def _cast(self, method: str, path: str, cast: Callable[[Any], T], reply: Reply) -> T:
         what = f"{method} {path}"
+        content = reply.content or b""
         try:
             data = json.loads(content)
         except (ValueError, RecursionError) as exc:  # not JSON, or nested too deeply
-            response = (
-                answer if isinstance(answer, httpx.Response) else self._response(path, answer)
-            )
+            response = self._response(self._request_for(method, path), reply)
             raise not_json_error(what, response, content, exc) from None
         try:
             return cast(data)
         except ShapeError as exc:
-            response = (
-                answer if isinstance(answer, httpx.Response) else self._response(path, answer)
-            )
+            response = self._response(self._request_for(method, path), reply)
             raise shape_error(what, response, content, data, exc) from None
+
+    def _request_for(self, method: str, path: str) -> Request:
+        """A request record of this call, for the httpx objects of an error about its answer."""
+        return Request(
+            method,
+            self.options.root + path,
+            self._headers,
+            None,
+            self._timeouts,
+            self._state.secrets,
+        )
 
     def _report(self, event: ClientEvent) -> None:
         """Log an event with the record attached, and hand it to ``on_event``."""
@@ -772,11 +662,11 @@ class Engine:
                 logger.exception("The on_event callback raised; the call goes on")
 
     def _log_attempt(
-        self, method: str, path: str, retries: int, outcome: Outcome | _Fetched, started: float
+        self, method: str, path: str, retries: int, outcome: Reply | Outcome, started: float
     ) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             result: int | str
-            if isinstance(outcome, _Fetched):
+            if isinstance(outcome, Reply):
                 result = outcome.status
             elif isinstance(outcome, Answer):
                 result = outcome.response.status_code
@@ -802,9 +692,9 @@ class Engine:
 _NOTABLE_WAIT: Final = 0.001
 
 
-def _end_span(span: AttemptSpan, outcome: Outcome | _Fetched) -> None:
+def _end_span(span: AttemptSpan, outcome: Reply | Outcome) -> None:
     """End an attempt's span with its status, and ``error.type`` if it failed."""
-    if isinstance(outcome, _Fetched):
+    if isinstance(outcome, Reply):
         span.end(outcome.status, None)
     elif isinstance(outcome, Answer):
         status = outcome.response.status_code
@@ -813,25 +703,20 @@ def _end_span(span: AttemptSpan, outcome: Outcome | _Fetched) -> None:
         span.end(None, failure_name(outcome.error))
 
 
-class _Fetched(NamedTuple):
-    """A 2xx the lean path read: the body, and the wire answer (for errors, if any)."""
-
-    wire: Wire
-
-    @property
-    def content(self) -> bytes:
-        """The decoded body."""
-        assert self.wire.content is not None  # noqa: S101 - only bodies that were read
-        return self.wire.content
-
-    @property
-    def status(self) -> int:
-        """The 2xx status."""
-        return self.wire.status
+def _json_bytes(body: object) -> bytes:
+    """*body* as JSON, as httpx encodes ``json=`` (compact, UTF-8, no NaN)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
-def _encoded_url(url: str) -> Any:  # noqa: ANN401 - yarl.URL, imported with aiohttp
-    import yarl  # noqa: PLC0415 - aiohttp's, loaded with the transport already
+def _as_httpx_error(failure: TransportFailure) -> httpx.HTTPError:
+    """The httpx exception of a failure's kind, for the error built from it.
 
-    # Ids are percent-encoded already: yarl must not re-quote them.
-    return yarl.URL(url, encoded=True)
+    An httpx exception a caller's client raised (a hook's ``HTTPStatusError`` too) is
+    kept as it is; any other cause is chained to a new one of the failure's kind.
+    """
+    cause = failure.__cause__
+    if isinstance(cause, httpx.HTTPError):
+        return cause
+    error: httpx.HTTPError = getattr(httpx, failure.kind)(failure.message)
+    error.__cause__ = cause
+    return error

@@ -52,8 +52,9 @@ import base64
 import contextlib
 import json
 import re
+import sys
 import traceback
-from typing import TYPE_CHECKING, AnyStr, Final, cast
+from typing import TYPE_CHECKING, Any, AnyStr, Final, cast
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -313,6 +314,8 @@ SECRETS_EXTENSION: Final = "inkit.secrets"
 #: Request headers that hold a credential, masked by name in every copy the SDK keeps.
 CREDENTIAL_HEADERS: Final = (TOKEN_HEADER, "Authorization", "Proxy-Authorization")
 _ELLIPSIS: Final = "\N{HORIZONTAL ELLIPSIS}"
+#: The httpx-API libraries whose exceptions and objects the SDK copies and masks.
+_HTTPX_LIBRARIES: Final = ("httpx", "httpx2")
 _UNREAD: Final = b""
 
 
@@ -592,13 +595,26 @@ def _sever(problem: BaseException, secret: Secrets) -> None:
     problem.__context__ = None
 
 
+def _library(value: object) -> Any:  # noqa: ANN401 - the httpx or httpx2 module
+    """The httpx-API module *value* belongs to (httpx2's objects are copied as httpx2's)."""
+    name = type(value).__module__.partition(".")[0]
+    return sys.modules.get(name, httpx) if name in _HTTPX_LIBRARIES else httpx
+
+
+def _httpx_error_classes() -> tuple[type[Exception], ...]:
+    """``HTTPError`` of each httpx-API library imported."""
+    modules = (sys.modules.get(name) for name in _HTTPX_LIBRARIES)
+    return tuple(module.HTTPError for module in modules if module is not None)
+
+
 def redacted_request(request: httpx.Request) -> httpx.Request:
     """A copy of *request* with its credentials masked (a streamed body is left out).
 
     The token, ``Authorization`` and ``Proxy-Authorization`` headers read
     ``[redacted]``, the URL loses any user info, and the copy carries no extensions
-    (so not the client's ``Secrets``).
+    (so not the client's ``Secrets``). An httpx2 request is copied as an httpx2 one.
     """
+    library = _library(request)
     headers = request.headers.copy()
     for name in CREDENTIAL_HEADERS:
         if name in headers:
@@ -608,9 +624,11 @@ def redacted_request(request: httpx.Request) -> httpx.Request:
         url = url.copy_with(username=None, password=None)
     try:
         content = request.content
-    except httpx.RequestNotRead:  # a caller's hook re-sent a streaming request
+    except library.RequestNotRead:  # a caller's hook re-sent a streaming request
         content = b""
-    return httpx.Request(request.method, url, headers=headers, content=content)
+    return cast(
+        "httpx.Request", library.Request(request.method, url, headers=headers, content=content)
+    )
 
 
 def _unmasked(request: httpx.Request) -> bool:
@@ -641,7 +659,7 @@ def _detached_response(
     reason = response.extensions.get("reason_phrase")
     if isinstance(reason, bytes):
         extensions["reason_phrase"] = secret.mask_bytes(reason)
-    return httpx.Response(
+    return _library(response).Response(  # type: ignore[no-any-return]
         response.status_code,
         headers=headers,
         content=content,
@@ -673,10 +691,11 @@ def scrub_failure(
     """
     secrets = Secrets.of(request)
     masked = masked or redacted_request(request)
+    httpx_errors = _httpx_error_classes()
     for error in exception_chain(failure):
         _mask_text_of(error, secrets)
-        if isinstance(error, httpx.HTTPError):
-            _scrub_httpx_error(error, request, masked, secrets)
+        if isinstance(error, httpx_errors):  # httpx's, or httpx2's from a caller's client
+            _scrub_httpx_error(cast("httpx.HTTPError", error), request, masked, secrets)
     if secrets and secrets.exposed("".join(traceback.format_exception(failure))):
         return _stand_ins(failure, secrets)
     return failure
@@ -787,9 +806,13 @@ def _scrub_httpx_error(
         attached = None
     if attached is not None and _unmasked(attached):
         error.request = masked if attached is request else redacted_request(attached)
-    if isinstance(error, httpx.HTTPStatusError):
+    if isinstance(error, _library(error).HTTPStatusError):
+        error = cast("httpx.HTTPStatusError", error)
         response = error.response
-        content = secrets.mask_bytes(response.content if hasattr(response, "_content") else b"")
+        try:
+            content = secrets.mask_bytes(response.content)
+        except _library(response).ResponseNotRead:  # a streamed body nobody read
+            content = b""
         error.response = _detached_response(response, content, secrets, error.request)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 from ._exceptions import InkitError
 
@@ -14,6 +14,9 @@ __all__ = ["as_completed_bounded", "run_bounded"]
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+_END: Final = object()
 
 
 class _Crash:
@@ -31,6 +34,7 @@ async def as_completed_bounded(
     *,
     workers: int,
     stop_on_error: bool = False,
+    paced: bool = False,
 ) -> AsyncGenerator[tuple[K, V | InkitError]]:
     """Await ``call(key)`` for every key on at most *workers* tasks; yield in completion order.
 
@@ -41,17 +45,29 @@ async def as_completed_bounded(
     cancelled and awaited when the generator closes, so nothing they held (slots,
     connections) outlives it. With *stop_on_error*, no key is started after the first
     ``InkitError``.
+
+    *paced* (for a consumer outside the SDK's control, ``iter_many``): at most *workers*
+    calls run ahead of the consumer. A key starts only when fewer than *workers* results
+    are waiting or under way, so a consumer that stops after *n* results has started at
+    most ``n + workers`` calls, however fast the calls finish (in process or over a
+    socket) and however late the generator is closed.
     """
     pending = iter(keys)
     done: asyncio.Queue[tuple[K, V | InkitError] | _Crash] = asyncio.Queue()
+    # Calls started and not yet taken by the consumer (paced), or a bound never reached.
+    ahead = asyncio.Semaphore(workers if paced else len(keys) + workers)
     failed = False
 
     async def worker() -> None:
         nonlocal failed
-        # Workers share one iterator: each pulls the next key when it is free.
-        for key in pending:
-            if failed:
+        # Workers share one iterator: each pulls the next key when it may run ahead.
+        while True:
+            await ahead.acquire()
+            key = next(pending, _END) if not failed else _END
+            if key is _END:
+                ahead.release()
                 return
+            key = cast("K", key)
             try:
                 result: V | InkitError = await call(key)
             except InkitError as error:
@@ -74,6 +90,7 @@ async def as_completed_bounded(
             item = await done.get()
             if isinstance(item, _Crash):
                 raise item.error
+            ahead.release()
             yield item
     finally:
         for task in tasks:

@@ -158,6 +158,14 @@ def _decide_failure(outcome: Failure, attempt: Attempt, options: ClientOptions) 
     )
     if _is_tls_failure(failure):
         return Fail(error=error)
+    if isinstance(failure, httpx.ProxyError):
+        # The proxy refused the tunnel (its answer, such as 407, is final): the request
+        # never reached the API.
+        return Fail(
+            error=connection_error(
+                attempt.what, failure, outcome.request, reached=False, create=not attempt.may_repeat
+            )
+        )
     retryable = not_sent or (attempt.may_repeat and isinstance(failure, _TRANSIENT))
     if not retryable or attempt.retries >= options.max_retries:
         return Fail(error=error)

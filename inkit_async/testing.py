@@ -49,11 +49,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Unpack, cast
 from urllib.parse import parse_qsl, unquote
 
-import httpx
-
 from ._client import AsyncInkit
 from ._constants import MAX_JSON_DEPTH
 from ._retry import Backoff
+from ._senders import InProcessTransport
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -791,19 +790,15 @@ class ASGIApp:
         await send({"type": "http.response.body", "body": payload})
 
 
-class _FakeTransport(httpx.AsyncBaseTransport):
-    """Hands httpx requests to the fake's handler in process."""
+class _FakeTransport(InProcessTransport):
+    """Hands requests to the fake's handler in process (``LocalSender`` sends to it)."""
 
     def __init__(self, fake: FakeInkit) -> None:
         self._fake = fake
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        raw_path, _, query = request.url.raw_path.decode("ascii").partition("?")
-        status, headers, payload = await self._fake.handle(
-            request.method,
-            raw_path,
-            query,
-            {k.lower(): v for k, v in request.headers.items()},
-            await request.aread(),
-        )
-        return httpx.Response(status, headers=headers, content=payload, request=request)
+    async def answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Answer one request through the fake's one handler."""
+        path, _, query = target.partition("?")
+        return await self._fake.handle(method, path, query, headers, body)

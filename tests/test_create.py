@@ -8,7 +8,7 @@ import json
 import socket
 import struct
 from collections.abc import AsyncIterator
-from typing import Any, Self
+from typing import Self
 
 import httpx
 import pytest
@@ -20,7 +20,6 @@ from inkit_async import (
     CreatedBatch,
     InternalServerError,
     RenderSpec,
-    _transport,
 )
 
 from .conftest import NO_WAIT, TOKEN
@@ -171,7 +170,7 @@ async def test_refused_connection_is_retried(events):
     ]
 
 
-# -- kept-alive connections the server closes as the create goes out (issue 21 row 13) ----
+# -- connections the server closes under a create (issue 21 row 13, issue 22) -------------
 
 
 class IdleClosingServer:
@@ -181,7 +180,7 @@ class IdleClosingServer:
     requests its app saw. ``close_idle(port)`` closes the connection from the client's
     *port* at once, in the caller's own step: with nothing unread, a FIN (what a server's
     keep-alive timer does), or with ``abort`` a reset. ``reset_on_arrival`` makes the
-    next request that arrives on a kept-alive connection close it unread (a reset: the
+    next request that arrives on a new connection close it unread (a reset: the
     client cannot tell that from a server that read the request and then went away).
     ``hold`` keeps answers back until that many requests are waiting, so a burst opens
     one connection per request.
@@ -235,7 +234,7 @@ class IdleClosingServer:
         sock.close()
 
     def _read(self, sock: socket.socket) -> None:
-        if self.reset_on_arrival and sock in self._served:
+        if self.reset_on_arrival and sock not in self._served:
             self.reset_on_arrival = False
             self._close(sock)  # the request unread: the kernel answers with a reset
             return
@@ -287,96 +286,24 @@ async def closing_server() -> AsyncIterator[IdleClosingServer]:
         yield server
 
 
-def close_as_reused(
-    monkeypatch: pytest.MonkeyPatch, server: IdleClosingServer, *, abort: bool = False
-) -> None:
-    """Have *server* close each kept-alive connection just as the client reuses it.
+async def test_each_create_goes_on_a_connection_of_its_own(closing_server, events):
+    """A create never reuses a kept-alive connection, so it never meets one the server closes.
 
-    The transport checks a pooled connection for a close before it reuses it; right after
-    that check finds none, the server closes it, as a keep-alive timer that fires at that
-    instant would. The check itself runs unchanged: this only places the server's close,
-    the one moment a test over loopback cannot hit by timing alone.
-    """
-    checked = _transport._has_pending_input  # noqa: SLF001 - the check, run unchanged
-
-    def check_then_close(protocol: Any) -> bool:
-        pending = checked(protocol)
-        if not pending:
-            server.close_idle(protocol.transport.get_extra_info("sockname")[1], abort=abort)
-        return pending
-
-    monkeypatch.setattr(_transport, "_has_pending_input", check_then_close)
-
-
-async def warm(client: AsyncInkit, server: IdleClosingServer, connections: int) -> None:
-    """Fill the client's pool with *connections* kept-alive connections (one create each)."""
-    server.hold = connections
-    await asyncio.gather(*(create(client) for _ in range(connections)))
-    server.hold = 0
-    assert server.connections_opened == connections
-
-
-@pytest.mark.parametrize("abort", [False, True], ids=["fin", "reset"])
-async def test_creates_on_connections_closed_as_they_went_out_are_sent_again(
-    monkeypatch, closing_server, events, abort
-):
-    """A burst whose kept-alive connections each close as it goes out: none fails, none twice.
-
-    The server closes every reused connection the instant the create is sent on it, before
-    the request arrives: with a FIN (its keep-alive timer) or a reset. None of those
-    requests reached the app, and the client can tell (the server's TCP acknowledged no
-    byte of them), so each is sent again at once on a new connection: no error, no retry
-    counted, and the app sees each create exactly once.
+    A server closes idle connections on its own clock (uvicorn after 5 s); one that does so
+    just as a request goes out cannot be told, afterwards, from one that read the request.
+    So a create, which must not reach the server twice, gets a fresh connection, closed
+    after it: ten creates, ten connections, each request seen once, none retried.
     """
     server = closing_server
     async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT, on_event=events) as client:
-        await warm(client, server, 10)
-        close_as_reused(monkeypatch, server, abort=abort)
+        for _ in range(10):
+            await create(client)
         async with asyncio.timeout(10):
-            created = await asyncio.gather(*(create(client) for _ in range(20)))
-    assert len({batch.id for batch in created}) == 20
-    assert server.closed_idle == 10  # every kept-alive connection raced its create
-    assert len(server.requests) == 10 + 20  # the app saw each create once
+            created = await asyncio.gather(*(create(client) for _ in range(10)))
+    assert len({batch.id for batch in created}) == 10
+    assert server.connections_opened == 20
+    assert len(server.requests) == 20
     assert events.retries == []
-
-
-async def test_a_create_that_finds_only_closing_connections_fails_saying_no_batch_was_made(
-    monkeypatch, closing_server, events
-):
-    """After three immediate re-sends, a create that never got out fails as not sent.
-
-    Four kept-alive connections in a row close as the create goes out on them: it is sent
-    again at once three times, then fails as a refused connection would, saying that no
-    batch was created; allowed a retry, it is retried like one (after the backoff, counted).
-    """
-    server = closing_server
-    async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT, on_event=events) as client:
-        await warm(client, server, 8)
-        close_as_reused(monkeypatch, server)
-        with pytest.raises(APIConnectionError) as info:
-            await client.with_options(max_retries=0).batch.create(
-                template_id="tmpl_1", renders=[{"merge_parameters": {}}]
-            )
-        assert server.closed_idle == 4
-        assert len(server.requests) == 8  # only the warm-up's creates
-        error = info.value
-        assert error.may_have_reached_server is False
-        # What aiohttp saw varies with the event loop (a disconnect, a failed write).
-        assert str(error).startswith(
-            "POST /batch failed: the server had closed the connection before any byte of the "
-            "request reached it ("
-        )
-        assert str(error).endswith(
-            "). The request never reached the server, so no batch was created"
-        )
-        assert isinstance(error.__cause__, httpx.ConnectError)
-        assert events.retries == []
-        # The other four close the same way; the retry goes out on a new connection.
-        created = await create(client)
-    assert created.id.startswith("rb_new_")
-    assert server.closed_idle == 8
-    assert [(e.method, e.exception) for e in events.retries] == [("POST", "ConnectError")]
-    assert len(server.requests) == 9
 
 
 async def test_a_create_the_server_read_before_dropping_the_connection_may_exist(server, events):
@@ -395,7 +322,7 @@ async def test_a_create_the_server_read_before_dropping_the_connection_may_exist
     assert isinstance(error.__cause__, httpx.RemoteProtocolError)
     assert events.retries == []
     assert len(server.requests) == 2  # the second create arrived once, and only once
-    assert server.connections_opened == 1
+    assert server.connections_opened == 2  # a connection each
 
 
 async def test_a_create_reset_on_arrival_is_not_sent_again(closing_server, events):
@@ -414,4 +341,61 @@ async def test_a_create_reset_on_arrival_is_not_sent_again(closing_server, event
     assert info.value.may_have_reached_server is True
     assert "the batch may exist" in str(info.value)
     assert events.retries == []
-    assert server.connections_opened == 1  # never sent again on another connection
+    assert server.connections_opened == 2  # never sent again on another connection
+
+
+# -- the write phase: a server that stops reading (issue 22) ------------------------------
+
+
+class NeverReads:
+    """A listener on 127.0.0.1 that accepts connections and never reads from them."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._accepted: list[socket.socket] = []
+
+    @property
+    def url(self) -> str:
+        """The API root to pass as ``base_url``."""
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/v1"
+
+    async def __aenter__(self) -> Self:
+        """Listen; accept on the running loop, read nothing."""
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self._listener.listen(8)
+        self._listener.setblocking(False)  # noqa: FBT003 - the socket API
+        asyncio.get_running_loop().add_reader(self._listener, self._accept)
+        return self
+
+    def _accept(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            sock, _ = self._listener.accept()
+            self._accepted.append(sock)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close everything."""
+        asyncio.get_running_loop().remove_reader(self._listener)
+        for sock in [*self._accepted, self._listener]:
+            sock.close()
+
+
+async def test_a_create_whose_body_the_server_never_reads_times_out_in_the_write_phase(events):
+    """httpx.Timeout(1): a 16 MiB body the server never reads fails within write + read.
+
+    aiohttp has no write timeout and starts its read timer only after the body is
+    written, so without the sender's own bound this call would wait forever.
+    """
+    renders = [{"merge_parameters": {"text": "x" * 4096}} for _ in range(4096)]
+    async with (
+        NeverReads() as server,
+        AsyncInkit(
+            TOKEN, base_url=server.url, timeout=httpx.Timeout(1.0), on_event=events
+        ) as client,
+    ):
+        async with asyncio.timeout(20):  # a regression fails here instead of hanging
+            with pytest.raises(APITimeoutError) as info:
+                await client.batch.create(template_id="tmpl_1", renders=renders)
+    assert isinstance(info.value.__cause__, httpx.WriteTimeout)
+    assert info.value.may_have_reached_server is True
+    assert events.retries == []  # a create that may have arrived is never sent again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -336,24 +337,62 @@ async def test_fake_client_forwards_the_clients_options(fake, events):
     assert len(fake.requests) == 3
 
 
-async def test_closing_the_fake_client_closes_the_httpx_client_it_made(fake, monkeypatch):
-    """fake.client() makes one httpx.AsyncClient; closing the SDK client closes it."""
-    made: list[httpx.AsyncClient] = []
-    original_init = httpx.AsyncClient.__init__
+async def consume_ten(client: AsyncInkit, ids: list[str], *, aclosing: bool) -> None:
+    """Take ten results of ``iter_many(ids)`` and break out, as a user's loop would."""
+    seen = 0
+    stream = client.batch.iter_many(ids)
+    async with contextlib.aclosing(stream) if aclosing else contextlib.nullcontext(stream):
+        async for _ in stream:
+            seen += 1
+            if seen == 10:
+                break
+    await asyncio.sleep(0.2)  # the generator, if left open, is closed by now
 
-    def recording_init(self: httpx.AsyncClient, *args: object, **kwargs: object) -> None:
-        original_init(self, *args, **kwargs)  # type: ignore[arg-type]
-        made.append(self)
 
-    with monkeypatch.context() as patch:
-        patch.setattr(httpx.AsyncClient, "__init__", recording_init)
-        client = fake.client()
+@pytest.mark.parametrize("aclosing", [False, True], ids=["break", "aclosing"])
+async def test_an_early_break_sends_as_many_requests_in_process_as_over_a_socket(
+    uvicorn_server, aclosing
+):
+    """fake.client() runs the production path: the same requests as a served fake.
+
+    Breaking out of ``iter_many`` after 10 of 500 ids: at most ``max_concurrency`` lookups
+    run ahead of what the loop took, so a plain ``break`` has sent 10 + 100, and one inside
+    ``aclosing`` (which stops the lookups at once) 100, in process and over a socket alike.
+    """
+    counts = []
+    for served in (False, True):
+        fake = FakeInkit()
+        ids = [fake.add_batch() for _ in range(500)]
+        if served:
+            url = await uvicorn_server(fake.app)
+            async with AsyncInkit(fake.token, base_url=url) as client:
+                await consume_ten(client, ids, aclosing=aclosing)
+        else:
+            async with fake.client() as client:
+                await consume_ten(client, ids, aclosing=aclosing)
+        counts.append(len(fake.requests))
+    assert counts == ([100, 100] if aclosing else [110, 110])
+
+
+async def test_the_fake_client_makes_no_httpx_client_and_closes_what_it_made(fake, monkeypatch):
+    """fake.client() sends through the in-process sender: no httpx client, no httpx objects."""
+    made: list[object] = []
+    for cls in (httpx.AsyncClient, httpx.Request, httpx.Response):
+        original = cls.__init__
+
+        def recording(self: object, *args: object, __original=original, **kwargs: object) -> None:
+            __original(self, *args, **kwargs)  # type: ignore[operator]
+            made.append(self)
+
+        monkeypatch.setattr(cls, "__init__", recording)
     batch_id = fake.add_batch()
-    assert (await client.batch.get(batch_id)).id == batch_id
-    [http] = made
-    assert not http.is_closed
-    await client.aclose()
-    assert http.is_closed
+    async with fake.client() as client:
+        assert (await client.batch.get(batch_id)).id == batch_id
+        created = await client.batch.create(template_id="t", renders=[{"merge_parameters": {}}])
+        assert [batch.id async for batch in client.batch.list()] != []
+    assert created.id in fake.batch_ids()
+    assert made == []
+    assert client.is_closed
 
 
 async def test_fail_next_with_retry_after_and_body(fake):

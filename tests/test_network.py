@@ -537,7 +537,10 @@ async def test_the_cli_never_prints_proxy_credentials(
     }
     run = await run_cli("batch", "get", "rb_1", env=env)
     assert run.code == 1
-    assert run.err.startswith(f"inkit-async: rb_1: GET /batch/rb_1 failed: {guarded_proxy.refusal}")
+    assert run.err.startswith(
+        f"inkit-async: rb_1: GET /batch/rb_1 failed: the proxy refused the connection: "
+        f"{guarded_proxy.refusal}"
+    )
     shown = run.out + run.err
     assert not any(
         secret in shown for secret in (TOKEN, *proxy_spellings(PROXY_USER, WRONG_PASSWORD))

@@ -390,7 +390,7 @@ async def test_a_short_token_leaves_a_transport_failure_as_it_is():
     async with AsyncInkit("a", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0) as client:
         error = await failure_of(client)
     assert isinstance(error, APIConnectionError)
-    assert str(error).startswith(f"GET /batch/rb_1 failed: Cannot connect to host 127.0.0.1:{port}")
+    assert str(error).startswith(f"GET /batch/rb_1 failed: cannot connect to 127.0.0.1:{port}")
     assert REDACTED not in str(error)
 
 

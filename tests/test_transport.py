@@ -7,14 +7,13 @@ where a real condition produces the aiohttp exception, and directly (raised insi
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import httpx
 import pytest
+import yarl
 
 from inkit_async import APIConnectionError, APITimeoutError, AsyncInkit, Backoff, NotFoundError
-from inkit_async._transport import _map_errors, _tcp_counters, _Watch
+from inkit_async._senders._aiohttp import _failure
 
 from .conftest import NO_WAIT, TOKEN
 from .loopback import BATCH_JSON, Blackhole, Drop, DropMidBody, Hang, Raw, Respond, closed_port
@@ -117,15 +116,15 @@ async def test_each_server_fault_maps_to_its_httpx_class_and_is_retried(
 
 
 async def test_refused_connection_is_a_connect_error(events):
-    """A closed port: ConnectError from ClientConnectorError, retried, the token masked."""
+    """A closed port: ConnectError, its OSError chained, retried, the token masked."""
     url = f"http://127.0.0.1:{closed_port()}/v1"
     async with AsyncInkit(TOKEN, base_url=url, backoff=NO_WAIT, on_event=events) as client:
         with pytest.raises(APIConnectionError) as info:
             await client.batch.get("rb_1")
     assert type(info.value) is APIConnectionError
     assert type(info.value.__cause__) is httpx.ConnectError
-    assert type(info.value.__cause__.__cause__) is aiohttp.ClientConnectorError
-    assert str(info.value).startswith("GET /batch/rb_1 failed: Cannot connect to host 127.0.0.1:")
+    assert type(info.value.__cause__.__cause__) is ConnectionRefusedError
+    assert str(info.value).startswith("GET /batch/rb_1 failed: cannot connect to 127.0.0.1:")
     assert info.value.request is not None
     assert info.value.request.headers["X-Inkit-API-Token"] == "[redacted]"
     assert [(e.attempt, e.exception) for e in events.retries] == [
@@ -161,45 +160,55 @@ async def test_connect_timeout_is_a_connect_timeout_so_a_create_is_retried(event
 
 
 MAPPED_DIRECTLY = [
-    (aiohttp.ServerTimeoutError("Timeout on reading"), httpx.ReadTimeout, "Timeout on reading"),
-    (aiohttp.ServerTimeoutError(), httpx.ReadTimeout, "timed out"),
-    (aiohttp.InvalidURL("gopher://x"), httpx.UnsupportedProtocol, "gopher://x"),
-    (aiohttp.ClientConnectionError("connection lost"), httpx.ReadError, "connection lost"),
-    (aiohttp.ClientConnectionError(), httpx.ReadError, "ClientConnectionError"),
-    (ConnectionResetError(104, "reset by peer"), httpx.ReadError, "[Errno 104] reset by peer"),
-    (ConnectionResetError(), httpx.ReadError, "ConnectionResetError"),
-    (aiohttp.ClientError("odd"), httpx.TransportError, "odd"),
-    (aiohttp.ClientError(), httpx.TransportError, "ClientError"),
+    (aiohttp.ServerTimeoutError("Timeout on reading"), "ReadTimeout", "Timeout on reading"),
+    (aiohttp.ServerTimeoutError(), "ReadTimeout", "read timed out"),
+    (aiohttp.InvalidURL("gopher://x"), "UnsupportedProtocol", "gopher://x"),
+    (aiohttp.ClientConnectionError("connection lost"), "ReadError", "connection lost"),
+    (aiohttp.ClientConnectionError(), "ReadError", "ClientConnectionError"),
+    (ConnectionResetError(104, "reset by peer"), "ReadError", "[Errno 104] reset by peer"),
+    (ConnectionResetError(), "ReadError", "ConnectionResetError"),
+    (aiohttp.ClientError("odd"), "TransportError", "odd"),
+    (aiohttp.ClientError(), "TransportError", "ClientError"),
     # Branches seen for real above, with the message they give when aiohttp's is empty.
-    (aiohttp.ConnectionTimeoutError(), httpx.ConnectTimeout, "connect timed out"),
-    (aiohttp.SocketTimeoutError(), httpx.ReadTimeout, "read timed out"),
-    (aiohttp.ClientPayloadError(), httpx.RemoteProtocolError, "incomplete response body"),
+    (aiohttp.ConnectionTimeoutError(), "ConnectTimeout", "connect timed out"),
+    (aiohttp.SocketTimeoutError(), "ReadTimeout", "read timed out"),
+    (aiohttp.ClientPayloadError(), "RemoteProtocolError", "incomplete response body"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("raised", "mapped", "message"),
+    ("raised", "kind", "message"),
     MAPPED_DIRECTLY,
     ids=[f"{type(raised).__name__}-{message}" for raised, _, message in MAPPED_DIRECTLY],
 )
-def test_aiohttp_failure_maps_to_the_httpx_class_keeping_the_cause(raised, mapped, message):
-    """Raised inside _map_errors, each aiohttp failure becomes its httpx class, cause kept."""
-    with pytest.raises(httpx.TransportError) as info, _map_errors():
-        raise raised
-    assert type(info.value) is mapped
-    assert info.value.__cause__ is raised
-    assert str(info.value) == message
+def test_aiohttp_failure_maps_to_its_kind_keeping_the_cause(raised, kind, message):
+    """Each aiohttp failure becomes a TransportFailure of its kind, the error as its cause."""
+    failure, cause = _failure(raised)
+    assert (failure.kind, failure.message) == (kind, message)
+    assert failure.maybe_sent is (kind != "ConnectTimeout")
+    assert cause is raised
 
 
-def test_exceptions_that_are_not_transport_failures_pass_through():
-    """A bug elsewhere (a plain ValueError) is not disguised as a transport failure."""
-    bug = ValueError("not a network problem")
-    with pytest.raises(ValueError, match="not a network problem") as info, _map_errors():
-        raise bug
-    assert info.value is bug
+def test_a_connection_error_chains_its_os_error_not_its_connection_key():
+    """A connector error keeps the proxy's URL and password in its key: its OSError is chained."""
+    key = aiohttp.client_reqrep.ConnectionKey(
+        host="api.example",
+        port=443,
+        is_ssl=True,
+        ssl=True,
+        proxy=yarl.URL("http://u:secret-pw@proxy:3128"),
+        proxy_auth=None,
+        proxy_headers_hash=None,
+    )
+    os_error = ConnectionRefusedError(111, "Connect call failed")
+    failure, cause = _failure(aiohttp.ClientProxyConnectionError(key, os_error))
+    assert cause is os_error
+    assert failure.kind == "ConnectError"
+    assert failure.maybe_sent is False
+    assert "secret-pw" not in failure.message
 
 
-# -- the lean path ------------------------------------------------------------------------
+# -- the one path: no httpx objects unless an error carries them -------------------------
 
 
 @pytest.fixture
@@ -218,16 +227,37 @@ def httpx_objects(monkeypatch):
     return made
 
 
-async def test_a_lookup_through_the_default_transport_makes_no_httpx_objects(server, httpx_objects):
-    """The SDK's own transport is driven directly: 50 gets, no httpx Request or Response."""
+async def test_a_lookup_through_the_default_sender_makes_no_httpx_objects(server, httpx_objects):
+    """The default sender drives aiohttp directly: 50 gets, no httpx Request or Response."""
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
         batches = await client.batch.get_many([f"rb_{number}" for number in range(50)])
     assert len(batches) == 50
     assert httpx_objects == {"Request": 0, "Response": 0}
 
 
+async def test_a_list_and_a_create_make_no_httpx_objects_either(server, httpx_objects):
+    """Every method goes through the default sender, not only lookups."""
+    server.script(
+        Respond(
+            200,
+            {
+                "items": [BATCH_JSON],
+                "metadata": {"pagination": {"current_page": 1, "page_count": 1, "total_count": 1}},
+            },
+        ),
+        Respond(201, {"id": "rb_new"}),
+    )
+    async with AsyncInkit(TOKEN, base_url=server.url) as client:
+        listed = [batch async for batch in client.batch.list()]
+        created = await client.batch.create(
+            template_id="tmpl_1", renders=[{"merge_parameters": {}}]
+        )
+    assert (len(listed), created.id) == (1, "rb_new")
+    assert httpx_objects == {"Request": 0, "Response": 0}
+
+
 async def test_an_answer_the_sdk_cannot_use_still_carries_httpx_objects(server, httpx_objects):
-    """A 404 on the lean path raises with a masked httpx request and response, as before."""
+    """A 404 raises with a masked httpx request and response, built where the error is."""
     server.script(Respond(404, {"error": "no such batch"}, {"x-request-id": "req_7"}))
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
         with pytest.raises(NotFoundError) as info:
@@ -243,83 +273,10 @@ async def test_an_answer_the_sdk_cannot_use_still_carries_httpx_objects(server, 
     assert httpx_objects["Response"] >= 1
 
 
-async def test_respx_and_a_callers_client_keep_the_general_path(api, httpx_objects):
-    """Respx still intercepts (it replaces the transport): the general path, as before."""
+async def test_respx_intercepts_every_request_of_a_default_client(api, httpx_objects):
+    """Inside respx.mock the default sender hands requests to an httpx client respx patches."""
     route = api.get("/batch/rb_1").respond(json={**BATCH_JSON, "id": "rb_1"})
     async with AsyncInkit(TOKEN) as client:
         assert (await client.batch.get("rb_1")).id == "rb_1"
     assert route.call_count == 1
     assert httpx_objects["Request"] >= 1
-
-
-# -- whether a failed create reached the server: TCP's counters --------------------------
-
-
-async def test_tcp_counters_count_what_the_peer_acknowledged():
-    """The bytes a peer's FIN acknowledges are counted; a closed or absent socket gives None."""
-
-    async def read_ten_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        await reader.readexactly(10)
-        writer.close()
-
-    server = await asyncio.start_server(read_ten_then_close, "127.0.0.1", 0)
-    async with server:
-        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
-        before = _tcp_counters(writer.transport)
-        assert before is not None
-        writer.write(b"0123456789")
-        assert await reader.read() == b""  # the server's FIN, which acknowledges all ten
-        acked, segments = _tcp_counters(writer.transport) or (0, 0)
-        assert acked == before[0] + 10
-        assert segments > before[1]
-        writer.close()
-        await writer.wait_closed()
-    assert _tcp_counters(writer.transport) is None
-    assert _tcp_counters(None) is None
-
-
-#: A create's connection: 308 bytes acknowledged (a SYN and one request), 3 data segments.
-BEFORE = (308, 3)
-DISCONNECTED = aiohttp.ServerDisconnectedError()
-
-
-def watch(at_fin=None, at_loss=None, *, before=BEFORE) -> _Watch:
-    """A watch with these counters, read before sending, at the FIN and at the loss."""
-    watched = _Watch(reused=True, before=before)
-    watched.at_fin, watched.at_loss = at_fin, at_loss
-    return watched
-
-
-@pytest.mark.parametrize(
-    ("watched", "exc", "undelivered"),
-    [
-        # The FIN acknowledged nothing of the request: closed before it arrived.
-        (watch((308, 4), (308, 4)), DISCONNECTED, True),
-        (watch((308, 4)), DISCONNECTED, True),  # the loss came too late to read
-        # Any byte of it acknowledged, at the FIN or after: it may have been read.
-        (watch((400, 4), (400, 4)), DISCONNECTED, False),
-        (watch((308, 4), (400, 4)), DISCONNECTED, False),
-        # No FIN: only a request of which nothing left this machine.
-        (watch(None, (308, 3)), aiohttp.ClientOSError(32, "Broken pipe"), True),
-        (watch(None, (308, 4)), aiohttp.ClientOSError(104, "reset"), False),
-        # Nothing known: not proof.
-        (watch(), DISCONNECTED, False),
-        (watch((308, 4), before=None), DISCONNECTED, False),
-        # A timeout is never proof, whatever the counters say.
-        (watch((308, 3), (308, 3)), aiohttp.SocketTimeoutError(), False),
-    ],
-    ids=[
-        "fin-acked-nothing",
-        "fin-only",
-        "fin-acked-the-request",
-        "acked-after-the-fin",
-        "reset-nothing-sent",
-        "reset-after-sending",
-        "no-counters",
-        "not-watched",
-        "timeout",
-    ],
-)
-def test_a_create_is_undelivered_only_on_tcps_proof(watched, exc, undelivered):
-    """The rule, on plain numbers: unacknowledged, and a FIN or nothing sent."""
-    assert watched.undelivered(exc) is undelivered

@@ -176,7 +176,7 @@ class BatchResource(APIResource):
         self, segments: dict[str, str]
     ) -> AsyncGenerator[tuple[str, Batch | InkitError]]:
         stream = as_completed_bounded(
-            list(segments), self._fetch, workers=self._engine.options.max_concurrency
+            list(segments), self._fetch, workers=self._engine.options.max_concurrency, paced=True
         )
         try:
             async for segment, result in stream:

@@ -30,6 +30,7 @@ from inkit_async import (
     DestinationProgress,
     DocumentBatchResource,
     EventCallback,
+    HTTPTimeout,
     InkitError,
     NotFoundError,
     Page,
@@ -206,7 +207,7 @@ async def observed() -> None:
     async with AsyncInkit("t", transport=transport, on_event=callback) as client:
         quiet = client.with_options(on_event=seen.append)
         assert_type(quiet, AsyncInkit)
-        assert_type(client.timeout, float | httpx.Timeout)
+        assert_type(client.timeout, float | HTTPTimeout)
         assert_type(client.backoff, Backoff)
         assert_type(client.max_retry_after, float)
     async with FakeInkit().client(on_event=seen.append, max_retries=0) as fake_client:

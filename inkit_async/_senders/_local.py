@@ -1,0 +1,93 @@
+"""The in-process sender: a request handed to a handler in the same process, no socket.
+
+``FakeInkit.client()`` sends through it, so a test's client runs every line of the
+engine a production client runs (slots, throttle, coalescing, cache, decoding, errors);
+only the bytes never leave the process. The answer is decoded and bounded exactly as
+one read from a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import httpx
+
+from .._body import decode_limited
+from .._wire import Reply, TransportFailure
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    from .._wire import Request
+
+__all__ = ["InProcessTransport", "LocalSender"]
+
+
+class InProcessTransport(httpx.AsyncBaseTransport):
+    """A transport that answers in process; the SDK sends to it through ``LocalSender``.
+
+    Subclasses implement ``answer``. As an httpx transport it serves any
+    ``httpx.AsyncClient`` too.
+    """
+
+    async def answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Answer one request (*target*: path and query as sent; *headers* lower-cased)."""
+        raise NotImplementedError
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer an httpx request through ``answer``."""
+        status, headers, payload = await self.answer(
+            request.method,
+            request.url.raw_path.decode("ascii"),
+            {name.lower(): value for name, value in request.headers.items()},
+            await request.aread(),
+        )
+        return httpx.Response(status, headers=headers, content=payload, request=request)
+
+
+class LocalSender:
+    """Sends to an ``InProcessTransport`` in process."""
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: InProcessTransport) -> None:
+        """Send to *transport*; closing the sender closes it."""
+        self._transport = transport
+
+    async def send(self, request: Request) -> Reply:
+        """Hand *request* over and decode the answer as a socket's would be."""
+        # One turn of the event loop, as a request over a socket takes at least: other
+        # tasks run between the send and the answer, as they would in production.
+        await asyncio.sleep(0)
+        url = urlsplit(request.url)
+        target = f"{url.path}?{url.query}" if url.query else url.path
+        status, headers, payload = await self._transport.answer(
+            request.method,
+            target,
+            {name.lower(): value for name, value in request.headers.items()},
+            request.body or b"",
+        )
+        encoding = next((v for k, v in headers if k.lower() == "content-encoding"), None)
+        try:
+            content = await decode_limited(_once(payload), encoding)
+        except httpx.DecodingError as exc:
+            raise TransportFailure("DecodingError", str(exc)) from exc
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+        raw = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+        return Reply(status, reason, raw, content)
+
+    async def aclose(self) -> None:
+        """Close the transport."""
+        await self._transport.aclose()
+
+
+async def _once(payload: bytes) -> AsyncIterator[bytes]:
+    yield payload
