@@ -1,10 +1,12 @@
 """OpenTelemetry traces and metrics, by the stable HTTP client semantic conventions.
 
 Installed with the ``otel`` extra (``opentelemetry-api`` only); the engine imports this
-module only when that package is there. The SDK emits nothing, and does no tracing
-work beyond a look at the global providers once a second, unless the application has
-set a ``TracerProvider`` (for spans) or a ``MeterProvider`` (for metrics) through the
-OpenTelemetry SDK. Then it emits:
+module only when that package is there. The SDK emits nothing unless the application
+has set a ``TracerProvider`` (for spans) or a ``MeterProvider`` (for metrics) through
+the OpenTelemetry SDK. Until then, tracing costs a look at the global providers once a
+second, and metrics go to the instruments of OpenTelemetry's stand-in meter provider,
+which drop each measurement at once and pass them on from the moment a provider is
+set. Then it emits:
 
 - a span per call that sends (``inkit batch.get``, ``batch.list`` for each page,
   ``batch.create``, and one ``batch.get_many`` over its lookups; a cache hit sends
@@ -27,7 +29,7 @@ The token never reaches an attribute: URLs and paths carry ids, not credentials.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 import httpx
 from opentelemetry import metrics, propagate, trace
@@ -49,16 +51,34 @@ Attributes = dict[str, str | int | float | bool]
 _SCOPE: Final = "inkit_async"
 #: Seconds between two looks at the global providers.
 _RECHECK: Final = 1.0
-#: The class of an unset meter provider; the API has no public way to tell.
-_UNSET_METERS: Final = "_ProxyMeterProvider"
 
 
 class _Instruments:
-    """The metric instruments of one meter."""
+    """The metric instruments of one meter provider, shared by every client."""
 
-    __slots__ = ("duration", "pauses", "retries", "waits")
+    __slots__ = ("duration", "pauses", "provider", "retries", "waits")
 
-    def __init__(self, meter: Any) -> None:  # noqa: ANN401 - opentelemetry's Meter
+    #: The instruments of the last global provider asked for (see ``of``).
+    _last: ClassVar[_Instruments | None] = None
+
+    @classmethod
+    def of(cls, provider: metrics.MeterProvider) -> _Instruments:
+        """The instruments on *provider*, made once for every client.
+
+        While no ``MeterProvider`` is set, *provider* is OpenTelemetry's stand-in: it
+        keeps each meter it hands out (to give it real instruments once one is set), so
+        a meter per client would be kept for good. The global provider changes once
+        (set once, by the API's rule), so one slot holds it.
+        """
+        last = cls._last
+        if last is None or last.provider is not provider:
+            last = cls._last = cls(provider)
+        return last
+
+    def __init__(self, provider: metrics.MeterProvider) -> None:
+        """Make the instruments on a meter of *provider*."""
+        self.provider = provider
+        meter = provider.get_meter(_SCOPE, __version__)
         self.duration = meter.create_histogram(
             "http.client.request.duration",
             unit="s",
@@ -95,8 +115,9 @@ class Telemetry:
         """Report requests to the API at *root* (its host and port are span attributes)."""
         self._tracer_provider: object = None
         self._tracer: Any = None
-        self._meter_provider: object = None
-        self._meters: _Instruments | None = None
+        meters = metrics.get_meter_provider()
+        self._meter_provider: object = meters
+        self._meters = _Instruments.of(meters)
         self._until = 0.0  # when to look at the global providers again
         url = httpx.URL(root)
         self.server: dict[str, str | int] = {
@@ -108,7 +129,9 @@ class Telemetry:
         """Look at the global providers, if the last look is a second old.
 
         At most once a second (opentelemetry reads the environment each time while none
-        is set): a provider set later is used within a second.
+        is set): a ``TracerProvider`` set later is used within a second. A
+        ``MeterProvider`` set later gets the measurements at once, through the stand-in's
+        instruments; within a second the client records on the provider's own.
         """
         now = time.monotonic()
         if now < self._until:
@@ -121,19 +144,17 @@ class Telemetry:
             self._tracer_provider = tracers
             self._tracer = tracers.get_tracer(_SCOPE, __version__)
         meters = metrics.get_meter_provider()
-        if type(meters).__name__ == _UNSET_METERS:
-            self._meters = None
-        elif meters is not self._meter_provider:
+        if meters is not self._meter_provider:
             self._meter_provider = meters
-            self._meters = _Instruments(meters.get_meter(_SCOPE, __version__))
+            self._meters = _Instruments.of(meters)
 
     def tracer(self) -> Any:  # noqa: ANN401 - opentelemetry's Tracer
         """The tracer to use now, or ``None`` when no ``TracerProvider`` is set."""
         self._look()
         return self._tracer
 
-    def meters(self) -> _Instruments | None:
-        """The instruments to record with now, or ``None`` when no ``MeterProvider`` is set."""
+    def meters(self) -> _Instruments:
+        """The instruments to record with now (the stand-in's until a provider is set)."""
         self._look()
         return self._meters
 
@@ -165,10 +186,12 @@ class Telemetry:
             return result
 
     def attempt(self, method: str, url: str, resends: int) -> AttemptSpan | None:
-        """Start the CLIENT span (and the clock) of one attempt; ``None`` when all is off."""
+        """Start the CLIENT span (if tracing) and the clock (for the duration) of one attempt.
+
+        Never ``None`` now (the duration always goes to an instrument); typed as optional
+        for the engine, which still handles ``None``.
+        """
         self._look()  # one look for both
-        if self._tracer is None and self._meters is None:
-            return None
         return AttemptSpan(
             self, self._tracer, self._meters, method=method, url=url, resends=resends
         )
@@ -184,8 +207,7 @@ class Telemetry:
                 "inkit.delay_s": event.delay,
                 "inkit.reason": event.reason,
             }
-            if instruments is not None:
-                instruments.retries.add(1, {"http.request.method": event.method})
+            instruments.retries.add(1, {"http.request.method": event.method})
         elif isinstance(event, PauseEvent):
             name = "pause"
             attributes = {
@@ -193,8 +215,7 @@ class Telemetry:
                 "inkit.reason": event.reason,
                 "inkit.outage": event.outage,
             }
-            if instruments is not None:
-                instruments.pauses.add(1, {"inkit.outage": event.outage})
+            instruments.pauses.add(1, {"inkit.outage": event.outage})
         else:
             name = "rate cut"
             attributes = {"inkit.rate": event.rate}
@@ -203,9 +224,7 @@ class Telemetry:
 
     def throttle_wait(self, seconds: float) -> None:
         """Record that an attempt waited *seconds* in the throttle before it was sent."""
-        instruments = self.meters()
-        if instruments is not None:
-            instruments.waits.add(1)
+        self.meters().waits.add(1)
         if self.tracer() is not None:
             trace.get_current_span().add_event("throttle wait", {"inkit.wait_s": seconds})
 
@@ -219,7 +238,7 @@ class AttemptSpan:
         self,
         telemetry: Telemetry,
         tracer: Any,  # noqa: ANN401 - opentelemetry's Tracer
-        instruments: _Instruments | None,
+        instruments: _Instruments,
         *,
         method: str,
         url: str,
@@ -255,8 +274,7 @@ class AttemptSpan:
             attributes["http.response.status_code"] = status
         if error is not None:
             attributes["error.type"] = error
-        if self._instruments is not None:
-            self._instruments.duration.record(time.perf_counter() - self._started, attributes)
+        self._instruments.duration.record(time.perf_counter() - self._started, attributes)
         span = self._span
         if span is not None:
             if status is not None:

@@ -248,6 +248,45 @@ async def test_providers_set_while_a_client_runs_are_used_within_a_second(server
     assert len(telemetry.points("http.client.request.duration")) == 1
 
 
+async def test_a_meter_provider_set_after_the_client_was_made_gets_its_next_request(server):
+    """A MeterProvider set between two lookups counts the second one, with no wait."""
+    reset_trace_globals()
+    reset_metrics_globals()
+    reader = InMemoryMetricReader()
+    try:
+        async with AsyncInkit(TOKEN, base_url=server.url) as client:
+            await client.batch.get("rb_before")
+            metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+            await client.batch.get("rb_after")
+    finally:
+        reset_trace_globals()
+        reset_metrics_globals()
+    telemetry = Telemetry(InMemorySpanExporter(), reader)
+    [point] = telemetry.points("http.client.request.duration")
+    assert point.count == 1
+    assert "traceparent" not in server.requests[1].headers  # metrics alone: no spans
+
+
+class _ProxyMeterProvider(MeterProvider):
+    """An application's own MeterProvider that happens to share the API's private name."""
+
+
+async def test_a_meter_provider_is_used_whatever_its_class_is_called(server):
+    """The client tells a set provider by the API's public calls, not by a class name."""
+    reset_trace_globals()
+    reset_metrics_globals()
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(_ProxyMeterProvider(metric_readers=[reader]))
+    try:
+        async with AsyncInkit(TOKEN, base_url=server.url) as client:
+            await client.batch.get("rb_1")
+    finally:
+        reset_trace_globals()
+        reset_metrics_globals()
+    [point] = Telemetry(InMemorySpanExporter(), reader).points("http.client.request.duration")
+    assert point.count == 1
+
+
 async def test_a_listing_page_is_a_call_with_its_query_in_the_url(server, otel):
     """batch.list: one 'inkit batch.list' span per page, whose attempt's url.full has the query."""
     server.handler = lambda request: Respond(body={"items": [], "metadata": None})
