@@ -77,9 +77,9 @@ T = TypeVar("T")
 
 logger: Final = logging.getLogger("inkit_async")
 
+# The SDK and the Python it runs on; not the HTTP library, which depends on the sender.
 _USER_AGENT: Final = (
-    f"inkit-async/{__version__} httpx/{httpx.__version__} "
-    f"{platform.python_implementation()}/{platform.python_version()}"
+    f"inkit-async/{__version__} {platform.python_implementation()}/{platform.python_version()}"
 )
 _CLOSED: Final = "The AsyncInkit client is closed; create a new one."
 _UNCLOSED: Final = (
