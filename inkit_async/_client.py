@@ -93,10 +93,12 @@ class AsyncInkit:
         trust_env: Whether to read proxies and ``SSL_CERT_FILE``/``SSL_CERT_DIR`` from
             the environment (default ``True``), when the client is created.
         http_client: An ``httpx.AsyncClient`` or ``httpx2.AsyncClient`` to send
-            through instead of the client's own (aiohttp's pool). The caller owns it: ``aclose()`` leaves it open, and its pool limits
-            apply instead of ``max_concurrency``-sized ones.
+            through instead of the client's own (aiohttp's pool). The caller owns it:
+            ``aclose()`` leaves it open, and its pool limits apply instead of
+            ``max_concurrency``-sized ones.
         transport: An httpx or httpx2 transport (such as ``httpx.MockTransport``) for a
-            client of that library to send through; the client closes it with itself. Not together with *http_client*.
+            client of that library to send through; the client closes it with itself.
+            Not together with *http_client*.
 
     Raises:
         InkitError: No token was given or found in the environment.
