@@ -16,6 +16,8 @@ from urllib.request import getproxies
 
 import httpx
 
+from ._http2 import http11_alpn
+
 if TYPE_CHECKING:
     from ._config import ClientOptions
 
@@ -94,7 +96,13 @@ def ssl_context_for(verify: bool | str | ssl.SSLContext, *, trust_env: bool) -> 
       on the machine is trusted on Linux, macOS and Windows alike.
     - A path: the CA bundle file (or directory of hashed certificates) it names.
     - ``False``: no verification at all (for tests against self-signed servers only).
-    - An ``ssl.SSLContext``: used as it is.
+    - An ``ssl.SSLContext``: used as it is, never changed (it is the caller's, and may
+      be shared with clients that offer other protocols).
+
+    A context made here offers ALPN ``http/1.1`` only (``http11_alpn``), the one protocol
+    the default sender speaks: a server that speaks HTTP/2 and HTTP/1.1 then picks
+    HTTP/1.1, and one that speaks only HTTP/2 can refuse in the handshake, before the
+    request is sent, in a way the sender knows (``_http2.speaks_only_http2``).
 
     The variables are read each time a client is created, never cached; with
     *trust_env* false they are not read at all (on Linux the system's CA files are
@@ -102,6 +110,11 @@ def ssl_context_for(verify: bool | str | ssl.SSLContext, *, trust_env: bool) -> 
     """
     if isinstance(verify, ssl.SSLContext):
         return verify
+    return http11_alpn(_new_context(verify, trust_env=trust_env))
+
+
+def _new_context(verify: bool | str, *, trust_env: bool) -> ssl.SSLContext:  # noqa: FBT001 - as above
+    """A new context for ``verify=`` other than a caller's own (see ``ssl_context_for``)."""
     if verify is False:
         context = ssl.create_default_context()
         context.check_hostname = False

@@ -293,3 +293,75 @@ class H2TLSServer:
             writer.close()
             with contextlib.suppress(OSError, ssl.SSLError):
                 await writer.wait_closed()
+
+
+class Relay:
+    """A TCP relay on 127.0.0.1 to another port, that counts the connections made to it.
+
+    ``async with Relay(port) as relay:`` listens on ``relay.port`` and pipes each connection
+    to *port* on 127.0.0.1, both ways, until either side closes; ``connections`` counts
+    them, so a test knows how many times a client really connected, whatever it logged.
+    With *tls* (a server context), it ends TLS itself and relays what is inside in clear
+    (as a TLS proxy in front of a plain one); ``alpn`` lists what each handshake agreed on.
+    """
+
+    def __init__(self, port: int, *, tls: ssl.SSLContext | None = None) -> None:
+        """Relay to *port*; end TLS with *tls*, if given."""
+        self.target = port
+        self.tls = tls
+        self.port = 0
+        self.connections = 0
+        self.alpn: list[str | None] = []
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def url(self, scheme: str, path: str = "") -> str:
+        """Its URL with *scheme* (``http``, ``https``) and *path*."""
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    async def __aenter__(self) -> Self:
+        """Start listening on a free loopback port."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Stop listening, and end every relayed connection."""
+        if self._server is not None:
+            self._server.close()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        ssl_object = writer.get_extra_info("ssl_object")
+        self.alpn.append(ssl_object.selected_alpn_protocol() if ssl_object else None)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            async with asyncio.timeout(START_WITHIN):
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+            try:
+                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            finally:
+                up_writer.close()
+        except (OSError, TimeoutError, ssl.SSLError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy *reader* to *writer* until *reader* ends; then end *writer*'s side."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (OSError, ssl.SSLError):
+        writer.close()

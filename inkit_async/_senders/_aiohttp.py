@@ -171,7 +171,12 @@ def _failure(exc: BaseException) -> tuple[TransportFailure, BaseException]:
     if isinstance(exc, _Dropped):
         exc = exc.error
     if speaks_only_http2(exc):
-        kind, text = "UnsupportedProtocol", HTTP2_ONLY
+        # Refused in the TLS handshake (alert 120): no connection was made, so the request
+        # was never sent. Answered in HTTP/2 frames: the request went out, read as a bad
+        # HTTP/2 preface. Neither is retried: a ConnectError whose cause is a TLS error is
+        # final, and so is an UnsupportedProtocol.
+        not_sent = isinstance(exc, aiohttp.ClientConnectorError)
+        kind, text = "ConnectError" if not_sent else "UnsupportedProtocol", HTTP2_ONLY
     else:
         kind, text = _kind_of(exc)
     # A TLS failure chains the ssl error itself: the retry policy reads it.
