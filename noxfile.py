@@ -79,11 +79,19 @@ def groups(*names: str) -> tuple[str, ...]:
     return nox.project.dependency_groups(PYPROJECT, *names)
 
 
-#: Real servers the tests start for themselves, from Debian's packages: a forward proxy and
-#: Redis, by binary and package. Installed here when missing (as root, with apt-get); a
-#: fixture that cannot start its server fails its tests. The proxy is tinyproxy-bin: one
-#: binary that needs only the C library, with no service (squid pulled in perl and a service).
-SERVERS = {"tinyproxy": "tinyproxy-bin", "redis-server": "redis-server"}
+#: Real servers the tests start for themselves, from Debian's packages: a forward proxy,
+#: Redis, and servers that speak only HTTP/2 (tests/h2_server.py), by binary and package.
+#: Installed here when missing (as root, with apt-get); a fixture that cannot start its
+#: server fails its tests. The proxy is tinyproxy-bin: one binary that needs only the C
+#: library, with no service (squid pulled in perl and a service). Debian 12's ``nginx`` is
+#: the binary itself, built with the ssl and http_v2 modules (``nginx-light`` and the others
+#: only add module packages to it); ``openssl`` is for ``openssl s_server -alpn h2``.
+SERVERS = {
+    "tinyproxy": "tinyproxy-bin",
+    "redis-server": "redis-server",
+    "nginx": "nginx",
+    "openssl": "openssl",
+}
 
 
 def ensure_servers(session: nox.Session) -> None:
@@ -123,7 +131,8 @@ def ensure_servers(session: nox.Session) -> None:
     finally:
         if ours:
             policy.unlink()
-    # A package that brought a service (redis-server does; tinyproxy-bin does not): off.
+    # A package that brought a service (redis-server and nginx do; tinyproxy-bin does not):
+    # off, by the service's name, which is the package's.
     for service in missing:
         if Path("/etc/init.d", service).exists() and shutil.which("update-rc.d", path=path):
             session.run("update-rc.d", service, "disable", external=True, silent=True)

@@ -17,6 +17,9 @@ Three, for the three ways such a server answers an HTTP/1.1 client:
   rustls (granian ``--http 2``), Go or OpenSSL's own ALPN callback do. It speaks no HTTP at
   all: what is tested is its handshake.
 
+``Relay`` stands in front of any of them (or of a proxy, ending TLS for it) and counts the
+connections a client makes, so a test knows that one call was one connection.
+
 Each starts on a free port and is stopped on the way out. nginx and openssl run as child
 processes in the foreground with all their files in a temporary directory; a server that
 cannot start fails the test, it is never skipped.
@@ -166,7 +169,7 @@ def running_nginx(*, tls: trustme.LeafCert | None = None) -> Generator[Nginx, No
     """
     binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
     if binary is None:
-        pytest.fail("nginx is not installed (apt-get install nginx-light or nginx)")
+        pytest.fail("nginx is not installed (apt-get install nginx: nox does)")
     with tempfile.TemporaryDirectory(prefix="inkit-nginx-") as directory:
         root = Path(directory)
         port = free_port()
