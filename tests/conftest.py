@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import respx
 
 from inkit_async import AsyncInkit, Backoff, ClientEvent, PauseEvent, RetryEvent
 
+from . import http_library as _http_library
 from .loopback import LoopbackServer, uvicorn_serving, wait_until
 
 BASE_URL = "https://api.inkit.com/v1"
@@ -34,9 +36,30 @@ def pytest_asyncio_loop_factories(
     return {"asyncio": asyncio.new_event_loop}
 
 
-def pytest_report_header(config) -> str:
-    """Say which event loop the run uses."""
-    return f"event loop: {os.environ.get('INKIT_TEST_LOOP') or 'asyncio'}"
+def pytest_report_header(config) -> list[str]:
+    """Say which event loop the run uses, and which library a caller's client is made of."""
+    return [
+        f"event loop: {os.environ.get('INKIT_TEST_LOOP') or 'asyncio'}",
+        f"caller's http library: {_http_library.selected().__name__}",
+    ]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark the tests that use the ``http_library`` fixture: ``-m http_library`` runs them."""
+    for item in items:
+        if "http_library" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.http_library)
+
+
+@pytest.fixture(scope="session")
+def http_library() -> ModuleType:
+    """httpx, or httpx2 with INKIT_TEST_HTTPX=httpx2: what a caller's client is made of.
+
+    Tests that hand AsyncInkit a client, transport or Timeout build it from this module,
+    and find the library's own exception with ``http_library.library_error``.
+    """
+    return _http_library.selected()
 
 
 @pytest.fixture(autouse=True)

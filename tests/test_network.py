@@ -10,13 +10,13 @@ import ssl
 from collections.abc import Iterator
 from urllib.parse import quote
 
-import httpx
 import pytest
 import trustme
 
 from inkit_async import APIConnectionError, APIStatusError, AsyncInkit, InkitError
 
 from .conftest import NO_WAIT, TOKEN, Events
+from .http_library import library_error
 from .loopback import (
     BATCH_JSON,
     Drop,
@@ -96,12 +96,12 @@ async def test_bytes_nobody_asked_for_never_answer_the_next_request(server):
 
 
 @pytest.mark.parametrize("own_client", [False, True], ids=["default", "callers-client"])
-async def test_redirects_are_never_followed(server, own_client):
+async def test_redirects_are_never_followed(server, http_library, own_client):
     """A 307 elsewhere is an APIStatusError; the other host sees neither token nor body."""
     async with LoopbackServer() as elsewhere:
         location = f"{elsewhere.url}/batch"
         server.handler = lambda request: Respond(307, "", {"Location": location})
-        http = httpx.AsyncClient(follow_redirects=True) if own_client else None
+        http = http_library.AsyncClient(follow_redirects=True) if own_client else None
         try:
             async with AsyncInkit(TOKEN, base_url=server.url, http_client=http) as client:
                 with pytest.raises(APIStatusError) as info:
@@ -160,10 +160,10 @@ async def test_ssl_cert_file_is_read_when_each_client_is_made(
 
 
 @pytest.mark.parametrize("own_client", [False, True], ids=["default", "callers-client"])
-async def test_a_certificate_failure_is_final(tls_server, own_client):
+async def test_a_certificate_failure_is_final(tls_server, http_library, own_client):
     """An untrusted certificate fails at once: no retry, no backoff, one handshake."""
     events = Events()
-    http = httpx.AsyncClient() if own_client else None
+    http = http_library.AsyncClient() if own_client else None
     try:
         async with AsyncInkit(
             TOKEN, base_url=tls_server.url, max_retries=5, on_event=events, http_client=http
@@ -256,13 +256,17 @@ async def test_https_goes_through_the_proxy_by_connect(tls_server, proxy, ca, tm
         ({"verify": "/no/such/ca.pem"}, ValueError),
         ({"verify": 1}, TypeError),
         ({"trust_env": "yes"}, TypeError),
-        ({"proxy": "http://127.0.0.1:3128", "http_client": httpx.AsyncClient()}, ValueError),
+        ({"proxy": "http://127.0.0.1:3128", "http_client": "a caller's"}, ValueError),
+        ({"verify": False, "transport": "a caller's"}, ValueError),
     ],
 )
-def test_bad_network_options_are_refused(options, error):
+async def test_bad_network_options_are_refused(http_library, options, error):
     """proxy=, verify= and trust_env= are checked when the client is made."""
-    with pytest.raises(error):
-        AsyncInkit(TOKEN, **options)
+    async with http_library.AsyncClient() as http:
+        made = {"http_client": http, "transport": http_library.MockTransport(lambda request: None)}
+        options = {name: made.get(name, value) for name, value in options.items()}
+        with pytest.raises(error):
+            AsyncInkit(TOKEN, **options)
 
 
 def test_a_refused_proxy_url_is_not_echoed():
@@ -478,9 +482,9 @@ async def test_a_proxy_that_refuses_connections_never_shows_its_credentials(
 
 @pytest.mark.parametrize("trust_env", [True, False])
 async def test_a_callers_client_through_a_proxy_never_shows_its_credentials(
-    clean_proxy_env, monkeypatch, caplog, trust_env
+    clean_proxy_env, monkeypatch, caplog, http_library, trust_env
 ):
-    """A caller's httpx client reads HTTPS_PROXY itself; its ProxyError quotes the echo: masked."""
+    """A caller's client reads HTTPS_PROXY itself; its ProxyError quotes the echo: masked."""
     async with LoopbackServer() as proxy:
         proxy.handler = echoing_proxy
         url = f"http://{PROXY_USER}:{quote(PROXY_SECRET, safe='')}@127.0.0.1:{proxy.port}"
@@ -489,7 +493,7 @@ async def test_a_callers_client_through_a_proxy_never_shows_its_credentials(
         caplog.set_level(logging.DEBUG, logger="inkit_async")
         events = Events()
         async with (
-            httpx.AsyncClient() as http,
+            http_library.AsyncClient() as http,
             AsyncInkit(
                 TOKEN,
                 base_url=f"https://127.0.0.1:{closed_port()}/v1",
@@ -503,6 +507,7 @@ async def test_a_callers_client_through_a_proxy_never_shows_its_credentials(
                 await client.batch.get("rb_1")
         assert proxy.requests[0].method == "CONNECT"
     assert "407 Denied [redacted]" in str(info.value)
+    assert isinstance(library_error(info.value, http_library), http_library.ProxyError)
     assert_nothing_shows(info.value, caplog, events, *proxy_spellings(PROXY_USER, PROXY_SECRET))
 
 

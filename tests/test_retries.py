@@ -20,6 +20,7 @@ from inkit_async import (
 )
 
 from .conftest import NO_WAIT, TOKEN
+from .http_library import library_error
 from .loopback import BATCH_JSON
 
 
@@ -56,29 +57,42 @@ async def test_client_errors_are_never_retried(api, client):
 
 
 @pytest.mark.parametrize(
-    ("exc", "raised", "attempts"),
+    ("kind", "message", "raised", "attempts"),
     [
-        (httpx.ConnectError("refused"), APIConnectionError, 3),
-        (httpx.ConnectTimeout("slow syn"), APITimeoutError, 3),
-        (httpx.ReadTimeout("slow read"), APITimeoutError, 3),
-        (httpx.ReadError("reset"), APIConnectionError, 3),
-        (httpx.RemoteProtocolError("disconnected"), APIConnectionError, 3),
-        (httpx.PoolTimeout("pool"), APITimeoutError, 3),
+        ("ConnectError", "refused", APIConnectionError, 3),
+        ("ConnectTimeout", "slow syn", APITimeoutError, 3),
+        ("ReadTimeout", "slow read", APITimeoutError, 3),
+        ("ReadError", "reset", APIConnectionError, 3),
+        ("RemoteProtocolError", "disconnected", APIConnectionError, 3),
+        ("PoolTimeout", "pool", APITimeoutError, 3),
         # Failures another attempt cannot fix are raised after one try.
-        (httpx.UnsupportedProtocol("gopher"), APIConnectionError, 1),
-        (httpx.LocalProtocolError("bad header"), APIConnectionError, 1),
-        (httpx.DecodingError("bad gzip"), APIConnectionError, 1),
+        ("UnsupportedProtocol", "gopher", APIConnectionError, 1),
+        ("LocalProtocolError", "bad header", APIConnectionError, 1),
+        ("DecodingError", "bad gzip", APIConnectionError, 1),
     ],
 )
-async def test_transport_failures_are_raised_as_the_sdks_class(api, client, exc, raised, attempts):
-    """No httpx error escapes: each is raised as its SDK class, after the retries if any."""
-    route = api.get("/batch/rb_1").mock(side_effect=exc)
-    with pytest.raises(APIConnectionError) as info:
-        await client.batch.get("rb_1")
+async def test_transport_failures_are_raised_as_the_sdks_class(
+    http_library, kind, message, raised, attempts
+):
+    """No library error escapes: each is raised as its SDK class, after the retries if any."""
+    exc = getattr(http_library, kind)(message)
+    sent = []
+
+    def fail(request):
+        sent.append(request)
+        raise exc
+
+    transport = http_library.MockTransport(fail)
+    async with AsyncInkit(TOKEN, transport=transport, backoff=NO_WAIT) as client:
+        with pytest.raises(APIConnectionError) as info:
+            await client.batch.get("rb_1")
     assert type(info.value) is raised
-    assert info.value.__cause__ is exc
-    assert route.call_count == attempts
+    assert library_error(info.value, http_library) is exc
+    assert type(info.value.__cause__) is getattr(httpx, kind)
+    assert len(sent) == attempts
     assert str(info.value).startswith("GET /batch/rb_1 ")
+    # A timeout names its kind; any other failure quotes the library's message.
+    assert (kind if raised is APITimeoutError else message) in str(info.value)
 
 
 async def test_backoff_grows_exponentially_up_to_its_maximum(api, events):

@@ -20,7 +20,6 @@ import traceback
 import types
 import weakref
 
-import httpx
 import pytest
 
 from inkit_async import (
@@ -35,6 +34,7 @@ from inkit_async import (
 from inkit_async._exceptions import Secrets, redacted_request, scrub_failure
 
 from .conftest import NO_WAIT, TOKEN
+from .http_library import library_error
 from .loopback import (
     BATCH_JSON,
     Drop,
@@ -340,16 +340,17 @@ def test_secrets_never_show_what_they_hold():
     assert not pickle.loads(data)  # noqa: S301
 
 
-def test_masked_request_copies_hold_no_credential():
+def test_masked_request_copies_hold_no_credential(http_library):
     """Token, Authorization and Proxy-Authorization headers, URL user info, the extension."""
     secrets = Secrets(TOKEN)
-    request = httpx.Request(
+    request = http_library.Request(
         "GET",
         "http://user:pa55-word@api.example/v1/batch/x",
         headers={"X-Inkit-API-Token": TOKEN, "Authorization": "a", "Proxy-Authorization": "b"},
         extensions={"inkit.secrets": secrets},
     )
     masked = redacted_request(request)
+    assert type(masked) is http_library.Request  # a copy of the library's own kind
     assert str(masked.url) == "http://api.example/v1/batch/x"
     assert [masked.headers[name] for name in ("X-Inkit-API-Token", "Authorization")] == [
         REDACTED,
@@ -359,20 +360,22 @@ def test_masked_request_copies_hold_no_credential():
     assert "inkit.secrets" not in masked.extensions
     assert Secrets.of(request) is secrets
     # Without the client's Secrets (a request built elsewhere), its own token header.
-    bare = httpx.Request("GET", "http://api.example/v1", headers={"X-Inkit-API-Token": TOKEN})
+    bare = http_library.Request(
+        "GET", "http://api.example/v1", headers={"X-Inkit-API-Token": TOKEN}
+    )
     assert Secrets.of(bare).mask(f"x {TOKEN}") == "x [redacted]"
     assert not Secrets.of(masked)
 
 
-def test_scrubbing_a_failure_masks_its_text_and_request_once():
-    """An httpx error quoting the token: text masked, request swapped; a second pass keeps both."""
-    request = httpx.Request(
+def test_scrubbing_a_failure_masks_its_text_and_request_once(http_library):
+    """An error quoting the token: text masked, request swapped; a second pass keeps both."""
+    request = http_library.Request(
         "GET",
         "http://api.example/v1/batch/x",
         headers={"X-Inkit-API-Token": TOKEN},
         extensions={"inkit.secrets": Secrets(TOKEN)},
     )
-    error = httpx.ConnectError(f"refused for {TOKEN}", request=request)
+    error = http_library.ConnectError(f"refused for {TOKEN}", request=request)
     error.__context__ = ValueError(f"token={TOKEN}")
     scrub_failure(error, request)
     masked = error.request
@@ -394,17 +397,17 @@ async def test_a_short_token_leaves_a_transport_failure_as_it_is():
     assert REDACTED not in str(error)
 
 
-async def test_a_token_changed_by_a_hook_is_masked_with_the_clients_own(server):
+async def test_a_token_changed_by_a_hook_is_masked_with_the_clients_own(server, http_library):
     """A request hook that swaps the token: both tokens are masked in the error."""
     other = "tok_other_Value_123456"
 
-    async def swap(request: httpx.Request) -> None:
+    async def swap(request) -> None:
         request.headers["X-Inkit-API-Token"] = other
 
     server.script(Respond(401, {"error": f"{other} and {TOKEN} are not valid"}))
     hooks = {"request": [swap]}
     async with (
-        httpx.AsyncClient(event_hooks=hooks) as http,
+        http_library.AsyncClient(event_hooks=hooks) as http,
         AsyncInkit(TOKEN, base_url=server.url, http_client=http, max_retries=0) as client,
     ):
         error = await failure_of(client)
@@ -414,45 +417,48 @@ async def test_a_token_changed_by_a_hook_is_masked_with_the_clients_own(server):
 # -- the cause chain with a caller's own http_client ------------------------------------
 
 
-async def test_the_cause_of_a_connection_error_holds_the_masked_request(server):
-    """The real request httpx attaches to its exception is swapped for the masked copy."""
+async def test_the_cause_of_a_connection_error_holds_the_masked_request(server, http_library):
+    """The real request the library attaches to its exception is swapped for the masked copy."""
     server.handler = lambda request: Drop()
     async with (
-        httpx.AsyncClient() as http,
+        http_library.AsyncClient() as http,
         AsyncInkit(TOKEN, base_url=server.url, http_client=http, backoff=NO_WAIT) as client,
     ):
         error = await failure_of(client)
     assert isinstance(error, APIConnectionError)
-    cause = error.__cause__
-    assert isinstance(cause, httpx.TransportError)
+    cause = library_error(error, http_library)
+    assert isinstance(cause, http_library.TransportError)
+    assert type(cause.request) is http_library.Request
     assert cause.request.headers["X-Inkit-API-Token"] == REDACTED
     assert error.request is not None
     assert error.request.headers["X-Inkit-API-Token"] == REDACTED
     assert_secret(error)
 
 
-async def test_an_http_status_error_from_a_hook_holds_masked_copies(server):
+async def test_an_http_status_error_from_a_hook_holds_masked_copies(server, http_library):
     """A response hook's raise_for_status: its request and response are masked copies."""
 
-    async def strict(response: httpx.Response) -> None:
+    async def strict(response) -> None:
         await response.aread()
         response.raise_for_status()
 
     server.script(Respond(404, {"error": f"no batch for {TOKEN}"}, {"x-echo": TOKEN}))
     hooks = {"response": [strict]}
     async with (
-        httpx.AsyncClient(event_hooks=hooks) as http,
+        http_library.AsyncClient(event_hooks=hooks) as http,
         AsyncInkit(TOKEN, base_url=server.url, http_client=http, max_retries=0) as client,
     ):
         error = await failure_of(client)
-    cause = error.__cause__
-    assert isinstance(cause, httpx.HTTPStatusError)
+    assert isinstance(error, APIConnectionError)
+    cause = library_error(error, http_library)
+    assert isinstance(cause, http_library.HTTPStatusError)
+    assert type(cause.response) is http_library.Response
     assert cause.request.headers["X-Inkit-API-Token"] == REDACTED
     assert cause.response.json() == {"error": "no batch for [redacted]"}
     assert_secret(error)
 
 
-async def test_closing_the_client_mid_request_masks_the_cause_too(server):
+async def test_closing_the_client_mid_request_masks_the_cause_too(server, http_library):
     """Closed while the request was out: the InkitError's cause holds the masked request."""
     release = asyncio.Event()
     hold = held_until(release)
@@ -462,7 +468,7 @@ async def test_closing_the_client_mid_request_masks_the_cause_too(server):
         return Drop()
 
     server.handler = handler
-    async with httpx.AsyncClient() as http:
+    async with http_library.AsyncClient() as http:
         client = AsyncInkit(TOKEN, base_url=server.url, http_client=http, max_retries=0)
         call = asyncio.create_task(client.batch.get("rb_1"))
         await server.wait_for_in_flight(1)
@@ -470,8 +476,8 @@ async def test_closing_the_client_mid_request_masks_the_cause_too(server):
         release.set()
         with pytest.raises(InkitError, match="closed while the request") as info:
             await call
-    cause = info.value.__cause__
-    assert isinstance(cause, httpx.TransportError)
+    cause = library_error(info.value, http_library)
+    assert isinstance(cause, http_library.TransportError)
     assert cause.request.headers["X-Inkit-API-Token"] == REDACTED
     assert_secret(info.value)
 
@@ -487,33 +493,37 @@ def _caught(error: BaseException) -> BaseException:
         return caught
 
 
-class _Raising(httpx.AsyncBaseTransport):
-    """A caller's transport that fails quoting the token it was sent, one way or another."""
+def _raising(library: types.ModuleType, kind: str) -> object:
+    """A caller's transport (of *library*) that fails quoting the token it was sent."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    class Raising(library.AsyncBaseTransport):
+        async def handle_async_request(self, request):
+            _raise(library, kind, request.headers["X-Inkit-API-Token"])
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        token = request.headers["X-Inkit-API-Token"]
-        if self.kind == "failure-itself":
-            raise httpx.ConnectError({"token": token})  # type: ignore[arg-type]
-        error = httpx.ConnectError("boom")
-        if self.kind == "note":
-            error.add_note(f"while sending with {token}")
-            raise error
-        causes = {
-            "group-member": lambda: ExceptionGroup("eyeballs", [OSError(f"auth {token} refused")]),
-            "oserror": lambda: OSError(
-                111, f"refused for {token}", f"/run/{token}.sock", None, b"/t/" + token.encode()
-            ),
-            "dict-arg": lambda: KeyError({"token": token}),
-            "group-member-dict-arg": lambda: ExceptionGroup("eyeballs", [KeyError({"t": token})]),
-            "two-args": lambda: KeyError(token, {"token": token}),
-        }
-        cause = _caught(causes[self.kind]())
-        # Raised while handling it, as a transport would: the cause is the context too.
-        error.__context__ = cause
-        raise error from cause
+    return Raising()
+
+
+def _raise(library: types.ModuleType, kind: str, token: str) -> None:
+    """Raise *library*'s ConnectError quoting *token*, as *kind* says."""
+    if kind == "failure-itself":
+        raise library.ConnectError({"token": token})
+    error = library.ConnectError("boom")
+    if kind == "note":
+        error.add_note(f"while sending with {token}")
+        raise error
+    causes = {
+        "group-member": lambda: ExceptionGroup("eyeballs", [OSError(f"auth {token} refused")]),
+        "oserror": lambda: OSError(
+            111, f"refused for {token}", f"/run/{token}.sock", None, b"/t/" + token.encode()
+        ),
+        "dict-arg": lambda: KeyError({"token": token}),
+        "group-member-dict-arg": lambda: ExceptionGroup("eyeballs", [KeyError({"t": token})]),
+        "two-args": lambda: KeyError(token, {"token": token}),
+    }
+    cause = _caught(causes[kind]())
+    # Raised while handling it, as a transport would: the cause is the context too.
+    error.__context__ = cause
+    raise error from cause
 
 
 @pytest.mark.parametrize(
@@ -528,10 +538,10 @@ class _Raising(httpx.AsyncBaseTransport):
             "ExceptionGroup: eyeballs (1 sub-exception)\n  KeyError: {'t': '[redacted]'}",
         ),
         ("two-args", "RedactedException: KeyError: ('[redacted]', {'token': '[redacted]'})"),
-        ("failure-itself", "RedactedException: httpx.ConnectError: {'token': '[redacted]'}"),
+        ("failure-itself", "RedactedException: {library}.ConnectError: {'token': '[redacted]'}"),
     ],
 )
-async def test_a_token_in_a_cause_outside_its_string_args_is_masked(kind, shown):
+async def test_a_token_in_a_cause_outside_its_string_args_is_masked(http_library, kind, shown):
     """A transport's failure quotes the token outside its string args: all are masked.
 
     In a note, a group's member, an OSError's strerror and file names, or an argument
@@ -539,26 +549,28 @@ async def test_a_token_in_a_cause_outside_its_string_args_is_masked(kind, shown)
     each with the token masked, and nothing reachable from the error holds it.
     """
     url = f"http://127.0.0.1:{closed_port()}/v1"
-    async with AsyncInkit(TOKEN, base_url=url, transport=_Raising(kind), max_retries=0) as client:
+    transport = _raising(http_library, kind)
+    async with AsyncInkit(TOKEN, base_url=url, transport=transport, max_retries=0) as client:
         error = await failure_of(client)
     assert isinstance(error, APIConnectionError)
     assert str(error).startswith("GET /batch/rb_1 failed: ")
+    shown = shown.replace("{library}", http_library.__name__)
     assert shown in "".join(traceback.format_exception(error))
     assert_secret(error)
 
 
-def test_a_failure_that_shows_a_token_itself_is_chained_as_its_stand_in():
+def test_a_failure_that_shows_a_token_itself_is_chained_as_its_stand_in(http_library):
     """scrub_failure returns what to chain: a stand-in when the failure itself shows it."""
-    request = httpx.Request(
+    request = http_library.Request(
         "GET", "http://api.example/v1/batch/x", extensions={"inkit.secrets": Secrets(TOKEN)}
     )
     context = ValueError("the context stays")
-    failure = httpx.ConnectError("boom")
+    failure = http_library.ConnectError("boom")
     failure.args = ({"token": TOKEN},)
     failure.__context__ = context
     safe = scrub_failure(failure, request)
     assert safe is not failure
-    assert str(safe) == "httpx.ConnectError: {'token': '[redacted]'}"
+    assert str(safe) == f"{http_library.__name__}.ConnectError: {{'token': '[redacted]'}}"
     assert safe.__context__ is context
     assert_secret(safe)  # type: ignore[arg-type]
 

@@ -50,15 +50,15 @@ async def test_identity_headers_reach_the_server(server):
     assert "aiohttp" not in headers["user-agent"]
 
 
-async def test_user_http_client_goes_through_httpx_send(server):
+async def test_user_http_client_goes_through_httpx_send(server, http_library):
     """A caller's own client is used with its event hooks, over a real socket."""
     seen: list[str] = []
 
-    async def hook(request: httpx.Request) -> None:
+    async def hook(request) -> None:
         seen.append(request.url.path)
 
     async with (
-        httpx.AsyncClient(event_hooks={"request": [hook]}) as http,
+        http_library.AsyncClient(event_hooks={"request": [hook]}) as http,
         AsyncInkit(TOKEN, base_url=server.url, http_client=http) as client,
     ):
         await client.batch.get("rb_1")
@@ -133,9 +133,10 @@ async def test_refused_connection_is_a_connect_error(events):
     ]
 
 
-async def test_connect_timeout_is_a_connect_timeout_so_a_create_is_retried(events):
+async def test_connect_timeout_is_a_connect_timeout_so_a_create_is_retried(events, http_library):
     """A SYN nobody answers: ConnectTimeout from ConnectionTimeoutError, so a create is re-sent."""
-    timeout = httpx.Timeout(5, connect=0.05)  # the connect phase times out, not the deadline
+    # The connect phase times out, not the deadline (an httpx2 Timeout says so the same way).
+    timeout = http_library.Timeout(5, connect=0.05)
     backoff = Backoff(initial=0.01, maximum=0.01, jitter=0)
     with Blackhole() as hole:
         async with AsyncInkit(
