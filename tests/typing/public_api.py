@@ -11,11 +11,14 @@ from datetime import datetime
 from typing import assert_type
 
 import httpx
+import httpx2
 
 import inkit_async
 from inkit_async import (
     APIConnectionError,
     APIStatusError,
+    AsyncHTTPClient,
+    AsyncHTTPTransport,
     AsyncInkit,
     Backoff,
     Batch,
@@ -212,6 +215,37 @@ async def observed() -> None:
         assert_type(client.max_retry_after, float)
     async with FakeInkit().client(on_event=seen.append, max_retries=0) as fake_client:
         assert_type(fake_client, AsyncInkit)
+
+
+async def through_httpx2() -> None:
+    """httpx2's client, transport and Timeout where httpx's go, without a cast."""
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"id": request.url.path})
+
+    transport = httpx2.MockTransport(answer)
+    async with AsyncInkit("t", transport=transport, timeout=httpx2.Timeout(5.0)) as client:
+        assert_type(client.timeout, float | HTTPTimeout)
+        slow = client.with_options(timeout=httpx2.Timeout(30.0, connect=2.0))
+        assert_type(slow, AsyncInkit)
+        assert_type(slow.timeout, float | HTTPTimeout)
+    async with (
+        httpx2.AsyncClient(transport=transport) as http,
+        AsyncInkit("t", http_client=http, timeout=httpx2.Timeout(5.0, read=10.0)) as client,
+    ):
+        assert_type(client, AsyncInkit)
+        quick = client.with_options(timeout=1.5)
+        assert_type(quick.timeout, float | HTTPTimeout)
+        try:
+            await client.batch.get("rb_1")
+        except APIConnectionError as error:
+            # The SDK's errors carry its own httpx objects, whichever library sent.
+            assert_type(error.request, httpx.Request | None)
+    client_of_either: AsyncHTTPClient = http
+    transport_of_either: AsyncHTTPTransport = transport
+    timeout_of_either: HTTPTimeout = httpx2.Timeout(1.0)
+    AsyncInkit("t", http_client=client_of_either, timeout=timeout_of_either)
+    AsyncInkit("t", transport=transport_of_either)
 
 
 def round_trip(data: dict[str, object]) -> dict[str, object]:
