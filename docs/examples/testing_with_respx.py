@@ -1,6 +1,7 @@
 """Testing with respx instead: run with `pytest docs/examples/testing_with_respx.py`."""
 
 import httpx
+import httpx2
 import respx
 
 from inkit_async import AsyncInkit
@@ -15,9 +16,9 @@ BATCH = {
 }
 
 
-async def test_with_respx_mock_using_httpx() -> None:
-    # using="httpx" intercepts at the httpx client, whatever transport the SDK uses.
-    with respx.mock(base_url="https://api.inkit.com/v1", using="httpx") as api:
+async def test_with_respx_mock() -> None:
+    # The usual respx.mock: while it is on, the SDK sends through httpx, which respx patches.
+    with respx.mock(base_url="https://api.inkit.com/v1") as api:
         route = api.get("/batch/rb_6WtDgF7RGqdS5Uzea9neZJ").respond(json=BATCH)
         async with AsyncInkit("test-token", base_url="https://api.inkit.com/v1") as client:
             batch = await client.batch.get("rb_6WtDgF7RGqdS5Uzea9neZJ")
@@ -34,5 +35,15 @@ async def test_with_your_own_mock_transport() -> None:
         httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
         AsyncInkit("test-token", http_client=http) as client,
     ):
+        batch = await client.batch.get("rb_any")
+    assert batch.id == "rb_any"
+
+
+async def test_with_an_httpx2_mock_transport() -> None:
+    # httpx2 (respx does not patch it): its MockTransport, passed as transport=.
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={**BATCH, "id": request.url.path.rsplit("/", 1)[-1]})
+
+    async with AsyncInkit("test-token", transport=httpx2.MockTransport(handler)) as client:
         batch = await client.batch.get("rb_any")
     assert batch.id == "rb_any"
