@@ -62,16 +62,27 @@ os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 # The CI set. The oldest Python runs every test under coverage (gate: 95%), on asyncio's
 # loop. The middle one runs them on uvloop, and the newest against the built wheel, each all
 # but the slow machinery tests (multi-process fleets, the benchmark's own runs: marked
-# `slow`) and without coverage, to keep CI within ten minutes.
+# `slow`) and without coverage, to keep CI within ten minutes. A caller's client, transport
+# and Timeout are httpx's in those; tests_httpx2 runs the tests that build them again with
+# httpx2's (a few seconds: only those tests).
 nox.options.sessions = [
     "lint",
     "typecheck",
     *(f"tests-{python}" for python in PYTHONS[:-1]),
     "tests_wheel",
+    "tests_httpx2",
     "docs",
 ]
 #: The event loop each Python's test session runs on, when not asyncio's own.
 LOOPS = {PYTHONS[1]: "uvloop"}
+
+
+#: The httpx-API library the tests build a caller's client, transport and Timeout of
+#: (tests/http_library.py), by the variable that names it. Set by every test session, so
+#: one left in the shell changes none of them.
+HTTP_LIBRARY = "INKIT_TEST_HTTPX"
+#: The tests that build those objects (they use the `http_library` fixture).
+USES_HTTP_LIBRARY = ("-m", "http_library and not slow")
 
 
 def groups(*names: str) -> tuple[str, ...]:
@@ -182,6 +193,7 @@ def tests(session: nox.Session) -> None:
     On the middle Python it runs on uvloop (``LOOPS``).
     """
     ensure_servers(session)
+    session.env[HTTP_LIBRARY] = "httpx"
     session.install(*CONSTRAINTS, "-e", ".", *groups("tests"))
     if session.python == PYTHONS[0]:
         run_tests(session)
@@ -195,6 +207,7 @@ def tests(session: nox.Session) -> None:
 def tests_wheel(session: nox.Session) -> None:
     """Run the fast part of the test suite against the wheel built from this tree."""
     ensure_servers(session)
+    session.env[HTTP_LIBRARY] = "httpx"
     tmp = Path(session.create_tmp())
     shutil.rmtree(tmp / "dist", ignore_errors=True)
     session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), ".")
@@ -212,9 +225,25 @@ def tests_wheel(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS[0])
+def tests_httpx2(session: nox.Session) -> None:
+    """Run the tests that hand the SDK a client, transport or Timeout with httpx2's objects.
+
+    The client, transport, proxy, TLS, secrets, retry and fault tests that build them
+    from the `http_library` fixture (the rest of the suite does not depend on it). The
+    httpx2 tests in tests/test_httpx2.py run in every session. On the oldest Python, whose
+    packages the coverage run has already fetched.
+    """
+    ensure_servers(session)
+    session.env[HTTP_LIBRARY] = "httpx2"
+    session.install(*CONSTRAINTS, "-e", ".", *groups("tests"))
+    session.run("pytest", "-q", *USES_HTTP_LIBRARY, *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
 def tests_uvloop(session: nox.Session) -> None:
     """Run the test suite on uvloop's event loop on the oldest Python (not in the CI set)."""
     ensure_servers(session)
+    session.env[HTTP_LIBRARY] = "httpx"
     session.install(*CONSTRAINTS, "-e", ".", *groups("tests"))
     session.run("pytest", "-q", *NOT_SLOW, *session.posargs, env={"INKIT_TEST_LOOP": "uvloop"})
 
@@ -258,16 +287,21 @@ def lock(session: nox.Session) -> None:
     )  # fmt: skip
 
 
-@nox.session(python=PYTHONS[0])
+# uv: its --upgrade takes the newest of every package, the project's own dependencies
+# (httpx, aiohttp) too, where pip's upgrades only the ones named (httpx2, from the group).
+@nox.session(python=PYTHONS[0], venv_backend="uv")
 def latest(session: nox.Session) -> None:
     """The suite and the type checks against the newest release of every dependency.
 
-    Not in the CI set: it shows early what the next release of httpx, aiohttp, redis-py,
-    cattrs and the rest will break, before a lock refresh lets it into CI.
+    Not in the CI set: it shows early what the next release of httpx, httpx2, aiohttp,
+    redis-py, cattrs and the rest will break, before a lock refresh lets it into CI. The
+    tests that build a caller's client run again with httpx2's.
     """
     ensure_servers(session)
+    session.env[HTTP_LIBRARY] = "httpx"
     session.install("--upgrade", "-e", ".[redis,otel]", *groups("typing"))
     session.run("pytest", "-q", *NOT_SLOW, *session.posargs)
+    session.run("pytest", "-q", *USES_HTTP_LIBRARY, *session.posargs, env={HTTP_LIBRARY: "httpx2"})
     session.run("mypy", "--strict", *TYPED)
     session.run("pyright", *TYPED)
 
@@ -279,10 +313,13 @@ def lowest(session: nox.Session) -> None:
     """The suite against the lowest version of every direct dependency pyproject.toml declares.
 
     Not in the CI set: it keeps the declared ranges true (`httpx>=0.27` means 0.27 works).
-    The suite runs on asyncio's loop, then on uvloop's, whose lowest version it also names.
+    The suite runs on asyncio's loop, then on uvloop's, whose lowest version it also names;
+    the tests that build a caller's client run once more with httpx2's (its lowest too).
     """
     ensure_servers(session)
+    session.env[HTTP_LIBRARY] = "httpx"
     session.install("--resolution=lowest-direct", "-e", ".[redis,otel]", *groups("tests"))
     session.run("pytest", "-q", *NOT_SLOW, *session.posargs)
+    session.run("pytest", "-q", *USES_HTTP_LIBRARY, *session.posargs, env={HTTP_LIBRARY: "httpx2"})
     if sys.platform != "win32":  # as the tests group installs uvloop
         session.run("pytest", "-q", *NOT_SLOW, *session.posargs, env={"INKIT_TEST_LOOP": "uvloop"})
