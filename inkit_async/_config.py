@@ -184,6 +184,12 @@ def _check_seconds(name: str, value: object) -> None:
 def _check_timeout(_: object, __: object, timeout: object) -> None:
     if _library_of(timeout, "Timeout") is not None:
         return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        # Say that a Timeout is welcome too: a look-alike of another library's is refused.
+        raise TypeError(
+            "timeout must be a number of seconds, an httpx.Timeout or an httpx2.Timeout, "
+            f"got {type(timeout).__module__}.{type(timeout).__qualname__}"
+        )
     _check_seconds("timeout", timeout)
     if timeout == 0:
         raise ValueError("timeout must be > 0")

@@ -226,6 +226,24 @@ def test_an_object_of_neither_library_is_refused_naming_both(option, kind):
     )
 
 
+def test_a_timeout_of_neither_library_is_refused_naming_both():
+    """A look-alike with as_dict(), or a str: the TypeError says which Timeouts are taken."""
+
+    class Timeout:
+        def as_dict(self) -> dict[str, float | None]:
+            return {"connect": 1.0, "read": 1.0, "write": 1.0, "pool": 1.0}
+
+    with pytest.raises(TypeError) as info:
+        AsyncInkit(TOKEN, timeout=Timeout())
+    assert str(info.value) == (
+        "timeout must be a number of seconds, an httpx.Timeout or an httpx2.Timeout, got "
+        f"{__name__}.test_a_timeout_of_neither_library_is_refused_naming_both.<locals>.Timeout"
+    )
+    client = AsyncInkit(TOKEN)
+    with pytest.raises(TypeError, match=r"httpx2\.Timeout, got builtins\.str"):
+        client.with_options(timeout="30")  # type: ignore[arg-type]
+
+
 def test_clients_of_the_two_libraries_are_not_interchangeable():
     """An httpx2 transport is not an httpx client, nor an httpx2 client a transport."""
     with pytest.raises(TypeError, match=r"http_client must be an httpx\.AsyncClient or httpx2"):
