@@ -57,7 +57,7 @@ def http_library() -> ModuleType:
     """httpx, or httpx2 with INKIT_TEST_HTTPX=httpx2: what a caller's client is made of.
 
     Tests that hand AsyncInkit a client, transport or Timeout build it from this module,
-    and find the library's own exception with ``http_library.library_error``.
+    and find the library's own exception with ``tests.http_library.library_error``.
     """
     return _http_library.selected()
 
