@@ -231,7 +231,7 @@ class AsyncInkit:
 
     @property
     def timeout(self) -> float | HTTPTimeout:
-        """The ``timeout`` option as given: seconds per attempt, or an ``httpx.Timeout``."""
+        """The ``timeout`` option as given: seconds per attempt, or an httpx(2) ``Timeout``."""
         return self._engine.options.timeout
 
     @property
