@@ -24,9 +24,13 @@ What this module adds to aiohttp, and why:
   requests, which would also re-send a GET whose fresh connection dropped, is kept
   out by a client middleware, so otherwise one attempt is one request.
 - **A request that must not repeat (a create) goes on a connection of its own**,
-  opened for it and closed after it: it can never meet a connection the server is
-  closing, so a failure after the connection was made may really have reached the
-  server, and says so. That costs creates one handshake each; a batch is created once.
+  opened for it and closed after it: it never meets a kept-alive connection the server
+  is closing (idle, or shutting down for a deploy), so a failure after the connection
+  was made may really have reached the server, and says so. That costs each create a
+  connection (a TCP, and over TLS a TLS, handshake); a batch is created once, and its
+  lookups, many, share the pool. (A kept-alive connection could only be trusted with a
+  proof that the server had not read the request, which needs TCP's counters read at
+  the moment the server closes: aiohttp has no public way to get them.)
 - **Timeouts.** Each phase of the attempt's ``Timeouts`` (``timeouts_for``).
 """
 
@@ -279,7 +283,7 @@ class AiohttpSender:
         return f"<AiohttpSender{proxy}>"
 
     def _session(self, *, single: bool) -> aiohttp.ClientSession:
-        """The pooled session, or the one whose connections carry one request each."""
+        """The pool for GETs, or the session whose connections carry one request each."""
         session = self._single if single else self._pooled
         if session is not None:
             return session
@@ -298,6 +302,7 @@ class AiohttpSender:
             timeout=aiohttp.ClientTimeout(total=None),
             trust_env=False,  # the proxy was chosen when the client was made
             middlewares=(_keep_drops,),
+            # Only GETs are sent again, and only they need to know a connection was reused.
             trace_configs=None if single else [trace],
         )
         if single:
@@ -319,30 +324,27 @@ class AiohttpSender:
             if lane is None:
                 lane = self._lane = self._make_lane()
             return await lane.send(request)
-        # A GET may reach the server twice; anything else goes on a connection of its own.
-        method = request.method
-        session = self._session(single=method != "GET")
+        if request.method == "GET" and request.body is None:
+            return await self._get(request)
+        return await self._send_once(request)
+
+    async def _get(self, request: Request) -> Reply:
+        """A GET through the pool, sent again at once after a reused connection failed it."""
+        session = self._pooled or self._session(single=False)
         url = yarl.URL(request.url, encoded=True)  # encoded already: never quoted again
-        timeout = self._timeout(request.timeouts)
+        timeout = self._timeouts.get(request.timeouts) or self._timeout(request.timeouts)
         resends = 0
         while True:
             sent = _Sent()
-            writing = asyncio.timeout(None)
             try:
-                async with writing:
-                    if request.body is not None and request.timeouts.write is not None:
-                        writing.reschedule(_loop_time() + _write_bound(request.timeouts))
-                    response = await session.request(
-                        method,
-                        url,
-                        headers=request.headers,
-                        data=_payload(request.body),
-                        allow_redirects=False,
-                        compress=False,
-                        timeout=timeout,
-                        proxy=self._proxy,
-                        trace_request_ctx=sent,
-                    )
+                response = await session.get(
+                    url,
+                    headers=request.headers,
+                    allow_redirects=False,
+                    timeout=timeout,
+                    proxy=self._proxy,
+                    trace_request_ctx=sent,
+                )
                 try:
                     content = await _read_limited(response)
                 except BaseException:
@@ -352,9 +354,8 @@ class AiohttpSender:
                 if isinstance(exc, _Dropped) and sent.reused and resends < _RESENDS:
                     resends += 1
                     logger.debug(
-                        "%s %s failed on a reused connection before an answer (%s): "
+                        "GET %s failed on a reused connection before an answer (%s): "
                         "sending it again on another",
-                        method,
                         url.path,
                         type(exc.error).__name__,
                     )
@@ -362,15 +363,50 @@ class AiohttpSender:
                 failure, cause = _failure(exc)
             except httpx.DecodingError as exc:  # the SDK's own decoder: a bad compressed body
                 failure, cause = TransportFailure("DecodingError", str(exc)), exc
-            except TimeoutError as exc:
-                if not writing.expired():
-                    raise  # the caller's own deadline
-                failure, cause = TransportFailure("WriteTimeout", _WRITE_TIMED_OUT), exc
             else:
                 response.release()
                 return Reply(response.status, response.reason or "", response.raw_headers, content)
             # Raised outside the handler: aiohttp's error must not ride along as context.
             raise failure from cause
+
+    async def _send_once(self, request: Request) -> Reply:
+        """Anything but a GET (a create): sent once, on a connection of its own.
+
+        Within the write phase's bound (``_write_bound``) when the request has a body.
+        """
+        session = self._single or self._session(single=True)
+        writing = asyncio.timeout(None)
+        try:
+            async with writing:
+                if request.body is not None and request.timeouts.write is not None:
+                    writing.reschedule(_loop_time() + _write_bound(request.timeouts))
+                response = await session.request(
+                    request.method,
+                    yarl.URL(request.url, encoded=True),
+                    headers=request.headers,
+                    data=_payload(request.body),
+                    allow_redirects=False,
+                    compress=False,
+                    timeout=self._timeout(request.timeouts),
+                    proxy=self._proxy,
+                )
+            try:
+                content = await _read_limited(response)
+            except BaseException:
+                response.close()
+                raise
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            failure, cause = _failure(exc)
+        except httpx.DecodingError as exc:  # the SDK's own decoder: a bad compressed body
+            failure, cause = TransportFailure("DecodingError", str(exc)), exc
+        except TimeoutError as exc:
+            if not writing.expired():
+                raise  # the caller's own deadline
+            failure, cause = TransportFailure("WriteTimeout", _WRITE_TIMED_OUT), exc
+        else:
+            response.release()
+            return Reply(response.status, response.reason or "", response.raw_headers, content)
+        raise failure from cause
 
     async def aclose(self) -> None:
         """Close the pools and every connection in them."""
