@@ -6,6 +6,13 @@ bottleneck: a bare ``asyncio.Protocol``, no framework, one pre-rendered JSON bod
 which the clients read before and after a run to report connections and the server's
 CPU share.
 
+It also answers the other two calls ``python -m benchmarks.methods`` measures: a listing
+(``GET /v1/batch?...``, whatever its query) with one pre-rendered page of 25 records with
+distinct ids, the last page (``page_count`` 1); and a create (``POST /v1/batch``, its
+body read by Content-Length and dropped) with ``201 {"id": "rb_new<count>"}``, the
+creates counted in ``/__stats`` (``created``). A lookup by id is answered as before. The
+rate-limited server (below) answers lookups only.
+
 With ``--rate R --burst B [--retry-after S]`` it also enforces a per-token rate, as the
 real API does: each ``X-Inkit-API-Token`` value has a token bucket of *B* requests,
 refilled at *R* per second, and a request that finds its bucket empty is answered 429
@@ -48,6 +55,30 @@ BODY = (
 )
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 REFUSED_BODY = b'{"error":"Too many requests"}'
+# A create's answer: the new batch's id (a counter, so every id differs).
+CREATED_HEAD = (
+    b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+)
+CREATED_BODY = b'{"id": "rb_new%08d"}'
+# A listing's answer: one page of 25 records with distinct ids, the last page (page_count
+# 1), so the SDK's list() asks for exactly one. The same page answers every listing.
+LIST_SIZE = 25
+LIST_BODY = json.dumps(
+    {
+        "items": [json.loads(BODY % f"rb_list{i:04d}".encode()) for i in range(LIST_SIZE)],
+        "metadata": {
+            "pagination": {
+                "current_page": 1,
+                "page_count": 1,
+                "page_size": LIST_SIZE,
+                "total_count": LIST_SIZE,
+            },
+            "sort": {"field": "created_at", "direction": "desc"},
+        },
+    }
+).encode()
+LIST_PAGE = HEAD % len(LIST_BODY) + LIST_BODY
+CONTENT_LENGTH = b"\r\ncontent-length:"
 TOKEN_HEADER = b"\r\nx-inkit-api-token:"
 #: The width of one timeline bucket, in seconds.
 BUCKET = 0.1
@@ -58,6 +89,7 @@ class Stats:
 
     opened = 0
     requests = 0
+    created = 0  # creates answered (each one's id is rb_new + this count)
     refused = 0  # 429s (only a rate-limited server answers any)
     # The timeline of a rate-limited server: per BUCKET since `first`, requests and 429s.
     first: float | None = None
@@ -71,6 +103,7 @@ class Stats:
             "opened": cls.opened,
             "requests": cls.requests,
             "refused": cls.refused,
+            "created": cls.created,
             "cpu": time.process_time(),
         }
         if timeline:
@@ -105,6 +138,17 @@ class Stats:
         cls.timeline_refused = []
 
 
+def content_length(head: bytes) -> int:
+    """The Content-Length of a request *head* (0 when it has none)."""
+    lowered = head.lower()
+    start = lowered.find(CONTENT_LENGTH)
+    if start < 0:
+        return 0
+    start += len(CONTENT_LENGTH)
+    stop = lowered.find(b"\r\n", start)
+    return int(head[start : stop if stop >= 0 else len(head)])
+
+
 class Connection(asyncio.Protocol):
     """One client connection: parse request heads, answer each in order."""
 
@@ -121,10 +165,22 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
         buffer = self.buffer + data
-        # Clients send GETs without bodies, so a request ends at its blank line.
+        # A GET has no body, so it ends at its blank line; a POST (a create) carries
+        # Content-Length bytes after it, and waits here until they have all come.
         while (end := buffer.find(b"\r\n\r\n")) >= 0:
+            if buffer.startswith(b"POST"):
+                stop = end + 4 + content_length(buffer[:end])
+                if len(buffer) < stop:
+                    break
+                buffer = buffer[stop:]
+                self.created()
+                continue
             head, buffer = buffer[:end], buffer[end + 4 :]
-            self.answer(head[: head.find(b"\r\n")].split(b" ")[1])
+            target = head[: head.find(b"\r\n")].split(b" ")[1]
+            if b"/batch?" in target:
+                self.listed()
+            else:
+                self.answer(target)
         self.buffer = buffer
 
     def answer(self, target: bytes) -> None:
@@ -138,6 +194,25 @@ class Connection(asyncio.Protocol):
             body = BODY % batch_id
         response = HEAD % len(body) + body
         if self.latency and not stats:  # the counters answer at once
+            asyncio.get_running_loop().call_later(self.latency, self.write, response)
+        else:
+            self.write(response)
+
+    def created(self) -> None:
+        """Answer a create (``POST /batch``, its body read and dropped) 201 with a new id."""
+        Stats.requests += 1
+        Stats.created += 1
+        body = CREATED_BODY % Stats.created
+        self.later(CREATED_HEAD % len(body) + body)
+
+    def listed(self) -> None:
+        """Answer a listing (``GET /batch?...``) with its one page, whatever was asked."""
+        Stats.requests += 1
+        self.later(LIST_PAGE)
+
+    def later(self, response: bytes) -> None:
+        """Write *response* after the latency (at once with none)."""
+        if self.latency:
             asyncio.get_running_loop().call_later(self.latency, self.write, response)
         else:
             self.write(response)
