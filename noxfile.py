@@ -264,8 +264,10 @@ def bench(session: nox.Session) -> None:
     hour; `-- --quick` is a smoke run of about two minutes, `-- --only tls,uvloop` (and
     `c100`, `tracing`, `rate-limits`, `performance`) runs a part. The fleet of processes
     sharing a RedisThrottle is `python -m benchmarks.fleet`, 10,000 lookups through
-    3 s of 502s `python -m benchmarks.outage`. Python 3.11: the official SDK
-    does not import on 3.12+.
+    3 s of 502s `python -m benchmarks.outage`; get, list and create against raw aiohttp,
+    the SDK before issue 22's single sender and after, `python -m benchmarks.methods`
+    (about a minute; docs/performance.md's "Every method on one path" table and
+    docs/methods.json). Python 3.11: the official SDK does not import on 3.12+.
     """
     session.install(*CONSTRAINTS, "-e", ".", *groups("bench"))
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -385,6 +385,14 @@ def summarise(
             theirs = runs.get((method, base))
             same = base == client
             row[f"vs_{base}"] = None if same or theirs is None else paired(results, theirs, "rate")
+        # CPU per call, after over before: steadier than calls/s when other work shares
+        # the machine, since time spent descheduled is not counted.
+        before = runs.get((method, "sdk-before"))
+        row["cpu_vs_sdk-before"] = (
+            paired(results, before, "cpu_per_call_us")
+            if client == "sdk-after" and before is not None
+            else None
+        )
         row["sdk_files"] = sorted({r["sdk_file"] for r in ok if "sdk_file" in r})
         rows.append(row)
     return rows
@@ -426,9 +434,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         (
             "| call | client | calls/s | vs raw aiohttp | vs raw aiohttp, a new connection "
-            "each | after / before | connections | CPU us/call |"
+            "each | after / before | CPU us/call | CPU after / before | connections |"
         ),
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in result["rows"]:
         if "failed" in row:
@@ -440,7 +448,8 @@ def markdown(result: dict[str, Any]) -> str:
         after = row["vs_sdk-before"] if row["client"] == "sdk-after" else None
         lines.append(
             f"| `{row['method']}` | {row['label']} | {rate} | {_ratio(row['vs_aiohttp'])} | "
-            f"{_ratio(row['vs_aiohttp-fresh'])} | {_ratio(after)} | {connections} | {cpu} |"
+            f"{_ratio(row['vs_aiohttp-fresh'])} | {_ratio(after)} | {cpu} | "
+            f"{_ratio(row['cpu_vs_sdk-before'])} | {connections} |"
         )
     return "\n".join(lines)
 

@@ -6,9 +6,11 @@ about speed (the suite itself measures that).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from benchmarks import micro, profile, report, runner
+from benchmarks import methods, micro, profile, report, runner
 
 pytestmark = pytest.mark.slow  # run once in CI, on the oldest Python
 
@@ -146,3 +148,62 @@ def test_the_profile_table_fills_its_markers_and_adds_up(tmp_path):
     assert "STALE" not in text
     assert text.endswith(f"{report.PROFILE_END}\nafter\n")
     assert "| inkit-async itself | 40% |" in text
+
+
+def test_a_tiny_run_of_every_call_compares_the_sdk_before_and_after_with_raw_aiohttp(tmp_path):
+    """Every call runs for both SDKs and raw aiohttp, one request per call; the page fills."""
+    calls = {"get": 30, "list": 10, "create": 30}
+    lines: list[str] = []
+    # The SDK "before" is HEAD's, exported to a directory of its own: its runs must import
+    # the SDK from there, not from the working directory that `python -m` puts first.
+    with methods.sdk_version("HEAD") as (before, commit):
+        result = methods.run_all(1, calls, 10, before, lines.append)
+    assert commit == methods.git("rev-parse", "--short", "HEAD")
+    rows = {(row["method"], row["client"]): row for row in result["rows"]}
+    assert len(lines) == len(rows) == len(result["runs"]) == 10  # 3 x 3, and the fresh create
+    for (method, client), row in rows.items():
+        assert "failed" not in row, row
+        assert row["errors"] == 0
+        assert row["rate"] > 0
+        # A list asks for one page: the server's only one.
+        assert row["requests_per_call"] == 1
+        if client != "aiohttp":
+            assert row["vs_aiohttp"] is not None
+        assert (row["vs_aiohttp-fresh"] is not None) == (
+            method == "create" and client != "aiohttp-fresh"
+        )
+    assert rows["create", "sdk-after"]["vs_sdk-before"] is not None
+    assert rows["get", "sdk-before"]["sdk_files"][0].startswith(str(Path(before).resolve()))
+    assert rows["get", "sdk-after"]["sdk_files"] == [
+        str(runner.ROOT / "inkit_async" / "__init__.py")
+    ]
+    # Each create goes on a connection of its own: one opened per create.
+    assert rows["create", "sdk-after"]["connections"] == calls["create"]
+    assert rows["create", "aiohttp-fresh"]["connections"] == calls["create"]
+    result["meta"] = {
+        "date": "2026-01-01",
+        "command": "test",
+        "reps": 1,
+        "calls": 30,
+        "pages": 10,
+        "concurrency": 10,
+        "before": "test",
+        "after": "test",
+        "aiohttp": "x",
+        "machine": "test",
+    }
+    page = tmp_path / "performance.md"
+    page.write_text(f"# P\n\n{methods.START}\nSTALE\n{methods.END}\nafter\n")
+    report.write_page(page, methods.markdown(result), methods.START, methods.END)
+    text = page.read_text()
+    assert "STALE" not in text
+    assert text.count("| `create` |") == 4
+    assert len(methods.targets(result["rows"])) == 4  # get, list, create twice
+
+
+def test_a_run_of_the_sdk_before_fails_when_its_sdk_is_imported_from_elsewhere(tmp_path):
+    """A directory without inkit_async/ would run this checkout's SDK: the run says so."""
+    spec = {"method": "get", "client": "sdk-before", "n": 1, "concurrency": 1}
+    with runner.server(0) as base_url:
+        result = methods.run_one({**spec, "base_url": base_url}, str(tmp_path))
+    assert result["failed"].startswith("inkit_async came from"), result
