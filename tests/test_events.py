@@ -114,7 +114,8 @@ async def test_a_variant_reports_to_the_parents_callback_unless_given_its_own(ap
 async def test_each_attempt_is_logged_at_debug_with_its_number_and_outcome(server, caplog):
     """503, dropped, 200: three DEBUG records numbered 1-3 with the status or exception."""
     caplog.set_level(logging.DEBUG, logger="inkit_async")
-    server.script(Respond(503, "busy", close=True), Drop())  # the drop: on a new connection
+    # Two drops: aiohttp sends a dropped GET again once by itself, within one attempt.
+    server.script(Respond(503, "busy", close=True), Drop(), Drop())
     async with AsyncInkit(TOKEN, base_url=server.url, backoff=NO_WAIT) as client:
         await client.batch.get("rb_1")
     assert attempts(caplog) == [(1, 503), (2, "RemoteProtocolError"), (3, 200)]
@@ -143,7 +144,10 @@ ATTEMPT_LINE = re.compile(r"^GET /batch/rb_1 -> (\w+) \(attempt (\d), \d+\.\d ms
 async def test_log_lines_read_as_text_and_never_show_the_token(server, caplog):
     """The human-readable lines: each attempt at DEBUG, each pause and retry at INFO, no token."""
     caplog.set_level(logging.DEBUG)
-    server.script(Respond(429, {"error": "slow down"}, {"Retry-After": "0.01"}, close=True), Drop())
+    # Two drops: aiohttp sends a dropped GET again once by itself, within one attempt.
+    server.script(
+        Respond(429, {"error": "slow down"}, {"Retry-After": "0.01"}, close=True), Drop(), Drop()
+    )
     backoff = Backoff(initial=0.01, maximum=0.01, jitter=0)
     async with AsyncInkit(TOKEN, base_url=server.url, backoff=backoff) as client:
         await client.batch.get("rb_1")
