@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .report import machine, write_page
-from .runner import ROOT, RUN_TIMEOUT, failure_of, paired, pin, server
+from .runner import ROOT, paired, run_worker, server
 from .worker import TOKEN, server_stats, settle, without_opentelemetry
 
 if TYPE_CHECKING:
@@ -249,24 +249,7 @@ def run_one(spec: dict[str, Any], sdk_root: str | None) -> dict[str, Any]:
     if sdk_root is not None:
         spec = {**spec, "sdk_root": sdk_root}
         env["PYTHONPATH"] = sdk_root
-    with subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.methods", "worker", json.dumps(spec)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    ) as process:
-        pin(process.pid, 1)
-        try:
-            stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            return {"failed": f"took over {RUN_TIMEOUT:.0f} s"}
-    if process.returncode != 0:
-        return {"failed": failure_of(stderr), "stderr": stderr[-4000:]}
-    return dict(json.loads(stdout))
+    return run_worker(spec, command=("benchmarks.methods", "worker"), env=env)
 
 
 @contextlib.contextmanager

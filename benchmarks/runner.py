@@ -327,14 +327,20 @@ def run_one(client: str, scenario: Scenario, where: Endpoints | str) -> dict[str
     return result
 
 
-def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    """Start the worker process for *spec*; its figures, or why there are none."""
+def run_worker(
+    spec: dict[str, Any],
+    *,
+    command: tuple[str, ...] = ("benchmarks.worker",),
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Start the worker process (``python -m`` *command*) for *spec*; its figures, or why none."""
     with subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.worker", json.dumps(spec)],
+        [sys.executable, "-m", *command, json.dumps(spec)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        env=env,
     ) as process:
         pin(process.pid, 1)
         try:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 import pytest
 import respx
+import trustme
 
 from inkit_async import AsyncInkit, Backoff, ClientEvent, PauseEvent, RetryEvent
 
 from . import http_library as _http_library
+from .h2_server import H2TLSServer
 from .loopback import LoopbackServer, uvicorn_serving, wait_until
 
 BASE_URL = "https://api.inkit.com/v1"
@@ -88,6 +91,27 @@ async def client() -> AsyncIterator[AsyncInkit]:
 async def server() -> AsyncIterator[LoopbackServer]:
     """A fresh loopback server on 127.0.0.1 for one test (modules may override it)."""
     async with LoopbackServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A certificate authority made for this test run, trusted by nothing on the machine."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def certificate(ca: trustme.CA) -> trustme.LeafCert:
+    """A certificate for 127.0.0.1 from the test CA."""
+    return ca.issue_cert("127.0.0.1")
+
+
+@pytest.fixture
+async def h2_tls(certificate: trustme.LeafCert) -> AsyncIterator[H2TLSServer]:
+    """A TLS server offering only ``h2`` that answers in HTTP/2 frames."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate.configure_cert(context)
+    async with H2TLSServer(context) as server:
         yield server
 
 

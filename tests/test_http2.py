@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
-import trustme
 import truststore
 from aiohttp.http_exceptions import BadHttpMessage, BadStatusLine
 from aiohttp.http_parser import HttpResponseParserPy
@@ -29,7 +28,6 @@ from .h2_server import (
     GOAWAY,
     SETTINGS,
     STOP_WITHIN,
-    H2TLSServer,
     running_nginx,
     running_openssl_h2,
 )
@@ -38,33 +36,12 @@ from .h2_server import (
 REQUEST_WITHIN = 30.0
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    """A certificate authority made for this test run, trusted by nothing on the machine."""
-    return trustme.CA()
-
-
-@pytest.fixture
-def certificate(ca) -> trustme.LeafCert:
-    """A certificate for 127.0.0.1 from the test CA."""
-    return ca.issue_cert("127.0.0.1")
-
-
 @pytest.fixture
 def client_tls(ca) -> ssl.SSLContext:
     """A client context that trusts the test CA and offers ``http/1.1`` by ALPN, as the SDK's."""
     context = ssl.create_default_context()
     ca.configure_trust(context)
     return http11_alpn(context)
-
-
-@pytest.fixture
-async def h2_tls(certificate) -> AsyncIterator[H2TLSServer]:
-    """A TLS server offering only ``h2`` that answers in HTTP/2 frames."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    certificate.configure_cert(context)
-    async with H2TLSServer(context) as server:
-        yield server
 
 
 async def failure_of(url: str, tls: ssl.SSLContext | None = None) -> BaseException:

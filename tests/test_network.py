@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-import trustme
 
 from inkit_async import APIConnectionError, APIStatusError, AsyncInkit, InkitError
 
@@ -114,12 +113,6 @@ async def test_redirects_are_never_followed(server, http_library, own_client):
 
 
 # -- TLS trust -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    """A certificate authority made for this test run, trusted by nothing on the machine."""
-    return trustme.CA()
 
 
 @pytest.fixture

@@ -12,44 +12,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import trustme
 
 from inkit_async import APIConnectionError, AsyncInkit
 from inkit_async._exceptions import exception_chain
 from inkit_async._http2 import HTTP2_ONLY
 
 from .conftest import NO_WAIT, TOKEN, Events, attempts
-from .h2_server import H2TLSServer, Relay, running_nginx, running_openssl_h2
+from .h2_server import Relay, running_nginx, running_openssl_h2
 from .loopback import LoopbackServer, echo
 from .proxy_server import running_proxy
 
+if TYPE_CHECKING:
+    import trustme
+
 #: What a test waits for one call at most: a regression fails instead of hanging.
 REQUEST_WITHIN = 60.0
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    """A certificate authority made for this test run, trusted by nothing on the machine."""
-    return trustme.CA()
-
-
-@pytest.fixture
-def certificate(ca) -> trustme.LeafCert:
-    """A certificate for 127.0.0.1 from the test CA."""
-    return ca.issue_cert("127.0.0.1")
-
-
-@pytest.fixture
-async def h2_tls(certificate) -> AsyncIterator[H2TLSServer]:
-    """A TLS server offering only ``h2`` that answers in HTTP/2 frames."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    certificate.configure_cert(context)
-    async with H2TLSServer(context) as server:
-        yield server
 
 
 CREATE = {"template_id": "tmpl_1", "renders": [{"merge_parameters": {}}]}

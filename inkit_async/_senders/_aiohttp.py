@@ -195,6 +195,17 @@ def _loop_time() -> float:
     return asyncio.get_running_loop().time()
 
 
+async def _reply(response: aiohttp.ClientResponse) -> Reply:
+    """The answer read whole (within the body limit), its connection back to the pool."""
+    try:
+        content = await _read_limited(response)
+    except BaseException:
+        response.close()  # not read to its end: the connection cannot carry another
+        raise
+    response.release()
+    return Reply(response.status, response.reason or "", response.raw_headers, content)
+
+
 async def _read_limited(response: aiohttp.ClientResponse) -> bytes | None:
     """Read and decode the body; ``None`` once it is over ``MAX_RESPONSE_BYTES``."""
     length = response.content_length
@@ -290,18 +301,11 @@ class AiohttpSender:
                 timeout=self._timeouts.get(request.timeouts) or self._timeout(request.timeouts),
                 proxy=self._proxy,
             )
-            try:
-                content = await _read_limited(response)
-            except BaseException:
-                response.close()
-                raise
+            return await _reply(response)
         except (aiohttp.ClientError, ConnectionError) as exc:
             failure, cause = _failure(exc)
         except httpx.DecodingError as exc:  # the SDK's own decoder: a bad compressed body
             failure, cause = TransportFailure("DecodingError", str(exc)), exc
-        else:
-            response.release()
-            return Reply(response.status, response.reason or "", response.raw_headers, content)
         # Raised outside the handler: aiohttp's error must not ride along as context.
         raise failure from cause
 
@@ -326,11 +330,7 @@ class AiohttpSender:
                     timeout=self._timeout(request.timeouts),
                     proxy=self._proxy,
                 )
-            try:
-                content = await _read_limited(response)
-            except BaseException:
-                response.close()
-                raise
+            return await _reply(response)
         except (aiohttp.ClientError, ConnectionError) as exc:
             failure, cause = _failure(exc)
         except httpx.DecodingError as exc:  # the SDK's own decoder: a bad compressed body
@@ -339,9 +339,6 @@ class AiohttpSender:
             if not writing.expired():
                 raise  # the caller's own deadline
             failure, cause = TransportFailure("WriteTimeout", _WRITE_TIMED_OUT), exc
-        else:
-            response.release()
-            return Reply(response.status, response.reason or "", response.raw_headers, content)
         raise failure from cause
 
     async def aclose(self) -> None:
