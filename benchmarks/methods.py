@@ -249,6 +249,11 @@ def run_one(spec: dict[str, Any], sdk_root: str | None) -> dict[str, Any]:
     if sdk_root is not None:
         spec = {**spec, "sdk_root": sdk_root}
         env["PYTHONPATH"] = sdk_root
+        if not Path(sdk_root).resolve().is_relative_to(ROOT.resolve()):
+            # Another checkout's SDK (the "before" side), in a directory removed after the
+            # run: not this repository's code, so a coverage run of the suite must not
+            # measure it (its report would find no source for those files).
+            env = {name: value for name, value in env.items() if not name.startswith("COVERAGE_")}
     return run_worker(spec, command=("benchmarks.methods", "worker"), env=env)
 
 
