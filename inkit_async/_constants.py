@@ -84,3 +84,7 @@ MAX_BASE_URL_LENGTH: Final = 2048
 #: Most characters of the API's own error text that an exception's message shows; the
 #: whole body stays in ``.body``. A longer text is cut and ends with an ellipsis.
 MAX_ERROR_DETAIL: Final = 500
+
+#: The httpx-API libraries whose clients, transports, exceptions and objects the SDK takes,
+#: copies and masks, by module name.
+HTTPX_LIBRARIES: Final = ("httpx", "httpx2")

@@ -60,7 +60,13 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from ._body import nests_deeper_than, parse_json_or_text
-from ._constants import MAX_ERROR_DETAIL, MAX_JSON_DEPTH, MAX_RESPONSE_BYTES, TOKEN_HEADER
+from ._constants import (
+    HTTPX_LIBRARIES,
+    MAX_ERROR_DETAIL,
+    MAX_JSON_DEPTH,
+    MAX_RESPONSE_BYTES,
+    TOKEN_HEADER,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -314,8 +320,6 @@ SECRETS_EXTENSION: Final = "inkit.secrets"
 #: Request headers that hold a credential, masked by name in every copy the SDK keeps.
 CREDENTIAL_HEADERS: Final = (TOKEN_HEADER, "Authorization", "Proxy-Authorization")
 _ELLIPSIS: Final = "\N{HORIZONTAL ELLIPSIS}"
-#: The httpx-API libraries whose exceptions and objects the SDK copies and masks.
-_HTTPX_LIBRARIES: Final = ("httpx", "httpx2")
 _UNREAD: Final = b""
 
 
@@ -598,12 +602,12 @@ def _sever(problem: BaseException, secret: Secrets) -> None:
 def _library(value: object) -> Any:  # noqa: ANN401 - the httpx or httpx2 module
     """The httpx-API module *value* belongs to (httpx2's objects are copied as httpx2's)."""
     name = type(value).__module__.partition(".")[0]
-    return sys.modules.get(name, httpx) if name in _HTTPX_LIBRARIES else httpx
+    return sys.modules.get(name, httpx) if name in HTTPX_LIBRARIES else httpx
 
 
 def _httpx_error_classes() -> tuple[type[Exception], ...]:
     """``HTTPError`` of each httpx-API library imported."""
-    modules = (sys.modules.get(name) for name in _HTTPX_LIBRARIES)
+    modules = (sys.modules.get(name) for name in HTTPX_LIBRARIES)
     return tuple(module.HTTPError for module in modules if module is not None)
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
-from ._constants import MAX_RESPONSE_BYTES
-
 if TYPE_CHECKING:
     from ._exceptions import Secrets
 
@@ -130,8 +128,3 @@ class Sender(Protocol):
     async def aclose(self) -> None:
         """Close whatever the sender opened (never a caller's own client)."""
         ...
-
-
-def bounded(content: bytes) -> bytes | None:
-    """*content*, or ``None`` when it is over ``MAX_RESPONSE_BYTES``."""
-    return content if len(content) <= MAX_RESPONSE_BYTES else None

@@ -138,7 +138,9 @@ def _kind_of(exc: BaseException) -> tuple[str, str]:  # noqa: PLR0911 - one retu
 
 
 def _failure(exc: BaseException) -> tuple[TransportFailure, BaseException]:
-    """The failure for an aiohttp error, and what to chain as its cause."""
+    """The failure for an aiohttp error (or the SDK decoder's), and what to chain as its cause."""
+    if isinstance(exc, httpx.DecodingError):  # the SDK's own decoder: a bad compressed body
+        return TransportFailure("DecodingError", str(exc)), exc
     if speaks_only_http2(exc):
         # Refused in the TLS handshake (alert 120): no connection was made, so the request
         # was never sent. Answered in HTTP/2 frames: the request went out, read as a bad
@@ -302,10 +304,8 @@ class AiohttpSender:
                 proxy=self._proxy,
             )
             return await _reply(response)
-        except (aiohttp.ClientError, ConnectionError) as exc:
+        except (aiohttp.ClientError, ConnectionError, httpx.DecodingError) as exc:
             failure, cause = _failure(exc)
-        except httpx.DecodingError as exc:  # the SDK's own decoder: a bad compressed body
-            failure, cause = TransportFailure("DecodingError", str(exc)), exc
         # Raised outside the handler: aiohttp's error must not ride along as context.
         raise failure from cause
 
@@ -331,10 +331,8 @@ class AiohttpSender:
                     proxy=self._proxy,
                 )
             return await _reply(response)
-        except (aiohttp.ClientError, ConnectionError) as exc:
+        except (aiohttp.ClientError, ConnectionError, httpx.DecodingError) as exc:
             failure, cause = _failure(exc)
-        except httpx.DecodingError as exc:  # the SDK's own decoder: a bad compressed body
-            failure, cause = TransportFailure("DecodingError", str(exc)), exc
         except TimeoutError as exc:
             if not writing.expired():
                 raise  # the caller's own deadline

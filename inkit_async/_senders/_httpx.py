@@ -14,12 +14,12 @@ here on the other's behalf.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .._body import read_limited
-from .._constants import TOKEN_HEADER
+from .._constants import HTTPX_LIBRARIES, TOKEN_HEADER
 from .._exceptions import SECRETS_EXTENSION
 from .._wire import TRANSPORT_KINDS, Reply, TransportFailure
 
@@ -28,10 +28,7 @@ if TYPE_CHECKING:
 
     from .._wire import Request, Timeouts
 
-__all__ = ["HTTPX_LIBRARIES", "HttpxSender", "library_of"]
-
-#: The httpx-API libraries the SDK sends through, by module name.
-HTTPX_LIBRARIES: Final = ("httpx", "httpx2")
+__all__ = ["HttpxSender", "library_of"]
 
 
 def library_of(value: object, kind: str) -> ModuleType | None:
