@@ -569,9 +569,9 @@ def run_rate_limits(
                         summary = result["failed"]
                     else:
                         summary = (
-                            f"{result['errors']:,} failed, {result['requests_per_lookup']:.2f} "
-                            f"requests/lookup, {result['wall']:.1f} s "
-                            f"({result['wall_vs_ideal']:.2f}x ideal)"
+                            f"{result['errors']:,} failed {result.get('error_kinds') or ''}, "
+                            f"{result['requests_per_lookup']:.2f} requests/lookup, "
+                            f"{result['wall']:.1f} s ({result['wall_vs_ideal']:.2f}x ideal)"
                         )
                     log(f"rep {rep + 1}/{reps} rate-limited, {scenario.name}, {client}: {summary}")
     rows = []

@@ -31,6 +31,7 @@ run itself and the server's timeline of them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import gc
 import http.client
@@ -136,6 +137,12 @@ def peak_rss_mb() -> float:
 # --- the clients: each returns (lookup, aclose) -------------------------------------
 
 
+def error_name(error: BaseException) -> str:
+    """An error as a run reports it: its class, and the HTTP status if it has one."""
+    status = getattr(error, "status_code", None)
+    return f"{type(error).__name__} {status}" if status else type(error).__name__
+
+
 def without_opentelemetry() -> None:
     """Make ``opentelemetry`` unimportable here, as on a default install (no ``otel`` extra)."""
     for name in [name for name in sys.modules if name.split(".")[0] == "opentelemetry"]:
@@ -232,9 +239,10 @@ async def make_sdk_get_many(
         options["max_concurrency"] = concurrency
     client = AsyncInkit(TOKEN, base_url=base_url, **trust(ca), **options)
 
-    async def lookup_all(ids: list[str]) -> int:
+    async def lookup_all(ids: list[str]) -> list[str]:
+        """The name of each error's class, one per lookup that failed."""
         results = await client.batch.get_many(ids, return_exceptions=True)
-        return sum(isinstance(result, InkitError) for result in results)
+        return [error_name(result) for result in results if isinstance(result, InkitError)]
 
     return lookup_all, client.aclose
 
@@ -391,15 +399,14 @@ async def run_async(spec: dict[str, Any]) -> dict[str, Any]:
     await lookup(["warm-up"] if many else "warm-up")
     ids = [f"rb_{i:08d}" for i in range(n)]
     latencies: list[float] = []
-    errors = 0
+    errors: collections.Counter[str] = collections.Counter()
 
     async def timed(batch_id: str) -> None:
-        nonlocal errors
         start = time.perf_counter()
         try:
             await lookup(batch_id)
-        except Exception:  # noqa: BLE001 - any failure counts, none may stop the run
-            errors += 1
+        except Exception as error:  # noqa: BLE001 - any failure counts, none may stop the run
+            errors[error_name(error)] += 1
         latencies.append(time.perf_counter() - start)
 
     async def worker(queue: Iterator[str]) -> None:
@@ -415,7 +422,7 @@ async def run_async(spec: dict[str, Any]) -> dict[str, Any]:
     rss_before = current_rss_mb()
     cpu, wall = time.process_time(), time.perf_counter()
     if many:
-        errors = await lookup(ids)
+        errors.update(await lookup(ids))
     elif mode == "gather":
         await asyncio.gather(*(timed(batch_id) for batch_id in ids))
     else:
@@ -428,7 +435,9 @@ async def run_async(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "wall": wall,
         "cpu": cpu,
-        "errors": errors,
+        "errors": errors.total(),
+        # What failed, so that a run with errors says why.
+        "error_kinds": dict(errors),
         "latencies": latencies,
         "loop_lag": max((lag for lag, _ in lags), default=0.0),
         "rss_growth": peak_rss_mb() - rss_before,
