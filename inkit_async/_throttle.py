@@ -284,6 +284,9 @@ class Throttle:
         self._burst = 0.0  # the server's bucket, as seen before its first refusal
         self._accepted_before_refusal = 0
         self._refused_once = False
+        # The requests of the first burst (numbers from, up to) whose late answers still
+        # count into _burst: see _on_throttled.
+        self._burst_seqs = (0, 0)
         # Waiting callers in order (with when they came), and the one timer for them.
         self._waiters: collections.deque[tuple[asyncio.Future[Permit], float]] = collections.deque()
         self._timer: asyncio.Handle | None = None
@@ -562,6 +565,8 @@ class Throttle:
             self._starved_at = None
             if not self._refused_once:
                 self._accepted_before_refusal += 1
+            elif self._burst_seqs[0] <= permit.seq < self._burst_seqs[1]:
+                self._burst += 1.0  # a late answer to the first burst: it was let through
             self._retry_tokens = min(self.retry_reserve, self._retry_tokens + self.retry_ratio)
             if permit.probe:
                 self._close(permit)
@@ -572,14 +577,24 @@ class Throttle:
 
     def _on_throttled(self, permit: Permit, pause: float) -> Change | None:
         self._counts["throttled"] += 1
+        now = self._now()
         if not self._refused_once:
             # What the server let through before its first refusal: its bucket, full.
             self._refused_once = True
-            # Only a refusal soon after a quiet start says how big the bucket is: later,
-            # what was let through is mostly what the bucket refilled meanwhile.
-            if self._clock is not None and self._clock() - self._span_start <= _BURST_SPAN:
+            # Only a refusal of a request sent soon after a quiet start says how big the
+            # bucket is: later, what was let through is mostly what the bucket refilled
+            # meanwhile. The request's send time decides, not when its answer came: a
+            # slow server or a busy event loop delays the answer, not the burst.
+            sent_at = self._send_time(permit.seq)
+            if (
+                permit.seq >= self._span_first
+                and sent_at is not None
+                and sent_at - self._span_start <= _BURST_SPAN
+            ):
                 self._burst = float(self._accepted_before_refusal)
-        now = self._now()
+                # Answers to the burst's other requests may come after this one (other
+                # connections, a busy loop): those let through count as they arrive.
+                self._burst_seqs = (self._span_first, self._burst_end())
         if permit.epoch != self._epoch:
             # Sent before the last cut: that cut has answered it already.
             if pause and self._paused_until:
@@ -635,7 +650,12 @@ class Throttle:
         """Cut the sending rate below what the server refused, and start a new epoch."""
         # Past its release point the curve means no rate: cut from what was being sent.
         previous = self._rate_at(now)
-        sending = previous if previous is not None else self._sending_rate(now)
+        if previous is not None:
+            sending = previous
+        else:
+            # What the client was sending over its last sends: the answer may come long
+            # after them (a slow server, a busy loop), when the burst it ends is over.
+            sending = self._sending_rate(self._sends[-1] if self._sends else now)
         estimate = self._estimate(seq)
         self._blind = estimate is None
         if estimate is not None:
@@ -689,10 +709,27 @@ class Throttle:
             best = max(best, (k - i - burst) / elapsed)
         return best if best >= _MIN_RATE else None
 
-    def _sending_rate(self, now: float) -> float:
+    def _burst_end(self) -> int:
+        """The number after the last request sent within the burst span of the stretch."""
+        end = self._span_first
+        while (sent_at := self._send_time(end)) is not None:
+            if sent_at - self._span_start > _BURST_SPAN:
+                break
+            end += 1
+        return end
+
+    def _send_time(self, seq: int) -> float | None:
+        """When request *seq* left, if it is still in the history."""
+        index = seq - (self._sent - len(self._sends) + 1)
+        return self._sends[index] if 0 <= index < len(self._sends) else None
+
+    def _sending_rate(self, at: float) -> float:
+        """Requests per second sent over the window that ends at *at*."""
         recent = 0
         for sent_at in reversed(self._sends):
-            if now - sent_at > _SEND_WINDOW:
+            if sent_at > at:
+                continue
+            if at - sent_at > _SEND_WINDOW:
                 break
             recent += 1
         return max(recent, 1) / _SEND_WINDOW

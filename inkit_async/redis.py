@@ -598,8 +598,8 @@ class RedisThrottle(Throttle):
             best = max(best, (refused_seq - fleet_seq - self._burst) / elapsed)
         return best if best >= _MIN_RATE else None
 
-    def _sending_rate(self, now: float) -> float:
-        return super()._sending_rate(now) * self._share
+    def _sending_rate(self, at: float) -> float:
+        return super()._sending_rate(at) * self._share
 
     def _pause(self, now: float, seconds: float) -> None:
         super()._pause(now, seconds)

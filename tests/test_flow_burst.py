@@ -1,0 +1,117 @@
+"""The throttle's measure of the server's bucket, on a fake clock with plain numbers.
+
+No sockets, no sleeps, no event loop: the throttle reads the injected clock, and each
+test plays a token-bucket server against it request by request.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from inkit_async import Throttle
+from inkit_async._throttle import Permit, Signal
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        """Start at 0."""
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        """The time the test set."""
+        return self.now
+
+
+class Bucket:
+    """A server's rate limit: *size* requests at once, refilled at *rate* per second."""
+
+    def __init__(self, rate: float, size: int) -> None:
+        self.rate, self.size = rate, size
+        self.level, self.at = float(size), 0.0
+
+    def admit(self, now: float) -> bool:
+        """Whether a request arriving at *now* is let through (it spends one token)."""
+        self.level = min(self.size, self.level + (now - self.at) * self.rate)
+        self.at = now
+        if self.level >= 1.0:
+            self.level -= 1.0
+            return True
+        return False
+
+
+# Until flow control is split into parts with a clock of their own (issue 23), these
+# tests drive the throttle's clock and its synchronous permit step by their private names.
+
+
+def throttle_on(clock: Clock) -> Throttle:
+    """A throttle that reads *clock*."""
+    throttle = Throttle()
+    throttle._clock = clock  # noqa: SLF001 - see above
+    return throttle
+
+
+def take(throttle: Throttle, now: float) -> Permit | None:
+    """A permit for a request leaving at *now*, or ``None`` (no waiting, no event loop)."""
+    return throttle._take(now)  # noqa: SLF001 - see above
+
+
+def next_paced(throttle: Throttle) -> float:
+    """When the throttle lets the next paced request go."""
+    return throttle._next_paced()  # noqa: SLF001 - see above
+
+
+def send_until_refused(throttle: Throttle, clock: Clock, server: Bucket, until: float) -> Permit:
+    """Send whenever the throttle lets a request go, answered at once; stop at a refusal."""
+    while clock.now < until:
+        permit = take(throttle, clock.now)
+        if permit is None:
+            clock.now = max(clock.now + 1e-4, next_paced(throttle))
+            continue
+        if not server.admit(clock.now):
+            return permit
+        throttle.release(permit, Signal.OK)
+    raise AssertionError("the server never refused")
+
+
+@pytest.mark.parametrize("answered_at", [0.02, 0.103, 0.3])
+@pytest.mark.parametrize("before_refusal", [10, 5, 0])
+def test_the_cut_after_a_pause_stays_below_the_servers_rate(answered_at, before_refusal):
+    """A burst from a quiet start measures the bucket, however late its answers come.
+
+    60 lookups leave over 50 ms (a busy event loop) against 100/s with a bucket of 10;
+    their answers are read *answered_at* seconds after the start (a slow server, a busy
+    loop), *before_refusal* of the 14 successes before the first 429 with Retry-After: 1
+    and the others after it. After the pause, the client sends at its blind rate until
+    refused again: that cut must estimate the server's rate from the bucket it measured,
+    not from a bucket of 0, which read 200/s here and cost a third pause.
+    """
+    clock, server = Clock(), Bucket(rate=100, size=10)
+    throttle = throttle_on(clock)
+    sent = []
+    for i in range(60):
+        clock.now = i * 0.05 / 60
+        permit = take(throttle, clock.now)
+        assert permit is not None  # nothing holds a healthy client back
+        sent.append((permit, server.admit(clock.now)))
+    ok = [permit for permit, admitted in sent if admitted]
+    refused = [permit for permit, admitted in sent if not admitted]
+    assert len(ok) == 14  # the bucket, and what it refilled over the 50 ms
+    clock.now = answered_at
+    for permit in ok[:before_refusal]:
+        throttle.release(permit, Signal.OK)
+    first = throttle.release(refused[0], Signal.THROTTLED, 1.0)
+    assert first is not None
+    assert first.pause == 1.0
+    for permit in ok[before_refusal:]:
+        throttle.release(permit, Signal.OK)
+    for permit in refused[1:]:
+        throttle.release(permit, Signal.THROTTLED, 1.0)  # sent before the cut: ignored
+
+    clock.now = answered_at + 1.0  # the pause ends: the probe, then paced sends
+    refused_again = send_until_refused(throttle, clock, server, until=answered_at + 3.0)
+    second = throttle.release(refused_again, Signal.THROTTLED, 1.0)
+    assert second is not None
+    assert second.rate is not None
+    assert 50 <= second.rate <= 100, second.rate
