@@ -22,6 +22,10 @@ it afterwards what the server said. The throttle keeps:
   ``retry_reserve``. An outage therefore costs a few probes and a bounded number of
   retries, never ``1 + max_retries`` times the load.
 
+The throttle composes the parts in ``_flow`` (the curve, the estimate and its send log,
+the pacer, the breaker, the retry budget), which hold the state and the math and take the
+time from the throttle; what it adds is the order of callers, their waits and the timer.
+
 Waiting is the normal answer to pressure: callers queue in the throttle in order, and
 only requests actually sent count as attempts. Every wait ends: a caller that has not got
 its permit after ``max_wait`` seconds in the queue gives up, whatever holds it (a pause, a
@@ -47,6 +51,12 @@ from ._constants import (
     DEFAULT_RETRY_RATIO,
     DEFAULT_RETRY_RESERVE,
 )
+from ._flow import curve
+from ._flow.breaker import Breaker, Gate
+from ._flow.budget import RetryBudget
+from ._flow.curve import MIN_RATE, Curve
+from ._flow.estimate import BURST_SPAN, SendLog
+from ._flow.pacer import TOLERANCE, Pacer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,38 +75,12 @@ __all__ = [
 
 logger: Final = logging.getLogger("inkit_async")
 
-#: After a cut, send at this fraction of the rate the server is estimated to allow ...
-_BETA_ESTIMATED: Final = 0.9
-#: ... or of the rate the client was sending at, when the answers allow no estimate.
-_BETA_BLIND: Final = 0.7
-#: Seconds the cubic curve takes to climb back to the refused rate.
-_CUBIC_K: Final = 3.0
-#: After a blind cut the rate doubles every this many seconds until the next refusal.
-_DOUBLING: Final = 1.0
-#: Once the curve is this many times the refused rate, drop the rate: no limit is near.
-_RELEASE_FACTOR: Final = 32.0
-#: Seconds after a cut beyond which the curves stay where they are: both have passed any
-#: release or ``rate_limit`` long before (a doubling curve is 2**600 times its start), and
-#: the doubling one would overflow a float after 1,024 doublings (a `rate_limit` keeps the
-#: rate from being dropped, or a cut's time may come from another process through Redis).
-_CURVE_HORIZON: Final = 600.0
-#: Shortest stretch (seconds) of sends trusted to estimate the server's limit.
-_MIN_ESTIMATE_SPAN: Final = 0.01
-#: Window (seconds) over which the sending rate is measured when no rate is set yet.
-_SEND_WINDOW: Final = 0.25
-#: Send times kept for the estimate (the most recent ones).
-_SEND_HISTORY: Final = 4096
-#: A first refusal within this many seconds of a quiet start measures the server's bucket.
-_BURST_SPAN: Final = 0.1
 #: A gap (seconds) without sends after which the server's bucket is taken to be full.
 _IDLE_GAP: Final = 1.0
-#: The outage pause: first length, and the longest it doubles to.
-_OUTAGE_PAUSE: Final = 0.25
-_OUTAGE_PAUSE_MAX: Final = 4.0
-#: How early (seconds) a paced request may leave: timers are not finer than this.
-_TOLERANCE: Final = 0.001
+#: How early (seconds) a paced request may leave (the pacer's tolerance).
+_TOLERANCE: Final = TOLERANCE
 #: The lowest sending rate (requests per second) the throttle ever sets.
-_MIN_RATE: Final = 0.5
+_MIN_RATE: Final = MIN_RATE
 
 
 class Signal(enum.Enum):
@@ -257,35 +241,22 @@ class Throttle:
         self.outage_after = outage_after
         """Failures in a row that count as an outage."""
         self._clock: Callable[[], float] | None = None
-        # The sending rate: None until a refusal (or a rate_limit) sets one, then a
-        # cubic curve from the cut rate through the refused rate.
-        self._rate: float | None = self.rate_limit
-        self._refused_rate = 0.0
-        self._blind = False  # whether the last cut had no estimate to go on
-        self._cut_at = 0.0
-        self._tat = 0.0  # when the next paced request may leave (GCRA's arrival time)
+        # The parts (see `_flow`): the sending rate after a cut (None: none applies),
+        # the pacing at it, pauses and probes, the send times the estimate reads, and
+        # the retry budget.
+        self._curve: Curve | None = None if self.rate_limit is None else Curve(rate=self.rate_limit)
+        self._pacer = Pacer()
+        self._breaker = Breaker()
+        self._log = SendLog()
+        self._retries = RetryBudget(self.retry_ratio, retry_reserve)
         self._epoch = 0
-        # Pauses and probes.
-        self._paused_until = 0.0
-        self._closed_since: float | None = None
         # When a waiter last gave up at max_wait with no success since (None: not so).
         self._starved_at: float | None = None
-        self._half_open = False
-        self._probe_out = False
-        self._outage_pauses = 0
-        self._overload_run = 0
-        # What the estimate of the server's limit reads: the send times since the
-        # stretch began (the last cut, pause or quiet gap) and the server's bucket then.
-        self._sends: collections.deque[float] = collections.deque(maxlen=_SEND_HISTORY)
-        self._sent = 0  # requests let go, ever
-        self._span_first = 0  # the number of the first request of the stretch
-        self._span_start = 0.0
-        self._span_bucket = 0.0
-        self._burst = 0.0  # the server's bucket, as seen before its first refusal
+        # The server's bucket, as its first refusal showed it (0: unknown), and the
+        # requests of that first burst (numbers from, up to) whose late answers still count.
+        self._burst = 0.0
         self._accepted_before_refusal = 0
         self._refused_once = False
-        # The requests of the first burst (numbers from, up to) whose late answers still
-        # count into _burst: see _on_throttled.
         self._burst_seqs = (0, 0)
         # Waiting callers in order (with when they came), and the one timer for them.
         self._waiters: collections.deque[tuple[asyncio.Future[Permit], float]] = collections.deque()
@@ -294,14 +265,12 @@ class Throttle:
         # handle: uvloop returns a plain Handle, which has no when(), for a time already
         # passed.
         self._timer_at = 0.0
-        # Retry budget and counters.
-        self._retry_tokens = float(retry_reserve)
         self._counts = collections.Counter[str]()
-        self._open = self._rate is None
+        self._open = self._curve is None
 
     def __repr__(self) -> str:
         """Show the options and the current rate."""
-        rate = "none" if self._rate is None else f"{self._rate:.1f}/s"
+        rate = "none" if self._curve is None else f"{self._curve.rate:.1f}/s"
         return f"<Throttle rate={rate} rate_limit={self.rate_limit} max_wait={self.max_wait:g}>"
 
     def bind(self, api_token: str) -> None:
@@ -318,18 +287,19 @@ class Throttle:
     def state(self) -> ThrottleState:
         """A snapshot of the current rate, pause and counters."""
         now = self._clock() if self._clock else 0.0
+        breaker = self._breaker
         return ThrottleState(
             rate=self._rate_at(now),
             rate_limit=self.rate_limit,
-            paused_for=max(0.0, self._paused_until - now),
-            probing=self._half_open,
+            paused_for=max(0.0, breaker.paused_until - now),
+            probing=breaker.probing,
             waiting=sum(1 for future, _ in self._waiters if not future.done()),
             throttled=self._counts["throttled"],
             overloaded=self._counts["overloaded"],
             pauses=self._counts["pauses"],
             cuts=self._counts["cuts"],
-            retry_tokens=self._retry_tokens,
-            retries_refused=self._counts["retries_refused"],
+            retry_tokens=self._retries.tokens,
+            retries_refused=self._retries.refused,
         )
 
     def _now(self) -> float:
@@ -337,29 +307,8 @@ class Throttle:
             self._clock = asyncio.get_running_loop().time
         return self._clock()
 
-    def _current_rate(self, now: float) -> float:
-        """The sending rate at *now*: the cubic curve since the last cut, capped."""
-        rate = self._rate
-        assert rate is not None  # noqa: S101 - callers check
-        if self._refused_rate:
-            elapsed = min(now - self._cut_at, _CURVE_HORIZON)
-            if self._blind:
-                # Nothing known of the limit: search for it fast, as TCP's slow start.
-                rate *= 2.0 ** (elapsed / _DOUBLING)
-            else:
-                # Near a known limit: K seconds after the cut the curve reaches the
-                # refused rate, flat; then it climbs above it, slowly at first.
-                t = elapsed - _CUBIC_K
-                scale = (1.0 - rate / self._refused_rate) / _CUBIC_K**3
-                rate = self._refused_rate * (1.0 + scale * t**3)
-            if rate >= self._refused_rate * _RELEASE_FACTOR and self.rate_limit is None:
-                return math.inf
-        if self.rate_limit is not None:
-            rate = min(rate, self.rate_limit)
-        return max(rate, _MIN_RATE)
-
     def _update_open(self) -> None:
-        self._open = self._rate is None and not self._half_open and not self._paused_until
+        self._open = self._curve is None and self._breaker.closed
 
     # -- permits -----------------------------------------------------------------------
 
@@ -379,7 +328,8 @@ class Throttle:
             permit = self._take(now)
             if permit is not None:
                 return permit
-        if self._closed_since is not None and now - self._closed_since >= self.max_wait:
+        held_since = self._breaker.held_since
+        if held_since is not None and now - held_since >= self.max_wait:
             raise ThrottleTimeoutError
         starved_at = self._starved_at
         if starved_at is not None and now - starved_at < self.max_wait:
@@ -400,26 +350,20 @@ class Throttle:
             raise
 
     def _grant(self, now: float, *, probe: bool = False) -> Permit:
-        sends = self._sends
-        if not sends or now - sends[-1] > _IDLE_GAP:
+        last = self._log.last
+        if last is None or now - last > _IDLE_GAP:
             # After a quiet gap the server's bucket has refilled: a new stretch begins.
             self._start_span(now, bucket=self._burst)
-        sends.append(now)
-        self._sent += 1
-        return Permit(self._epoch, self._sent, probe=probe)
+        return Permit(self._epoch, self._log.record(now), probe=probe)
 
     def _take(self, now: float) -> Permit | None:
         """A permit for a request leaving now, or ``None`` when it must wait."""
-        if self._paused_until:
-            if now < self._paused_until:
-                return None
-            self._paused_until = 0.0
-            self._half_open = True
+        gate = self._breaker.admit(now)
+        if gate is Gate.WAIT:
+            return None
+        if gate is Gate.PROBE:
+            # The pause is over: the server's bucket refilled meanwhile.
             self._start_span(now, bucket=self._burst)
-        if self._half_open:
-            if self._probe_out:
-                return None
-            self._probe_out = True
             return self._grant(now, probe=True)
         rate = self._rate_at(now)
         if rate is not None:
@@ -433,12 +377,11 @@ class Throttle:
         reader of the curve that would pace or lease by it asks here, so no path keeps
         pacing (or asking for slots) at an infinite rate that nothing ever releases.
         """
-        if self._rate is None:
+        if self._curve is None:
             return None
-        rate = self._current_rate(now)
+        rate = self._curve.at(now, self.rate_limit)
         if math.isinf(rate):
-            self._rate = None
-            self._refused_rate = 0.0
+            self._curve = None
             self._update_open()
             return None
         return rate
@@ -446,19 +389,14 @@ class Throttle:
     def _take_paced(self, now: float, rate: float) -> Permit | None:
         """A permit for a request paced at *rate* leaving now, or ``None`` when it must wait.
 
-        The pacing itself (GCRA on the event loop's clock); a subclass may pace otherwise,
-        with ``_next_paced`` saying when to try again.
+        The pacing itself (the pacer, on the event loop's clock); a subclass may pace
+        otherwise, with ``_next_paced`` saying when to try again.
         """
-        # The very moment _next_paced names, so that a timer set for it always finds the
-        # slot free (tat - now > tolerance could round the other way, and spin).
-        if now < self._tat - _TOLERANCE:
-            return None
-        self._tat = max(self._tat, now) + 1.0 / rate
-        return self._grant(now)
+        return self._grant(now) if self._pacer.take(now, rate) else None
 
     def _next_paced(self) -> float:
         """When the next paced request may leave (``math.inf``: the pacing will reschedule)."""
-        return self._tat - _TOLERANCE
+        return self._pacer.next_at
 
     def _schedule(self, now: float) -> None:
         """Arrange for the waiters to be let go when the next one may leave, or give up.
@@ -475,14 +413,9 @@ class Throttle:
 
     def _due(self, now: float) -> float:
         """When the waiters should next be looked at: never later than the expiry."""
-        if self._paused_until and now < self._paused_until:
-            when = self._paused_until
-        elif self._half_open and self._probe_out:
-            when = math.inf  # the probe's answer lets them go
-        elif self._rate_at(now) is not None:
-            when = self._next_paced()
-        else:
-            when = now
+        when = self._breaker.due(now)
+        if when is None:
+            when = self._next_paced() if self._rate_at(now) is not None else now
         return min(when, self._expiry())
 
     def _expiry(self) -> float:
@@ -550,8 +483,8 @@ class Throttle:
 
     def cancel(self, permit: Permit) -> None:
         """Hand back a permit that was not used (its caller was cancelled)."""
-        if permit.probe and permit.epoch == self._epoch and self._probe_out:
-            self._probe_out = False
+        if permit.probe and permit.epoch == self._epoch and self._breaker.probe_out:
+            self._breaker.probe_returned()
             self._reschedule()
 
     def release(self, permit: Permit, signal: Signal, pause: float = 0.0) -> Change | None:
@@ -561,13 +494,13 @@ class Throttle:
         for the engine to report, or ``None``.
         """
         if signal is Signal.OK:
-            self._overload_run = 0
+            self._breaker.succeed()
             self._starved_at = None
             if not self._refused_once:
                 self._accepted_before_refusal += 1
             elif self._burst_seqs[0] <= permit.seq < self._burst_seqs[1]:
                 self._burst += 1.0  # a late answer to the first burst: it was let through
-            self._retry_tokens = min(self.retry_reserve, self._retry_tokens + self.retry_ratio)
+            self._retries.earn()
             if permit.probe:
                 self._close(permit)
             return None
@@ -579,26 +512,11 @@ class Throttle:
         self._counts["throttled"] += 1
         now = self._now()
         if not self._refused_once:
-            # What the server let through before its first refusal: its bucket, full.
-            self._refused_once = True
-            # Only a refusal of a request sent soon after a quiet start says how big the
-            # bucket is: later, what was let through is mostly what the bucket refilled
-            # meanwhile. The request's send time decides, not when its answer came: a
-            # slow server or a busy event loop delays the answer, not the burst.
-            sent_at = self._send_time(permit.seq)
-            if (
-                permit.seq >= self._span_first
-                and sent_at is not None
-                and sent_at - self._span_start <= _BURST_SPAN
-            ):
-                self._burst = float(self._accepted_before_refusal)
-                # Answers to the burst's other requests may come after this one (other
-                # connections, a busy loop): those let through count as they arrive.
-                self._burst_seqs = (self._span_first, self._burst_end())
+            self._measure_burst(permit)
         if permit.epoch != self._epoch:
             # Sent before the last cut: that cut has answered it already.
-            if pause and self._paused_until:
-                self._paused_until = max(self._paused_until, now + pause)
+            if pause:
+                self._breaker.extend(now, pause)
             return None
         change = self._cut(now, permit.seq)
         if pause:
@@ -608,12 +526,34 @@ class Throttle:
             return attrs.evolve(change, pause=self._outage_pause(now), outage=True)
         return change
 
+    def _measure_burst(self, permit: Permit) -> None:
+        """The first refusal: what the server let through before it is its bucket, full.
+
+        Only a refusal of a request sent soon after a quiet start says how big the bucket
+        is: later, what was let through is mostly what the bucket refilled meanwhile. The
+        request's send time decides, not when its answer came: a slow server or a busy
+        event loop delays the answer, not the burst.
+        """
+        self._refused_once = True
+        log = self._log
+        stretch = log.stretch
+        sent_at = log.time_of(permit.seq)
+        if (
+            permit.seq >= stretch.first
+            and sent_at is not None
+            and sent_at - stretch.start <= BURST_SPAN
+        ):
+            self._burst = float(self._accepted_before_refusal)
+            # Answers to the burst's other requests may come after this one (other
+            # connections, a busy loop): those let through count as they arrive.
+            self._burst_seqs = (stretch.first, log.burst_end())
+
     def _on_overloaded(self, permit: Permit) -> Change | None:
         self._counts["overloaded"] += 1
-        self._overload_run += 1
+        failures = self._breaker.fail()
         if permit.epoch != self._epoch:
             return None
-        if not (permit.probe or self._overload_run >= self.outage_after):
+        if not (permit.probe or failures >= self.outage_after):
             return None
         now = self._now()
         change = self._cut(now, permit.seq)
@@ -621,11 +561,7 @@ class Throttle:
 
     def allow_retry(self) -> bool:
         """Spend one retry from the budget (for failures other than 429); ``False``: none left."""
-        if self._retry_tokens >= 1.0:
-            self._retry_tokens -= 1.0
-            return True
-        self._counts["retries_refused"] += 1
-        return False
+        return self._retries.spend()
 
     def is_current(self, permit: Permit) -> bool:
         """Whether no cut or pause came since *permit* was given."""
@@ -635,14 +571,11 @@ class Throttle:
         """The probe succeeded: let everyone go, paced by the rate."""
         if permit.epoch != self._epoch:
             return
-        self._probe_out = False
-        self._half_open = False
-        self._closed_since = None
-        self._outage_pauses = 0
-        self._overload_run = 0
+        self._breaker.close()
         now = self._now()
-        self._tat = now
-        self._cut_at = now  # the curve climbs again from the cut rate
+        self._pacer.restart(now)
+        if self._curve is not None:
+            self._curve = self._curve.restarted(now)  # it climbs again from the cut rate
         self._update_open()
         self._reschedule()
 
@@ -655,107 +588,42 @@ class Throttle:
         else:
             # What the client was sending over its last sends: the answer may come long
             # after them (a slow server, a busy loop), when the burst it ends is over.
-            sending = self._sending_rate(self._sends[-1] if self._sends else now)
-        estimate = self._estimate(seq)
-        self._blind = estimate is None
-        if estimate is not None:
-            refused = min(sending, estimate)
-            rate = _BETA_ESTIMATED * refused
-        else:
-            refused = sending
-            rate = _BETA_BLIND * refused
-        if self.rate_limit is not None:
-            rate = min(rate, self.rate_limit)
-        self._rate = max(rate, _MIN_RATE)
-        self._refused_rate = max(refused, self._rate)
-        self._cut_at = now
+            last = self._log.last
+            sending = self._sending_rate(now if last is None else last)
+        self._curve = curve.cut(now, sending, self._estimate(seq), self.rate_limit)
         # The server's bucket is empty when it refuses: the next request waits its turn.
-        self._tat = now + 1.0 / self._rate
+        self._pacer.hold(now, self._curve.rate)
         self._epoch += 1
         self._counts["cuts"] += 1
         self._start_span(now, bucket=0.0)
         self._update_open()
         self._reschedule()
-        return Change(rate=self._rate, previous_rate=previous)
+        return Change(rate=self._curve.rate, previous_rate=previous)
 
     def _estimate(self, seq: int) -> float | None:
-        """The server's rate, fitted to the sends up to the refused one, or ``None``.
-
-        The server is taken to be a token bucket (rate L, size B): it refused request
-        *k*, sent at s_k, because since some earlier moment t when its bucket held b it
-        had been sent at least b + L * (s_k - t) requests: so L is below
-        ``(sends in [t, s_k] - 1 - b + 1) / (s_k - t)`` for some t, and just below it
-        for the tightest t, since nothing was refused before. t is the start of the
-        stretch (b as it was then) or any send since (b = B: full at best).
-        """
-        sends = self._sends
-        first = self._sent - len(sends) + 1  # the number of sends[0]
-        k = seq - first
-        if not 0 <= k < len(sends):
-            return None
-        refused_at = sends[k]
-        best = -math.inf
-        if first <= self._span_first:  # the stretch's start is still in the history
-            elapsed = refused_at - self._span_start
-            if elapsed >= _MIN_ESTIMATE_SPAN:
-                sent = seq - self._span_first + 1
-                best = (sent - self._span_bucket) / elapsed
-        start = max(0, self._span_first - first)
-        burst = self._burst
-        for i in range(start, k):
-            elapsed = refused_at - sends[i]
-            if elapsed < _MIN_ESTIMATE_SPAN:
-                break
-            best = max(best, (k - i - burst) / elapsed)
-        return best if best >= _MIN_RATE else None
-
-    def _burst_end(self) -> int:
-        """The number after the last request sent within the burst span of the stretch."""
-        end = self._span_first
-        while (sent_at := self._send_time(end)) is not None:
-            if sent_at - self._span_start > _BURST_SPAN:
-                break
-            end += 1
-        return end
-
-    def _send_time(self, seq: int) -> float | None:
-        """When request *seq* left, if it is still in the history."""
-        index = seq - (self._sent - len(self._sends) + 1)
-        return self._sends[index] if 0 <= index < len(self._sends) else None
+        """The server's rate, fitted to the sends up to the refused one, or ``None``."""
+        return self._log.estimate(seq, self._burst)
 
     def _sending_rate(self, at: float) -> float:
         """Requests per second sent over the window that ends at *at*."""
-        recent = 0
-        for sent_at in reversed(self._sends):
-            if sent_at > at:
-                continue
-            if at - sent_at > _SEND_WINDOW:
-                break
-            recent += 1
-        return max(recent, 1) / _SEND_WINDOW
+        return self._log.sending_rate(at)
 
     def _pause(self, now: float, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, now + seconds)
-        if self._closed_since is None:
-            self._closed_since = now
-        self._half_open = False
-        self._probe_out = False
+        self._breaker.pause(now, seconds)
         self._counts["pauses"] += 1
         self._update_open()
         self._reschedule()
 
     def _outage_pause(self, now: float) -> float:
-        seconds = min(_OUTAGE_PAUSE * 2.0**self._outage_pauses, _OUTAGE_PAUSE_MAX)
-        seconds *= 1.0 - 0.1 * random.random()  # noqa: S311 - jitter, not cryptography
-        self._outage_pauses += 1
-        self._pause(now, seconds)
+        seconds = self._breaker.outage_pause(now, random.random())  # noqa: S311 - jitter
+        self._counts["pauses"] += 1
+        self._update_open()
+        self._reschedule()
         return seconds
 
     def _start_span(self, now: float, *, bucket: float) -> None:
         self._accepted_before_refusal = 0  # counted per stretch: a quiet gap refills
-        self._span_start = now
-        self._span_first = self._sent + 1
-        self._span_bucket = bucket
+        self._log.start_stretch(now, bucket)
 
 
 class FlowControl(Protocol):

@@ -93,6 +93,7 @@ from ._constants import (
     DEFAULT_RETRY_RATIO,
     DEFAULT_RETRY_RESERVE,
 )
+from ._flow.curve import Curve
 from ._redis_link import Budget, Link
 from ._throttle import Change, Permit, Signal, Throttle, ThrottleTimeoutError
 
@@ -341,7 +342,7 @@ class RedisThrottle(Throttle):
 
     def __repr__(self) -> str:
         """Show the key prefix (the token's key), the link and the rate; never the token."""
-        rate = "none" if self._rate is None else f"{self._rate:.1f}/s"
+        rate = "none" if self._curve is None else f"{self._curve.rate:.1f}/s"
         link = "connected" if self._link.connected else "local"
         return (
             f"<RedisThrottle {self._link.keys.prefix} {link} rate={rate} "
@@ -384,7 +385,7 @@ class RedisThrottle(Throttle):
                     "This RedisThrottle serves another API token; give each token its own"
                 )
             return
-        if self._sent:
+        if self._log.sent:
             raise ValueError("A RedisThrottle must be bound to its token before its first request")
         self._link.keys = scripts.Keys(self.namespace, api_token)
         self._bound = fingerprint
@@ -618,12 +619,13 @@ class RedisThrottle(Throttle):
         try:
             while True:
                 self._cut_pending = False
-                if self._rate is None:
+                cut = self._curve
+                if cut is None:
                     return
                 known = self._fleet_epoch
                 burst, self._burst_report = self._burst_report, 0.0
                 # Within the bounds every process reads them with (see scripts.Reader).
-                rate = min(self._rate, scripts.MAX_RATE)
+                rate = min(cut.rate, scripts.MAX_RATE)
                 reply = await link.call(
                     link.cut,
                     [link.keys.state, link.keys.pause],
@@ -631,10 +633,10 @@ class RedisThrottle(Throttle):
                         link.id,
                         known,
                         repr(rate),
-                        repr(min(max(self._refused_rate, rate), scripts.MAX_RATE)),
-                        int(self._blind),
+                        repr(min(max(cut.refused, rate), scripts.MAX_RATE)),
+                        int(cut.blind),
                         repr(min(burst, scripts.MAX_BURST)),
-                        max(0.0, (self._now() - self._cut_at) * 1000),
+                        max(0.0, (self._now() - cut.cut_at) * 1000),
                         _STATE_TTL_MS,
                         link.keys.channel,
                         round(_CUT_GUARD * 1000),
@@ -675,7 +677,7 @@ class RedisThrottle(Throttle):
             # Redis holds no rate (it expired, Redis restarted empty, or what it held was
             # garbage): give it ours.
             self._fleet_epoch = 0
-            if self._refused_rate and self._rate is not None:
+            if self._curve is not None and self._curve.refused:
                 self._push_cut()
             return
         if state.epoch == self._fleet_epoch:
@@ -691,11 +693,11 @@ class RedisThrottle(Throttle):
         now = self._now()
         self._fleet_epoch = epoch
         self._cut_pending = False
-        self._rate = max(rate, _MIN_RATE)
-        self._refused_rate = max(refused, self._rate)
-        self._blind = blind
-        self._cut_at = now - cut_age
-        self._tat = now
+        rate = max(rate, _MIN_RATE)
+        self._curve = Curve(
+            rate=rate, refused=max(refused, rate), blind=blind, cut_at=now - cut_age
+        )
+        self._pacer.restart(now)
         self._epoch += 1  # answers to requests sent under the old rate cut nothing
         self._slots.clear()
         self._update_open()
@@ -703,7 +705,7 @@ class RedisThrottle(Throttle):
 
     def _adopt_pause(self, seconds: float) -> None:
         now = self._now()
-        if seconds <= 0 or now + seconds <= self._paused_until + _TOLERANCE:
+        if seconds <= 0 or now + seconds <= self._breaker.paused_until + _TOLERANCE:
             return
         self._adopting = True
         try:
@@ -817,7 +819,8 @@ class RedisThrottle(Throttle):
         """A heartbeat: say we are sending, count who else is, adopt the fleet's state."""
         link = self._link
         now = self._now()
-        last = max(self._sends[-1] if self._sends else -math.inf, self._joined_at)
+        sent_at = self._log.last
+        last = max(-math.inf if sent_at is None else sent_at, self._joined_at)
         reply = await link.call(
             link.sync,
             [link.keys.state, link.keys.pause, link.keys.members],

@@ -1,0 +1,299 @@
+"""The parts flow control is made of (``inkit_async/_flow``), with plain numbers.
+
+No sockets, no sleeps, no event loop and no clock: every part takes the time from its
+caller, so each rule is checked at the exact moments it names.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from inkit_async._flow import curve
+from inkit_async._flow.breaker import Breaker, Gate
+from inkit_async._flow.budget import RetryBudget
+from inkit_async._flow.curve import MIN_RATE, Curve
+from inkit_async._flow.estimate import (
+    BURST_SPAN,
+    SEND_HISTORY,
+    SendLog,
+    Stretch,
+    estimate_rate,
+)
+from inkit_async._flow.pacer import TOLERANCE, Pacer
+
+# -- the curve ---------------------------------------------------------------------------
+
+
+def test_a_cut_with_an_estimate_sends_at_90_percent_of_the_lower_of_the_two_rates():
+    """The rate the client was sending, or the server's estimated rate, whichever is lower."""
+    assert curve.cut(5.0, sending=300.0, estimate=200.0, rate_limit=None) == Curve(
+        rate=180.0, refused=200.0, blind=False, cut_at=5.0
+    )
+    assert curve.cut(5.0, sending=100.0, estimate=200.0, rate_limit=None).rate == 90.0
+
+
+def test_a_blind_cut_sends_at_70_percent_and_doubles_every_second():
+    """With no estimate: 70% of what was sent, then slow start's doubling."""
+    cut = curve.cut(10.0, sending=100.0, estimate=None, rate_limit=None)
+    assert (cut.rate, cut.refused, cut.blind) == (70.0, 100.0, True)
+    assert cut.at(10.0, None) == pytest.approx(70.0)
+    assert cut.at(11.0, None) == pytest.approx(140.0)
+    assert cut.at(12.5, None) == pytest.approx(70.0 * 2**2.5)
+
+
+def test_the_cubic_curve_is_back_at_the_refused_rate_after_3_s_then_climbs_slowly():
+    """CUBIC: fast at first, flat at the refused rate at K = 3 s, then probing above it."""
+    cut = curve.cut(0.0, sending=200.0, estimate=100.0, rate_limit=None)
+    assert cut.at(0.0, None) == pytest.approx(90.0)
+    assert cut.at(1.0, None) == pytest.approx(100.0 - 10.0 * 8 / 27)
+    assert cut.at(3.0, None) == pytest.approx(100.0)
+    assert cut.at(6.0, None) == pytest.approx(110.0)  # as far above as the cut was below
+    rates = [cut.at(t / 10, None) for t in range(100)]
+    assert rates == sorted(rates)
+
+
+def test_a_curve_far_above_the_refused_rate_is_released_unless_a_rate_limit_holds_it():
+    """32 times the refused rate: no limit is near, the rate is dropped (infinite)."""
+    cut = curve.cut(0.0, sending=10.0, estimate=None, rate_limit=None)  # 7/s, doubling
+    released_at = math.log2(32 * 10.0 / 7.0)  # seconds until 32 x refused
+    assert math.isfinite(cut.at(released_at - 0.01, None))
+    assert cut.at(released_at + 0.01, None) == math.inf
+    assert cut.at(released_at + 0.01, 50.0) == 50.0
+
+
+def test_a_curve_never_overflows_however_old_its_cut():
+    """Past the horizon it stays put: a cut read from Redis may be very old."""
+    cut = curve.cut(0.0, sending=10.0, estimate=None, rate_limit=None)
+    assert cut.at(1e9, 25.0) == 25.0
+    assert cut.at(1e9, None) == math.inf
+    assert cut.at(-1e9, None) == MIN_RATE  # a clock that went backwards: the floor
+
+
+def test_a_rate_limit_caps_the_cut_and_the_floor_holds_the_lowest_rate():
+    """The user's limit is never exceeded; the rate never falls below 0.5/s."""
+    assert curve.cut(0.0, sending=500.0, estimate=400.0, rate_limit=100.0).rate == 100.0
+    low = curve.cut(0.0, sending=0.1, estimate=None, rate_limit=None)
+    assert (low.rate, low.refused) == (MIN_RATE, MIN_RATE)
+    assert low.at(0.0, None) == MIN_RATE
+
+
+def test_a_flat_curve_is_the_rate_limit_and_a_restarted_one_climbs_again():
+    """A known limit before any refusal; a restarted curve starts from its cut rate."""
+    assert Curve(rate=50.0).at(1e6, 50.0) == 50.0
+    cut = curve.cut(0.0, sending=200.0, estimate=100.0, rate_limit=None)
+    again = cut.restarted(10.0)
+    assert again.at(10.0, None) == pytest.approx(90.0)
+    assert again.at(13.0, None) == pytest.approx(100.0)
+
+
+# -- the pacer ---------------------------------------------------------------------------
+
+
+def test_the_pacer_spaces_requests_by_one_over_the_rate():
+    """At 10/s one request per 100 ms; a tick early within the tolerance counts."""
+    pacer = Pacer()
+    assert pacer.take(0.0, 10.0)
+    assert not pacer.take(0.05, 10.0)
+    assert pacer.next_at == pytest.approx(0.1 - TOLERANCE)
+    assert pacer.take(0.1 - TOLERANCE, 10.0)
+    assert not pacer.take(0.15, 10.0)
+
+
+def test_the_pacer_saves_no_credit_over_a_quiet_gap():
+    """After a long gap one request goes at once, the next waits its full turn."""
+    pacer = Pacer()
+    assert pacer.take(0.0, 10.0)
+    assert pacer.take(5.0, 10.0)
+    assert not pacer.take(5.05, 10.0)
+
+
+def test_the_pacer_holds_after_a_refusal_and_restarts_after_a_probe():
+    """``hold``: the next waits one interval; ``restart``: the next goes at once."""
+    pacer = Pacer()
+    pacer.hold(2.0, 4.0)
+    assert not pacer.take(2.2, 4.0)
+    assert pacer.take(2.25, 4.0)
+    pacer.restart(2.3)
+    assert pacer.take(2.3, 4.0)
+
+
+# -- the breaker -------------------------------------------------------------------------
+
+
+def test_the_breaker_pauses_then_lets_exactly_one_probe_go():
+    """Paused: wait until the end; then one probe; the others wait for its answer."""
+    breaker = Breaker()
+    assert breaker.admit(0.0) is Gate.GO
+    breaker.pause(1.0, 2.0)
+    assert breaker.held_since == 1.0
+    assert breaker.admit(2.9) is Gate.WAIT
+    assert breaker.due(2.9) == 3.0
+    assert breaker.admit(3.0) is Gate.PROBE
+    assert breaker.admit(3.0) is Gate.WAIT
+    assert breaker.due(3.0) == math.inf  # the probe's answer lets them go
+    assert not breaker.closed
+    breaker.close()
+    assert breaker.closed
+    assert breaker.held_since is None
+    assert breaker.admit(3.1) is Gate.GO
+    assert breaker.due(3.1) is None
+
+
+def test_a_returned_probe_lets_another_go_and_a_failed_one_pauses_again():
+    """A cancelled probe is replaced; a refused probe starts the next pause."""
+    breaker = Breaker()
+    breaker.pause(0.0, 1.0)
+    assert breaker.admit(1.0) is Gate.PROBE
+    breaker.probe_returned()
+    assert breaker.admit(1.0) is Gate.PROBE
+    assert breaker.outage_pause(1.2, jitter=0.0) == 0.25
+    assert breaker.held_since == 0.0  # held since the first pause: max_wait counts from it
+    assert breaker.admit(1.3) is Gate.WAIT
+    assert breaker.admit(1.45) is Gate.PROBE
+
+
+def test_outage_pauses_double_to_4_s_less_jitter_and_reset_when_closed():
+    """0.25, 0.5, 1, 2, 4, 4 s; jitter takes up to 10% off; a success starts again."""
+    breaker = Breaker()
+    lengths = [breaker.outage_pause(0.0, jitter=0.0) for _ in range(6)]
+    assert lengths == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0]
+    assert breaker.outage_pause(0.0, jitter=1.0) == pytest.approx(3.6)
+    breaker.close()
+    assert breaker.outage_pause(0.0, jitter=0.5) == pytest.approx(0.25 * 0.95)
+
+
+def test_a_pause_keeps_the_longer_end_and_extend_needs_a_pause_under_way():
+    """A shorter pause never shortens one under way; ``extend`` starts none."""
+    breaker = Breaker()
+    breaker.extend(0.0, 5.0)
+    assert breaker.closed
+    breaker.pause(0.0, 5.0)
+    breaker.pause(1.0, 1.0)
+    assert breaker.paused_until == 5.0
+    breaker.extend(4.0, 3.0)
+    assert breaker.paused_until == 7.0
+
+
+def test_the_breaker_counts_failures_in_a_row():
+    """Failures add up across callers; an answer the server handled resets them."""
+    breaker = Breaker()
+    assert [breaker.fail() for _ in range(3)] == [1, 2, 3]
+    breaker.succeed()
+    assert breaker.fail() == 1
+
+
+# -- the retry budget --------------------------------------------------------------------
+
+
+def test_the_retry_budget_starts_full_spends_one_per_retry_and_refuses_when_empty():
+    """*reserve* retries at first; then each is refused, and counted."""
+    budget = RetryBudget(ratio=0.2, reserve=3)
+    assert [budget.spend() for _ in range(4)] == [True, True, True, False]
+    assert budget.refused == 1
+    assert budget.tokens == 0.0
+
+
+def test_the_retry_budget_earns_a_retry_per_five_successes_up_to_its_reserve():
+    """0.2 per success: five successes pay for one retry; never more than the reserve."""
+    budget = RetryBudget(ratio=0.2, reserve=2)
+    budget.spend()
+    budget.spend()
+    for _ in range(4):
+        budget.earn()
+    assert not budget.spend()
+    budget.earn()
+    assert budget.spend()
+    for _ in range(100):
+        budget.earn()
+    assert budget.tokens == 2.0
+
+
+# -- the estimate ------------------------------------------------------------------------
+
+
+def refused_send(rate: float, size: int, sending: float) -> tuple[list[tuple[int, float]], int]:
+    """Sends at *sending*/s into a full bucket (*rate*/s, *size*); up to the first refusal."""
+    level, at, sends = float(size), 0.0, []
+    for number in range(1, 100_000):
+        now = (number - 1) / sending
+        level = min(size, level + (now - at) * rate)
+        at = now
+        sends.append((number, now))
+        if level < 1.0:
+            return sends, number
+        level -= 1.0
+    raise AssertionError("never refused")
+
+
+@pytest.mark.parametrize("sending", [150.0, 200.0, 400.0, 1000.0])
+def test_the_estimate_finds_the_servers_rate_from_the_send_times(sending):
+    """Against 100/s with a bucket of 10, known: the estimate is within 10% of 100."""
+    sends, refused = refused_send(100.0, 10, sending)
+    estimate = estimate_rate(sends[-1], Stretch(1, 0.0, 10.0), sends[:-1], burst=10.0)
+    assert estimate is not None
+    assert 100.0 <= estimate <= 110.0, estimate
+    assert refused == sends[-1][0]
+
+
+def test_an_unknown_bucket_makes_the_estimate_an_upper_bound_well_above_the_rate():
+    """Why the bucket is measured: taken as 0, the same sends read far more than 100/s."""
+    sends, _ = refused_send(100.0, 10, 200.0)
+    estimate = estimate_rate(sends[-1], Stretch(1, 0.0, 0.0), sends[:-1], burst=0.0)
+    assert estimate is not None
+    assert estimate > 180.0
+
+
+def test_no_estimate_from_sends_all_at_once_or_below_the_lowest_rate():
+    """Sends within 10 ms tell nothing; nor does a fit below 0.5/s."""
+    at_once = [(n, 0.001 * n / 60) for n in range(1, 61)]
+    assert estimate_rate(at_once[-1], Stretch(1, 0.0, 10.0), at_once[:-1], 10.0) is None
+    slow = [(1, 0.0), (2, 100.0)]
+    assert estimate_rate(slow[-1], Stretch(1, 0.0, 1.0), slow[:-1], 1.0) is None
+
+
+def test_the_send_log_numbers_sends_and_forgets_the_oldest():
+    """Numbers count every send; times are kept for the last ``SEND_HISTORY`` only."""
+    log = SendLog()
+    assert log.last is None
+    for i in range(SEND_HISTORY + 10):
+        assert log.record(i * 0.001) == i + 1
+    assert log.time_of(1) is None
+    assert log.time_of(11) == pytest.approx(0.010)
+    assert log.time_of(SEND_HISTORY + 10) == log.last
+    assert log.time_of(SEND_HISTORY + 11) is None
+
+
+def test_the_sending_rate_reads_the_quarter_second_up_to_a_moment():
+    """Sends after the moment do not count; at least one send per window is assumed."""
+    log = SendLog()
+    for i in range(100):
+        log.record(i * 0.01)  # 100/s over 0..0.99 s
+    assert log.sending_rate(0.99) == pytest.approx(26 / 0.25)
+    assert log.sending_rate(0.5) == pytest.approx(26 / 0.25)
+    assert log.sending_rate(-5.0) == pytest.approx(1 / 0.25)
+
+
+def test_the_burst_ends_with_the_last_send_within_the_burst_span():
+    """The first burst: the stretch's sends within ``BURST_SPAN`` of its start."""
+    log = SendLog()
+    log.start_stretch(10.0, 0.0)
+    for i in range(20):
+        log.record(10.0 + i * BURST_SPAN / 10)
+    assert log.burst_end() == 12  # sends 1 to 11 left within the span (0 to 0.1 s)
+
+
+def test_the_send_log_estimate_reads_only_the_current_stretch():
+    """Sends before the stretch began (a pause, a cut) say nothing about this refusal."""
+    log = SendLog()
+    for i in range(50):
+        log.record(i * 0.001)  # a burst long ago
+    log.start_stretch(5.0, 10.0)
+    sends, refused = refused_send(100.0, 10, 200.0)
+    for _, at in sends:
+        log.record(5.0 + at)
+    estimate = log.estimate(50 + refused, burst=10.0)
+    assert estimate is not None
+    assert 100.0 <= estimate <= 110.0
+    assert log.estimate(10_000, burst=10.0) is None  # not sent (yet)
