@@ -382,6 +382,7 @@ class Engine:
         content = None if body is None else _json_bytes(body)
         last_error: InkitError | None = None
         retries = 0
+        spent = 0  # the retries that count against max_retries (see Attempt.refusal_answered)
         waited = 0.0  # seconds this call has waited in the throttle, all attempts together
         while True:
             async with state.slots:
@@ -400,10 +401,23 @@ class Engine:
                 flow.release(permit, Signal.OK)
                 return self._cast(method, path, cast, outcome)
             # The slot was given back above: a caller backing off holds nothing others need.
-            attempt = Attempt(method=method, path=path, retries=retries, may_repeat=may_repeat)
+            # A 429 to a request sent before the throttle's last cut: that cut answered it.
+            answered = (
+                isinstance(outcome, Answer)
+                and outcome.response.status_code == 429
+                and not flow.is_current(permit)
+            )
+            attempt = Attempt(
+                method=method,
+                path=path,
+                retries=spent,
+                may_repeat=may_repeat,
+                refusal_answered=answered,
+            )
             retry = self._settle(permit, outcome, attempt)  # type: ignore[arg-type]  # a Reply returned above
             last_error = retry.error
             retries += 1
+            spent += not answered
             self._report(
                 RetryEvent(
                     method=method,

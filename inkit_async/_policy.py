@@ -25,7 +25,9 @@ The rules:
   once.
 - A 429 with an honoured ``Retry-After`` also pauses the whole client for that long,
   whether or not this call retries (``pause``).
-- After ``max_retries`` retries the call fails with the last outcome's error.
+- After ``max_retries`` retries the call fails with the last outcome's error. A 429 to
+  a request sent before the throttle's last cut is retried without counting: the cut
+  answered it (``Attempt.refusal_answered``), and ``max_wait`` still bounds the call.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ class Attempt:
     """Retries made before this attempt (0 for the first attempt)."""
     may_repeat: bool
     """Whether the call may safely reach the server twice (false for a create)."""
+    refusal_answered: bool = False
+    """Whether this is a 429 to a request sent before the throttle's last cut: the cut
+    answered it (the request left at the old rate), so its retry does not count against
+    ``max_retries``; the throttle's ``max_wait`` still bounds the call."""
 
     @property
     def what(self) -> str:
@@ -187,7 +193,9 @@ def _decide_answer(outcome: Answer, attempt: Attempt, options: ClientOptions) ->
     pause = retry_after if status == 429 and retry_after is not None and not too_long else 0.0
     retryable = status in RETRYABLE_STATUS_CODES and (attempt.may_repeat or status == 429)
     error = status_error(attempt.what, response, content, retry_after)
-    if not retryable or too_long or attempt.retries >= options.max_retries:
+    answered = status == 429 and attempt.refusal_answered
+    spent = attempt.retries >= options.max_retries and not answered
+    if not retryable or too_long or spent:
         return Fail(error=error, pause=pause)
     if retry_after is not None:
         delay = retry_after

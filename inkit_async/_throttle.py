@@ -362,8 +362,16 @@ class Throttle:
         if gate is Gate.WAIT:
             return None
         if gate is Gate.PROBE:
-            # The pause is over: the server's bucket refilled meanwhile.
+            # The pause is over: the server's bucket refilled meanwhile, and the curve
+            # climbs from its cut rate again from now, not from before the pause.
             self._start_span(now, bucket=self._burst)
+            if self._curve is not None:
+                self._curve = self._curve.restarted(now)
+            rate = self._rate_at(now)
+            if rate is not None:
+                # The probe is a paced request like the others: the first to follow it
+                # waits its turn (a server whose bucket holds one refuses it otherwise).
+                self._pacer.hold(now, rate)
             return self._grant(now, probe=True)
         rate = self._rate_at(now)
         if rate is not None:
@@ -518,7 +526,7 @@ class Throttle:
             if pause:
                 self._breaker.extend(now, pause)
             return None
-        change = self._cut(now, permit.seq)
+        change = self._cut(now, permit.seq, pause)
         if pause:
             self._pause(now, pause)
             return attrs.evolve(change, pause=pause)
@@ -545,8 +553,9 @@ class Throttle:
         ):
             self._burst = float(self._accepted_before_refusal)
             # Answers to the burst's other requests may come after this one (other
-            # connections, a busy loop): those let through count as they arrive.
-            self._burst_seqs = (stretch.first, log.burst_end())
+            # connections, a busy loop): those let through count as they arrive. Those
+            # sent after it do not: what the bucket refilled since let them through.
+            self._burst_seqs = (stretch.first, log.sent_until(sent_at))
 
     def _on_overloaded(self, permit: Permit) -> Change | None:
         self._counts["overloaded"] += 1
@@ -572,15 +581,14 @@ class Throttle:
         if permit.epoch != self._epoch:
             return
         self._breaker.close()
-        now = self._now()
-        self._pacer.restart(now)
-        if self._curve is not None:
-            self._curve = self._curve.restarted(now)  # it climbs again from the cut rate
         self._update_open()
         self._reschedule()
 
-    def _cut(self, now: float, seq: int) -> Change:
-        """Cut the sending rate below what the server refused, and start a new epoch."""
+    def _cut(self, now: float, seq: int, pause: float = 0.0) -> Change:
+        """Cut the sending rate below what the server refused, and start a new epoch.
+
+        *pause*: what the refusal costs every caller (a ``Retry-After``), if anything.
+        """
         # Past its release point the curve means no rate: cut from what was being sent.
         previous = self._rate_at(now)
         if previous is not None:
@@ -590,7 +598,9 @@ class Throttle:
             # after them (a slow server, a busy loop), when the burst it ends is over.
             last = self._log.last
             sending = self._sending_rate(now if last is None else last)
-        self._curve = curve.cut(now, sending, self._estimate(seq), self.rate_limit)
+        self._curve = curve.cut(
+            now, sending, self._estimate(seq), self.rate_limit, pause=pause, previous=self._curve
+        )
         # The server's bucket is empty when it refuses: the next request waits its turn.
         self._pacer.hold(now, self._curve.rate)
         self._epoch += 1

@@ -562,11 +562,11 @@ class RedisThrottle(Throttle):
 
     # -- cuts and pauses, shared -----------------------------------------------------------
 
-    def _cut(self, now: float, seq: int) -> Change:
+    def _cut(self, now: float, seq: int, pause: float = 0.0) -> Change:
         if self._refused_once and not self._burst_reported:
             self._burst_reported = True
             self._burst_report += self._burst  # what this process saw accepted at first
-        change = super()._cut(now, seq)
+        change = super()._cut(now, seq, pause)
         self._slots.clear()  # leased at the old rate
         if self._link.connected and not self._adopting:
             self._push_cut()

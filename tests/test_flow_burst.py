@@ -11,35 +11,7 @@ import pytest
 from inkit_async import Throttle
 from inkit_async._throttle import Permit, Signal
 
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        """Start at 0."""
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        """The time the test set."""
-        return self.now
-
-
-class Bucket:
-    """A server's rate limit: *size* requests at once, refilled at *rate* per second."""
-
-    def __init__(self, rate: float, size: int) -> None:
-        self.rate, self.size = rate, size
-        self.level, self.at = float(size), 0.0
-
-    def admit(self, now: float) -> bool:
-        """Whether a request arriving at *now* is let through (it spends one token)."""
-        self.level = min(self.size, self.level + (now - self.at) * self.rate)
-        self.at = now
-        if self.level >= 1.0:
-            self.level -= 1.0
-            return True
-        return False
-
+from .flow_sim import Bucket, Clock
 
 # Until flow control is split into parts with a clock of their own (issue 23), these
 # tests drive the throttle's clock and its synchronous permit step by their private names.

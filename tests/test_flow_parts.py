@@ -15,7 +15,6 @@ from inkit_async._flow.breaker import Breaker, Gate
 from inkit_async._flow.budget import RetryBudget
 from inkit_async._flow.curve import MIN_RATE, Curve
 from inkit_async._flow.estimate import (
-    BURST_SPAN,
     SEND_HISTORY,
     SendLog,
     Stretch,
@@ -86,6 +85,27 @@ def test_a_flat_curve_is_the_rate_limit_and_a_restarted_one_climbs_again():
     again = cut.restarted(10.0)
     assert again.at(10.0, None) == pytest.approx(90.0)
     assert again.at(13.0, None) == pytest.approx(100.0)
+
+
+def test_a_cut_that_cost_a_pause_cuts_less_and_climbs_back_over_longer():
+    """Retry-After: 95% of the estimate, and 3 s + 10 x the pause to the refused rate."""
+    cut = curve.cut(0.0, sending=300.0, estimate=200.0, rate_limit=None, pause=1.0)
+    assert (cut.rate, cut.refused, cut.k) == (190.0, 200.0, 13.0)
+    assert cut.at(13.0, None) == pytest.approx(200.0)
+    assert cut.at(3.0, None) < 200.0  # still climbing where a free refusal is back
+    assert curve.cut(0.0, 300.0, 200.0, None, pause=60.0).k == 30.0  # at most 30 s
+
+
+def test_a_refusal_too_soon_for_an_estimate_cuts_near_the_last_estimated_limit():
+    """After an estimated cut, no estimate of its own is no reason to cut blind."""
+    estimated = curve.cut(0.0, sending=300.0, estimate=200.0, rate_limit=None)
+    again = curve.cut(5.0, sending=200.0, estimate=None, rate_limit=None, previous=estimated)
+    assert (again.rate, again.refused, again.blind) == (180.0, 200.0, False)
+    paused = curve.cut(5.0, 200.0, None, None, pause=1.0, previous=estimated)
+    assert paused.rate == 190.0
+    blind = curve.cut(0.0, sending=300.0, estimate=None, rate_limit=None)
+    assert curve.cut(5.0, 400.0, None, None, previous=blind).blind
+    assert curve.cut(5.0, 400.0, None, None, previous=Curve(rate=50.0)).blind  # flat: no estimate
 
 
 # -- the pacer ---------------------------------------------------------------------------
@@ -275,13 +295,17 @@ def test_the_sending_rate_reads_the_quarter_second_up_to_a_moment():
     assert log.sending_rate(-5.0) == pytest.approx(1 / 0.25)
 
 
-def test_the_burst_ends_with_the_last_send_within_the_burst_span():
-    """The first burst: the stretch's sends within ``BURST_SPAN`` of its start."""
+def test_the_burst_ends_with_the_last_send_at_or_before_a_moment():
+    """The first burst: the stretch's sends up to the refused one's send time."""
     log = SendLog()
+    for i in range(5):
+        log.record(1.0 + i * 0.01)  # before the stretch
     log.start_stretch(10.0, 0.0)
     for i in range(20):
-        log.record(10.0 + i * BURST_SPAN / 10)
-    assert log.burst_end() == 12  # sends 1 to 11 left within the span (0 to 0.1 s)
+        log.record(10.0 + i * 0.01)  # numbers 6 to 25
+    assert log.sent_until(10.05) == 12  # 6 to 11 left by then
+    assert log.sent_until(9.0) == 6  # none of the stretch's
+    assert log.sent_until(99.0) == 26
 
 
 def test_the_send_log_estimate_reads_only_the_current_stretch():

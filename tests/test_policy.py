@@ -366,6 +366,23 @@ def test_max_retries_is_the_last_retry(max_retries):
         assert isinstance(last.error, InternalServerError | APIConnectionError)
 
 
+def test_a_429_the_throttle_had_answered_already_is_retried_without_counting():
+    """A 429 to a request sent before the last cut: past max_retries it is still retried.
+
+    Only that: any other status, or a 429 whose request left after the cut, fails at
+    max_retries; and a Retry-After above max_retry_after still fails at once.
+    """
+    answered = Attempt(
+        method="GET", path="/batch/rb_1", retries=2, may_repeat=True, refusal_answered=True
+    )
+    budget = options(max_retries=2)
+    assert retried(decide(answer(429), answered, budget)).delay == 0.0
+    assert retried(decide(answer(429, retry_after="3"), answered, budget)).pause == 3.0
+    assert isinstance(decide(answer(429), attempt(2), budget), Fail)
+    assert isinstance(decide(answer(503), answered, budget), Fail)
+    assert isinstance(decide(answer(429, retry_after="61"), answered, budget), Fail)
+
+
 @pytest.mark.parametrize("status", [200, 429, 503, 404])
 def test_a_body_over_the_limit_fails_whatever_the_status(status):
     """An answer whose body was too large to read fails at once, never retried."""

@@ -21,8 +21,15 @@ __all__ = ["MIN_RATE", "Curve", "cut"]
 BETA_ESTIMATED: Final = 0.9
 #: ... or of the rate the client was sending at, when the answers allow no estimate.
 BETA_BLIND: Final = 0.7
-#: Seconds the cubic curve takes to climb back to the refused rate.
+#: Seconds the cubic curve takes to climb back to the refused rate ...
 CUBIC_K: Final = 3.0
+#: ... plus this many times the pause a refusal cost (its ``Retry-After``), up to ...
+PAUSE_K_FACTOR: Final = 10.0
+#: ... this many seconds: a refusal that pauses every caller costs far more than one
+#: request, so the curve stays near the refused rate longer and probes above it gently.
+MAX_K: Final = 30.0
+#: After a cut that cost a pause, send at this fraction of the estimated rate.
+BETA_PAUSED: Final = 0.95
 #: After a blind cut the rate doubles every this many seconds until the next refusal.
 DOUBLING: Final = 1.0
 #: Once the curve is this many times the refused rate, drop the rate: no limit is near.
@@ -51,6 +58,8 @@ class Curve:
     """Whether the cut had no estimate to go on (the curve doubles)."""
     cut_at: float = 0.0
     """When the curve starts, on the throttle's clock."""
+    k: float = CUBIC_K
+    """Seconds the cubic curve takes to climb back to the refused rate."""
 
     def at(self, now: float, rate_limit: float | None) -> float:
         """The rate at *now*: capped by *rate_limit*; ``math.inf`` once released."""
@@ -64,8 +73,8 @@ class Curve:
             else:
                 # Near a known limit: K seconds after the cut the curve reaches the
                 # refused rate, flat; then it climbs above it, slowly at first.
-                t = elapsed - CUBIC_K
-                scale = (1.0 - rate / refused) / CUBIC_K**3
+                t = elapsed - self.k
+                scale = (1.0 - rate / refused) / self.k**3
                 rate = refused * (1.0 + scale * t**3)
             if rate >= refused * RELEASE_FACTOR and rate_limit is None:
                 return math.inf
@@ -78,7 +87,15 @@ class Curve:
         return attrs.evolve(self, cut_at=now)
 
 
-def cut(now: float, sending: float, estimate: float | None, rate_limit: float | None) -> Curve:
+def cut(
+    now: float,
+    sending: float,
+    estimate: float | None,
+    rate_limit: float | None,
+    *,
+    pause: float = 0.0,
+    previous: Curve | None = None,
+) -> Curve:
     """The curve after a refusal at *now*.
 
     Args:
@@ -87,14 +104,26 @@ def cut(now: float, sending: float, estimate: float | None, rate_limit: float | 
             lately when it had none).
         estimate: The server's rate fitted to the client's send times, if any.
         rate_limit: The user's known limit, if any: the curve never exceeds it.
+        pause: The pause the refusal cost every caller (its ``Retry-After``), if any.
+        previous: The curve the refusal cuts, if any. When it came from an estimate,
+            the limit is known to be near: a refusal too soon after a pause or a cut
+            to allow an estimate of its own cuts as near a limit, not blind.
     """
+    if estimate is None and previous is not None and previous.refused and not previous.blind:
+        estimate = sending
     if estimate is not None:
         refused = min(sending, estimate)
-        rate = BETA_ESTIMATED * refused
+        rate = (BETA_PAUSED if pause else BETA_ESTIMATED) * refused
     else:
         refused = sending
         rate = BETA_BLIND * refused
     if rate_limit is not None:
         rate = min(rate, rate_limit)
     rate = max(rate, MIN_RATE)
-    return Curve(rate=rate, refused=max(refused, rate), blind=estimate is None, cut_at=now)
+    return Curve(
+        rate=rate,
+        refused=max(refused, rate),
+        blind=estimate is None,
+        cut_at=now,
+        k=min(CUBIC_K + PAUSE_K_FACTOR * pause, MAX_K),
+    )

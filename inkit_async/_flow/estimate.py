@@ -119,12 +119,11 @@ class SendLog:
             recent += 1
         return max(recent, 1) / SEND_WINDOW
 
-    def burst_end(self) -> int:
-        """The number after the last request sent within ``BURST_SPAN`` of the stretch's start."""
-        stretch = self.stretch
-        end = stretch.first
-        for _, sent_at in self._from(stretch.first):
-            if sent_at - stretch.start > BURST_SPAN:
+    def sent_until(self, moment: float) -> int:
+        """The number after the stretch's last request sent at or before *moment*."""
+        end = self.stretch.first
+        for _, sent_at in self._from(end):
+            if sent_at > moment:
                 break
             end += 1
         return end
