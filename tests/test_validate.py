@@ -1,0 +1,242 @@
+"""The number checks every option and argument goes through (inkit_async/_validate.py).
+
+Plain values, no client: each hostile value is refused with the right type and message,
+and what passes comes back as a plain int or float holding the value checked.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from decimal import Decimal
+from fractions import Fraction
+
+import attrs
+import pytest
+
+from inkit_async._validate import (
+    check_int,
+    check_number,
+    check_seconds,
+    int_field,
+    number_field,
+    plain_int,
+    plain_number,
+)
+
+
+class LyingFloat(float):
+    """A float subclass whose own methods lie: every comparison passes, it reads as NaN."""
+
+    def __float__(self) -> float:
+        return math.nan
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+    def __gt__(self, other: object) -> bool:
+        return True
+
+    def __le__(self, other: object) -> bool:
+        return True
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "LyingFloat(fine)"
+
+
+class LyingInt(int):
+    """An int subclass whose conversions and comparisons lie."""
+
+    def __int__(self) -> int:
+        return 10**6
+
+    def __index__(self) -> int:
+        return 10**6
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+
+HUGE = 10**400  # beyond the largest float
+ENORMOUS = 10**5000  # beyond the digits repr() will print
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("1", "str"),
+        (None, "NoneType"),
+        (True, "bool"),
+        (False, "bool"),
+        (Decimal("1.5"), "Decimal"),
+        (Fraction(1, 2), "Fraction"),
+        (1 + 0j, "complex"),
+        ([1], "list"),
+    ],
+)
+def test_a_number_of_another_type_is_a_type_error(value, shown):
+    """A str, None, a bool, a Decimal, a Fraction: TypeError naming the option and the type."""
+    with pytest.raises(TypeError) as info:
+        check_number("rate", value)
+    assert str(info.value) == f"rate must be a number, got {shown}"
+    with pytest.raises(TypeError) as info:
+        check_seconds("ttl", value)
+    assert str(info.value) == f"ttl must be a number of seconds, got {shown}"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (math.nan, "nan"),
+        (math.inf, "inf"),
+        (-math.inf, "-inf"),
+        (-1, "-1"),
+        (-0.5, "-0.5"),
+        (HUGE, "an int of 1329 bits"),
+        (-HUGE, "an int of 1329 bits"),
+        (ENORMOUS, "an int of 16610 bits"),
+    ],
+    ids=["nan", "inf", "-inf", "-1", "-0.5", "1e400", "-1e400", "1e5000"],
+)
+def test_an_impossible_number_is_a_value_error(value, shown):
+    """NaN, infinities, negatives and ints too large for a float: ValueError, shown briefly."""
+    with pytest.raises(ValueError) as info:
+        check_number("max_wait", value)
+    assert str(info.value) == f"max_wait must be a finite number >= 0, got {shown}"
+
+
+def test_bounds_read_as_they_are_given():
+    """minimum, maximum and above (a strict lower bound) shape the check and the message."""
+    assert check_number("x", 0) == 0
+    with pytest.raises(ValueError, match=r"^x must be a finite number > 0, got 0$"):
+        check_number("x", 0, above=True)
+    with pytest.raises(ValueError, match=r"^lease_ttl must be a finite number >= 0\.5, got 0\.4$"):
+        check_number("lease_ttl", 0.4, minimum=0.5)
+    assert check_number("lease_ttl", 0.5, minimum=0.5) == 0.5
+    with pytest.raises(ValueError, match=r"^jitter must be a finite number between 0 and 1, got 2"):
+        check_number("jitter", 2, maximum=1)
+    with pytest.raises(ValueError, match=r"between 0 and 1, got nan$"):
+        check_number("jitter", math.nan, maximum=1)
+    assert check_number("jitter", 1, maximum=1) == 1
+    assert check_number("big", sys.float_info.max) == sys.float_info.max
+    assert check_number("big", 10**300) == 10**300  # an int a float can hold
+
+
+def test_none_passes_only_where_it_is_allowed():
+    """allow_none: None comes back as it is, and the TypeError says None would do."""
+    assert check_number("rate_limit", None, allow_none=True) is None
+    assert check_seconds("timeout", None, allow_none=True) is None
+    assert check_int("max_in_flight", None, minimum=1, allow_none=True) is None
+    with pytest.raises(TypeError, match=r"^timeout must be a number of seconds or None, got str$"):
+        check_seconds("timeout", "5", allow_none=True)
+    with pytest.raises(TypeError, match=r"^max_in_flight must be an int or None, got float$"):
+        check_int("max_in_flight", 1.0, minimum=1, allow_none=True)
+    with pytest.raises(TypeError, match=r"^rate must be a number, got NoneType$"):
+        check_number("rate", None)
+
+
+def test_what_passes_is_a_plain_int_or_float():
+    """An int stays an int and a float a float (30 stays 30), as exact types."""
+    assert type(check_number("t", 30)) is int
+    assert type(check_number("t", 30.0)) is float
+    assert type(check_seconds("t", 2.5)) is float
+    assert type(check_int("n", 3, minimum=0)) is int
+
+
+def test_a_float_subclass_is_read_by_its_stored_value():
+    """A float subclass counts as a float, by the value it stores; its lying methods never run."""
+    liar = LyingFloat(2.5)
+    checked = check_number("timeout", liar)
+    assert type(checked) is float
+    assert checked == 2.5
+    # Its comparisons would let a negative through, and its __float__ says NaN.
+    with pytest.raises(ValueError, match=r"^timeout must be a finite number >= 0, got -1\.0$"):
+        check_number("timeout", LyingFloat(-1.0))
+    with pytest.raises(ValueError, match=r"got nan$"):
+        check_number("timeout", LyingFloat(math.nan))
+
+
+def test_an_int_subclass_is_read_by_its_stored_value():
+    """An int subclass counts as an int, by the value it stores, whatever __int__ says."""
+    checked = check_int("max_retries", LyingInt(3), minimum=0)
+    assert type(checked) is int
+    assert checked == 3
+    with pytest.raises(ValueError, match=r"^max_retries must be >= 0, got -2$"):
+        check_int("max_retries", LyingInt(-2), minimum=0)
+    assert type(check_number("rate", LyingInt(4))) is int
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("1", "str"), (1.0, "float"), (True, "bool"), (None, "NoneType"), (Decimal(1), "Decimal")],
+)
+def test_an_int_of_another_type_is_a_type_error(value, shown):
+    """A float (even 1.0), a bool, a str, None, a Decimal: not an int."""
+    with pytest.raises(TypeError) as info:
+        check_int("max_size", value, minimum=1)
+    assert str(info.value) == f"max_size must be an int, got {shown}"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, "max_size must be >= 1, got 0"),
+        (-1, "max_size must be >= 1, got -1"),
+        (-HUGE, "max_size must be >= 1, got an int of 1329 bits"),
+        (-ENORMOUS, "max_size must be >= 1, got an int of 16610 bits"),
+    ],
+    ids=["0", "-1", "-1e400", "-1e5000"],
+)
+def test_an_int_below_its_minimum_is_a_value_error(value, message):
+    """Below the minimum: ValueError; a huge one is described, not printed."""
+    with pytest.raises(ValueError) as info:
+        check_int("max_size", value, minimum=1)
+    assert str(info.value) == message
+
+
+def test_an_int_range_names_both_ends():
+    """With a maximum, the message gives the range, on either side of it."""
+    for value in (0, 1001, HUGE):
+        with pytest.raises(ValueError, match=r"^page_size must be between 1 and 1000, got "):
+            check_int("page_size", value, minimum=1, maximum=1000)
+    assert check_int("page_size", 1000, minimum=1, maximum=1000) == 1000
+    assert check_int("reserve", HUGE, minimum=1) == HUGE  # no maximum: any size
+
+
+def test_plain_converters_read_numbers_and_pass_anything_else_on():
+    """plain_number/plain_int never refuse: a number comes back plain, the rest unchanged."""
+    assert type(plain_number(LyingFloat(1.5))) is float
+    assert plain_number(LyingFloat(1.5)) == 1.5
+    assert type(plain_int(LyingInt(2))) is int
+    assert type(plain_number(LyingInt(2))) is int
+    text = "30"
+    assert plain_number(text) is text  # type: ignore[arg-type]
+    yes = True
+    assert plain_number(yes) is yes
+    assert plain_int(yes) is yes
+    assert plain_int(1.5) == 1.5  # type: ignore[arg-type] - for the validator to refuse
+    assert plain_number(None) is None  # type: ignore[arg-type]
+
+
+@attrs.frozen
+class _Record:
+    seconds: float = attrs.field(converter=plain_number, validator=number_field(above=True))
+    count: int = attrs.field(converter=plain_int, validator=int_field(minimum=1, maximum=9))
+
+
+def test_field_validators_name_the_field():
+    """number_field and int_field check under the attrs field's own name."""
+    record = _Record(LyingFloat(0.5), LyingInt(3))
+    assert (type(record.seconds), type(record.count)) == (float, int)
+    with pytest.raises(ValueError, match=r"^seconds must be a finite number > 0, got 0$"):
+        _Record(0, 3)
+    with pytest.raises(TypeError, match=r"^count must be an int, got bool$"):
+        _Record(1, count=True)
+    with pytest.raises(ValueError, match=r"^count must be between 1 and 9, got 10$"):
+        _Record(1, 10)
