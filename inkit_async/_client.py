@@ -1,15 +1,17 @@
 """``AsyncInkit``: the product client, a thin layer over the request engine.
 
-It turns its arguments into a ``ClientOptions`` record (``_config.py``), builds an
-``Engine`` over it (``_engine.py``) and binds the resources to that engine. Everything
-a request does happens in the engine.
+It passes its arguments on to a ``ClientOptions`` record (``_config.py``), which
+declares, defaults and checks every option, builds an ``Engine`` over it
+(``_engine.py``) and binds the resources to that engine. Everything a request does
+happens in the engine.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Self
+import copy
+from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
-from ._config import ClientOptions, VariantArguments, base_url_from, token_from
+from ._config import NOT_GIVEN, ClientOptions, NotGiven, VariantArguments
 from ._constants import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -17,7 +19,6 @@ from ._constants import (
     DEFAULT_TIMEOUT,
 )
 from ._engine import Engine
-from ._retry import Backoff
 from .resources import BatchResource, DocumentBatchResource
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ._cache import BatchCache
     from ._events import EventCallback
     from ._protocols import AsyncHTTPClient, AsyncHTTPTransport, HTTPTimeout
+    from ._retry import Backoff
     from ._throttle import Throttle
 
 __all__ = ["AsyncInkit"]
@@ -131,25 +133,12 @@ class AsyncInkit:
         http_client: AsyncHTTPClient | None = None,
         transport: AsyncHTTPTransport | None = None,
     ) -> None:
-        options = ClientOptions(
-            api_token=token_from(api_token),
-            base_url=base_url_from(base_url),
-            timeout=timeout,
-            max_retries=max_retries,
-            max_concurrency=max_concurrency,
-            max_retry_after=max_retry_after,
-            backoff=Backoff() if backoff is None else backoff,
-            on_event=on_event,
-            throttle=True if throttle is None else throttle,
-            coalesce=coalesce,
-            cache=cache,
-            proxy=proxy,
-            verify=verify,
-            trust_env=trust_env,
-            http_client=http_client,
-            transport=transport,
-        )
-        self._bind(Engine(options))
+        # Every parameter is the option of the same name, passed on as given: the record
+        # reads the environment, fills in what None stands for and checks every value.
+        # tests/test_options.py holds this signature to the record's fields.
+        arguments: dict[str, Any] = dict(locals())
+        del arguments["self"]
+        self._bind(Engine(ClientOptions(**arguments)))
 
     def _bind(self, engine: Engine) -> None:
         self._engine = engine
@@ -159,33 +148,39 @@ class AsyncInkit:
     def with_options(
         self,
         *,
-        timeout: float | HTTPTimeout | None = None,
-        max_retries: int | None = None,
-        max_retry_after: float | None = None,
-        backoff: Backoff | None = None,
-        on_event: EventCallback | None = None,
-    ) -> AsyncInkit:
+        timeout: float | HTTPTimeout | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        max_retry_after: float | NotGiven = NOT_GIVEN,
+        backoff: Backoff | NotGiven | None = NOT_GIVEN,
+        on_event: EventCallback | NotGiven | None = NOT_GIVEN,
+    ) -> Self:
         """Return a client with other per-call options over the same shared resources.
 
         The variant shares this client's connection pool, concurrency slots, throttle
         and cache: ``client.with_options(timeout=5).batch.get(...)`` is cheap.
-        Options left as ``None`` keep this client's value, and every option passes the
-        same checks as in ``AsyncInkit(...)``. Closing the original closes the shared
-        resources; closing the variant never does.
+
+        An option you leave out keeps this client's value. An option you pass replaces
+        it, with the meaning and the checks it has in ``AsyncInkit(...)``:
+        ``on_event=None`` removes the callback, ``backoff=None`` is the default backoff,
+        and ``timeout``, ``max_retries`` and ``max_retry_after`` take no ``None``
+        (``TypeError``, as there). ``NOT_GIVEN``, the default the signature shows, only
+        marks an option as left out: it is not exported and never needs passing (to
+        forward options, forward ``**kwargs``).
+
+        The variant is a shallow copy of this client with its own options: a subclass
+        of ``AsyncInkit`` keeps its class, and the attributes its ``__init__`` set.
+        Closing the original closes the shared resources; closing the variant never
+        does.
+
+        Raises:
+            TypeError: An option has the wrong type.
+            ValueError: An option has an impossible value.
         """
-        changes: VariantArguments = {}
-        if timeout is not None:
-            changes["timeout"] = timeout
-        if max_retries is not None:
-            changes["max_retries"] = max_retries
-        if max_retry_after is not None:
-            changes["max_retry_after"] = max_retry_after
-        if backoff is not None:
-            changes["backoff"] = backoff
-        if on_event is not None:
-            changes["on_event"] = on_event
-        variant = object.__new__(AsyncInkit)
-        variant._bind(self._engine.variant(changes))
+        arguments: dict[str, Any] = dict(locals())
+        del arguments["self"]
+        changes = {name: value for name, value in arguments.items() if value is not NOT_GIVEN}
+        variant = copy.copy(self)
+        variant._bind(self._engine.variant(cast("VariantArguments", changes)))  # noqa: SLF001
         return variant
 
     # -- lifecycle -----------------------------------------------------------------

@@ -1,18 +1,33 @@
-"""The client's options as one frozen value, checked in one place.
+"""The client's options as one frozen record: declared, defaulted and checked in one place.
 
-``ClientOptions`` holds the options exactly as the user gave them (``timeout=30`` stays
-``30``, an ``httpx.Timeout`` stays that object); what the engine needs from them, such
-as the per-attempt deadline, is derived by properties. ``AsyncInkit.with_options``
-builds its variant with ``attrs.evolve``, so every option round-trips and every
-change goes through the same validators as the constructor's arguments.
+``ClientOptions`` is the one declaration of every option: its name, its default, what
+``None`` means for it, its checks and its scope (``OptionScope``, in each field's
+metadata). The rest is derived from it or held to it:
+
+- ``AsyncInkit(...)`` passes its arguments on as they are: the record reads the
+  environment for the token and the API root, fills the defaults and checks them all.
+- ``PER_CALL_OPTIONS`` (what ``with_options`` may change) and ``FORWARDED_OPTIONS``
+  (what ``FakeInkit.client`` forwards) are read from the fields' scopes.
+- The spellings typing needs, ``AsyncInkit``'s explicit signature (for IDEs and the
+  API reference), ``with_options``'s, and the ``VariantArguments`` and
+  ``OptionArguments`` TypedDicts, are held to the record by ``tests/test_options.py``:
+  names, defaults and annotations must agree.
+
+The record holds the options as given (``timeout=30`` stays ``30``, an
+``httpx.Timeout`` stays that object), with ``None`` replaced by what it stands for
+and numbers read as plain ``int``/``float`` (``_validate.py``); what the engine needs
+from them, such as the per-attempt deadline, is derived by properties.
+``AsyncInkit.with_options`` builds its variant with ``attrs.evolve``, so every option
+round-trips and every change goes through the same converters and validators as the
+constructor's arguments.
 """
 
 from __future__ import annotations
 
-import math
+import enum
 import os
 import ssl
-from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, final
 from urllib.parse import urlsplit
 from urllib.request import getproxies
 
@@ -34,6 +49,7 @@ from ._constants import (
 from ._exceptions import InkitError, Secrets
 from ._retry import Backoff
 from ._throttle import Throttle
+from ._validate import check_seconds, int_field, number_field, plain_int, plain_number
 from ._wire import Timeouts
 
 if TYPE_CHECKING:
@@ -43,8 +59,14 @@ if TYPE_CHECKING:
     from ._protocols import AsyncHTTPClient, AsyncHTTPTransport, HTTPTimeout
 
 __all__ = [
+    "FORWARDED_OPTIONS",
+    "NOT_GIVEN",
+    "OPTION_SCOPE",
+    "PER_CALL_OPTIONS",
     "ClientOptions",
+    "NotGiven",
     "OptionArguments",
+    "OptionScope",
     "VariantArguments",
     "base_url_from",
     "client_secrets",
@@ -56,18 +78,66 @@ __all__ = [
 _TOKEN_CHARACTERS: Final = frozenset(map(chr, range(0x21, 0x7F)))
 
 
+@final
+class NotGiven:
+    """The type of ``NOT_GIVEN``: the default that marks an argument as left out.
+
+    It tells "left out" (keep the client's value) from ``None`` (a value of its own:
+    ``on_event=None`` removes the callback), as httpx's ``USE_CLIENT_DEFAULT`` and the
+    OpenAI and Anthropic SDKs' ``NOT_GIVEN`` do. Private on purpose: nobody needs to
+    pass it (leave the argument out; to forward options, forward ``**kwargs``), so it
+    is not exported; it only shows, as ``NOT_GIVEN``, in ``with_options``'s signature.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        """``NOT_GIVEN``, as the signature shows it."""
+        return "NOT_GIVEN"
+
+    def __reduce__(self) -> str:
+        """Copies and pickles stay the one ``NOT_GIVEN`` (compared by identity)."""
+        return "NOT_GIVEN"
+
+
+#: The one ``NotGiven``: an argument left out.
+NOT_GIVEN: Final = NotGiven()
+
+
+class OptionScope(enum.Enum):
+    """Which part of a client an option belongs to, in each ``ClientOptions`` field's metadata."""
+
+    CONNECTION = "connection"
+    """Where requests go and how: the token, the root, proxies, TLS, the HTTP client.
+    Fixed for a client and its variants; ``FakeInkit.client`` sets them itself."""
+    SHARED = "shared"
+    """What a client shares with its variants: slots, throttle, coalescing, cache."""
+    PER_CALL = "per_call"
+    """What ``with_options`` may change for a variant."""
+
+
+#: The metadata key of a field's ``OptionScope``.
+OPTION_SCOPE: Final = "inkit_async.scope"
+_CONNECTION: Final = {OPTION_SCOPE: OptionScope.CONNECTION}
+_SHARED: Final = {OPTION_SCOPE: OptionScope.SHARED}
+_PER_CALL: Final = {OPTION_SCOPE: OptionScope.PER_CALL}
+
+
 class VariantArguments(TypedDict, total=False):
-    """The options ``with_options`` may change: the per-call ones."""
+    """The arguments of ``with_options``: the per-call options (``PER_CALL_OPTIONS``)."""
 
     timeout: float | HTTPTimeout
     max_retries: int
     max_retry_after: float
-    backoff: Backoff
+    backoff: Backoff | None
     on_event: EventCallback | None
 
 
 class OptionArguments(TypedDict, total=False):
-    """The keyword options of ``AsyncInkit`` that ``FakeInkit.client`` forwards."""
+    """The keyword options of ``AsyncInkit`` that ``FakeInkit.client`` forwards.
+
+    Every option but the connection ones (``FORWARDED_OPTIONS``).
+    """
 
     timeout: float | HTTPTimeout
     max_retries: int
@@ -174,39 +244,22 @@ def _check_base_url(_: object, __: object, base_url: Any) -> None:  # noqa: ANN4
         raise ValueError(f"base_url must not have a query or fragment, got {shown}")
 
 
-def _check_seconds(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
-
 def _check_timeout(_: object, __: object, timeout: object) -> None:
     if _library_of(timeout, "Timeout") is not None:
         return
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+    try:
+        check_seconds("timeout", timeout, above=True)
+    except TypeError:
         # Say that a Timeout is welcome too: a look-alike of another library's is refused.
         raise TypeError(
             "timeout must be a number of seconds, an httpx.Timeout or an httpx2.Timeout, "
             f"got {type(timeout).__module__}.{type(timeout).__qualname__}"
-        )
-    _check_seconds("timeout", timeout)
-    if timeout == 0:
-        raise ValueError("timeout must be > 0")
+        ) from None
 
 
-def _non_negative_seconds(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    _check_seconds(attribute.name, value)
-
-
-def _at_least(minimum: int) -> Callable[[object, attrs.Attribute[int], object], None]:
-    def check(_: object, attribute: attrs.Attribute[int], value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{attribute.name} must be an int, got {type(value).__name__}")
-        if value < minimum:
-            raise ValueError(f"{attribute.name} must be >= {minimum}, got {value}")
-
-    return check
+def _plain_timeout(value: float | HTTPTimeout) -> float | HTTPTimeout:
+    """Seconds as a plain number (see ``plain_number``); anything else as it is."""
+    return plain_number(value) if isinstance(value, int | float) else value
 
 
 def _library_of(value: object, kind: str) -> object:
@@ -281,43 +334,99 @@ def _check_verify(_: object, __: object, value: object) -> None:
         raise ValueError(f"verify names a CA bundle that does not exist: {value!r}")
 
 
-def _check_throttle(_: object, __: object, value: object) -> None:
+def _check_throttle(_: object, __: object, value: Any) -> None:  # noqa: ANN401 - checked here
     if not isinstance(value, Throttle | bool):
         raise TypeError(f"throttle must be a Throttle, None or False, got {type(value).__name__}")
 
 
+def _backoff_or_default(value: Backoff | None) -> Backoff:
+    """``None``: the default backoff."""
+    return Backoff() if value is None else value
+
+
+def _throttle_or_default(value: Throttle | Literal[False] | None) -> Throttle | bool:
+    """``None``: a ``Throttle`` of the client's own (``True``); ``False``: none."""
+    return True if value is None else value
+
+
 @attrs.frozen(kw_only=True)
 class ClientOptions:
-    """Every option of one client, as given; validated when the record is built."""
+    """Every option of one client: the one place each is declared, defaulted and checked.
 
-    api_token: str = attrs.field(repr=False, validator=_check_token)
-    base_url: str = attrs.field(validator=_check_base_url)
-    timeout: float | HTTPTimeout = attrs.field(default=DEFAULT_TIMEOUT, validator=_check_timeout)
-    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_at_least(0))
-    max_concurrency: int = attrs.field(default=DEFAULT_MAX_CONCURRENCY, validator=_at_least(1))
+    Each field's default is the default of ``AsyncInkit``'s argument of the same name,
+    and a converter turns a ``None`` that stands for something into it (the
+    environment's token and root, the default ``Backoff``, a ``Throttle`` of the
+    client's own); its metadata holds its ``OptionScope``. Validated when the record is
+    built, and again by ``attrs.evolve`` for a variant.
+    """
+
+    api_token: str = attrs.field(
+        default=None, converter=token_from, repr=False, validator=_check_token, metadata=_CONNECTION
+    )
+    base_url: str = attrs.field(
+        default=None, converter=base_url_from, validator=_check_base_url, metadata=_CONNECTION
+    )
+    timeout: float | HTTPTimeout = attrs.field(
+        default=DEFAULT_TIMEOUT,
+        converter=_plain_timeout,
+        validator=_check_timeout,
+        metadata=_PER_CALL,
+    )
+    max_retries: int = attrs.field(
+        default=DEFAULT_MAX_RETRIES,
+        converter=plain_int,
+        validator=int_field(minimum=0),
+        metadata=_PER_CALL,
+    )
+    max_concurrency: int = attrs.field(
+        default=DEFAULT_MAX_CONCURRENCY,
+        converter=plain_int,
+        validator=int_field(minimum=1),
+        metadata=_SHARED,
+    )
     max_retry_after: float = attrs.field(
-        default=DEFAULT_MAX_RETRY_AFTER, validator=_non_negative_seconds
+        default=DEFAULT_MAX_RETRY_AFTER,
+        converter=plain_number,
+        validator=number_field(what="a number of seconds"),
+        metadata=_PER_CALL,
     )
-    backoff: Backoff = attrs.field(factory=Backoff, validator=_instance_of(Backoff, "a Backoff"))
-    http_client: AsyncHTTPClient | None = attrs.field(
-        default=None, validator=_httpx_api("AsyncClient", "")
+    backoff: Backoff = attrs.field(
+        default=None,
+        converter=_backoff_or_default,
+        validator=_instance_of(Backoff, "a Backoff"),
+        metadata=_PER_CALL,
     )
-    transport: AsyncHTTPTransport | None = attrs.field(
-        default=None, validator=_httpx_api("AsyncBaseTransport", " (such as MockTransport)")
+    on_event: EventCallback | None = attrs.field(
+        default=None, validator=_check_callback, metadata=_PER_CALL
     )
-    on_event: EventCallback | None = attrs.field(default=None, validator=_check_callback)
-    proxy: str | httpx.URL | None = attrs.field(
-        default=None, validator=_check_proxy, repr=_shown_url
+    throttle: Throttle | bool = attrs.field(
+        default=None, converter=_throttle_or_default, validator=_check_throttle, metadata=_SHARED
     )
-    verify: bool | str | ssl.SSLContext = attrs.field(default=True, validator=_check_verify)
-    trust_env: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    coalesce: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    cache: BatchCache | None = attrs.field(
-        default=None, validator=_instance_of(BatchCache, "a BatchCache")
+    """A ``Throttle``; ``True``: a default one; ``False``: none (only ``Retry-After`` pauses)."""
+    coalesce: bool = attrs.field(
+        default=True, validator=attrs.validators.instance_of(bool), metadata=_SHARED
     )
     """Whether identical lookups under way at the same moment share one request."""
-    throttle: Throttle | bool = attrs.field(default=True, validator=_check_throttle)
-    """A ``Throttle``; ``True``: a default one; ``False``: none (only ``Retry-After`` pauses)."""
+    cache: BatchCache | None = attrs.field(
+        default=None, validator=_instance_of(BatchCache, "a BatchCache"), metadata=_SHARED
+    )
+    proxy: str | httpx.URL | None = attrs.field(
+        default=None, validator=_check_proxy, repr=_shown_url, metadata=_CONNECTION
+    )
+    verify: bool | str | ssl.SSLContext = attrs.field(
+        default=True, validator=_check_verify, metadata=_CONNECTION
+    )
+    trust_env: bool = attrs.field(
+        default=True, validator=attrs.validators.instance_of(bool), metadata=_CONNECTION
+    )
+    http_client: AsyncHTTPClient | None = attrs.field(
+        default=None, validator=_httpx_api("AsyncClient", ""), metadata=_CONNECTION
+    )
+    transport: AsyncHTTPTransport | None = attrs.field(
+        default=None,
+        validator=_httpx_api("AsyncBaseTransport", " (such as MockTransport)"),
+        metadata=_CONNECTION,
+    )
 
     def __attrs_post_init__(self) -> None:
         """Refuse two ways of sending at once, and network options nothing would apply."""
@@ -358,3 +467,19 @@ class ClientOptions:
         if isinstance(self.timeout, int | float):
             return Timeouts(connect=min(float(self.timeout), DEFAULT_CONNECT_TIMEOUT))
         return Timeouts(**self.timeout.as_dict())
+
+
+def _options_in(*scopes: OptionScope) -> tuple[str, ...]:
+    return tuple(
+        field.name
+        for field in attrs.fields(ClientOptions)
+        if field.metadata[OPTION_SCOPE] in scopes
+    )
+
+
+#: The options ``with_options`` may change, in declaration order (``VariantArguments``).
+PER_CALL_OPTIONS: Final = _options_in(OptionScope.PER_CALL)
+
+#: The options ``FakeInkit.client`` forwards to ``AsyncInkit`` (``OptionArguments``):
+#: every one but those that say where requests go and how, which the fake sets itself.
+FORWARDED_OPTIONS: Final = _options_in(OptionScope.PER_CALL, OptionScope.SHARED)

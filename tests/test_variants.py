@@ -6,6 +6,8 @@ import httpx
 import pytest
 
 from inkit_async import APITimeoutError, AsyncInkit, Backoff, InkitError, InternalServerError
+from inkit_async._config import NOT_GIVEN
+from inkit_async.testing import FakeInkit
 
 from .conftest import NO_WAIT, TOKEN
 from .loopback import BATCH_JSON, Trickle
@@ -110,3 +112,73 @@ async def test_with_options_of_the_clients_own_timeout_keeps_the_deadline(server
         # Per-phase timeouts of the same length let the same trickle through.
         per_phase = client.with_options(timeout=httpx.Timeout(0.3))
         assert (await per_phase.batch.get("rb_2")).id == "rb_2"
+
+
+async def test_on_event_none_removes_the_parents_callback(events):
+    """with_options(on_event=None): the variant reports nothing; the parent still does."""
+    fake = FakeInkit()
+    batch_id = fake.add_batch()
+    async with fake.client(on_event=events) as client:
+        quiet = client.with_options(on_event=None)
+        fake.fail_next(1, 503)
+        await quiet.batch.get(batch_id)
+        assert len(fake.requests) == 2  # it did retry, with no one to tell
+        assert events == []
+        fake.fail_next(1, 503)
+        await client.batch.get(batch_id)
+        assert len(events.retries) == 1
+
+
+def test_backoff_none_is_the_default_backoff():
+    """with_options(backoff=None) means what AsyncInkit(backoff=None) means: Backoff()."""
+    client = AsyncInkit(TOKEN, backoff=NO_WAIT)
+    assert client.with_options(backoff=None).backoff == Backoff()
+    assert AsyncInkit(TOKEN, backoff=None).backoff == Backoff()
+    assert client.with_options(max_retries=1).backoff is NO_WAIT
+
+
+@pytest.mark.parametrize("name", ["timeout", "max_retries", "max_retry_after"])
+def test_none_is_refused_where_the_constructor_refuses_it(name):
+    """timeout/max_retries/max_retry_after=None: the constructor's TypeError, word for word."""
+    with pytest.raises(TypeError) as constructor:
+        AsyncInkit(TOKEN, **{name: None})
+    client = AsyncInkit(TOKEN, timeout=9)
+    with pytest.raises(TypeError) as variant:
+        client.with_options(**{name: None})
+    assert str(variant.value) == str(constructor.value)
+    assert name in str(variant.value)
+
+
+def test_an_option_left_out_or_not_given_keeps_the_parents_value():
+    """Leaving an option out and passing NOT_GIVEN are the same: the parent's value stays."""
+    client = AsyncInkit(TOKEN, timeout=9, max_retries=4, on_event=print, backoff=NO_WAIT)
+    for variant in (client.with_options(), client.with_options(timeout=NOT_GIVEN)):
+        assert variant.timeout == 9
+        assert variant.max_retries == 4
+        assert variant.backoff is NO_WAIT
+        assert variant._engine.options.on_event is print  # noqa: SLF001 - no public getter
+
+
+class TaggedClient(AsyncInkit):
+    """A subclass with an argument and a method of its own."""
+
+    def __init__(self, *args, tag: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tag = tag
+
+    def describe(self) -> str:
+        """The tag and the retries of this client."""
+        return f"{self.tag}: {self.max_retries} retries"
+
+
+async def test_a_subclass_keeps_its_class_and_attributes_in_its_variants(api):
+    """A variant of a subclass is of that subclass, with what its __init__ set."""
+    api.get("/batch/rb_1").respond(json={**BATCH_JSON, "id": "rb_1"})
+    async with TaggedClient(TOKEN, tag="billing") as client:
+        variant = client.with_options(max_retries=0)
+        assert type(variant) is TaggedClient
+        assert variant.describe() == "billing: 0 retries"
+        assert client.describe() == "billing: 2 retries"
+        assert (await variant.batch.get("rb_1")).id == "rb_1"
+        await variant.aclose()
+        assert not client.is_closed

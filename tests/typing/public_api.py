@@ -213,8 +213,31 @@ async def observed() -> None:
         assert_type(client.timeout, float | HTTPTimeout)
         assert_type(client.backoff, Backoff)
         assert_type(client.max_retry_after, float)
+        # None means what it means in AsyncInkit(...): no callback, the default backoff.
+        plain = client.with_options(on_event=None, backoff=None)
+        assert_type(plain, AsyncInkit)
+        # ...and timeout, max_retries and max_retry_after take none (an unused ignore
+        # fails mypy --strict, so these lines hold that None stays refused).
+        client.with_options(timeout=None)  # type: ignore[arg-type]
+        client.with_options(max_retries=None)  # type: ignore[arg-type]
+        client.with_options(max_retry_after=None)  # type: ignore[arg-type]
     async with FakeInkit().client(on_event=seen.append, max_retries=0) as fake_client:
         assert_type(fake_client, AsyncInkit)
+
+
+class TracedClient(AsyncInkit):
+    """A subclass of the client, as an application might write one."""
+
+    def label(self) -> str:
+        """Something of its own, which its variants keep."""
+        return f"traced {self.base_url}"
+
+
+def subclassed(client: TracedClient) -> None:
+    """A subclass's variants are of the subclass."""
+    fast = client.with_options(timeout=2.0)
+    assert_type(fast, TracedClient)
+    assert_type(fast.label(), str)
 
 
 async def through_httpx2() -> None:
