@@ -20,13 +20,14 @@ from __future__ import annotations
 import collections
 import hashlib
 import hmac
-import math
 import secrets
 import time
 import weakref
 from typing import TYPE_CHECKING, Final
 
 import attrs
+
+from ._validate import check_int, check_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -103,17 +104,9 @@ class BatchCache:
     )
 
     def __init__(self, *, ttl: float = 300.0, max_size: int = 10_000) -> None:
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-            raise TypeError(f"ttl must be a number of seconds, got {type(ttl).__name__}")
-        if not (math.isfinite(ttl) and ttl > 0):
-            raise ValueError(f"ttl must be a finite number > 0, got {ttl!r}")
-        if isinstance(max_size, bool) or not isinstance(max_size, int):
-            raise TypeError(f"max_size must be an int, got {type(max_size).__name__}")
-        if max_size < 1:
-            raise ValueError(f"max_size must be >= 1, got {max_size}")
-        self.ttl = float(ttl)
+        self.ttl = float(check_seconds("ttl", ttl, above=True))
         """Seconds an entry is served."""
-        self.max_size = max_size
+        self.max_size = check_int("max_size", max_size, minimum=1)
         """Most entries kept."""
         self._entries: collections.OrderedDict[Hashable, tuple[float, Batch]] = (
             collections.OrderedDict()

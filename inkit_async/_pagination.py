@@ -23,6 +23,7 @@ import attrs
 from ._constants import MAX_FILTER_LENGTH
 from ._converter import ShapeError, structure
 from ._models import Batch, Page
+from ._validate import check_int
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -111,28 +112,27 @@ def _optional_str(name: str, value: object) -> str | None:
     return value
 
 
+def _page_size(value: int | None) -> int | None:
+    """A page size of 1 to ``MAX_PAGE_SIZE``, as a plain ``int``; ``None``: the API's default."""
+    return check_int("page_size", value, minimum=1, maximum=MAX_PAGE_SIZE, allow_none=True)
+
+
 @attrs.frozen(kw_only=True)
 class ListFilters:
     """The query of a listing, checked when it is built (before any request)."""
 
-    page_size: int | None = None
+    page_size: int | None = attrs.field(default=None, converter=_page_size)
     sort: str | None = None
     search: str | None = None
     destination_name: str | None = None
     destination_status: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        """Refuse a bad page size, sort or filter.
+        """Refuse a bad sort or filter (the page size is checked by its converter).
 
-        A page size is 1..1000; a sort a field name with an optional leading ``-``;
+        A sort a field name with an optional leading ``-``;
         every filter a string of 1 to 1,024 characters with a UTF-8 form.
         """
-        size = self.page_size
-        if size is not None:
-            if isinstance(size, bool) or not isinstance(size, int):
-                raise TypeError(f"page_size must be an int, got {type(size).__name__}")
-            if not 1 <= size <= MAX_PAGE_SIZE:
-                raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {size}")
         sort = _optional_str("sort", self.sort)
         if sort is not None and not _SORT.fullmatch(sort):
             raise ValueError(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import TYPE_CHECKING
 
 from ._exceptions import WaitTimeoutError
+from ._validate import check_seconds
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,22 +18,13 @@ __all__ = ["check_poll_interval", "check_wait_timeout", "wait_until_finished", "
 
 def check_poll_interval(value: object) -> float:
     """Refuse a poll interval that is not a finite number of seconds > 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"poll_interval must be a number of seconds, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"poll_interval must be a finite number > 0, got {value!r}")
-    return float(value)
+    return float(check_seconds("poll_interval", value, above=True))
 
 
 def check_wait_timeout(value: object) -> float | None:
     """Refuse a wait timeout that is neither ``None`` nor a finite number of seconds > 0."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"timeout must be a number of seconds or None, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"timeout must be a finite number > 0, got {value!r}")
-    return float(value)
+    seconds = check_seconds("timeout", value, above=True, allow_none=True)
+    return None if seconds is None else float(seconds)
 
 
 def _fingerprint(batch: Batch) -> tuple[object, ...]:

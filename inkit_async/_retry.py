@@ -10,15 +10,9 @@ from email.utils import parsedate_to_datetime
 import attrs
 
 from ._constants import DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_JITTER, DEFAULT_BACKOFF_MAX
+from ._validate import number_field, plain_number
 
 __all__ = ["Backoff", "parse_retry_after"]
-
-
-def _non_negative(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{attribute.name} must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -30,17 +24,19 @@ class Backoff:
     then 2 s ... up to 8 s. Pass ``Backoff(initial=0, maximum=0)`` in tests to retry at once.
     """
 
-    initial: float = attrs.field(default=DEFAULT_BACKOFF_INITIAL, validator=_non_negative)
+    initial: float = attrs.field(
+        default=DEFAULT_BACKOFF_INITIAL, converter=plain_number, validator=number_field()
+    )
     """Seconds before the first retry."""
-    maximum: float = attrs.field(default=DEFAULT_BACKOFF_MAX, validator=_non_negative)
+    maximum: float = attrs.field(
+        default=DEFAULT_BACKOFF_MAX, converter=plain_number, validator=number_field()
+    )
     """Longest wait in seconds, however many retries came before."""
-    jitter: float = attrs.field(default=DEFAULT_BACKOFF_JITTER, validator=_non_negative)
+    # At most 1: a larger jitter would make waits negative.
+    jitter: float = attrs.field(
+        default=DEFAULT_BACKOFF_JITTER, converter=plain_number, validator=number_field(maximum=1)
+    )
     """Fraction (0 to 1) by which each wait is shortened at random."""
-
-    def __attrs_post_init__(self) -> None:
-        """Reject a jitter above 1, which would make waits negative."""
-        if self.jitter > 1:
-            raise ValueError(f"jitter must be between 0 and 1, got {self.jitter!r}")
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number *retry* (0 for the first retry)."""

@@ -96,6 +96,7 @@ from ._constants import (
 from ._flow.curve import Curve
 from ._redis_link import Budget, Link
 from ._throttle import Change, Permit, Signal, Throttle, ThrottleTimeoutError
+from ._validate import check_int, check_number
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -164,11 +165,7 @@ class FleetState:
 
 
 def _check_positive(name: str, value: object, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= minimum):
-        raise ValueError(f"{name} must be a finite number >= {minimum:g}, got {value!r}")
-    return float(value)
+    return float(check_number(name, value, minimum=minimum))
 
 
 def _check_namespace(value: object) -> str | None:
@@ -182,13 +179,7 @@ def _check_namespace(value: object) -> str | None:
 
 
 def _check_max_in_flight(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"max_in_flight must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"max_in_flight must be >= 1, got {value}")
-    return value
+    return check_int("max_in_flight", value, minimum=1, allow_none=True)
 
 
 class RedisThrottle(Throttle):

@@ -14,6 +14,9 @@ from fractions import Fraction
 import attrs
 import pytest
 
+from inkit_async import Backoff, BatchCache
+from inkit_async._pagination import ListFilters
+from inkit_async._polling import check_poll_interval, check_wait_timeout
 from inkit_async._validate import (
     check_int,
     check_number,
@@ -240,3 +243,70 @@ def test_field_validators_name_the_field():
         _Record(1, count=True)
     with pytest.raises(ValueError, match=r"^count must be between 1 and 9, got 10$"):
         _Record(1, 10)
+
+
+# -- every user of the checks ------------------------------------------------------------
+
+
+def _redis_throttle(**options: object) -> object:
+    from inkit_async.redis import RedisThrottle
+
+    return RedisThrottle.from_url("redis://127.0.0.1:1/0", **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda: Backoff(initial=HUGE), ValueError, "initial must be a finite number >= 0, got an"),
+        (lambda: Backoff(maximum=True), TypeError, "maximum must be a number, got bool"),
+        (lambda: Backoff(jitter=1.5), ValueError, "jitter must be a finite number between 0 and 1"),
+        (lambda: Backoff(jitter=math.nan), ValueError, "jitter must be a finite number between"),
+        (lambda: BatchCache(ttl=HUGE), ValueError, "ttl must be a finite number > 0, got an int"),
+        (lambda: BatchCache(ttl=0), ValueError, "ttl must be a finite number > 0, got 0"),
+        (lambda: BatchCache(max_size=True), TypeError, "max_size must be an int, got bool"),
+        (
+            lambda: check_poll_interval(HUGE),
+            ValueError,
+            "poll_interval must be a finite number > 0",
+        ),
+        (lambda: check_poll_interval(value=True), TypeError, "poll_interval must be a number of"),
+        (lambda: check_wait_timeout("5"), TypeError, "timeout must be a number of seconds or None"),
+        (lambda: check_wait_timeout(-math.inf), ValueError, "timeout must be a finite number > 0"),
+        (lambda: ListFilters(page_size=HUGE), ValueError, "page_size must be between 1 and 1000"),
+        (lambda: ListFilters(page_size=2.0), TypeError, "page_size must be an int or None, got"),
+        (lambda: _redis_throttle(lease_ttl=HUGE), ValueError, "lease_ttl must be a finite number"),
+        (
+            lambda: _redis_throttle(lease_ttl=0.1),
+            ValueError,
+            "lease_ttl must be a finite number >=",
+        ),
+        (lambda: _redis_throttle(timeout=True), TypeError, "timeout must be a number, got bool"),
+        (lambda: _redis_throttle(max_in_flight=True), TypeError, "max_in_flight must be an int"),
+        (lambda: _redis_throttle(max_in_flight=0), ValueError, "max_in_flight must be >= 1, got 0"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_every_user_refuses_hostile_numbers_by_name(build, error, message):
+    """Backoff, BatchCache, wait/watch, list and RedisThrottle: the checks, under their names."""
+    with pytest.raises(error) as info:
+        build()
+    assert str(info.value).startswith(message)
+
+
+def test_every_user_keeps_numbers_plain():
+    """What passes is stored as a plain int or float, whatever subclass it came as."""
+    backoff = Backoff(initial=LyingFloat(0.25), maximum=LyingInt(4), jitter=LyingFloat(0.5))
+    assert [type(backoff.initial), type(backoff.maximum), type(backoff.jitter)] == [
+        float,
+        int,
+        float,
+    ]
+    assert backoff.delay(0) <= 0.25
+    cache = BatchCache(ttl=LyingFloat(5.0), max_size=LyingInt(7))
+    assert (type(cache.ttl), type(cache.max_size), cache.ttl, cache.max_size) == (float, int, 5, 7)
+    assert type(check_poll_interval(LyingInt(2))) is float
+    assert type(check_wait_timeout(LyingFloat(2.5))) is float
+    assert check_wait_timeout(None) is None
+    filters = ListFilters(page_size=LyingInt(50))
+    assert type(filters.page_size) is int
+    assert filters.params(1) == {"page": 1, "page_size": 50}
