@@ -53,6 +53,7 @@ from ._client import AsyncInkit
 from ._constants import MAX_JSON_DEPTH
 from ._retry import Backoff
 from ._senders import InProcessTransport
+from ._validate import check_int, check_number, check_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -347,8 +348,15 @@ class FakeInkit:
         each of those answers.
 
         Raises:
-            TypeError: *body* is not something ``json.dumps`` can encode.
+            TypeError: *body* is not something ``json.dumps`` can encode, or a number
+                has the wrong type.
+            ValueError: *count* is negative, *status* is not 100 to 599, or
+                *retry_after* or *delay* is not a finite number >= 0.
         """
+        count = check_int("count", count, minimum=0)
+        status = check_int("status", status, minimum=100, maximum=599)
+        retry_after = check_seconds("retry_after", retry_after, allow_none=True)
+        delay = check_seconds("delay", delay)
         default = {"error": "Injected fault"}
         json.dumps(body)  # a body that cannot be sent fails here, not at the request
         fault = _Fault(status, retry_after, default if body is None else body, delay)
@@ -363,13 +371,20 @@ class FakeInkit:
         *burst* requests, refilled at *rate* per second; a request that finds it empty
         is answered 429 (with ``Retry-After: <retry_after>`` when given) and counted in
         ``refused``. ``limit_rate(None)`` lifts the limit. Injected faults come first.
+
+        Raises:
+            TypeError: A number has the wrong type.
+            ValueError: *rate* is not a finite number > 0, *burst* is below 1, or
+                *retry_after* is not a finite number >= 0.
         """
         if rate is None:
             self._limit = None
             return
-        if not rate > 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
-        self._limit = _RateLimit(rate=rate, burst=burst, retry_after=retry_after)
+        self._limit = _RateLimit(
+            rate=check_number("rate", rate, above=True),
+            burst=check_int("burst", burst, minimum=1),
+            retry_after=check_seconds("retry_after", retry_after, allow_none=True),
+        )
 
     # -- how a test talks to it ------------------------------------------------------------
 
@@ -524,11 +539,7 @@ class FakeInkit:
 
 def _check_count(name: str, value: object) -> int:
     """*value* when it is a whole number of documents (an ``int`` >= 0), else raise."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
+    return check_int(name, value, minimum=0)
 
 
 # -- what comes in: every check of a request, in one place ---------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -432,11 +433,50 @@ async def test_limit_rate_without_retry_after_and_its_refill(fake):
     assert (await raw(fake, "GET", f"/v1/batch/{batch_id}")).status_code == 200
 
 
-@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 1), (10, 0)])
-def test_limit_rate_refuses_impossible_values(fake, rate, burst):
-    """A rate must be > 0 and a burst >= 1."""
-    with pytest.raises(ValueError, match="rate"):
+@pytest.mark.parametrize(
+    ("rate", "burst", "error", "message"),
+    [
+        (0, 1, ValueError, "rate must be a finite number > 0, got 0"),
+        (-1, 1, ValueError, "rate must be a finite number > 0, got -1"),
+        (math.inf, 1, ValueError, "rate must be a finite number > 0, got inf"),
+        (math.nan, 1, ValueError, "rate must be a finite number > 0, got nan"),
+        ("10", 1, TypeError, "rate must be a number, got str"),
+        (10, 0, ValueError, "burst must be >= 1, got 0"),
+        (10, True, TypeError, "burst must be an int, got bool"),
+        (10, 2.0, TypeError, "burst must be an int, got float"),
+    ],
+)
+def test_limit_rate_refuses_impossible_values(fake, rate, burst, error, message):
+    """A rate must be a finite number > 0 and a burst an int >= 1; the limit stays as it was."""
+    fake.limit_rate(5, burst=2)
+    before = fake._limit  # noqa: SLF001 - what is in force
+    with pytest.raises(error) as info:
         fake.limit_rate(rate, burst=burst)
+    assert str(info.value) == message
+    assert fake._limit is before  # noqa: SLF001
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda f: f.limit_rate(5, retry_after=-1), ValueError, "retry_after must be a finite"),
+        (lambda f: f.limit_rate(5, retry_after="1"), TypeError, "retry_after must be a number"),
+        (lambda f: f.fail_next(-1, 500), ValueError, "count must be >= 0, got -1"),
+        (lambda f: f.fail_next("2", 500), TypeError, "count must be an int, got str"),
+        (lambda f: f.fail_next(1, 700), ValueError, "status must be between 100 and 599, got 700"),
+        (lambda f: f.fail_next(1, 500.0), TypeError, "status must be an int, got float"),
+        (lambda f: f.fail_next(1, 429, retry_after=math.nan), ValueError, "retry_after must be"),
+        (lambda f: f.fail_next(1, 429, retry_after="2"), TypeError, "retry_after must be a number"),
+        (lambda f: f.fail_next(1, 500, delay=-1), ValueError, "delay must be a finite number"),
+        (lambda f: f.fail_next(1, 500, delay=math.inf), ValueError, "delay must be a finite"),
+    ],
+)
+def test_fault_numbers_are_checked_when_given(fake, call, error, message):
+    """fail_next and limit_rate check their numbers at once, not when a request comes."""
+    with pytest.raises(error) as info:
+        call(fake)
+    assert str(info.value).startswith(message)
+    assert fake._faults == []  # noqa: SLF001 - nothing was queued
 
 
 async def test_fail_next_delay_holds_the_answer(fake):
