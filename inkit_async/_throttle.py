@@ -57,6 +57,7 @@ from ._flow.budget import RetryBudget
 from ._flow.curve import MIN_RATE, Curve
 from ._flow.estimate import BURST_SPAN, SendLog
 from ._flow.pacer import TOLERANCE, Pacer
+from ._validate import check_int, check_number, check_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -173,15 +174,6 @@ class Change:
     """The rate before the cut (``None``: none was set)."""
 
 
-def _check_number(name: str, value: object, *, allow_none: bool, minimum: float) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= minimum):
-        raise ValueError(f"{name} must be a finite number >= {minimum:g}, got {value!r}")
-
-
 class Throttle:
     """The client's flow-control policy, on by default; see the "Rate limits" docs page.
 
@@ -222,23 +214,16 @@ class Throttle:
         retry_reserve: int = DEFAULT_RETRY_RESERVE,
         outage_after: int = DEFAULT_OUTAGE_RUN,
     ) -> None:
-        _check_number("rate_limit", rate_limit, allow_none=True, minimum=_MIN_RATE)
-        _check_number("max_wait", max_wait, allow_none=False, minimum=0)
-        _check_number("retry_ratio", retry_ratio, allow_none=False, minimum=0)
-        for name, value in (("retry_reserve", retry_reserve), ("outage_after", outage_after)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        self.rate_limit = None if rate_limit is None else float(rate_limit)
+        limit = check_number("rate_limit", rate_limit, minimum=_MIN_RATE, allow_none=True)
+        self.rate_limit = None if limit is None else float(limit)
         """The known limit in requests per second, or ``None``."""
-        self.max_wait = float(max_wait)
+        self.max_wait = float(check_seconds("max_wait", max_wait))
         """Longest a call waits for one permit, in seconds."""
-        self.retry_ratio = float(retry_ratio)
+        self.retry_ratio = float(check_number("retry_ratio", retry_ratio))
         """Retries the budget earns per success."""
-        self.retry_reserve = retry_reserve
+        self.retry_reserve = check_int("retry_reserve", retry_reserve, minimum=1)
         """Most retries the budget holds."""
-        self.outage_after = outage_after
+        self.outage_after = check_int("outage_after", outage_after, minimum=1)
         """Failures in a row that count as an outage."""
         self._clock: Callable[[], float] | None = None
         # The parts (see `_flow`): the sending rate after a cut (None: none applies),
@@ -248,7 +233,7 @@ class Throttle:
         self._pacer = Pacer()
         self._breaker = Breaker()
         self._log = SendLog()
-        self._retries = RetryBudget(self.retry_ratio, retry_reserve)
+        self._retries = RetryBudget(self.retry_ratio, self.retry_reserve)
         self._epoch = 0
         # When a waiter last gave up at max_wait with no success since (None: not so).
         self._starved_at: float | None = None

@@ -14,7 +14,7 @@ from fractions import Fraction
 import attrs
 import pytest
 
-from inkit_async import Backoff, BatchCache
+from inkit_async import Backoff, BatchCache, Throttle
 from inkit_async._pagination import ListFilters
 from inkit_async._polling import check_poll_interval, check_wait_timeout
 from inkit_async._validate import (
@@ -283,6 +283,16 @@ def _redis_throttle(**options: object) -> object:
         (lambda: _redis_throttle(timeout=True), TypeError, "timeout must be a number, got bool"),
         (lambda: _redis_throttle(max_in_flight=True), TypeError, "max_in_flight must be an int"),
         (lambda: _redis_throttle(max_in_flight=0), ValueError, "max_in_flight must be >= 1, got 0"),
+        (
+            lambda: Throttle(rate_limit=HUGE),
+            ValueError,
+            "rate_limit must be a finite number >= 0.5",
+        ),
+        (lambda: Throttle(rate_limit=0.1), ValueError, "rate_limit must be a finite number >= 0.5"),
+        (lambda: Throttle(max_wait="5"), TypeError, "max_wait must be a number of seconds, got"),
+        (lambda: Throttle(retry_ratio=math.nan), ValueError, "retry_ratio must be a finite number"),
+        (lambda: Throttle(retry_reserve=2.0), TypeError, "retry_reserve must be an int, got float"),
+        (lambda: Throttle(outage_after=0), ValueError, "outage_after must be >= 1, got 0"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
