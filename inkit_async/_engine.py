@@ -57,7 +57,14 @@ from ._exceptions import (
 )
 from ._policy import Answer, Attempt, Fail, Failure, Outcome, Retry, decide
 from ._senders import sender_for
-from ._throttle import Signal, Throttle, ThrottleTimeoutError, Unthrottled, signal_of
+from ._throttle import (
+    Signal,
+    Throttle,
+    ThrottleTimeoutError,
+    Unthrottled,
+    regulator_of,
+    signal_of,
+)
 from ._version import __version__
 from ._wire import Reply, Request, TransportFailure
 
@@ -98,11 +105,13 @@ class EngineState:
         "coalescers",
         "flow",
         "loop",
+        "max_wait",
         "owns_http",
         "secrets",
         "sender",
         "slots",
         "telemetry",
+        "throttle",
     )
 
     def __init__(self, options: ClientOptions) -> None:
@@ -114,15 +123,18 @@ class EngineState:
         self.secrets, self.sender = sender_for(options)
         self.slots = asyncio.Semaphore(options.max_concurrency)
         throttle = options.throttle
-        self.flow: FlowControl = (
-            throttle
-            if isinstance(throttle, Throttle)
-            else Throttle()
-            if throttle
-            else Unthrottled()
+        self.throttle: Throttle | None = (
+            throttle if isinstance(throttle, Throttle) else Throttle() if throttle else None
         )
-        if isinstance(self.flow, Throttle):
-            self.flow.bind(options.api_token)  # a RedisThrottle names its keys by it
+        self.flow: FlowControl
+        if self.throttle is None:
+            self.flow = Unthrottled()
+        else:
+            regulator = regulator_of(self.throttle)
+            regulator.bind(options.api_token)  # a RedisThrottle names its keys by it
+            self.flow = regulator
+        # Longest a call waits for permits, all its attempts together (None: no throttle).
+        self.max_wait = None if self.throttle is None else self.throttle.max_wait
         # One Coalescer per set of per-call options, alive while an engine with those
         # options (or a request under way) is: see `coalescer_for`.
         self.coalescers: weakref.WeakValueDictionary[Hashable, Coalescer] | None = (
@@ -275,8 +287,7 @@ class Engine:
     @property
     def throttle(self) -> Throttle | None:
         """The shared throttle, or ``None`` when flow control is off."""
-        flow = self._state.flow
-        return flow if isinstance(flow, Throttle) else None
+        return self._state.throttle
 
     @property
     def is_closed(self) -> bool:
@@ -493,7 +504,8 @@ class Engine:
         state = self._state
         flow = state.flow
         loop = asyncio.get_running_loop()
-        left = flow.max_wait - waited if waited > 0.0 and isinstance(flow, Throttle) else None
+        max_wait = state.max_wait
+        left = max_wait - waited if waited > 0.0 and max_wait is not None else None
         if left is not None and left <= 0.0:
             raise last_error or self._gave_up(method, path)
         asked = loop.time()
@@ -538,7 +550,7 @@ class Engine:
         return decision
 
     def _gave_up(self, method: str, path: str) -> APITimeoutError:
-        wait = self._state.flow.max_wait if isinstance(self._state.flow, Throttle) else 0.0
+        wait = self._state.max_wait or 0.0
         return APITimeoutError(
             f"{method} {path} gave up after waiting {wait:g} s for the throttle's leave to "
             "send (the API is refusing requests or failing); nothing was sent",

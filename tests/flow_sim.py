@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING
 import attrs
 import httpx
 
+from inkit_async import Throttle
 from inkit_async._config import ClientOptions
+from inkit_async._flow.regulator import Regulator
+from inkit_async._flow.state import LocalState
 from inkit_async._policy import Answer, Attempt, Fail, decide
 from inkit_async._throttle import Signal
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from inkit_async import Throttle
     from inkit_async._throttle import Permit
 
 
@@ -39,6 +41,20 @@ class Clock:
     def __call__(self) -> float:
         """The current simulated time."""
         return self.now
+
+
+def regulator(clock: Clock, **options: float) -> Regulator:
+    """The machinery of ``Throttle(**options)``, on *clock*: no event loop needed."""
+    throttle = Throttle(**options)  # type: ignore[arg-type]
+    return Regulator(
+        rate_limit=throttle.rate_limit,
+        max_wait=throttle.max_wait,
+        retry_ratio=throttle.retry_ratio,
+        retry_reserve=throttle.retry_reserve,
+        outage_after=throttle.outage_after,
+        state=LocalState(),
+        clock=clock,
+    )
 
 
 class Bucket:
@@ -73,7 +89,7 @@ class Result:
 
 
 def run(  # noqa: PLR0915 - one event loop, read top to bottom
-    throttle: Throttle,
+    throttle: Regulator,
     clock: Clock,
     server: Bucket,
     *,
@@ -117,12 +133,12 @@ def run(  # noqa: PLR0915 - one event loop, read top to bottom
     def dispatch() -> None:
         now = clock.now
         while waiting:
-            permit = throttle._take(now)  # noqa: SLF001 - the throttle's synchronous step
+            permit = throttle.take(now)
             if permit is None:
                 break
             send(waiting.pop(0), permit)
         if waiting:
-            when = throttle._due(now)  # noqa: SLF001 - when the waiters may go
+            when = throttle.due(now)
             if when < wake_at[0] and when != float("inf"):
                 wake_at[0] = when
                 at(max(when, now), wake)

@@ -6,40 +6,24 @@ test plays a token-bucket server against it request by request.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from inkit_async import Throttle
 from inkit_async._throttle import Permit, Signal
 
-from .flow_sim import Bucket, Clock
+from .flow_sim import Bucket, Clock, regulator
 
-# Until flow control is split into parts with a clock of their own (issue 23), these
-# tests drive the throttle's clock and its synchronous permit step by their private names.
-
-
-def throttle_on(clock: Clock) -> Throttle:
-    """A throttle that reads *clock*."""
-    throttle = Throttle()
-    throttle._clock = clock  # noqa: SLF001 - see above
-    return throttle
+if TYPE_CHECKING:
+    from inkit_async._flow.regulator import Regulator
 
 
-def take(throttle: Throttle, now: float) -> Permit | None:
-    """A permit for a request leaving at *now*, or ``None`` (no waiting, no event loop)."""
-    return throttle._take(now)  # noqa: SLF001 - see above
-
-
-def next_paced(throttle: Throttle) -> float:
-    """When the throttle lets the next paced request go."""
-    return throttle._next_paced()  # noqa: SLF001 - see above
-
-
-def send_until_refused(throttle: Throttle, clock: Clock, server: Bucket, until: float) -> Permit:
+def send_until_refused(throttle: Regulator, clock: Clock, server: Bucket, until: float) -> Permit:
     """Send whenever the throttle lets a request go, answered at once; stop at a refusal."""
     while clock.now < until:
-        permit = take(throttle, clock.now)
+        permit = throttle.take(clock.now)
         if permit is None:
-            clock.now = max(clock.now + 1e-4, next_paced(throttle))
+            clock.now = max(clock.now + 1e-4, throttle.next_paced())
             continue
         if not server.admit(clock.now):
             return permit
@@ -60,11 +44,11 @@ def test_the_cut_after_a_pause_stays_below_the_servers_rate(answered_at, before_
     not from a bucket of 0, which read 200/s here and cost a third pause.
     """
     clock, server = Clock(), Bucket(rate=100, size=10)
-    throttle = throttle_on(clock)
+    throttle = regulator(clock)
     sent = []
     for i in range(60):
         clock.now = i * 0.05 / 60
-        permit = take(throttle, clock.now)
+        permit = throttle.take(clock.now)
         assert permit is not None  # nothing holds a healthy client back
         sent.append((permit, server.admit(clock.now)))
     ok = [permit for permit, admitted in sent if admitted]

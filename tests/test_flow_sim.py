@@ -11,11 +11,14 @@ benchmark's nginx ``limit_req``; 100 callers at once is the client's default
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from inkit_async import Throttle
+from .flow_sim import Bucket, Clock, Result, regulator, run
 
-from .flow_sim import Bucket, Clock, Result, run
+if TYPE_CHECKING:
+    from inkit_async._flow.regulator import Regulator
 
 RATE = 200.0
 BURST = 20
@@ -23,11 +26,10 @@ BURST = 20
 
 def simulate(
     lookups: int, *, retry_after: float | None, latency: float = 0.002, burst: int = BURST
-) -> tuple[Result, Throttle]:
+) -> tuple[Result, Regulator]:
     """*lookups* through a default throttle against 200/s; the result and the throttle."""
     clock = Clock()
-    throttle = Throttle()
-    throttle._clock = clock  # noqa: SLF001 - the simulated clock (see flow_sim)
+    throttle = regulator(clock)
     result = run(
         throttle,
         clock,
@@ -60,7 +62,7 @@ def test_with_retry_after_on_every_429_the_run_takes_at_most_115_percent_of_idea
     result, throttle = simulate(lookups, retry_after=1.0)
     assert result.failed == 0
     assert result.wall <= 1.15 * lookups / RATE
-    assert throttle.state.pauses <= 2 + lookups // 4000
+    assert throttle.snapshot().pauses <= 2 + lookups // 4000
 
 
 @pytest.mark.parametrize("retry_after", [None, 1.0])
@@ -107,4 +109,4 @@ def test_a_server_whose_bucket_holds_one_request_is_learned_not_fought():
     result, throttle = simulate(3000, retry_after=1.0, burst=1)
     assert result.failed == 0
     assert result.wall <= 1.6 * 3000 / RATE
-    assert throttle.state.pauses <= 6
+    assert throttle.snapshot().pauses <= 6

@@ -761,7 +761,7 @@ async def test_a_failed_background_task_is_logged_once_and_not_respawned(
     ):
         await client.batch.get("rb_warm")
         await joined(throttle)
-        link = throttle._link  # noqa: SLF001 - how the throttle runs its background work
+        link = throttle._fleet.link  # noqa: SLF001 - how the throttle runs its background work
         link.spawn(broken())
         await wait_until(lambda: not throttle.fleet.connected, 5, "the link to go local")
         link.spawn(broken())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import selectors
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
@@ -17,11 +17,16 @@ from inkit_async import (
     RateLimitError,
     Throttle,
 )
-from inkit_async._throttle import Permit, Signal, ThrottleTimeoutError
+from inkit_async._flow.state import LocalState
+from inkit_async._throttle import Permit, Signal, ThrottleTimeoutError, regulator_of
 from inkit_async.testing import FakeInkit
 
 from .conftest import NO_WAIT, TOKEN, Events
 from .loopback import Respond, echo, html_page
+
+if TYPE_CHECKING:
+    from inkit_async._flow.pacer import Pacer
+    from inkit_async._flow.regulator import Regulator
 
 #: A rate limit the tests can reach in a second or two and still measure.
 RATE = 100.0
@@ -384,7 +389,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self.now
 
 
-async def outcomes(throttle: Throttle, callers: int) -> list[tuple[float, str]]:
+def machinery(state: LocalState | None = None, **options: Any) -> Regulator:
+    """The machinery of ``Throttle(**options)``, sharing through *state* (default: local)."""
+    regulator = regulator_of(Throttle(**options))
+    if state is not None:
+        regulator.use(state)
+    return regulator
+
+
+async def outcomes(throttle: Regulator, callers: int) -> list[tuple[float, str]]:
     """Let *callers* ask *throttle* for a permit at once; when and how each wait ended."""
     loop = asyncio.get_running_loop()
 
@@ -404,7 +417,7 @@ def test_a_paced_wait_ends_at_max_wait():
     """At 0.5 requests/s and max_wait=3: permits at 0 s and 2 s; the others give up at 3 s."""
 
     async def run() -> list[tuple[float, str]]:
-        return await outcomes(Throttle(rate_limit=0.5, max_wait=3), 5)
+        return await outcomes(machinery(rate_limit=0.5, max_wait=3), 5)
 
     with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
         results = runner.run(run())
@@ -421,16 +434,17 @@ def test_a_wait_ends_when_the_pacing_never_answers():
     comes once max_wait has passed since then waits again, and gives up at max_wait.
     """
 
-    class Stuck(Throttle):
-        def _take_paced(self, now: float, rate: float) -> Permit | None:
-            del now, rate
+    class Stuck(LocalState):
+        def take_paced(self, now: float, rate: float, pacer: Pacer) -> int | None:
+            del now, rate, pacer
             return None
 
-        def _next_paced(self) -> float:
+        def next_paced(self, pacer: Pacer) -> float:
+            del pacer
             return float("inf")
 
     async def run() -> list[tuple[float, str]]:
-        throttle = Stuck(rate_limit=10, max_wait=5)
+        throttle = machinery(Stuck(), rate_limit=10, max_wait=5)
         first = await outcomes(throttle, 3)
         await asyncio.sleep(1)
         second = await outcomes(throttle, 1)
@@ -446,7 +460,7 @@ def test_after_a_caller_gave_up_a_success_lets_callers_wait_again():
     """Callers fail at once only while nothing has got through since one gave up."""
 
     async def run() -> list[tuple[float, str]]:
-        throttle = Throttle(rate_limit=0.5, max_wait=3)
+        throttle = machinery(rate_limit=0.5, max_wait=3)
         first = await outcomes(throttle, 3)  # permits at 0 and 2 s, one gives up at 3 s
         failing_fast = await outcomes(throttle, 2)  # at 3 s, after a give-up: at once
         await asyncio.sleep(1)
@@ -472,20 +486,26 @@ async def test_a_wait_ends_however_often_the_state_changes():
     before it could run: the wait never ended.)
     """
 
-    class Restless(Throttle):
-        def _take_paced(self, now: float, rate: float) -> Permit | None:
-            del now, rate
+    class Restless(LocalState):
+        regulator: Regulator
+
+        def attach(self, regulator: Regulator) -> None:
+            self.regulator = regulator
+
+        def take_paced(self, now: float, rate: float, pacer: Pacer) -> int | None:
+            del now, rate, pacer
             return None
 
-        def _next_paced(self) -> float:
-            asyncio.get_running_loop().call_soon(self._reschedule)
+        def next_paced(self, pacer: Pacer) -> float:
+            del pacer
+            asyncio.get_running_loop().call_soon(self.regulator.wake)
             return float("inf")
 
-    throttle = Restless(rate_limit=10, max_wait=0.2)
+    throttle = machinery(Restless(), rate_limit=10, max_wait=0.2)
     async with asyncio.timeout(5):  # a wait that never ends fails the test
         with pytest.raises(ThrottleTimeoutError):
             await throttle.acquire()
-    assert not throttle.state.waiting
+    assert not throttle.snapshot().waiting
 
 
 def test_callers_queued_behind_a_probe_leave_as_soon_as_it_succeeds():
@@ -493,7 +513,7 @@ def test_callers_queued_behind_a_probe_leave_as_soon_as_it_succeeds():
 
     async def run() -> tuple[float, float]:
         loop = asyncio.get_running_loop()
-        throttle = Throttle(max_wait=10)
+        throttle = machinery(max_wait=10)
         throttle.release(await throttle.acquire(), Signal.THROTTLED, pause=1)
         probe = await throttle.acquire()  # when the pause ends
         probed_at = loop.time()
@@ -513,7 +533,7 @@ def test_a_caller_during_a_long_pause_gives_up_at_once():
     """Paused for longer than max_wait already: a new caller gives up without waiting."""
 
     async def run() -> list[tuple[float, str]]:
-        throttle = Throttle(max_wait=2)
+        throttle = machinery(max_wait=2)
         permit = await throttle.acquire()
         throttle.release(permit, Signal.THROTTLED, pause=30)
         first = await outcomes(throttle, 2)
@@ -529,7 +549,7 @@ def test_paced_permits_leave_on_time_without_spinning():
     """At 0.5 requests/s with time to spare: one permit every 2 s, each timer finds its slot."""
 
     async def run() -> list[tuple[float, str]]:
-        return await outcomes(Throttle(rate_limit=0.5, max_wait=100), 6)
+        return await outcomes(machinery(rate_limit=0.5, max_wait=100), 6)
 
     with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
         results = runner.run(run())
@@ -546,7 +566,7 @@ def test_a_blind_cut_long_ago_never_overflows_the_curve():
     """
 
     async def run() -> list[tuple[float, str]]:
-        throttle = Throttle(rate_limit=10, max_wait=60)
+        throttle = machinery(rate_limit=10, max_wait=60)
         permit = await throttle.acquire()
         assert throttle.release(permit, Signal.THROTTLED) is not None  # the blind cut
         await asyncio.sleep(1100)
@@ -562,14 +582,14 @@ def test_a_blind_cut_long_ago_never_overflows_the_curve():
 def test_a_fault_in_the_throttle_ends_every_wait():
     """Should handing out a permit ever raise, the waiting callers give up (and it is logged)."""
 
-    class Broken(Throttle):
-        def _take_paced(self, now: float, rate: float) -> Permit | None:
+    class Broken(LocalState):
+        def take_paced(self, now: float, rate: float, pacer: Pacer) -> int | None:
             if now > 0:
                 raise ArithmeticError("a bug")
-            return super()._take_paced(now, rate)
+            return super().take_paced(now, rate, pacer)
 
     async def run() -> list[tuple[float, str]]:
-        return await outcomes(Broken(rate_limit=1, max_wait=60), 4)
+        return await outcomes(machinery(Broken(), rate_limit=1, max_wait=60), 4)
 
     with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
         results = runner.run(run())
@@ -587,7 +607,7 @@ def test_a_timer_due_at_once_can_be_rescheduled_on_uvloop():
     import uvloop
 
     async def run() -> tuple[bool, str]:
-        throttle = Throttle(max_wait=1)
+        throttle = machinery(max_wait=1)
         first = await throttle.acquire()
         throttle.release(first, Signal.THROTTLED, pause=0.01)
         probe = await throttle.acquire()  # once the pause is over: the probe
