@@ -26,7 +26,6 @@ requests under way, the cache, the event loop it is bound to). One call goes:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import platform
 import time
@@ -36,25 +35,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from urllib.parse import urlencode
 
 import attrs
-import httpx
 
 from ._cache import CacheScope
 from ._coalesce import Coalescer
 from ._config import VariantArguments
 from ._constants import TOKEN_HEADER
-from ._converter import ShapeError
 from ._events import PauseEvent, RateEvent, RetryEvent
-from ._exceptions import (
-    SECRETS_EXTENSION,
-    APITimeoutError,
-    DeadlineExceeded,
-    InkitError,
-    Secrets,
-    failure_name,
-    not_json_error,
-    scrub_failure,
-    shape_error,
-)
+from ._exceptions import APITimeoutError, InkitError, Secrets, failure_name, scrub_failure
+from ._outcomes import answer_of, cast_reply, failure_of, json_bytes
 from ._policy import Answer, Attempt, Fail, Failure, Outcome, Retry, decide
 from ._senders import sender_for
 from ._throttle import (
@@ -235,6 +223,7 @@ class Engine:
     """Sends API calls for one client (or one ``with_options`` variant of it)."""
 
     __slots__ = (
+        "_call",
         "_closed",
         "_coalescer",
         "_deadline",
@@ -265,6 +254,10 @@ class Engine:
             "User-Agent": _USER_AGENT,
         }
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        # What the httpx request of an error about an answer is made from (``cast_reply``).
+        self._call = Request(
+            "GET", options.root, self._headers, None, self._timeouts, self._state.secrets
+        )
         # The requests under way this engine's callers may join: those of the engines
         # (of this client) whose per-call options equal these.
         self._coalescer = self._state.coalescer_for(options)
@@ -390,7 +383,7 @@ class Engine:
         url = self.options.root + path
         if params:
             url = f"{url}?{urlencode(params)}"
-        content = None if body is None else _json_bytes(body)
+        content = None if body is None else json_bytes(body)
         last_error: InkitError | None = None
         retries = 0
         spent = 0  # the retries that count against max_retries (see Attempt.refusal_answered)
@@ -410,7 +403,7 @@ class Engine:
             self._log_attempt(method, path, retries, outcome, started)
             if type(outcome) is Reply:
                 flow.release(permit, Signal.OK)
-                return self._cast(method, path, cast, outcome)
+                return cast_reply(outcome, cast, method, path, self._call)
             # The slot was given back above: a caller backing off holds nothing others need.
             # A 429 to a request sent before the throttle's last cut: that cut answered it.
             answered = (
@@ -464,25 +457,15 @@ class Engine:
         try:
             async with asyncio.timeout(self._deadline):
                 reply = await state.sender.send(request)
-        except TimeoutError as exc:
-            deadline = DeadlineExceeded()
-            deadline.__cause__ = exc
-            outcome = Failure(self._httpx_request(request), deadline)
-        except TransportFailure as failure:
-            outcome = Failure(self._httpx_request(request), _as_httpx_error(failure))
+        except (TimeoutError, TransportFailure) as failure:
+            outcome = failure_of(request, failure)
         except BaseException as exc:
             if span is not None:
                 span.end(None, type(exc).__name__)  # cancelled, or closed under it
             raise
         else:
-            if reply.content is not None and 200 <= reply.status < 300:
-                outcome = reply
-            else:
-                if reply.sent_token is not None:  # what the answer may echo: masked too
-                    request = request._replace(
-                        headers={**request.headers, TOKEN_HEADER: reply.sent_token}
-                    )
-                outcome = Answer(self._response(request, reply), reply.content)
+            usable = reply.content is not None and 200 <= reply.status < 300
+            outcome = reply if usable else answer_of(request, reply)
         if span is not None:
             _end_span(span, outcome)
         return outcome
@@ -589,60 +572,6 @@ class Engine:
                 )
             )
 
-    def _httpx_request(self, request: Request) -> httpx.Request:
-        """The httpx request an error carries (it masks the credentials the request names)."""
-        return httpx.Request(
-            request.method,
-            request.url,
-            headers=request.headers,
-            content=request.body,
-            extensions={SECRETS_EXTENSION: request.secrets},
-        )
-
-    def _response(self, request: Request, reply: Reply) -> httpx.Response:
-        """The httpx response an error carries, for an answer the call cannot use."""
-        # The body is decoded already: a kept Content-Encoding would decode it twice.
-        headers = [
-            (name, value)
-            for name, value in reply.headers
-            if name.lower() not in {b"content-encoding", b"content-length"}
-        ]
-        extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
-        if reply.reason:
-            extensions["reason_phrase"] = reply.reason.encode("ascii", "replace")
-        return httpx.Response(
-            reply.status,
-            headers=headers,
-            content=reply.content or b"",
-            request=self._httpx_request(request),
-            extensions=extensions,
-        )
-
-    def _cast(self, method: str, path: str, cast: Callable[[Any], T], reply: Reply) -> T:
-        what = f"{method} {path}"
-        content = reply.content or b""
-        try:
-            data = json.loads(content)
-        except (ValueError, RecursionError) as exc:  # not JSON, or nested too deeply
-            response = self._response(self._request_for(method, path), reply)
-            raise not_json_error(what, response, content, exc) from None
-        try:
-            return cast(data)
-        except ShapeError as exc:
-            response = self._response(self._request_for(method, path), reply)
-            raise shape_error(what, response, content, data, exc) from None
-
-    def _request_for(self, method: str, path: str) -> Request:
-        """A request record of this call, for the httpx objects of an error about its answer."""
-        return Request(
-            method,
-            self.options.root + path,
-            self._headers,
-            None,
-            self._timeouts,
-            self._state.secrets,
-        )
-
     def _report(self, event: ClientEvent) -> None:
         """Log an event with the record attached, and hand it to ``on_event``."""
         extra = {"inkit_event": event}
@@ -727,22 +656,3 @@ def _end_span(span: AttemptSpan, outcome: Reply | Outcome) -> None:
         span.end(status, str(status) if status >= 400 else None)
     else:
         span.end(None, failure_name(outcome.error))
-
-
-def _json_bytes(body: object) -> bytes:
-    """*body* as JSON, as httpx encodes ``json=`` (compact, UTF-8, no NaN)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _as_httpx_error(failure: TransportFailure) -> httpx.HTTPError:
-    """The httpx exception of a failure's kind, for the error built from it.
-
-    An httpx exception a caller's client raised (a hook's ``HTTPStatusError`` too) is
-    kept as it is; any other cause is chained to a new one of the failure's kind.
-    """
-    cause = failure.__cause__
-    if isinstance(cause, httpx.HTTPError):
-        return cause
-    error: httpx.HTTPError = getattr(httpx, failure.kind)(failure.message)
-    error.__cause__ = cause
-    return error
