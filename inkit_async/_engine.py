@@ -1,32 +1,30 @@
 """The request engine: every API call goes through ``Engine.request``.
 
 An ``Engine`` is one client's view of the shared machinery: its options (a
-``ClientOptions``) over an ``EngineState`` (``_state.py``) that a client shares with its
-``with_options`` variants (the HTTP client, the concurrency slots, the throttle, the
-requests under way, the cache, the event loop it is bound to). One call goes:
+``ClientOptions``) over an ``EngineState`` (``_state.py``) that a client shares with
+its ``with_options`` variants. It sends, decides and repeats; one call goes:
 
 1. identical lookups under way share one request (``_coalesce.py``), if asked, among
    the callers whose per-call options are equal (one ``Coalescer`` per set of them);
-2. take a client-wide concurrency slot (waiting here never counts against a pool
+2. slot: take a client-wide concurrency slot (waiting here never counts against a pool
    timeout, because the pool is sized to the slots);
-3. inside it, wait for a permit from the throttle (``_throttle.py``): its sending rate,
-   its pauses and the probe after each pause, so that they apply to everything not
-   yet sent;
-4. send it under the per-attempt deadline through the client's sender (``_wire.py``,
-   ``_senders/``): a plain ``Request`` out, a ``Reply`` (the body read and decoded
-   within the size limit) or a ``TransportFailure`` back; httpx objects are built only
-   for an answer or a failure an error will carry;
-5. tell the throttle what the server said;
-6. a 2xx: decode the JSON and cast it to the caller's record;
-7. anything else: give the slot back, ask ``decide`` (``_policy.py``) what it means,
-   and carry that out: report pauses and rate cuts, spend the retry budget, report
-   the retry as data, sleep, go to 2; or raise the error it built.
+3. permit: inside it, wait for the throttle's leave to send (``_throttle.py``): its
+   sending rate, its pauses and the probe after each pause, so that they apply to
+   everything not yet sent;
+4. send: through the client's sender under the per-attempt deadline (``_wire.py``,
+   ``_senders/``): a plain ``Request`` out, a ``Reply`` or a ``TransportFailure``
+   back, which ``_outcomes.py`` turns into what the call returns (a 2xx, cast to the
+   caller's record) or what ``decide`` reads;
+5. decide: give the slot back, tell the throttle what the server said, and ask
+   ``decide`` (``_policy.py``) what an answer that is not a usable 2xx means;
+6. observe: tell the observers (``_observe.py``: logging, OpenTelemetry, ``on_event``)
+   of the call, each attempt's start and end, the throttle's waits and every event;
+7. sleep before a retry and go to 2, or raise the error ``decide`` built.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import platform
 import time
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -35,11 +33,11 @@ from urllib.parse import urlencode
 import attrs
 
 from ._constants import TOKEN_HEADER
-from ._events import PauseEvent, RateEvent, RetryEvent
-from ._exceptions import APITimeoutError, InkitError, failure_name, scrub_failure
+from ._exceptions import APITimeoutError, InkitError, scrub_failure
+from ._observe import NOTABLE_WAIT, change_events, retry_event, summary
 from ._outcomes import answer_of, cast_reply, failure_of, json_bytes
 from ._policy import Answer, Attempt, Fail, Failure, Outcome, Retry, decide
-from ._state import EngineState
+from ._state import EngineState, observers_for
 from ._throttle import Signal, Throttle, ThrottleTimeoutError, signal_of
 from ._version import __version__
 from ._wire import Reply, Request, TransportFailure
@@ -50,20 +48,19 @@ if TYPE_CHECKING:
     from ._cache import BatchCache, CacheScope
     from ._config import ClientOptions, VariantArguments
     from ._events import ClientEvent
-    from ._throttle import Change, Permit
-    from ._tracing import AttemptSpan
+    from ._observe import AttemptWatch
+    from ._throttle import Permit
 
 __all__ = ["Engine"]
 
 T = TypeVar("T")
-
-logger: Final = logging.getLogger("inkit_async")
 
 # The SDK and the Python it runs on; not the HTTP library, which depends on the sender.
 _USER_AGENT: Final = (
     f"inkit-async/{__version__} {platform.python_implementation()}/{platform.python_version()}"
 )
 _CLOSED: Final = "The AsyncInkit client is closed; create a new one."
+_NO_ATTRIBUTES: Final[Mapping[str, str | int]] = {}
 
 
 class Engine:
@@ -76,6 +73,7 @@ class Engine:
         "_deadline",
         "_headers",
         "_json_headers",
+        "_observers",
         "_owner",
         "_state",
         "_timeouts",
@@ -105,6 +103,8 @@ class Engine:
         self._call = Request(
             "GET", options.root, self._headers, None, self._timeouts, self._state.secrets
         )
+        # Who hears of the calls: the log, the client's shared observers, ``on_event``.
+        self._observers = observers_for(options, self._state.observers)
         # The requests under way this engine's callers may join: those of the engines
         # (of this client) whose per-call options equal these.
         self._coalescer = self._state.coalescer_for(options)
@@ -194,27 +194,28 @@ class Engine:
         """
         if self.is_closed:
             raise InkitError(_CLOSED)
-        state = self._state
-        state.bind()
+        self._state.bind()
         coalescer = self._coalescer
         if shared and coalescer is not None:
             key = (path, tuple(sorted(params.items()))) if params else path
             work = coalescer.run(key, self._send, method, path, cast, params, body, may_repeat)
         else:
             work = self._send(method, path, cast, params, body, may_repeat)
-        telemetry = state.telemetry
-        if telemetry is None or telemetry.tracer() is None:
-            return await work
-        return await telemetry.traced(operation or method, attributes or {}, work)
+        return await self._wrapped(operation or method, attributes or _NO_ATTRIBUTES, work)
 
     async def traced(
         self, operation: str, attributes: Mapping[str, str | int], work: Awaitable[T]
     ) -> T:
-        """Await *work* as one public call in traces (``batch.get_many``), if tracing is on."""
-        telemetry = self._state.telemetry
-        if telemetry is None:
-            return await work
-        return await telemetry.traced(operation, attributes, work)
+        """Await *work* as one public call (``batch.get_many``): a span in traces, if on."""
+        return await self._wrapped(operation, attributes, work)
+
+    def _wrapped(
+        self, operation: str, attributes: Mapping[str, str | int], work: Awaitable[T]
+    ) -> Awaitable[T]:
+        """*work* as each observer wraps it (a call's span), or itself: no coroutine more."""
+        for observer in self._observers:
+            work = observer.traced(operation, attributes, work)
+        return work
 
     async def _send(  # noqa: PLR0917 - positional, so that a shared call passes them as they are
         self,
@@ -242,12 +243,10 @@ class Engine:
                 permit, waited = await self._permit(last_error, method, path, waited)
                 try:
                     self._check_open()
-                    started = time.perf_counter()  # the attempt's own time, not its queueing
-                    outcome = await self._attempt(method, url, content, retries)
+                    outcome = await self._attempt(method, url, path, content, retries)
                 except BaseException:
                     flow.cancel(permit)
                     raise
-            self._log_attempt(method, path, retries, outcome, started)
             if type(outcome) is Reply:
                 flow.release(permit, Signal.OK)
                 return cast_reply(outcome, cast, method, path, self._call)
@@ -269,37 +268,30 @@ class Engine:
             last_error = retry.error
             retries += 1
             spent += not answered
-            self._report(
-                RetryEvent(
-                    method=method,
-                    path=path,
-                    attempt=retries,
-                    delay=retry.delay,
-                    reason=retry.reason,
-                    status_code=retry.status_code,
-                    exception=retry.exception,
-                )
-            )
+            self._report(retry_event(attempt, retry, retries))
             await asyncio.sleep(retry.delay)
 
     async def _attempt(
-        self, method: str, url: str, content: bytes | None, retries: int
+        self, method: str, url: str, path: str, content: bytes | None, retries: int
     ) -> Reply | Outcome:
-        """One attempt through the sender, under the per-attempt deadline, in its span if traced.
+        """One attempt through the sender, under the per-attempt deadline, watched.
 
         A usable 2xx comes back as the ``Reply`` itself, with no httpx object made;
         anything else as the ``Answer`` or ``Failure`` the retry policy reads, with the
         httpx objects its error carries built now. A failure is returned, not raised:
         the caller decides on a retry after it has given its concurrency slot back.
         """
-        state = self._state
         headers = self._headers if content is None else self._json_headers
-        span = None
-        if state.telemetry is not None:
-            span = state.telemetry.attempt(method, url, retries)
-            if span is not None:
-                headers = {**headers, **span.headers()}
+        watches: list[AttemptWatch] = []
+        for observer in self._observers:
+            watch = observer.attempt_started(method, url, path, retries + 1)
+            if watch is not None:
+                watches.append(watch)
+                if extra := watch.headers():  # traceparent
+                    headers = {**headers, **extra}
+        state = self._state
         request = Request(method, url, headers, content, self._timeouts, state.secrets)
+        started = time.perf_counter()  # the attempt's own time, not its queueing
         outcome: Reply | Outcome
         try:
             async with asyncio.timeout(self._deadline):
@@ -307,14 +299,17 @@ class Engine:
         except (TimeoutError, TransportFailure) as failure:
             outcome = failure_of(request, failure)
         except BaseException as exc:
-            if span is not None:
-                span.end(None, type(exc).__name__)  # cancelled, or closed under it
+            for watch in watches:  # cancelled, or closed under it
+                watch.interrupted(type(exc).__name__, time.perf_counter() - started)
             raise
         else:
             usable = reply.content is not None and 200 <= reply.status < 300
             outcome = reply if usable else answer_of(request, reply)
-        if span is not None:
-            _end_span(span, outcome)
+        if watches:
+            elapsed = time.perf_counter() - started
+            status, failure_name = summary(outcome)
+            for watch in watches:
+                watch.ended(status, failure_name, elapsed)
         return outcome
 
     def _check_open(self) -> None:
@@ -348,9 +343,9 @@ class Engine:
         except (ThrottleTimeoutError, TimeoutError):
             raise last_error or self._gave_up(method, path) from None
         now_waited = loop.time() - asked
-        telemetry = state.telemetry
-        if telemetry is not None and now_waited > _NOTABLE_WAIT:
-            telemetry.throttle_wait(now_waited)
+        if now_waited > NOTABLE_WAIT:
+            for observer in self._observers:
+                observer.throttle_wait(now_waited)
         return permit, waited + now_waited
 
     def _settle(self, permit: Permit, outcome: Outcome, attempt: Attempt) -> Retry:
@@ -372,7 +367,8 @@ class Engine:
         signal = signal_of(status)
         change = flow.release(permit, signal, decision.pause)
         if change is not None:
-            self._report_change(change, attempt, status, outcome)
+            for event in change_events(change, attempt, outcome):
+                self._report(event)
         if isinstance(decision, Fail):
             raise decision.error from cause
         if signal is not Signal.THROTTLED and not flow.allow_retry():
@@ -387,119 +383,7 @@ class Engine:
             may_have_reached_server=False,
         )
 
-    def _report_change(
-        self, change: Change, attempt: Attempt, status: int | None, outcome: Outcome
-    ) -> None:
-        """Report a rate cut and a pause that an answer caused."""
-        if change.rate is not None:
-            self._report(
-                RateEvent(
-                    method=attempt.method,
-                    path=attempt.path,
-                    rate=change.rate,
-                    previous_rate=change.previous_rate,
-                    status_code=status,
-                )
-            )
-        if change.pause:
-            what = str(status) if isinstance(outcome, Answer) else failure_name(outcome.error)
-            reason = (
-                f"{what}: the throttle pauses, then sends one probe"
-                if change.outage
-                else f"{what} with Retry-After {change.pause:g}"
-            )
-            self._report(
-                PauseEvent(
-                    method=attempt.method,
-                    path=attempt.path,
-                    seconds=change.pause,
-                    reason=reason,
-                    status_code=status,
-                    outage=change.outage,
-                )
-            )
-
     def _report(self, event: ClientEvent) -> None:
-        """Log an event with the record attached, and hand it to ``on_event``."""
-        extra = {"inkit_event": event}
-        match event:
-            case RetryEvent():
-                logger.info(
-                    "Retrying %s %s in %.2f s (retry %d of %d): %s",
-                    event.method,
-                    event.path,
-                    event.delay,
-                    event.attempt,
-                    self.options.max_retries,
-                    event.reason,
-                    extra=extra,
-                )
-            case PauseEvent():
-                logger.info(
-                    "Pausing every request for %.2f s after %s %s: %s",
-                    event.seconds,
-                    event.method,
-                    event.path,
-                    event.reason,
-                    extra=extra,
-                )
-            case RateEvent():
-                logger.info(
-                    "Sending rate cut to %.1f requests/s after %s %s got %s",
-                    event.rate,
-                    event.method,
-                    event.path,
-                    event.status_code or "a transport failure",
-                    extra=extra,
-                )
-        telemetry = self._state.telemetry
-        if telemetry is not None:
-            telemetry.report(event)
-        callback = self.options.on_event
-        if callback is not None:
-            try:
-                callback(event)
-            except Exception:
-                # A broken metrics hook must not fail the lookup it observes.
-                logger.exception("The on_event callback raised; the call goes on")
-
-    def _log_attempt(
-        self, method: str, path: str, retries: int, outcome: Reply | Outcome, started: float
-    ) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            result: int | str
-            if isinstance(outcome, Reply):
-                result = outcome.status
-            elif isinstance(outcome, Answer):
-                result = outcome.response.status_code
-            else:
-                result = failure_name(outcome.error)
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            logger.debug(
-                "%s %s -> %s (attempt %d, %.1f ms)",
-                method,
-                path,
-                result,
-                retries + 1,
-                elapsed_ms,
-                extra={
-                    "inkit_attempt": retries + 1,
-                    "inkit_outcome": result,
-                    "inkit_elapsed_ms": elapsed_ms,
-                },
-            )
-
-
-#: A wait in the throttle shorter than this is not worth a span event (seconds).
-_NOTABLE_WAIT: Final = 0.001
-
-
-def _end_span(span: AttemptSpan, outcome: Reply | Outcome) -> None:
-    """End an attempt's span with its status, and ``error.type`` if it failed."""
-    if isinstance(outcome, Reply):
-        span.end(outcome.status, None)
-    elif isinstance(outcome, Answer):
-        status = outcome.response.status_code
-        span.end(status, str(status) if status >= 400 else None)
-    else:
-        span.end(None, failure_name(outcome.error))
+        """Tell every observer of an event: the log, OpenTelemetry, ``on_event``."""
+        for observer in self._observers:
+            observer.event(event)

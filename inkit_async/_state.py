@@ -1,8 +1,9 @@
-"""What a client shares with its ``with_options`` variants.
+"""What a client shares with its ``with_options`` variants, and what each engine derives.
 
 ``EngineState`` holds the sender, the concurrency slots, the flow control, the
-coalescers, the cache, the telemetry and the event loop a client is bound to; each
-``Engine`` over it (the client's, and one per variant) has its own options.
+coalescers, the cache, the shared observers and the event loop a client is bound to;
+each ``Engine`` over it (the client's, and one per variant) has its own options and its
+own observers (``observers_for``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from ._cache import CacheScope
 from ._coalesce import Coalescer
 from ._config import VariantArguments
 from ._exceptions import InkitError, Secrets
+from ._log import LogObserver
+from ._observe import EventCallbackObserver
 from ._senders import sender_for
 from ._throttle import Throttle, Unthrottled, regulator_of
 
@@ -23,11 +26,11 @@ if TYPE_CHECKING:
     from collections.abc import Hashable
 
     from ._config import ClientOptions
+    from ._observe import Observer
     from ._throttle import FlowControl
-    from ._tracing import Telemetry
     from ._wire import Sender
 
-__all__ = ["EngineState", "sharing_key", "telemetry_for"]
+__all__ = ["EngineState", "observers_for", "sharing_key"]
 
 _UNCLOSED: Final = (
     "An AsyncInkit client was garbage-collected without being closed, leaving its "
@@ -46,11 +49,11 @@ class EngineState:
         "flow",
         "loop",
         "max_wait",
+        "observers",
         "owns_http",
         "secrets",
         "sender",
         "slots",
-        "telemetry",
         "throttle",
     )
 
@@ -93,7 +96,8 @@ class EngineState:
             if options.cache is not None
             else None
         )
-        self.telemetry = telemetry_for(options.root)
+        # The observers every engine of the client shares (OpenTelemetry's, if installed).
+        self.observers = shared_observers(options.root)
         self.closed = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -162,10 +166,22 @@ def sharing_key(options: ClientOptions) -> Hashable:
     return tuple(parts)
 
 
-def telemetry_for(root: str) -> Telemetry | None:
-    """OpenTelemetry for a client of the API at *root*; ``None`` without the ``otel`` extra."""
+def shared_observers(root: str) -> tuple[Observer, ...]:
+    """The observers every engine of a client shares: OpenTelemetry, if it is installed."""
     try:
         from ._tracing import Telemetry  # noqa: PLC0415 - only with opentelemetry-api
     except ImportError:
-        return None
-    return Telemetry(root)
+        return ()
+    return (Telemetry(root),)
+
+
+def observers_for(options: ClientOptions, shared: tuple[Observer, ...]) -> tuple[Observer, ...]:
+    """An engine's observers, in the order each hears of a thing: the log, the shared, the callback.
+
+    Args:
+        options: The engine's options (``max_retries`` for the log lines, ``on_event``).
+        shared: Its client's ``EngineState.observers``.
+    """
+    callback = options.on_event
+    mine = () if callback is None else (EventCallbackObserver(callback),)
+    return (LogObserver(options.max_retries), *shared, *mine)

@@ -1,12 +1,12 @@
 """OpenTelemetry traces and metrics, by the stable HTTP client semantic conventions.
 
-Installed with the ``otel`` extra (``opentelemetry-api`` only); the engine imports this
-module only when that package is there. The SDK emits nothing unless the application
-has set a ``TracerProvider`` (for spans) or a ``MeterProvider`` (for metrics) through
-the OpenTelemetry SDK. Until then, tracing costs a look at the global providers once a
-second, and metrics go to the instruments of OpenTelemetry's stand-in meter provider,
-which drop each measurement at once and pass them on from the moment a provider is
-set. Then it emits:
+Installed with the ``otel`` extra (``opentelemetry-api`` only); ``Telemetry`` is one of
+the engine's observers (``_observe.py``), made only when that package is there. The SDK
+emits nothing unless the application has set a ``TracerProvider`` (for spans) or a
+``MeterProvider`` (for metrics) through the OpenTelemetry SDK. Until then, tracing costs
+a look at the global providers once a second, and metrics go to the instruments of
+OpenTelemetry's stand-in meter provider, which drop each measurement at once and pass
+them on from the moment a provider is set. Then it emits:
 
 - a span per call that sends (``inkit batch.get``, ``batch.list`` for each page,
   ``batch.create``, and one ``batch.get_many`` over its lookups; a cache hit sends
@@ -35,6 +35,7 @@ import httpx
 from opentelemetry import metrics, propagate, trace
 
 from ._events import PauseEvent, RetryEvent
+from ._observe import Observer
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -99,8 +100,11 @@ class _Instruments:
         )
 
 
-class Telemetry:
-    """Where spans and metrics go for one client; decides per call whether they go at all."""
+class Telemetry(Observer):
+    """Where spans and metrics go for one client; decides per call whether they go at all.
+
+    An observer (``_observe.py``) that every engine of the client shares.
+    """
 
     __slots__ = (
         "_meter_provider",
@@ -158,18 +162,28 @@ class Telemetry:
         self._look()
         return self._meters
 
-    async def traced(
+    def traced(
         self, operation: str, attributes: Mapping[str, str | int], work: Awaitable[T]
-    ) -> T:
-        """Await *work* inside the span of one public call (``inkit batch.get``).
+    ) -> Awaitable[T]:
+        """*work* inside the span of one public call (``inkit batch.get``), if tracing.
 
         The span is the current one while the call runs, so each attempt's span is its
         child, and so is each event. Its ``inkit.outcome`` is ``ok``, or the type of the
-        error the call raised (also its ``error.type``, with status ERROR).
+        error the call raised (also its ``error.type``, with status ERROR). Without a
+        ``TracerProvider``, *work* itself: no span, and no coroutine around it.
         """
         tracer = self.tracer()
         if tracer is None:
-            return await work
+            return work
+        return self._in_span(tracer, operation, attributes, work)
+
+    @staticmethod
+    async def _in_span(
+        tracer: Any,  # noqa: ANN401 - opentelemetry's Tracer
+        operation: str,
+        attributes: Mapping[str, str | int],
+        work: Awaitable[T],
+    ) -> T:
         span = tracer.start_span(f"inkit {operation}", attributes=attributes)
         with trace.use_span(
             span, end_on_exit=True, record_exception=False, set_status_on_exception=False
@@ -185,18 +199,19 @@ class Telemetry:
             span.set_attribute("inkit.outcome", "ok")
             return result
 
-    def attempt(self, method: str, url: str, resends: int) -> AttemptSpan | None:
-        """Start the CLIENT span (if tracing) and the clock (for the duration) of one attempt.
+    def attempt_started(self, method: str, url: str, path: str, number: int) -> AttemptSpan:
+        """Start the CLIENT span (if tracing) of attempt *number*; its end records the duration.
 
-        Never ``None`` now (the duration always goes to an instrument); typed as optional
-        for the engine, which still handles ``None``.
+        Always a watch, with or without a ``TracerProvider``: the duration goes to an
+        instrument (the stand-in's while no ``MeterProvider`` is set).
         """
+        del path  # the span has the full URL
         self._look()  # one look for both
         return AttemptSpan(
-            self, self._tracer, self._meters, method=method, url=url, resends=resends
+            self, self._tracer, self._meters, method=method, url=url, resends=number - 1
         )
 
-    def report(self, event: ClientEvent) -> None:
+    def event(self, event: ClientEvent) -> None:
         """Record an event on the current call's span, and count it."""
         instruments = self.meters()
         attributes: Attributes
@@ -230,9 +245,9 @@ class Telemetry:
 
 
 class AttemptSpan:
-    """One attempt's CLIENT span and duration; ``end`` it with what came back."""
+    """One attempt's CLIENT span and duration: an ``AttemptWatch`` (``_observe.py``)."""
 
-    __slots__ = ("_attributes", "_instruments", "_span", "_started")
+    __slots__ = ("_attributes", "_instruments", "_span")
 
     def __init__(
         self,
@@ -258,7 +273,6 @@ class AttemptSpan:
             self._span = tracer.start_span(
                 method, kind=trace.SpanKind.CLIENT, attributes=attributes
             )
-        self._started = time.perf_counter()
 
     def headers(self) -> dict[str, str]:
         """The propagation headers (``traceparent``) that carry this attempt's context."""
@@ -267,14 +281,25 @@ class AttemptSpan:
             propagate.inject(carrier, context=trace.set_span_in_context(self._span))
         return carrier
 
-    def end(self, status: int | None, error: str | None) -> None:
-        """End with the answer's *status* and, for a failure, its ``error.type``."""
+    def ended(self, status: int | None, failure: str | None, elapsed: float) -> None:
+        """End with the answer's *status*, or the *failure*'s name; record *elapsed*.
+
+        ``error.type`` is the failure's name, or the status as a string from 400 up.
+        """
+        error = failure if status is None else str(status) if status >= 400 else None
+        self._end(status, error, elapsed)
+
+    def interrupted(self, failure: str, elapsed: float) -> None:
+        """End as cut short by *failure* (``CancelledError``): an error, with no status."""
+        self._end(None, failure, elapsed)
+
+    def _end(self, status: int | None, error: str | None, elapsed: float) -> None:
         attributes = self._attributes
         if status is not None:
             attributes["http.response.status_code"] = status
         if error is not None:
             attributes["error.type"] = error
-        self._instruments.duration.record(time.perf_counter() - self._started, attributes)
+        self._instruments.duration.record(elapsed, attributes)
         span = self._span
         if span is not None:
             if status is not None:
