@@ -34,7 +34,7 @@ import attrs
 
 from ._constants import TOKEN_HEADER
 from ._exceptions import APITimeoutError, InkitError, scrub_failure
-from ._observe import NOTABLE_WAIT, change_events, retry_event, summary
+from ._observe import NOTABLE_WAIT, change_events, hooked, retry_event, summary
 from ._outcomes import answer_of, cast_reply, failure_of, json_bytes
 from ._policy import Answer, Attempt, Fail, Failure, Outcome, Retry, decide
 from ._state import EngineState, observers_for
@@ -77,6 +77,8 @@ class Engine:
         "_owner",
         "_state",
         "_timeouts",
+        "_tracers",
+        "_watchers",
         "options",
     )
 
@@ -105,6 +107,8 @@ class Engine:
         )
         # Who hears of the calls: the log, the client's shared observers, ``on_event``.
         self._observers = observers_for(options, self._state.observers)
+        self._tracers = hooked(self._observers, "traced")  # on the hot path: only those
+        self._watchers = hooked(self._observers, "attempt_started")  # that do something
         # The requests under way this engine's callers may join: those of the engines
         # (of this client) whose per-call options equal these.
         self._coalescer = self._state.coalescer_for(options)
@@ -196,26 +200,23 @@ class Engine:
             raise InkitError(_CLOSED)
         self._state.bind()
         coalescer = self._coalescer
+        work: Awaitable[T]
         if shared and coalescer is not None:
             key = (path, tuple(sorted(params.items()))) if params else path
             work = coalescer.run(key, self._send, method, path, cast, params, body, may_repeat)
         else:
             work = self._send(method, path, cast, params, body, may_repeat)
-        return await self._wrapped(operation or method, attributes or _NO_ATTRIBUTES, work)
+        for observer in self._tracers:  # the call's span
+            work = observer.traced(operation or method, attributes or _NO_ATTRIBUTES, work)
+        return await work
 
     async def traced(
         self, operation: str, attributes: Mapping[str, str | int], work: Awaitable[T]
     ) -> T:
         """Await *work* as one public call (``batch.get_many``): a span in traces, if on."""
-        return await self._wrapped(operation, attributes, work)
-
-    def _wrapped(
-        self, operation: str, attributes: Mapping[str, str | int], work: Awaitable[T]
-    ) -> Awaitable[T]:
-        """*work* as each observer wraps it (a call's span), or itself: no coroutine more."""
-        for observer in self._observers:
+        for observer in self._tracers:
             work = observer.traced(operation, attributes, work)
-        return work
+        return await work
 
     async def _send(  # noqa: PLR0917 - positional, so that a shared call passes them as they are
         self,
@@ -283,7 +284,7 @@ class Engine:
         """
         headers = self._headers if content is None else self._json_headers
         watches: list[AttemptWatch] = []
-        for observer in self._observers:
+        for observer in self._watchers:
             watch = observer.attempt_started(method, url, path, retries + 1)
             if watch is not None:
                 watches.append(watch)

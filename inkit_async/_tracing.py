@@ -287,13 +287,6 @@ class AttemptSpan:
         ``error.type`` is the failure's name, or the status as a string from 400 up.
         """
         error = failure if status is None else str(status) if status >= 400 else None
-        self._end(status, error, elapsed)
-
-    def interrupted(self, failure: str, elapsed: float) -> None:
-        """End as cut short by *failure* (``CancelledError``): an error, with no status."""
-        self._end(None, failure, elapsed)
-
-    def _end(self, status: int | None, error: str | None, elapsed: float) -> None:
         attributes = self._attributes
         if status is not None:
             attributes["http.response.status_code"] = status
@@ -308,3 +301,7 @@ class AttemptSpan:
                 span.set_attribute("error.type", error)
                 span.set_status(trace.Status(trace.StatusCode.ERROR, error))
             span.end()
+
+    def interrupted(self, failure: str, elapsed: float) -> None:
+        """End as cut short by *failure* (``CancelledError``): an error, with no status."""
+        self.ended(None, failure, elapsed)

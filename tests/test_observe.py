@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from inkit_async import AsyncInkit, PauseEvent, RetryEvent, Throttle, _state
-from inkit_async._observe import Observer
+from inkit_async._log import LogObserver
+from inkit_async._observe import Observer, hooked
 from inkit_async.testing import FAKE_BASE_URL, FakeInkit
 
 from .conftest import NO_WAIT, TOKEN, Events, attempts
@@ -231,7 +232,7 @@ async def test_get_many_is_one_call_around_its_lookups(recorder):
 
 
 async def test_a_plain_observer_hears_nothing_and_changes_nothing(monkeypatch):
-    """The interface's defaults: no watch, no header, the work as it is."""
+    """An observer that overrides nothing hears events and waits and changes no call."""
     monkeypatch.setattr(_state, "shared_observers", lambda root: (Observer(),))
     fake = FakeInkit()
     batch_id = fake.add_batch()
@@ -240,3 +241,14 @@ async def test_a_plain_observer_hears_nothing_and_changes_nothing(monkeypatch):
     async with fake.client(on_event=events, throttle=Throttle(rate_limit=50)) as client:
         await asyncio.gather(client.batch.get(batch_id), client.batch.get_many([batch_id]))
     assert any(isinstance(event, PauseEvent) for event in events)
+
+
+async def test_the_engine_calls_a_hook_only_on_the_observers_that_override_it():
+    """hooked: the interface's no-op defaults are never called on the hot path."""
+    recorder, plain, log = Recorder(), Observer(), LogObserver(2)
+    assert hooked((log, plain, recorder), "traced") == (recorder,)
+    assert hooked((log, plain, recorder), "attempt_started") == (log, recorder)
+    work = asyncio.sleep(0, "done")
+    assert plain.traced("batch.get", {}, work) is work
+    assert await work == "done"
+    assert plain.attempt_started("GET", FAKE_BASE_URL + "/batch/x", "/batch/x", 1) is None
