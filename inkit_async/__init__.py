@@ -15,7 +15,7 @@ import attrs
 
 from ._cache import BatchCache, CacheStats
 from ._client import AsyncInkit
-from ._converter import converter
+from ._converter import converter, to_dict
 from ._events import ClientEvent, EventCallback, PauseEvent, RateEvent, RetryEvent
 from ._exceptions import (
     APIConnectionError,
@@ -90,6 +90,7 @@ __all__ = [
     "WaitTimeoutError",
     "__version__",
     "converter",
+    "to_dict",
 ]
 
 

@@ -1,10 +1,11 @@
-"""The package's own cattrs converter, configured in one place.
+"""The package's own cattrs converter, configured in one place, and ``to_dict``.
 
 ``_make_converter`` is the one configuration. The client structures with a private
-instance of it, never handed out; ``inkit_async.converter`` is a second instance, so a
-hook a user registers there changes only what that user structures, never what
-``client.batch.get`` returns. The global cattrs converter is never touched, so
-applications that configure theirs are unaffected.
+instance of it, never handed out, and ``to_dict`` (the public way to plain data)
+unstructures with the same instance. ``inkit_async.converter`` is a second instance, so
+a hook a user registers there changes only what that user structures, never what
+``client.batch.get`` or ``to_dict`` return. The global cattrs
+converter is never touched, so applications that configure theirs are unaffected.
 
 Structuring is strict where the API's documented types are: a string field that
 holds a number, or an integer field that holds ``"5"`` or ``true``, is an error, not a
@@ -22,9 +23,19 @@ from typing import Any, Final, TypeVar
 import cattrs
 from cattrs.errors import BaseValidationError
 
-from ._models import Batch, BatchDestinations, BatchStatus, DestinationProgress
+from ._cache import CacheStats
+from ._events import PauseEvent, RateEvent, RetryEvent
+from ._models import Batch, BatchDestinations, BatchStatus, CreatedBatch, DestinationProgress, Page
+from ._throttle import ThrottleState
 
-__all__ = ["ShapeError", "converter", "structure", "unstructure"]
+__all__ = [
+    "ShapeError",
+    "converter",
+    "plain",
+    "structure",
+    "to_dict",
+    "unstructure",
+]
 
 T = TypeVar("T")
 
@@ -55,6 +66,13 @@ def _structure_int(value: object, _: object) -> int:
             return value
         raise ValueError(f"expected an integer >= 0, got {value}")
     raise TypeError(f"expected an integer, got {_type_name(value)}")
+
+
+def _structure_bool(value: object, _: object) -> bool:
+    # Registered beside the int hook, which bool (an int subclass) would reach otherwise.
+    if type(value) is bool:
+        return value
+    raise TypeError(f"expected a boolean, got {_type_name(value)}")
 
 
 def _structure_optional_str(value: object, _: object) -> str | None:
@@ -97,6 +115,9 @@ def _structure_datetime(value: object, _: object) -> datetime:
 
 
 def _unstructure_datetime(value: datetime) -> str:
+    # A naive datetime (only a record built by hand holds one) is UTC, as when structuring.
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -104,6 +125,7 @@ def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=False)
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_unstructure_hook(datetime, _unstructure_datetime)
     conv.register_structure_hook_func(lambda t: t == str | None, _structure_optional_str)
@@ -149,6 +171,80 @@ def _make_converter() -> cattrs.Converter:
 
 
 _CONVERTER: Final = _make_converter()
+
+#: What ``to_dict`` takes: the records the SDK returns or reports (its signature says
+#: the same, for readers and type checkers).
+_RECORDS: Final = (
+    Batch,
+    BatchDestinations,
+    DestinationProgress,
+    Page,
+    CreatedBatch,
+    RetryEvent,
+    PauseEvent,
+    RateEvent,
+    CacheStats,
+    ThrottleState,
+)
+
+
+def to_dict(
+    record: Batch
+    | BatchDestinations
+    | DestinationProgress
+    | Page
+    | CreatedBatch
+    | RetryEvent
+    | PauseEvent
+    | RateEvent
+    | CacheStats
+    | ThrottleState,
+) -> dict[str, Any]:
+    """Return *record* as plain data, ready for ``json.dumps`` or a web framework.
+
+    The result holds only ``dict`` (with ``str`` keys), ``list``, ``str``, ``int``,
+    ``float``, ``bool`` and ``None``, and is a new object each call, yours to change.
+    Keys are the record's attribute names, which for the API's records are the API's
+    own field names; every field is present, ``None`` ones included. Times are ISO 8601
+    strings in UTC with a ``Z`` and six fractional digits, as the API writes them
+    (``"2024-05-06T07:30:00.000000Z"``); a status is its string as the API sent it, known
+    or not (``"Completed"``, ``"Queued"``); destinations are an object of name to counters,
+    every name the API sent included; a page's ``items`` are a list of batches in this
+    same shape. Computed properties (``progress``, ``is_finished``) are not included.
+
+    The records of the API (``Batch``, ``BatchDestinations``, ``DestinationProgress``,
+    ``Page``, ``CreatedBatch``) also have it as a method: ``batch.to_dict()``. This
+    function takes those and also the client's events (``RetryEvent``, ``PauseEvent``,
+    ``RateEvent``), ``CacheStats`` and ``ThrottleState``, for logs and metrics.
+
+    To return a record from a web route, return its dict: with FastAPI, annotate the
+    route ``-> dict[str, Any]`` and ``return batch.to_dict()`` (an annotation of
+    ``-> Batch`` fails, as the records are not pydantic models); with Starlette,
+    ``return JSONResponse(batch.to_dict())``.
+
+    Args:
+        record: A record the SDK returned or reported.
+
+    Returns:
+        A JSON-ready ``dict``.
+
+    Raises:
+        TypeError: *record* is not one of the records above (a ``list`` of batches is
+            not: convert each, ``[batch.to_dict() for batch in batches]``).
+    """
+    if not isinstance(record, _RECORDS):
+        raise TypeError(
+            f"to_dict takes a record of inkit_async (a Batch, a Page, an event, ...), "
+            f"got {type(record).__name__}"
+        )
+    return plain(record)
+
+
+def plain(record: object) -> dict[str, Any]:
+    """``to_dict`` without the check: what the records' own ``to_dict`` methods call."""
+    result: dict[str, Any] = _CONVERTER.unstructure(record)
+    return result
+
 
 converter: Final[cattrs.Converter] = _make_converter()
 """A cattrs converter configured as the SDK's own: ``converter.structure(api_json, Batch)``

@@ -1,7 +1,9 @@
 """The records the API returns: frozen, slotted, keyword-only attrs classes.
 
 Attribute names equal the API's field names, so the converter needs few hooks. Open
-sets (status values, destination names) keep values the SDK does not know.
+sets (status values, destination names) keep values the SDK does not know. Each record's
+``to_dict`` is the converter's unstructuring (``_converter.plain``), the one way to
+plain data.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ class BatchStatus(enum.StrEnum):
         return self is not BatchStatus.IN_PROGRESS
 
 
+def _plain(record: object) -> dict[str, Any]:
+    # Imported here: _converter imports this module for the records it converts.
+    from ._converter import plain  # noqa: PLC0415
+
+    return plain(record)
+
+
 @attrs.frozen(kw_only=True)
 class DestinationProgress:
     """The document counters of one destination (or of a whole batch, summed)."""
@@ -63,6 +72,14 @@ class DestinationProgress:
     def is_settled(self) -> bool:
         """Whether no document is in progress and every one has completed or failed."""
         return self.in_progress == 0 and self.completed + self.failed == self.count
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counters as plain data, a new ``dict``.
+
+        ``{"count": 3, "completed": 1, "failed": 0, "in_progress": 2}``. See
+        ``inkit_async.to_dict``.
+        """
+        return _plain(self)
 
 
 class BatchDestinations(Mapping[str, DestinationProgress]):
@@ -123,6 +140,14 @@ class BatchDestinations(Mapping[str, DestinationProgress]):
         """Show the destinations like a dict."""
         return f"BatchDestinations({self._data!r})"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The destinations as plain data: a new ``dict`` of name to counters.
+
+        ``{"inkit_storage": {"count": 3, "completed": 1, "failed": 0, "in_progress": 2}}``,
+        every name the API sent included. See ``inkit_async.to_dict``.
+        """
+        return _plain(self)
+
     @property
     def inkit_storage(self) -> DestinationProgress | None:
         """Progress of Inkit's own storage, or ``None``."""
@@ -174,7 +199,12 @@ _NO_DESTINATIONS: Final = BatchDestinations()
 
 @attrs.frozen(kw_only=True)
 class Batch:
-    """A document batch (or a flow batch): what ``client.batch.get`` returns."""
+    """A document batch (or a flow batch): what ``client.batch.get`` returns.
+
+    ``batch.to_dict()`` gives it as plain data in the API's JSON shape, for
+    ``json.dumps``, a web route or a queue: with FastAPI, annotate the route
+    ``-> dict[str, Any]`` and ``return batch.to_dict()``.
+    """
 
     id: str
     """The batch id, e.g. ``rb_6WtDgF7RGqdS5Uzea9neZJ`` (flow batches: ``fb_...``)."""
@@ -217,10 +247,32 @@ class Batch:
             destination.is_settled for destination in self.destinations.values()
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The batch as plain data, in the API's JSON shape, ready for ``json.dumps``.
+
+        ```json
+        {"id": "rb_6WtDgF7RGqdS5Uzea9neZJ", "name": "test", "status": "Completed",
+         "total": 1, "created_at": "2024-05-06T07:30:00.000000Z",
+         "destinations": {"inkit_storage": {"count": 1, "completed": 1,
+                                            "failed": 0, "in_progress": 0}}}
+        ```
+
+        Every field is present (``"name": None`` included); the status is the string
+        the API sent, known or not; ``created_at`` is UTC with a ``Z``. ``progress``
+        and ``is_finished`` are not included. A new ``dict`` each call, yours to
+        change. To return a batch from a web route: FastAPI, ``-> dict[str, Any]``
+        and ``return batch.to_dict()``; Starlette,
+        ``return JSONResponse(batch.to_dict())``. See ``inkit_async.to_dict``.
+        """
+        return _plain(self)
+
 
 @attrs.frozen(kw_only=True)
 class Page:
-    """One page of a batch listing, as ``client.batch.list(...).pages()`` yields it."""
+    """One page of a batch listing, as ``client.batch.list(...).pages()`` yields it.
+
+    ``page.to_dict()`` gives it as plain data.
+    """
 
     items: tuple[Batch, ...]
     """The batches on this page, in the order the API sent them."""
@@ -230,6 +282,14 @@ class Page:
     """How many pages there are, when the API said so."""
     total_count: int | None = None
     """How many batches match across all pages, when the API said so."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The page as plain data: its fields, with ``items`` a list of batch dicts.
+
+        ``{"items": [...], "page": 1, "page_count": 3, "total_count": 250}``, each item
+        as ``Batch.to_dict`` gives it. See ``inkit_async.to_dict``.
+        """
+        return _plain(self)
 
 
 @attrs.frozen(kw_only=True)
@@ -241,6 +301,10 @@ class CreatedBatch:
 
     id: str
     """The new batch's id (``rb_...``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain data: ``{"id": "rb_..."}``. See ``inkit_async.to_dict``."""
+        return _plain(self)
 
 
 @attrs.frozen(kw_only=True)

@@ -22,10 +22,7 @@ async def lifespan(app: Starlette) -> AsyncGenerator[None]:
 
 async def batch_status(request: Request) -> JSONResponse:
     client: AsyncInkit = request.app.state.inkit
-    try:
-        batch = await client.batch.get(request.path_params["batch_id"])
-    except NotFoundError:
-        return JSONResponse({"error": "no such batch"}, status_code=404)
+    batch = await client.batch.get(request.path_params["batch_id"])
     progress = batch.progress
     return JSONResponse(
         {
@@ -38,4 +35,23 @@ async def batch_status(request: Request) -> JSONResponse:
     )
 
 
-app = Starlette(routes=[Route("/batches/{batch_id}", batch_status)], lifespan=lifespan)
+async def batch_record(request: Request) -> JSONResponse:
+    client: AsyncInkit = request.app.state.inkit
+    batch = await client.batch.get(request.path_params["batch_id"])
+    # The whole record as plain data, in the API's JSON shape. With FastAPI, annotate
+    # the route `-> dict[str, Any]` and `return batch.to_dict()`.
+    return JSONResponse(batch.to_dict())
+
+
+async def not_found(_request: Request, _exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": "no such batch"}, status_code=404)
+
+
+app = Starlette(
+    routes=[
+        Route("/batches/{batch_id}", batch_status),
+        Route("/batches/{batch_id}/record", batch_record),
+    ],
+    exception_handlers={NotFoundError: not_found},
+    lifespan=lifespan,
+)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
-from typing import assert_type
+from typing import Any, assert_type
 
 import httpx
 import httpx2
@@ -46,6 +46,7 @@ from inkit_async import (
     ThrottleState,
     WaitTimeoutError,
     converter,
+    to_dict,
 )
 from inkit_async.testing import ASGIApp, FakeInkit, FakeRequest
 
@@ -269,6 +270,17 @@ async def through_httpx2() -> None:
     timeout_of_either: HTTPTimeout = httpx2.Timeout(1.0)
     AsyncInkit("t", http_client=client_of_either, timeout=timeout_of_either)
     AsyncInkit("t", transport=transport_of_either)
+
+
+def plain_data(batch: Batch, page: Page, stats: CacheStats, event: ClientEvent) -> None:
+    """Records, events and snapshots to plain data, as a web route or a logger would."""
+    assert_type(batch.to_dict(), dict[str, Any])
+    assert_type(page.to_dict(), dict[str, Any])
+    assert_type(batch.destinations.to_dict(), dict[str, Any])
+    assert_type(batch.progress.to_dict(), dict[str, Any])
+    assert_type(to_dict(batch), dict[str, Any])
+    assert_type(to_dict(stats), dict[str, Any])
+    assert_type(to_dict(event), dict[str, Any])
 
 
 def round_trip(data: dict[str, object]) -> dict[str, object]:
