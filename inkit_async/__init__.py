@@ -11,11 +11,15 @@
 
 from __future__ import annotations
 
+import typing
+import warnings
+
 import attrs
 
 from ._cache import BatchCache, CacheStats
 from ._client import AsyncInkit
-from ._converter import converter, to_dict
+from ._converter import deprecated_converter as _deprecated_converter
+from ._converter import to_dict
 from ._events import ClientEvent, EventCallback, PauseEvent, RateEvent, RetryEvent
 from ._exceptions import (
     APIConnectionError,
@@ -89,9 +93,27 @@ __all__ = [
     "UnprocessableEntityError",
     "WaitTimeoutError",
     "__version__",
-    "converter",
     "to_dict",
 ]
+
+if typing.TYPE_CHECKING:
+    import cattrs
+
+    converter: cattrs.Converter
+    """Deprecated: use ``to_dict`` (or a record's ``to_dict()``); removed in the next release."""
+else:
+
+    def __getattr__(name: str) -> object:
+        """Serve ``converter``, deprecated, with a warning; it is not in ``dir()``."""
+        if name == "converter":
+            warnings.warn(
+                "inkit_async.converter is deprecated and will be removed in the next "
+                "release: use inkit_async.to_dict(record) or record.to_dict() for plain data",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return _deprecated_converter()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _present_as_public() -> None:

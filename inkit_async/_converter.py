@@ -2,9 +2,9 @@
 
 ``_make_converter`` is the one configuration. The client structures with a private
 instance of it, never handed out, and ``to_dict`` (the public way to plain data)
-unstructures with the same instance. ``inkit_async.converter`` is a second instance, so
-a hook a user registers there changes only what that user structures, never what
-``client.batch.get`` or ``to_dict`` return. The global cattrs
+unstructures with the same instance. ``inkit_async.converter``, deprecated, is a second
+instance made on first use, so a hook a user registers there changes only what that user
+structures, never what ``client.batch.get`` or ``to_dict`` return. The global cattrs
 converter is never touched, so applications that configure theirs are unaffected.
 
 Structuring is strict where the API's documented types are: a string field that
@@ -17,6 +17,7 @@ fields are ignored; unknown status values and destination names are kept.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -30,7 +31,7 @@ from ._throttle import ThrottleState
 
 __all__ = [
     "ShapeError",
-    "converter",
+    "deprecated_converter",
     "plain",
     "structure",
     "to_dict",
@@ -246,13 +247,14 @@ def plain(record: object) -> dict[str, Any]:
     return result
 
 
-converter: Final[cattrs.Converter] = _make_converter()
-"""A cattrs converter configured as the SDK's own: ``converter.structure(api_json, Batch)``
-and ``converter.unstructure(batch)`` (the API's JSON shape).
+@functools.cache
+def deprecated_converter() -> cattrs.Converter:
+    """The deprecated ``inkit_async.converter``: made on first use, then the same one.
 
-Yours to configure: it is a separate instance from the one the client uses, so hooks
-registered on it never change what the client returns.
-"""
+    Configured as the client's own, but a separate instance: hooks registered on it
+    never change what the client or ``to_dict`` return.
+    """
+    return _make_converter()
 
 
 def unstructure(record: object) -> object:

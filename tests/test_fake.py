@@ -28,8 +28,8 @@ from inkit_async import (
     RateLimitError,
     RenderSpec,
     UnprocessableEntityError,
-    converter,
 )
+from inkit_async._converter import structure
 from inkit_async.testing import FakeInkit
 
 
@@ -62,13 +62,13 @@ async def test_get_returns_a_record_the_sdk_decodes(fake):
 
 
 async def test_every_fake_record_round_trips_through_the_converter(fake):
-    """The fake's JSON is exactly the shape the converter structures and unstructures."""
+    """The fake's JSON is exactly the shape the converter structures and to_dict gives back."""
     for n in range(5):
         fake.add_batch(name=None if n % 2 else f"b{n}", destinations={"inkit_storage": n + 1})
     fake.add_batch(flow=True, destinations={"amazon_s3": 2, "box": 1})
     for batch_id in fake.batch_ids():
         data = fake.batch_json(batch_id)
-        assert converter.unstructure(converter.structure(data, Batch)) == data
+        assert structure(data, Batch).to_dict() == data
 
 
 async def test_counters_advance_as_the_batch_is_polled(fake):

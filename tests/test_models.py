@@ -1,4 +1,7 @@
-"""The records: statuses, destinations, progress, is_finished, and the converter round trip."""
+"""The records: statuses, destinations, progress, is_finished, and the converter round trip.
+
+``to_dict`` itself, and the deprecated ``inkit_async.converter``, are in test_to_dict.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inkit_async import Batch, BatchDestinations, BatchStatus, DestinationProgress, converter
+from inkit_async import Batch, BatchDestinations, BatchStatus, DestinationProgress
+from inkit_async._converter import structure
 
 from .loopback import BATCH_JSON
 
@@ -123,53 +127,25 @@ def test_progress_sums_every_destination():
 )
 def test_is_finished(record, finished):
     """Finished: every destination settled (and at least one), or a terminal status."""
-    record = converter.structure(converter.unstructure(record), Batch)
+    record = structure(record.to_dict(), Batch)
     assert record.is_finished is finished
 
 
 def test_documented_response_round_trips():
-    """Structure then unstructure gives the documented JSON back, unchanged."""
+    """Structure then to_dict gives the documented JSON back, unchanged."""
     original = copy.deepcopy(BATCH_JSON)
-    record = converter.structure(original, Batch)
-    assert converter.unstructure(record) == BATCH_JSON
+    record = structure(original, Batch)
+    assert record.to_dict() == BATCH_JSON
     assert original == BATCH_JSON
 
 
-def test_unstructure_writes_utc_with_z_and_microseconds():
+def test_to_dict_writes_utc_with_z_and_microseconds():
     """created_at is written in UTC with a Z and six fractional digits."""
     record = attrs.evolve(
         batch(),
         created_at=datetime(2024, 5, 6, 9, 30, tzinfo=timezone(timedelta(hours=2))),
     )
-    assert converter.unstructure(record)["created_at"] == "2024-05-06T07:30:00.000000Z"
-
-
-def test_converter_is_private_to_the_package():
-    """The package's converter is not cattrs' global one."""
-    import cattrs
-
-    assert converter is not cattrs.global_converter
-
-
-@pytest.fixture
-def shouting_converter():
-    """inkit_async.converter with a str hook that upper-cases, for one test."""
-    original = converter.get_structure_hook(str)
-    converter.register_structure_hook(str, lambda value, _: value.upper())
-    yield converter
-    converter.register_structure_hook(str, original)
-    assert converter.structure(BATCH_JSON, Batch).id == BATCH_JSON["id"]
-
-
-async def test_hooks_on_the_public_converter_do_not_change_what_the_client_returns(
-    api, client, shouting_converter
-):
-    """A str hook registered on inkit_async.converter applies to it, never to batch.get."""
-    api.get("/batch/rb_MixedCase").respond(json={**BATCH_JSON, "id": "rb_MixedCase"})
-    assert shouting_converter.structure(BATCH_JSON, Batch).id == BATCH_JSON["id"].upper()
-    batch = await client.batch.get("rb_MixedCase")
-    assert batch.id == "rb_MixedCase"
-    assert batch.name == "test"
+    assert record.to_dict()["created_at"] == "2024-05-06T07:30:00.000000Z"
 
 
 counters = st.integers(min_value=0, max_value=2**31)
@@ -194,12 +170,12 @@ batch_json = st.fixed_dictionaries(
 
 @given(batch_json)
 def test_any_well_formed_batch_round_trips(data):
-    """Every API-shaped batch survives structure -> unstructure unchanged."""
-    record = converter.structure(data, Batch)
-    unstructured = converter.unstructure(record)
+    """Every API-shaped batch survives structure -> to_dict unchanged."""
+    record = structure(data, Batch)
+    unstructured = record.to_dict()
     assert unstructured == data
     assert type(unstructured["status"]) is str
-    assert converter.structure(converter.unstructure(record), Batch) == record
+    assert structure(record.to_dict(), Batch) == record
     if data["status"] in {"Completed", "In Progress", "Failed"}:
         assert isinstance(record.status, BatchStatus)
     else:

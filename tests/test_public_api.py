@@ -13,6 +13,7 @@ import pytest
 
 import inkit_async
 import inkit_async.testing
+from inkit_async._converter import structure
 
 from .loopback import BATCH_JSON
 
@@ -97,7 +98,7 @@ def test_exported_classes_name_the_package_as_their_module(name):
 
 def test_records_and_errors_pickle_under_the_package_name():
     """Instances pickle by the public name and come back equal; tracebacks name the package."""
-    batch = inkit_async.converter.structure(BATCH_JSON, inkit_async.Batch)
+    batch = structure(BATCH_JSON, inkit_async.Batch)
     retry = inkit_async.RetryEvent(method="GET", path="/batch/x", attempt=1, delay=0.5, reason="r")
     for record in (batch, retry, inkit_async.Backoff(initial=1), inkit_async.BatchStatus.FAILED):
         pickled = pickle.dumps(record)

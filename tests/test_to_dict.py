@@ -12,9 +12,11 @@ import importlib.util
 import json
 import time
 import typing
+import warnings
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import cattrs
 import httpx
 import pytest
 from hypothesis import given
@@ -23,6 +25,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+import inkit_async
 from inkit_async import (
     AsyncInkit,
     Batch,
@@ -327,3 +330,58 @@ async def test_the_web_app_example_returns_the_whole_record(uvicorn_server, monk
     assert record.status_code == 200
     assert record.json() == fake.batch_json(batch_id)
     assert missing.status_code == 404
+
+
+# The deprecated converter: reachable for one release, with a warning naming to_dict.
+
+
+def test_the_converter_is_deprecated_in_favour_of_to_dict():
+    """inkit_async.converter still works, warns, and is neither in __all__ nor in dir()."""
+    with pytest.warns(DeprecationWarning, match=r"inkit_async\.to_dict") as caught:
+        converter = inkit_async.converter
+    assert caught[0].filename == __file__  # the warning points at the caller's line
+    assert isinstance(converter, cattrs.Converter)
+    assert converter.unstructure(converter.structure(BATCH_JSON, Batch)) == BATCH_JSON
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        from inkit_async import converter as imported
+    assert imported is converter  # one instance: hooks registered on it stay
+    assert "converter" not in inkit_async.__all__
+    assert "converter" not in dir(inkit_async)
+    assert converter is not cattrs.global_converter
+    namespace: dict[str, object] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exec("from inkit_async import *", namespace)  # noqa: S102 - a fixed statement
+    assert "converter" not in namespace
+    assert "to_dict" in namespace
+
+
+def test_other_missing_names_are_still_attribute_errors():
+    """The module's __getattr__ serves only the deprecated name."""
+    with pytest.raises(AttributeError, match="has no attribute 'convertor'"):
+        _ = inkit_async.convertor
+    assert not hasattr(inkit_async, "structure")
+
+
+@pytest.fixture
+def shouting_converter():
+    """inkit_async.converter with a str hook that upper-cases, for one test."""
+    with pytest.warns(DeprecationWarning, match="to_dict"):
+        converter = inkit_async.converter
+    original = converter.get_structure_hook(str)
+    converter.register_structure_hook(str, lambda value, _: value.upper())
+    yield converter
+    converter.register_structure_hook(str, original)
+    assert converter.structure(BATCH_JSON, Batch).id == BATCH_JSON["id"]
+
+
+async def test_hooks_on_the_deprecated_converter_change_neither_the_client_nor_to_dict(
+    api, client, shouting_converter
+):
+    """A str hook registered on inkit_async.converter applies to it, never to batch.get."""
+    api.get("/batch/rb_MixedCase").respond(json={**BATCH_JSON, "id": "rb_MixedCase"})
+    assert shouting_converter.structure(BATCH_JSON, Batch).id == BATCH_JSON["id"].upper()
+    batch = await client.batch.get("rb_MixedCase")
+    assert batch.id == "rb_MixedCase"
+    assert batch.name == "test"
+    assert batch.to_dict() == {**BATCH_JSON, "id": "rb_MixedCase"}
