@@ -95,7 +95,10 @@ async def test_example_shell_session_runs(fake_url, script):
 
 
 async def test_web_app_example_serves_batches(fake_url, monkeypatch):
-    """The web-app example shares one client across requests and answers from the API."""
+    """The web-app example shares one client across requests and answers from the API.
+
+    Its record route returns ``batch.to_dict()``; a missing batch is a 404 on either route.
+    """
     fake, url = fake_url
     monkeypatch.setenv("INKIT_BASE_URL", url)
     monkeypatch.setenv("INKIT_API_TOKEN", fake.token)
@@ -113,12 +116,17 @@ async def test_web_app_example_serves_batches(fake_url, monkeypatch):
                 http.get("/batches/rb_6WtDgF7RGqdS5Uzea9neZJ"), http.get("/batches/rb_nope")
             )
             again = await http.get("/batches/rb_6WtDgF7RGqdS5Uzea9neZJ")
+            record = await http.get("/batches/rb_6WtDgF7RGqdS5Uzea9neZJ/record")
+            missing_record = await http.get("/batches/rb_nope/record")
         assert app.state.inkit is client  # one client for every request
     assert client.is_closed  # closed at shutdown
     assert ok.status_code == 200
     assert ok.json()["id"] == "rb_6WtDgF7RGqdS5Uzea9neZJ"
     assert again.json()["finished"] is True
     assert missing.status_code == 404
+    # The whole record, batch.to_dict(): the API's JSON as the fake last answered it.
+    assert record.json() == fake.batch_json("rb_6WtDgF7RGqdS5Uzea9neZJ")
+    assert missing_record.status_code == 404
 
 
 def test_every_page_example_is_a_file_that_exists():
