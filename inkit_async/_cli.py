@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
 from ._client import AsyncInkit
 from ._config import environment_proxy_urls
 from ._constants import ENV_API_TOKEN, ENV_BASE_URL
-from ._converter import unstructure
 from ._exceptions import InkitError, Secrets, WaitTimeoutError
 from ._version import __version__
 
@@ -247,7 +246,7 @@ def print_table(batches: Sequence[Batch], out: TextIO) -> None:
 
 def print_json(batch: Batch, out: TextIO) -> None:
     """Print *batch* as one line of the API's JSON (every control character escaped)."""
-    line = json.dumps(unstructure(batch), ensure_ascii=False).translate(_JSON_CONTROLS)
+    line = json.dumps(batch.to_dict(), ensure_ascii=False).translate(_JSON_CONTROLS)
     out.write(line + "\n")
 
 

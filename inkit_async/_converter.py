@@ -35,7 +35,6 @@ __all__ = [
     "plain",
     "structure",
     "to_dict",
-    "unstructure",
 ]
 
 T = TypeVar("T")
@@ -255,11 +254,6 @@ def deprecated_converter() -> cattrs.Converter:
     never change what the client or ``to_dict`` return.
     """
     return _make_converter()
-
-
-def unstructure(record: object) -> object:
-    """The API's JSON shape of a record (for the command line's ``--json``)."""
-    return _CONVERTER.unstructure(record)
 
 
 def structure(data: object, cls: type[T]) -> T:
