@@ -25,12 +25,28 @@ from inkit_async._flow.pacer import TOLERANCE, Pacer
 # -- the curve ---------------------------------------------------------------------------
 
 
-def test_a_cut_with_an_estimate_sends_at_90_percent_of_the_lower_of_the_two_rates():
-    """The rate the client was sending, or the server's estimated rate, whichever is lower."""
+def test_an_estimate_below_the_sending_rate_sets_the_cut_at_90_percent_of_it():
+    """The server refused a rate above what it is estimated to allow: cut below that."""
     assert curve.cut(5.0, sending=300.0, estimate=200.0, rate_limit=None) == Curve(
         rate=180.0, refused=200.0, blind=False, cut_at=5.0
     )
-    assert curve.cut(5.0, sending=100.0, estimate=200.0, rate_limit=None).rate == 90.0
+
+
+def test_an_estimate_above_the_sending_rate_says_nothing_of_the_limit():
+    """A refusal while sending below the estimate (a burst): blind, unless a limit is known.
+
+    The burst's sending rate is not the limit: taken for it, a fan-out was held at three
+    quarters of the limit. With a limit known from the last cut, the curve climbs back to
+    it (or to the new estimate, if lower) from below the sending rate.
+    """
+    burst = curve.cut(5.0, sending=150.0, estimate=900.0, rate_limit=None)
+    assert (burst.rate, burst.refused, burst.blind) == (105.0, 150.0, True)
+    known = curve.cut(0.0, sending=300.0, estimate=200.0, rate_limit=None)
+    jitter = curve.cut(9.0, sending=150.0, estimate=900.0, rate_limit=None, previous=known)
+    assert (jitter.rate, jitter.refused, jitter.blind) == (135.0, 200.0, False)
+    lower = curve.cut(9.0, sending=150.0, estimate=170.0, rate_limit=None, previous=known)
+    assert lower.refused == 170.0
+    assert jitter.at(9.0 + jitter.k, None) == pytest.approx(200.0)
 
 
 def test_a_blind_cut_sends_at_70_percent_and_doubles_every_second():

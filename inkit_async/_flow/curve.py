@@ -105,25 +105,32 @@ def cut(
         estimate: The server's rate fitted to the client's send times, if any.
         rate_limit: The user's known limit, if any: the curve never exceeds it.
         pause: The pause the refusal cost every caller (its ``Retry-After``), if any.
-        previous: The curve the refusal cuts, if any. When it came from an estimate,
-            the limit is known to be near: a refusal too soon after a pause or a cut
-            to allow an estimate of its own cuts as near a limit, not blind.
+        previous: The curve the refusal cuts, if any.
+
+    Three cases. An estimate at or below the sending rate says where the limit is: cut
+    below it. One above it (or none) says only that the server refused while the client
+    sent slower than it could allow: a burst from a quiet start, or requests bunched by
+    a busy event loop. Then, if the last cut had estimated the limit, the curve climbs
+    back to that limit (or to the new estimate, if lower) from below the sending rate;
+    if nothing is known, the cut is blind and the rate doubles until the next refusal
+    brings an estimate. (Taking the sending rate of a burst for the limit held a fan-out
+    at three quarters of the limit for the 13 s a paused cut takes to climb back.)
     """
-    if estimate is None and previous is not None and previous.refused and not previous.blind:
-        estimate = sending
-    if estimate is not None:
-        refused = min(sending, estimate)
-        rate = (BETA_PAUSED if pause else BETA_ESTIMATED) * refused
+    beta = BETA_PAUSED if pause else BETA_ESTIMATED
+    if estimate is not None and estimate <= sending:
+        refused, rate, blind = estimate, beta * estimate, False
+    elif previous is not None and previous.refused and not previous.blind:
+        known = previous.refused if estimate is None else min(previous.refused, estimate)
+        refused, rate, blind = max(sending, known), beta * sending, False
     else:
-        refused = sending
-        rate = BETA_BLIND * refused
+        refused, rate, blind = sending, BETA_BLIND * sending, True
     if rate_limit is not None:
         rate = min(rate, rate_limit)
     rate = max(rate, MIN_RATE)
     return Curve(
         rate=rate,
         refused=max(refused, rate),
-        blind=estimate is None,
+        blind=blind,
         cut_at=now,
         k=min(CUBIC_K + PAUSE_K_FACTOR * pause, MAX_K),
     )
