@@ -156,15 +156,25 @@ local function opt(x)
   if x then return fmt(x) end
   return ''
 end
+-- The stretch the estimate reads, as replies carry it: its first send, age ms, bucket.
+local function span(t, now)
+  local age = ''
+  if t.span_at then age = fmt(now - t.span_at) end
+  return opt(t.span_seq), age, opt(t.span_bucket)
+end
 local function state(t, now)
-  local cut_age, span_age = '', ''
-  if t.cut_at then cut_age = fmt(now - t.cut_at) end
-  if t.span_at then span_age = fmt(now - t.span_at) end
   if t.epoch == 0 then return {{'0', '', '', '', '', fmt(t.burst), '', '', ''}} end
-  local blind = '0'
+  local cut_age, blind = '', '0'
+  if t.cut_at then cut_age = fmt(now - t.cut_at) end
   if t.blind then blind = '1' end
   return {{fmt(t.epoch), fmt(t.rate), fmt(t.refused), blind, cut_age, fmt(t.burst),
-          opt(t.span_seq), span_age, opt(t.span_bucket)}}
+          span(t, now)}}
+end
+-- Now, and the state hash (KEYS[1]) read with the pause left (KEYS[2]) bounding its times,
+-- for a script whose longest pause is max_pause ms.
+local function now_and_state(max_pause)
+  local now = now_ms()
+  return now, load(KEYS[1], now, max_pause, pause_left(KEYS[2], max_pause))
 end
 local function with_state(reply, t, now)
   for _, v in ipairs(state(t, now)) do table.insert(reply, v) end
@@ -202,9 +212,7 @@ return with_state({members, left}, load(KEYS[1], now, max_pause, left), now)
 LEASE: Final = (
     _PRELUDE
     + """
-local now = now_ms()
-local max_pause = tonumber(ARGV[5])
-local t = load(KEYS[1], now, max_pause, pause_left(KEYS[2], max_pause))
+local now, t = now_and_state(tonumber(ARGV[5]))
 if t.epoch ~= tonumber(ARGV[1]) then return with_state({0}, t, now) end
 local interval = 1000 / tonumber(ARGV[2])
 local tat = math.max(t.tat or now, now)
@@ -218,10 +226,7 @@ repeat
 until n >= want or tat > horizon
 redis.call('HSET', KEYS[1], 'tat', fmt(tat), 'seq', fmt(t.seq + n))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-local span_age = ''
-if t.span_at then span_age = fmt(now - t.span_at) end
-return {n, fmt(t.epoch), fmt(first - now), fmt(interval), t.seq + 1,
-        opt(t.span_seq), span_age, opt(t.span_bucket)}
+return {n, fmt(t.epoch), fmt(first - now), fmt(interval), t.seq + 1, span(t, now)}
 """
 )
 
@@ -234,9 +239,7 @@ return {n, fmt(t.epoch), fmt(first - now), fmt(interval), t.seq + 1,
 CUT: Final = (
     _PRELUDE
     + """
-local now = now_ms()
-local max_pause = tonumber(ARGV[11])
-local t = load(KEYS[1], now, max_pause, pause_left(KEYS[2], max_pause))
+local now, t = now_and_state(tonumber(ARGV[11]))
 if tonumber(ARGV[6]) > 0 then
   t.burst = math.min(t.burst + tonumber(ARGV[6]), MAX_BURST)
   redis.call('HSET', KEYS[1], 'burst', fmt(t.burst))
