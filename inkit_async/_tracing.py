@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 import httpx
 from opentelemetry import metrics, propagate, trace
 
-from ._events import PauseEvent, RetryEvent
+from ._events import PauseEvent, RateEvent, RetryEvent
 from ._observe import Observer
 from ._version import __version__
 
@@ -46,10 +46,22 @@ if TYPE_CHECKING:
 __all__ = ["AttemptSpan", "Telemetry"]
 
 T = TypeVar("T")
-Attributes = dict[str, str | int | float | bool]
 
 
 _SCOPE: Final = "inkit_async"
+#: Each kind of event as an event on the call's span: its name, and its attributes, each
+#: the event's field named beside it (``inkit.delay_s`` is ``RetryEvent.delay``).
+_SPAN_EVENTS: Final[Mapping[type[ClientEvent], tuple[str, Mapping[str, str]]]] = {
+    RetryEvent: (
+        "retry backoff",
+        {"inkit.attempt": "attempt", "inkit.delay_s": "delay", "inkit.reason": "reason"},
+    ),
+    PauseEvent: (
+        "pause",
+        {"inkit.pause_s": "seconds", "inkit.reason": "reason", "inkit.outage": "outage"},
+    ),
+    RateEvent: ("rate cut", {"inkit.rate": "rate"}),
+}
 #: Seconds between two looks at the global providers.
 _RECHECK: Final = 1.0
 
@@ -214,27 +226,13 @@ class Telemetry(Observer):
     def event(self, event: ClientEvent) -> None:
         """Record an event on the current call's span, and count it."""
         instruments = self.meters()
-        attributes: Attributes
         if isinstance(event, RetryEvent):
-            name = "retry backoff"
-            attributes = {
-                "inkit.attempt": event.attempt,
-                "inkit.delay_s": event.delay,
-                "inkit.reason": event.reason,
-            }
             instruments.retries.add(1, {"http.request.method": event.method})
         elif isinstance(event, PauseEvent):
-            name = "pause"
-            attributes = {
-                "inkit.pause_s": event.seconds,
-                "inkit.reason": event.reason,
-                "inkit.outage": event.outage,
-            }
             instruments.pauses.add(1, {"inkit.outage": event.outage})
-        else:
-            name = "rate cut"
-            attributes = {"inkit.rate": event.rate}
         if self.tracer() is not None:
+            name, fields = _SPAN_EVENTS[type(event)]
+            attributes = {key: getattr(event, field) for key, field in fields.items()}
             trace.get_current_span().add_event(name, attributes)
 
     def throttle_wait(self, seconds: float) -> None:

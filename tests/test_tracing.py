@@ -15,7 +15,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.test.globals_test import reset_metrics_globals, reset_trace_globals
 from opentelemetry.trace import SpanKind, StatusCode
 
-from inkit_async import APIConnectionError, AsyncInkit, NotFoundError, Throttle
+from inkit_async import (
+    APIConnectionError,
+    AsyncInkit,
+    NotFoundError,
+    PauseEvent,
+    RateEvent,
+    RetryEvent,
+    Throttle,
+)
+from inkit_async._tracing import Telemetry as ClientTelemetry
 
 from .conftest import NO_WAIT, TOKEN
 from .loopback import Hang, Respond, closed_port, html_page
@@ -216,6 +225,30 @@ async def test_pauses_and_throttle_waits_are_events_and_counts(server, otel):
     assert pauses.value == 1
     [waits] = otel.points("inkit.client.throttle.waits")
     assert waits.value >= 1
+
+
+def test_each_kind_of_event_is_a_span_event_with_its_fields(otel):
+    """A retry, a pause and a rate cut: each an event on the current span, with its fields."""
+    observer = ClientTelemetry("http://127.0.0.1:9/v1")
+    with trace.get_tracer("test").start_as_current_span("call"):
+        for event in (
+            RetryEvent(method="GET", path="/batch/rb_1", attempt=1, delay=0.5, reason="503"),
+            PauseEvent(method="GET", path="/batch/rb_1", seconds=1.5, reason="429", outage=True),
+            RateEvent(
+                method="GET", path="/batch/rb_1", rate=8.0, previous_rate=None, status_code=429
+            ),
+        ):
+            observer.event(event)
+    [call] = otel.named("call")
+    assert [(event.name, dict(event.attributes or {})) for event in call.events] == [
+        ("retry backoff", {"inkit.attempt": 1, "inkit.delay_s": 0.5, "inkit.reason": "503"}),
+        ("pause", {"inkit.pause_s": 1.5, "inkit.reason": "429", "inkit.outage": True}),
+        ("rate cut", {"inkit.rate": 8.0}),
+    ]
+    [retries] = otel.points("inkit.client.retries")
+    [pauses] = otel.points("inkit.client.pauses")
+    assert (retries.value, dict(retries.attributes)) == (1, {"http.request.method": "GET"})
+    assert (pauses.value, dict(pauses.attributes)) == (1, {"inkit.outage": True})
 
 
 async def test_without_an_sdk_nothing_is_traced_or_sent(server):
