@@ -68,7 +68,7 @@ leaves that client open.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final, Self, TypedDict, Unpack
 
 import attrs
 
@@ -79,12 +79,6 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('inkit_async.redis needs redis-py: pip install "inkit-async[redis]"') from exc
 
-from ._constants import (
-    DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_OUTAGE_RUN,
-    DEFAULT_RETRY_RATIO,
-    DEFAULT_RETRY_RESERVE,
-)
 from ._redis_state import RedisState
 from ._throttle import Throttle, regulator_of
 from ._validate import check_int, check_number
@@ -119,6 +113,32 @@ class FleetState:
     ignored: int = 0
     """Values read from Redis that the throttle did not use: not numbers, not finite, or
     out of range (garbage that something else wrote to the token's keys or channel)."""
+
+
+class ThrottleArguments(TypedDict, total=False):
+    """The keyword options of ``Throttle``, which ``RedisThrottle`` takes as they are.
+
+    ``tests/test_redis_throttle.py`` holds it to ``Throttle.__init__``: the same names, in
+    the same order, with the same annotations. Their defaults are ``Throttle``'s.
+    """
+
+    rate_limit: float | None
+    max_wait: float
+    retry_ratio: float
+    retry_reserve: int
+    outage_after: int
+
+
+class RedisThrottleArguments(ThrottleArguments, total=False):
+    """The keyword options of ``RedisThrottle``, which ``from_url`` takes as they are.
+
+    Held to ``RedisThrottle.__init__`` by the same test; the defaults are the class's.
+    """
+
+    namespace: str | None
+    max_in_flight: int | None
+    lease_ttl: float
+    timeout: float
 
 
 def _check_positive(name: str, value: object, minimum: float) -> float:
@@ -156,11 +176,16 @@ class RedisThrottle(Throttle):
             process that dies holds comes free within this.
         timeout: Seconds any Redis call may take (default 0.25) before the throttle
             falls back to this process's own state.
-        rate_limit: A limit you know, in requests per second, for the whole fleet.
-        max_wait: As for ``Throttle``.
-        retry_ratio: As for ``Throttle`` (the retry budget stays per process).
-        retry_reserve: As for ``Throttle``.
-        outage_after: As for ``Throttle``; the pause it starts holds for the fleet.
+
+    Keyword Args:
+        rate_limit (float | None): A limit you know, in requests per second, for the
+            whole fleet (default: none).
+        max_wait (float): As for ``Throttle`` (default 60).
+        retry_ratio (float): As for ``Throttle`` (default 0.2); the retry budget stays
+            per process.
+        retry_reserve (int): As for ``Throttle`` (default 200).
+        outage_after (int): As for ``Throttle`` (default 5); the pause it starts holds
+            for the fleet.
 
     Nothing read from Redis is trusted: every number is checked before it is used (see
     the docs page), and a pause read from Redis longer than ``max_wait``, or than 60 s
@@ -181,19 +206,9 @@ class RedisThrottle(Throttle):
         max_in_flight: int | None = None,
         lease_ttl: float = DEFAULT_LEASE_TTL,
         timeout: float = DEFAULT_REDIS_TIMEOUT,
-        rate_limit: float | None = None,
-        max_wait: float = DEFAULT_MAX_RETRY_AFTER,
-        retry_ratio: float = DEFAULT_RETRY_RATIO,
-        retry_reserve: int = DEFAULT_RETRY_RESERVE,
-        outage_after: int = DEFAULT_OUTAGE_RUN,
+        **throttle: Unpack[ThrottleArguments],
     ) -> None:
-        super().__init__(
-            rate_limit=rate_limit,
-            max_wait=max_wait,
-            retry_ratio=retry_ratio,
-            retry_reserve=retry_reserve,
-            outage_after=outage_after,
-        )
+        super().__init__(**throttle)
         if not isinstance(client, Redis):
             raise TypeError(f"client must be a redis.asyncio.Redis, got {type(client).__name__}")
         self.namespace = _check_namespace(namespace)
@@ -216,20 +231,7 @@ class RedisThrottle(Throttle):
         regulator_of(self).use(self._fleet)
 
     @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        namespace: str | None = None,
-        max_in_flight: int | None = None,
-        lease_ttl: float = DEFAULT_LEASE_TTL,
-        timeout: float = DEFAULT_REDIS_TIMEOUT,
-        rate_limit: float | None = None,
-        max_wait: float = DEFAULT_MAX_RETRY_AFTER,
-        retry_ratio: float = DEFAULT_RETRY_RATIO,
-        retry_reserve: int = DEFAULT_RETRY_RESERVE,
-        outage_after: int = DEFAULT_OUTAGE_RUN,
-    ) -> Self:
+    def from_url(cls, url: str, **options: Unpack[RedisThrottleArguments]) -> Self:
         """A throttle on the Redis at *url* (``redis://host:6379/0``), with a pool of its own.
 
         The pool connects lazily, with *timeout* to connect and per command and no
@@ -240,7 +242,8 @@ class RedisThrottle(Throttle):
             TypeError: An option has the wrong type.
             ValueError: An option has an impossible value, or *url* is not a Redis URL.
         """
-        seconds = _check_positive("timeout", timeout, 0.01)
+        seconds = _check_positive("timeout", options.get("timeout", DEFAULT_REDIS_TIMEOUT), 0.01)
+        options["timeout"] = seconds
         client = Redis.from_url(  # pyright: ignore[reportUnknownMemberType]
             url,
             socket_timeout=seconds,
@@ -248,18 +251,7 @@ class RedisThrottle(Throttle):
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
-        throttle = cls(
-            client,
-            namespace=namespace,
-            max_in_flight=max_in_flight,
-            lease_ttl=lease_ttl,
-            timeout=seconds,
-            rate_limit=rate_limit,
-            max_wait=max_wait,
-            retry_ratio=retry_ratio,
-            retry_reserve=retry_reserve,
-            outage_after=outage_after,
-        )
+        throttle = cls(client, **options)
         throttle._fleet.owns_client = True
         return throttle
 

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import gc
 import hashlib
+import inspect
 import logging
 import math
 from typing import Self
@@ -36,7 +37,12 @@ from inkit_async._redis_scripts import (
     Span,
     Sync,
 )
-from inkit_async.redis import FleetState, RedisThrottle
+from inkit_async.redis import (
+    FleetState,
+    RedisThrottle,
+    RedisThrottleArguments,
+    ThrottleArguments,
+)
 
 from .conftest import NO_WAIT, TOKEN, Events
 from .loopback import Respond, closed_port, delayed, echo, held_until, wait_until
@@ -373,6 +379,55 @@ def test_a_client_that_is_not_redis_is_refused():
     """RedisThrottle takes a redis.asyncio.Redis."""
     with pytest.raises(TypeError, match=r"redis\.asyncio\.Redis"):
         RedisThrottle("redis://127.0.0.1:1/0")  # type: ignore[arg-type]
+
+
+def _written(typed_dict: type) -> list[tuple[str, str]]:
+    """A TypedDict's keys and their annotations as written (``from __future__`` strings)."""
+    return [(name, ref.__forward_arg__) for name, ref in typed_dict.__annotations__.items()]
+
+
+def test_the_options_typing_needs_twice_are_held_to_throttles():
+    """ThrottleArguments is Throttle's keywords; RedisThrottleArguments adds RedisThrottle's.
+
+    Names, order and annotations as written. ``RedisThrottle`` takes Throttle's options
+    as ``**throttle: Unpack[ThrottleArguments]`` and ``from_url`` all of them as
+    ``**options: Unpack[RedisThrottleArguments]``, so the defaults are the classes' own.
+    """
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    variadic = inspect.Parameter.VAR_KEYWORD
+    throttle = [(p.name, p.annotation) for p in inspect.signature(Throttle).parameters.values()]
+    assert {p.kind for p in inspect.signature(Throttle).parameters.values()} == {keyword}
+    assert _written(ThrottleArguments) == throttle
+    *redis_own, rest = inspect.signature(RedisThrottle).parameters.values()
+    assert (rest.name, rest.kind, rest.annotation) == (
+        "throttle",
+        variadic,
+        "Unpack[ThrottleArguments]",
+    )
+    own = [(p.name, p.annotation) for p in redis_own if p.kind is keyword]
+    assert [name for name, _ in own] == ["namespace", "max_in_flight", "lease_ttl", "timeout"]
+    assert _written(RedisThrottleArguments) == throttle + own
+    assert ThrottleArguments.__required_keys__ == RedisThrottleArguments.__required_keys__ == set()
+    url, options = inspect.signature(RedisThrottle.from_url).parameters.values()
+    assert (url.name, options.name, options.kind) == ("url", "options", variadic)
+    assert options.annotation == "Unpack[RedisThrottleArguments]"
+    # The reference documents each of Throttle's options, with its type, under the class.
+    for name, annotation in throttle:
+        assert f"\n        {name} ({annotation}): " in (RedisThrottle.__doc__ or "")
+
+
+async def test_from_url_has_the_classes_defaults():
+    """With no options, from_url's throttle has Throttle's defaults and RedisThrottle's."""
+    throttle = RedisThrottle.from_url("redis://127.0.0.1:1/0")
+    try:
+        plain = Throttle()
+        assert [getattr(throttle, name) for name, _ in _written(ThrottleArguments)] == [
+            getattr(plain, name) for name, _ in _written(ThrottleArguments)
+        ]
+        assert (throttle.namespace, throttle.max_in_flight) == (None, None)
+        assert (throttle.lease_ttl, throttle.timeout) == (10.0, 0.25)
+    finally:
+        await throttle.aclose()
 
 
 def test_redis_server_helper_restarts_on_its_port():

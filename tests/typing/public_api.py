@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
-from typing import Any, assert_type
+from typing import TYPE_CHECKING, Any, assert_type
 
 import cattrs
 import httpx
@@ -48,7 +48,11 @@ from inkit_async import (
     WaitTimeoutError,
     to_dict,
 )
+from inkit_async.redis import FleetState, RedisThrottle
 from inkit_async.testing import ASGIApp, FakeInkit, FakeRequest
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 async def lookup(batch_id: str) -> Batch | None:
@@ -170,6 +174,32 @@ async def with_flow_control() -> None:
             assert_type(event.status_code, int | None)
 
     AsyncInkit("tok", on_event=on_event)
+
+
+async def with_a_fleet(client: Redis) -> None:
+    """Fleet-wide flow control: every option by keyword, checked by type through to Throttle's."""
+    async with RedisThrottle.from_url(
+        "redis://127.0.0.1:6379/0",
+        namespace="web",
+        max_in_flight=50,
+        lease_ttl=10,
+        timeout=0.25,
+        rate_limit=200,
+        max_wait=30,
+        retry_ratio=0.1,
+        retry_reserve=50,
+        outage_after=5,
+    ) as throttle:
+        assert_type(throttle, RedisThrottle)
+        assert_type(throttle.fleet, FleetState)
+        assert_type(throttle.max_wait, float)
+    mine = RedisThrottle(client, namespace="web", rate_limit=200, outage_after=3)
+    assert_type(mine, RedisThrottle)
+    # Throttle's options keep their types, and no other keyword passes (an unused ignore
+    # fails mypy --strict, so these lines hold that both stay refused).
+    RedisThrottle(client, max_wait="60")  # type: ignore[arg-type]
+    RedisThrottle.from_url("redis://127.0.0.1:6379/0", retry_reserve=0.5)  # type: ignore[arg-type]
+    RedisThrottle.from_url("redis://127.0.0.1:6379/0", max_waits=60)  # type: ignore[call-arg]
 
 
 async def with_the_fake() -> None:
