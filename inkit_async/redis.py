@@ -283,15 +283,15 @@ class RedisThrottle(Throttle):
     # -- the public extras -------------------------------------------------------------
 
     def bind(self, api_token: str) -> None:
-        """Name the keys after *api_token*'s key; ``AsyncInkit`` calls this with its token.
+        """Serve *api_token*'s fleet; ``AsyncInkit`` calls this with its token (you need not).
 
-        The key is scrypt of the token (about 50 ms, computed once: see the "Running many
-        workers" docs page for why a slow hash). Binding the same token again changes
-        nothing and costs nothing.
+        The Redis keys are named after a key derived from the token by scrypt, never
+        after the token itself (about 50 ms, once; the "Running many workers" docs page
+        says why a slow hash). The same token again is a no-op.
 
         Raises:
-            ValueError: The throttle serves another token, or it was used before being
-                bound (one ``RedisThrottle`` serves one token).
+            ValueError: One ``RedisThrottle`` serves one token: this one already serves
+                another, or sent requests before it was bound.
         """
         self._fleet.bind(api_token)
 
