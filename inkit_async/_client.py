@@ -252,12 +252,13 @@ class AsyncInkit:
     @property
     def cache(self) -> BatchCache | None:
         """The cache of finished batches this client (and its variants) uses, if any."""
-        return self._engine.cache
+        scope = self._engine.state.cache
+        return None if scope is None else scope.cache
 
     @property
     def throttle(self) -> Throttle | None:
         """The throttle this client (and its variants) sends through; ``None`` when off."""
-        return self._engine.throttle
+        return self._engine.state.throttle
 
     def __repr__(self) -> str:
         """Describe the client without its token."""

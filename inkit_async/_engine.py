@@ -38,14 +38,13 @@ from ._observe import NOTABLE_WAIT, change_events, hooked, retry_event, summary
 from ._outcomes import answer_of, cast_reply, failure_of, json_bytes
 from ._policy import Answer, Attempt, Fail, Failure, Outcome, Retry, decide
 from ._state import EngineState, observers_for
-from ._throttle import Signal, Throttle, ThrottleTimeoutError, signal_of
+from ._throttle import Signal, ThrottleTimeoutError, signal_of
 from ._version import __version__
 from ._wire import Reply, Request, TransportFailure
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
-    from ._cache import BatchCache, CacheScope
     from ._config import ClientOptions, VariantArguments
     from ._events import ClientEvent
     from ._observe import AttemptWatch
@@ -118,20 +117,9 @@ class Engine:
         return Engine(attrs.evolve(self.options, **changes), self._state)
 
     @property
-    def cache(self) -> BatchCache | None:
-        """The shared cache of finished batches, or ``None``."""
-        scope = self._state.cache
-        return None if scope is None else scope.cache
-
-    @property
-    def cache_scope(self) -> CacheScope | None:
-        """This client's part of the shared cache (keyed by its root and token), or ``None``."""
-        return self._state.cache
-
-    @property
-    def throttle(self) -> Throttle | None:
-        """The shared throttle, or ``None`` when flow control is off."""
-        return self._state.throttle
+    def state(self) -> EngineState:
+        """What this engine shares with the client's other engines: its cache, its throttle."""
+        return self._state
 
     @property
     def is_closed(self) -> bool:

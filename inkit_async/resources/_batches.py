@@ -282,7 +282,7 @@ class BatchResource(APIResource):
     async def _fetch(self, segment: str, *, use_cache: bool = True) -> Batch:
         path = f"{self._path}/{segment}"
         # This client's own part of the cache: entries of its API root and token only.
-        cache = self._engine.cache_scope
+        cache = self._engine.state.cache
         if cache is not None and use_cache and (hit := cache.get(path)) is not None:
             return hit
         batch = await self._engine.request(
