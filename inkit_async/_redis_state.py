@@ -334,8 +334,6 @@ class RedisState:
 
     # -- cuts and pauses, shared -----------------------------------------------------------
 
-    # -- cuts and pauses, shared -----------------------------------------------------------
-
     def cut_made(self, curve: Curve, burst: float | None) -> None:
         """Tell the fleet of our cut (and, once, of the server's bucket we saw at first).
 
