@@ -125,14 +125,7 @@ class Throttle:
         """Most retries the budget holds."""
         self.outage_after = check_int("outage_after", outage_after, minimum=1)
         """Failures in a row that count as an outage."""
-        _REGULATORS[self] = Regulator(
-            rate_limit=self.rate_limit,
-            max_wait=self.max_wait,
-            retry_ratio=self.retry_ratio,
-            retry_reserve=self.retry_reserve,
-            outage_after=self.outage_after,
-            state=LocalState(),
-        )
+        _REGULATORS[self] = Regulator.of(self, LocalState())
 
     def __repr__(self) -> str:
         """Show the options and the current rate."""

@@ -45,16 +45,7 @@ class Clock:
 
 def regulator(clock: Clock, **options: float) -> Regulator:
     """The machinery of ``Throttle(**options)``, on *clock*: no event loop needed."""
-    throttle = Throttle(**options)  # type: ignore[arg-type]
-    return Regulator(
-        rate_limit=throttle.rate_limit,
-        max_wait=throttle.max_wait,
-        retry_ratio=throttle.retry_ratio,
-        retry_reserve=throttle.retry_reserve,
-        outage_after=throttle.outage_after,
-        state=LocalState(),
-        clock=clock,
-    )
+    return Regulator.of(Throttle(**options), LocalState(), clock)  # type: ignore[arg-type]
 
 
 class Bucket:

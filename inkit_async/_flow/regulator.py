@@ -22,7 +22,7 @@ import collections
 import logging
 import math
 import random
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
@@ -39,7 +39,18 @@ if TYPE_CHECKING:
 
     from .state import FlowState
 
-__all__ = ["Regulator"]
+__all__ = ["Regulator", "ThrottleOptions"]
+
+
+class ThrottleOptions(Protocol):
+    """The options a regulator is made with: a ``Throttle``'s."""
+
+    rate_limit: float | None
+    max_wait: float
+    retry_ratio: float
+    retry_reserve: int
+    outage_after: int
+
 
 logger: Final = logging.getLogger("inkit_async")
 
@@ -101,6 +112,21 @@ class Regulator:
         self._counts = collections.Counter[str]()
         self._open = self._curve is None
         state.attach(self)
+
+    @classmethod
+    def of(
+        cls, options: ThrottleOptions, state: FlowState, clock: Callable[[], float] | None = None
+    ) -> Regulator:
+        """A regulator with a throttle's *options*, sharing through *state*, on *clock*."""
+        return cls(
+            rate_limit=options.rate_limit,
+            max_wait=options.max_wait,
+            retry_ratio=options.retry_ratio,
+            retry_reserve=options.retry_reserve,
+            outage_after=options.outage_after,
+            state=state,
+            clock=clock,
+        )
 
     def use(self, state: FlowState) -> None:
         """Share through *state* from now on (before the first request)."""
