@@ -54,6 +54,8 @@ from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 
+from ._flow.curve import MIN_RATE
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -81,9 +83,7 @@ __all__ = [
     "Sync",
 ]
 
-#: The lowest sending rate (requests per second) any throttle sets, as ``Throttle``'s ...
-MIN_RATE: Final = 0.5
-#: ... and the highest the fleet shares: more is no limit at all (a higher rate is sent
+#: The highest sending rate the fleet shares: more is no limit at all (a higher rate is sent
 #: as this one).
 MAX_RATE: Final = 1e9
 #: Epochs and send numbers are integers below this (exact in a double, and in Lua's

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Final, cast
 
 from . import _redis_scripts as scripts
 from ._constants import DEFAULT_MAX_RETRY_AFTER
-from ._flow.curve import Curve
+from ._flow.curve import MIN_RATE, Curve
+from ._flow.estimate import Stretch, estimate_rate
+from ._flow.pacer import TOLERANCE
 from ._flow.state import LOCAL_SLOT
 from ._redis_link import Budget, Link
 from ._throttle import ThrottleTimeoutError
@@ -55,12 +57,6 @@ _LATE: Final = 0.1
 #: After a cut, the fleet's next slot is at least this many seconds away: requests sent
 #: on older slots, or by processes the cut has not reached yet, are still arriving.
 _CUT_GUARD: Final = 0.02
-#: How early (seconds) a slot may be used: timers are not finer (as in the local throttle).
-_TOLERANCE: Final = 0.001
-#: As in the local throttle: a stretch this short tells nothing of the server's limit ...
-_MIN_ESTIMATE_SPAN: Final = 0.01
-#: ... and the lowest rate it ever sets.
-_MIN_RATE: Final = scripts.MIN_RATE
 #: Rejoining: the first wait, and the longest it doubles to; the wait starts again from
 #: the first only after the link has held this many seconds (a Redis that fails again at
 #: once, or keeps answering garbage, is retried every 2 s, not in a tight loop).
@@ -249,11 +245,11 @@ class RedisState:
             # On our own: our share of the fleet's rate, paced locally.
             # Never below the lowest rate: a share of a low rate among many processes
             # (up to scripts' bound) would push the next send days ahead.
-            return LOCAL_SLOT if pacer.take(now, max(rate / self._share, _MIN_RATE)) else None
+            return LOCAL_SLOT if pacer.take(now, max(rate / self._share, MIN_RATE)) else None
         slots = self._slots
         while slots and slots[0][0] < now - _LATE:
             slots.popleft()
-        if slots and now >= slots[0][0] - _TOLERANCE:  # as next_paced names it
+        if slots and now >= slots[0][0] - TOLERANCE:  # as next_paced names it
             _, seq = slots.popleft()
             if len(slots) <= 1 and self.regulator.waiting > len(slots):
                 # Ask for the next ones while the last is used; no sooner, so that each
@@ -275,7 +271,7 @@ class RedisState:
         if not link.connected:
             return math.inf if link.joining else pacer.next_at
         if self._slots:
-            return self._slots[0][0] - _TOLERANCE
+            return self._slots[0][0] - TOLERANCE
         self._want_slots()  # its answer wakes the waiters
         return math.inf
 
@@ -361,19 +357,10 @@ class RedisState:
         refused_seq, refused_at = fleet
         if refused_seq < self._span_seq:
             return None
-        best = -math.inf
-        elapsed = refused_at - self._span_at
-        if elapsed >= _MIN_ESTIMATE_SPAN:
-            best = (refused_seq - self._span_seq + 1 - self._span_bucket) / elapsed
-        for local_seq in self._fleet_order:
-            fleet_seq, sent_at = self._fleet_sends[local_seq]
-            elapsed = refused_at - sent_at
-            if fleet_seq < self._span_seq:
-                continue
-            if elapsed < _MIN_ESTIMATE_SPAN:
-                break
-            best = max(best, (refused_seq - fleet_seq - burst) / elapsed)
-        return best if best >= _MIN_RATE else None
+        stretch = Stretch(self._span_seq, self._span_at, self._span_bucket)
+        sends = (self._fleet_sends[local_seq] for local_seq in self._fleet_order)
+        earlier = ((fleet_seq, at) for fleet_seq, at in sends if fleet_seq >= self._span_seq)
+        return estimate_rate((refused_seq, refused_at), stretch, earlier, burst)
 
     def sending_rate(self, at: float, log: SendLog) -> float:
         """Our own sending rate, scaled to the fleet's size."""
@@ -471,7 +458,7 @@ class RedisState:
         self._fleet_epoch = epoch
         self._cut_pending = False
         self._slots.clear()
-        rate = max(rate, _MIN_RATE)
+        rate = max(rate, MIN_RATE)
         now = self.regulator.now()
         self.regulator.adopt(
             Curve(rate=rate, refused=max(refused, rate), blind=blind, cut_at=now - cut_age)

@@ -66,9 +66,6 @@ __all__ = [
     "signal_of",
 ]
 
-#: The lowest sending rate (requests per second) the throttle ever sets.
-_MIN_RATE: Final = MIN_RATE
-
 #: Each throttle's machinery, for as long as the throttle lives: the public class keeps
 #: only what users set and read, so nothing of the machinery shows on it.
 _REGULATORS: Final[weakref.WeakKeyDictionary[Throttle, Regulator]] = weakref.WeakKeyDictionary()
@@ -114,7 +111,7 @@ class Throttle:
         retry_reserve: int = DEFAULT_RETRY_RESERVE,
         outage_after: int = DEFAULT_OUTAGE_RUN,
     ) -> None:
-        limit = check_number("rate_limit", rate_limit, minimum=_MIN_RATE, allow_none=True)
+        limit = check_number("rate_limit", rate_limit, minimum=MIN_RATE, allow_none=True)
         self.rate_limit = None if limit is None else float(limit)
         """The known limit in requests per second, or ``None``."""
         self.max_wait = float(check_seconds("max_wait", max_wait))

@@ -398,15 +398,7 @@ async def join(
         max_wait=options.max_wait,
     )
     loop.states.append(state)
-    regulator = Regulator(
-        rate_limit=options.rate_limit,
-        max_wait=options.max_wait,
-        retry_ratio=options.retry_ratio,
-        retry_reserve=options.retry_reserve,
-        outage_after=options.outage_after,
-        state=state,
-        clock=clock,
-    )
+    regulator = Regulator.of(options, state, clock)
     fleet = Fleet(clock, redis, state, regulator)
     if wait:
         await settle()

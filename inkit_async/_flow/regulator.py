@@ -33,6 +33,7 @@ from .curve import Curve
 from .estimate import BURST_SPAN, SendLog
 from .pacer import TOLERANCE, Pacer
 from .signals import Change, Permit, Signal, ThrottleState, ThrottleTimeoutError
+from .state import LocalState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,8 +57,6 @@ logger: Final = logging.getLogger("inkit_async")
 
 #: A gap (seconds) without sends after which the server's bucket is taken to be full.
 _IDLE_GAP: Final = 1.0
-#: How early (seconds) a paced request may leave (the pacer's tolerance).
-_TOLERANCE: Final = TOLERANCE
 
 
 class Regulator:
@@ -111,6 +110,7 @@ class Regulator:
         self._timer_at = 0.0
         self._counts = collections.Counter[str]()
         self._open = self._curve is None
+        self._local = type(state) is LocalState  # admits every request at once
         state.attach(self)
 
     @classmethod
@@ -131,6 +131,7 @@ class Regulator:
     def use(self, state: FlowState) -> None:
         """Share through *state* from now on (before the first request)."""
         self._state = state
+        self._local = type(state) is LocalState
         state.attach(self)
 
     # -- state -------------------------------------------------------------------------
@@ -170,6 +171,10 @@ class Regulator:
         Raises:
             ThrottleTimeoutError: See ``_acquire``.
         """
+        if self._open and self._local:
+            # The healthy path: no rate, no pause, nothing of a store's to wait for; a
+            # permit without another coroutine.
+            return self._grant(self.now())
         return await self._state.admit(self._acquire)
 
     async def _acquire(self) -> Permit:
@@ -317,7 +322,7 @@ class Regulator:
                 break
             if permit is None:
                 # Timers may fire a tick early: within the tolerance counts as the end.
-                if now - since >= self.max_wait - _TOLERANCE:
+                if now - since >= self.max_wait - TOLERANCE:
                     waiters.popleft()
                     future.set_exception(ThrottleTimeoutError())
                     self._starved_at = now
@@ -546,7 +551,7 @@ class Regulator:
     def adopt_pause(self, seconds: float) -> None:
         """Pause for *seconds*, decided elsewhere, unless a pause as long is on already."""
         now = self.now()
-        if seconds <= 0 or now + seconds <= self._breaker.paused_until + _TOLERANCE:
+        if seconds <= 0 or now + seconds <= self._breaker.paused_until + TOLERANCE:
             return
         self._breaker.pause(now, seconds)
         self._paused(seconds, tell=False)
