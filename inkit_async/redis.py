@@ -59,10 +59,10 @@ a next send time no further ahead than a pause or one interval at the lowest rat
 message that fails is ignored; a reply that fails counts as a failed call. Garbage is
 logged once (then at most every ten minutes) and counted in ``fleet.ignored``.
 
-The client tells the throttle its token when it starts using it (``bind``); one
-``RedisThrottle`` serves one token. Close it when done (``aclose`` or ``async with``): a
-throttle made by ``from_url`` closes its own connection pool then; one given a client
-leaves that client open.
+The client tells the throttle its token when it starts using it; one ``RedisThrottle``
+serves one token (a client with another token raises ``ValueError`` when it starts).
+Close it when done (``aclose`` or ``async with``): a throttle made by ``from_url`` closes
+its own connection pool then; one given a client leaves that client open.
 """
 
 from __future__ import annotations
@@ -281,19 +281,6 @@ class RedisThrottle(Throttle):
         await self.aclose()
 
     # -- the public extras -------------------------------------------------------------
-
-    def bind(self, api_token: str) -> None:
-        """Serve *api_token*'s fleet; ``AsyncInkit`` calls this with its token (you need not).
-
-        The Redis keys are named after a key derived from the token by scrypt, never
-        after the token itself (about 50 ms, once; the "Running many workers" docs page
-        says why a slow hash). The same token again is a no-op.
-
-        Raises:
-            ValueError: One ``RedisThrottle`` serves one token: this one already serves
-                another, or sent requests before it was bound.
-        """
-        self._fleet.bind(api_token)
 
     @property
     def fleet(self) -> FleetState:

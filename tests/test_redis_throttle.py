@@ -30,6 +30,7 @@ from inkit_async._redis_scripts import (
     Cut,
     FleetRate,
     Garbage,
+    Keys,
     Lease,
     Members,
     Pause,
@@ -37,6 +38,7 @@ from inkit_async._redis_scripts import (
     Span,
     Sync,
 )
+from inkit_async._throttle import regulator_of
 from inkit_async.redis import (
     FleetState,
     RedisThrottle,
@@ -261,8 +263,8 @@ async def test_keys_hold_the_tokens_hash_and_all_expire(server, redis_server):
     """Bound to a token, the keys carry its hash, never the token, and every key expires."""
     refuse_first(server, retry_after="0.2")
     throttle = RedisThrottle.from_url(redis_server.url, namespace="staging", max_in_flight=4)
-    throttle.bind(TOKEN)
-    throttle.bind(TOKEN)  # the same token again: nothing changes
+    regulator_of(throttle).bind(TOKEN)
+    regulator_of(throttle).bind(TOKEN)  # the same token again: nothing changes
     async with (
         throttle,
         AsyncInkit(TOKEN, base_url=server.url, throttle=throttle, backoff=NO_WAIT) as client,
@@ -287,7 +289,7 @@ async def test_keys_hold_the_tokens_hash_and_all_expire(server, redis_server):
     # left, or be gone by the time it is read (-2) on a loaded machine: it did expire.
     assert -1 not in ttls, ttls
     with pytest.raises(ValueError, match="another API token"):
-        throttle.bind("tok_other")
+        regulator_of(throttle).bind("tok_other")
 
 
 async def test_different_tokens_have_different_fleets(redis_server):
@@ -295,7 +297,7 @@ async def test_different_tokens_have_different_fleets(redis_server):
     names = []
     for namespace, token in [(None, "tok_a"), (None, "tok_b"), ("other", "tok_a")]:
         throttle = RedisThrottle.from_url(redis_server.url, namespace=namespace)
-        throttle.bind(token)
+        regulator_of(throttle).bind(token)
         names.append(throttle.fleet.key_prefix)
         await throttle.aclose()
     assert len(set(names)) == 3
@@ -309,15 +311,12 @@ async def test_a_throttle_in_use_refuses_another_token(server, redis_server):
     ):
         await client.batch.get("rb_1")
         with pytest.raises(ValueError, match="token"):
-            throttle.bind("tok_late")
+            regulator_of(throttle).bind("tok_late")
 
 
 async def test_the_client_binds_its_token(server, redis_server):
     """AsyncInkit binds the throttle to its token: the keys carry that token's hash."""
-    bound = RedisThrottle.from_url(redis_server.url)
-    bound.bind(TOKEN)
-    expected = bound.fleet.key_prefix
-    await bound.aclose()
+    expected = Keys(None, TOKEN).prefix
     async with (
         RedisThrottle.from_url(redis_server.url) as throttle,
         AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client,
@@ -1033,8 +1032,8 @@ def test_the_key_names_are_a_slow_hash_of_the_token():
     """
     for namespace in (None, "staging"):
         throttle = RedisThrottle.from_url("redis://127.0.0.1:1/0", namespace=namespace)
-        throttle.bind(TOKEN)
-        throttle.bind(TOKEN)  # the same token again: nothing changes
+        regulator_of(throttle).bind(TOKEN)
+        regulator_of(throttle).bind(TOKEN)  # the same token again: nothing changes
         salt = b"inkit-async:fleet:v2:" + (namespace or "").encode()
         key = hashlib.scrypt(TOKEN.encode(), salt=salt, n=2**14, r=8, p=1, dklen=12).hex()
         tag = key if namespace is None else f"{namespace}:{key}"
@@ -1042,7 +1041,7 @@ def test_the_key_names_are_a_slow_hash_of_the_token():
         fast = hashlib.sha256(b"inkit-async:fleet:" + TOKEN.encode()).hexdigest()[:24]
         assert fast not in throttle.fleet.key_prefix
         with pytest.raises(ValueError, match="another API token"):
-            throttle.bind(TOKEN + "x")
+            regulator_of(throttle).bind(TOKEN + "x")
 
 
 async def test_a_cut_long_ago_read_from_redis_breaks_nothing(server, redis_server):
