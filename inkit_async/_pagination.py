@@ -23,7 +23,7 @@ import attrs
 from ._constants import MAX_FILTER_LENGTH
 from ._converter import ShapeError, structure
 from ._models import Batch, Page
-from ._validate import check_int
+from ._validate import check_optional_int
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -114,7 +114,7 @@ def _optional_str(name: str, value: object) -> str | None:
 
 def _page_size(value: int | None) -> int | None:
     """A page size of 1 to ``MAX_PAGE_SIZE``, as a plain ``int``; ``None``: the API's default."""
-    return check_int("page_size", value, minimum=1, maximum=MAX_PAGE_SIZE, allow_none=True)
+    return check_optional_int("page_size", value, minimum=1, maximum=MAX_PAGE_SIZE)
 
 
 @attrs.frozen(kw_only=True)

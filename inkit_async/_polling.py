@@ -6,7 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ._exceptions import WaitTimeoutError
-from ._validate import check_seconds
+from ._validate import check_optional_seconds, check_seconds
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +23,7 @@ def check_poll_interval(value: object) -> float:
 
 def check_wait_timeout(value: object) -> float | None:
     """Refuse a wait timeout that is neither ``None`` nor a finite number of seconds > 0."""
-    seconds = check_seconds("timeout", value, above=True, allow_none=True)
+    seconds = check_optional_seconds("timeout", value, above=True)
     return None if seconds is None else float(seconds)
 
 

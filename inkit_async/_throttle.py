@@ -51,7 +51,7 @@ from ._flow.signals import (
     signal_of,
 )
 from ._flow.state import LocalState
-from ._validate import check_int, check_number, check_seconds
+from ._validate import check_int, check_number, check_optional_number, check_seconds
 
 __all__ = [
     "Change",
@@ -111,7 +111,7 @@ class Throttle:
         retry_reserve: int = DEFAULT_RETRY_RESERVE,
         outage_after: int = DEFAULT_OUTAGE_RUN,
     ) -> None:
-        limit = check_number("rate_limit", rate_limit, minimum=MIN_RATE, allow_none=True)
+        limit = check_optional_number("rate_limit", rate_limit, minimum=MIN_RATE)
         self.rate_limit = None if limit is None else float(limit)
         """The known limit in requests per second, or ``None``."""
         self.max_wait = float(check_seconds("max_wait", max_wait))

@@ -13,13 +13,14 @@ checked. A subclass of either (``numpy.float64``, or one whose comparisons or
 ``__float__`` lie) is read once, by the value it stores, and none of its own methods
 runs again: the number the checks saw is the number that is used. ``plain_number`` and
 ``plain_int`` do that reading alone, as converters of ``attrs`` records whose
-validators (``number_field``, ``int_field``) then check the plain value.
+validators (``number_field``, ``int_field``) then check the plain value. Where ``None``
+is allowed too, the ``check_optional_*`` form of a check passes it as it is.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = [
     "check_int",
     "check_number",
+    "check_optional_int",
+    "check_optional_number",
+    "check_optional_seconds",
     "check_seconds",
     "int_field",
     "number_field",
@@ -42,6 +46,8 @@ __all__ = [
 #: Ints longer than this many bits are described, not shown: their digits would
 #: fill the message (and past 4,300 digits ``repr`` itself raises).
 _SHOWN_BITS = 64
+#: What a duration takes, as its ``TypeError`` says.
+_SECONDS: Final = "a number of seconds"
 
 
 def _plain(value: object) -> int | float | None:
@@ -88,32 +94,6 @@ def plain_int(value: int) -> int:
     return number if isinstance(number, int) else value
 
 
-@overload
-def check_number(
-    name: str,
-    value: object,
-    *,
-    minimum: float = ...,
-    maximum: float | None = ...,
-    above: bool = ...,
-    allow_none: Literal[False] = ...,
-    what: str = ...,
-) -> float: ...
-
-
-@overload
-def check_number(
-    name: str,
-    value: object,
-    *,
-    minimum: float = ...,
-    maximum: float | None = ...,
-    above: bool = ...,
-    allow_none: bool,
-    what: str = ...,
-) -> float | None: ...
-
-
 def check_number(
     name: str,
     value: object,
@@ -121,9 +101,8 @@ def check_number(
     minimum: float = 0,
     maximum: float | None = None,
     above: bool = False,
-    allow_none: bool = False,
     what: str = "a number",
-) -> float | None:
+) -> float:
     """*value* as a plain ``int`` or ``float``, once it is a finite number in range.
 
     Args:
@@ -132,21 +111,17 @@ def check_number(
         minimum: The least value allowed.
         maximum: The greatest value allowed, if any.
         above: Whether *value* must be above *minimum* (``> 0``) rather than at least it.
-        allow_none: Whether ``None`` is allowed (and returned as it is).
         what: What the option takes, for the ``TypeError``: ``"a number of seconds"``.
 
     Raises:
-        TypeError: *value* is not an ``int`` or ``float`` (a ``bool`` is neither), nor
-            an allowed ``None``: ``"ttl must be a number of seconds, got str"``.
+        TypeError: *value* is not an ``int`` or ``float`` (a ``bool`` is neither):
+            ``"ttl must be a number of seconds, got str"``.
         ValueError: *value* is NaN, infinite, too large for a ``float`` or out of range:
             ``"ttl must be a finite number > 0, got 0"``.
     """
-    if value is None and allow_none:
-        return None
     number = _plain(value)
     if number is None:
-        either = " or None" if allow_none else ""
-        raise TypeError(f"{name} must be {what}{either}, got {type(value).__name__}")
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
     low = number > minimum if above else number >= minimum
     if not (_is_finite(number) and low and (maximum is None or number <= maximum)):
         if maximum is not None:
@@ -157,76 +132,53 @@ def check_number(
     return number
 
 
-@overload
-def check_seconds(
-    name: str,
-    value: object,
-    *,
-    minimum: float = ...,
-    above: bool = ...,
-    allow_none: Literal[False] = ...,
-) -> float: ...
-
-
-@overload
-def check_seconds(
-    name: str, value: object, *, minimum: float = ..., above: bool = ..., allow_none: bool
-) -> float | None: ...
-
-
-def check_seconds(
-    name: str, value: object, *, minimum: float = 0, above: bool = False, allow_none: bool = False
+def check_optional_number(
+    name: str, value: object, *, minimum: float = 0, above: bool = False, what: str = "a number"
 ) -> float | None:
+    """``check_number``, except that ``None`` passes as it is (and the ``TypeError`` says so)."""
+    if value is None:
+        return None
+    return check_number(name, value, minimum=minimum, above=above, what=f"{what} or None")
+
+
+def check_seconds(name: str, value: object, *, minimum: float = 0, above: bool = False) -> float:
     """``check_number`` for a duration: its ``TypeError`` says "a number of seconds"."""
-    return check_number(
-        name, value, minimum=minimum, above=above, allow_none=allow_none, what="a number of seconds"
-    )
+    return check_number(name, value, minimum=minimum, above=above, what=_SECONDS)
 
 
-@overload
-def check_int(
-    name: str,
-    value: object,
-    *,
-    minimum: int,
-    maximum: int | None = ...,
-    allow_none: Literal[False] = ...,
-) -> int: ...
-
-
-@overload
-def check_int(
-    name: str, value: object, *, minimum: int, maximum: int | None = ..., allow_none: bool
-) -> int | None: ...
+def check_optional_seconds(name: str, value: object, *, above: bool = False) -> float | None:
+    """``check_seconds``, except that ``None`` passes as it is (and the ``TypeError`` says so)."""
+    return check_optional_number(name, value, above=above, what=_SECONDS)
 
 
 def check_int(
-    name: str,
-    value: object,
-    *,
-    minimum: int,
-    maximum: int | None = None,
-    allow_none: bool = False,
-) -> int | None:
+    name: str, value: object, *, minimum: int, maximum: int | None = None, what: str = "an int"
+) -> int:
     """*value* as a plain ``int``, once it is a whole number in range.
 
     Raises:
         TypeError: *value* is not an ``int`` (a ``bool`` and a ``float`` such as ``2.0``
-            are not), nor an allowed ``None``: ``"max_size must be an int, got str"``.
+            are not): ``"max_size must be an int, got str"``.
         ValueError: *value* is out of range: ``"max_size must be >= 1, got 0"``, or
             ``"page_size must be between 1 and 1000, got 0"`` with a *maximum*.
     """
-    if value is None and allow_none:
-        return None
     number = _plain(value)
     if not isinstance(number, int):
-        either = " or None" if allow_none else ""
-        raise TypeError(f"{name} must be an int{either}, got {type(value).__name__}")
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
     if maximum is not None and not minimum <= number <= maximum:
         raise ValueError(f"{name} must be between {minimum} and {maximum}, got {_shown(number)}")
     if number < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {_shown(number)}")
     return number
+
+
+def check_optional_int(
+    name: str, value: object, *, minimum: int, maximum: int | None = None
+) -> int | None:
+    """``check_int``, except that ``None`` passes as it is (and the ``TypeError`` says so)."""
+    if value is None:
+        return None
+    return check_int(name, value, minimum=minimum, maximum=maximum, what="an int or None")
 
 
 def number_field(

@@ -81,7 +81,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._redis_state import RedisState
 from ._throttle import Throttle, regulator_of
-from ._validate import check_int, check_number
+from ._validate import check_number, check_optional_int
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -156,7 +156,7 @@ def _check_namespace(value: object) -> str | None:
 
 
 def _check_max_in_flight(value: object) -> int | None:
-    return check_int("max_in_flight", value, minimum=1, allow_none=True)
+    return check_optional_int("max_in_flight", value, minimum=1)
 
 
 class RedisThrottle(Throttle):

@@ -53,7 +53,7 @@ from ._client import AsyncInkit
 from ._constants import MAX_JSON_DEPTH
 from ._retry import Backoff
 from ._senders import InProcessTransport
-from ._validate import check_int, check_number, check_seconds
+from ._validate import check_int, check_number, check_optional_seconds, check_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -355,7 +355,7 @@ class FakeInkit:
         """
         count = check_int("count", count, minimum=0)
         status = check_int("status", status, minimum=100, maximum=599)
-        retry_after = check_seconds("retry_after", retry_after, allow_none=True)
+        retry_after = check_optional_seconds("retry_after", retry_after)
         delay = check_seconds("delay", delay)
         default = {"error": "Injected fault"}
         json.dumps(body)  # a body that cannot be sent fails here, not at the request
@@ -383,7 +383,7 @@ class FakeInkit:
         self._limit = _RateLimit(
             rate=check_number("rate", rate, above=True),
             burst=check_int("burst", burst, minimum=1),
-            retry_after=check_seconds("retry_after", retry_after, allow_none=True),
+            retry_after=check_optional_seconds("retry_after", retry_after),
         )
 
     # -- how a test talks to it ------------------------------------------------------------

@@ -20,6 +20,9 @@ from inkit_async._polling import check_poll_interval, check_wait_timeout
 from inkit_async._validate import (
     check_int,
     check_number,
+    check_optional_int,
+    check_optional_number,
+    check_optional_seconds,
     check_seconds,
     int_field,
     number_field,
@@ -132,14 +135,18 @@ def test_bounds_read_as_they_are_given():
 
 
 def test_none_passes_only_where_it_is_allowed():
-    """allow_none: None comes back as it is, and the TypeError says None would do."""
-    assert check_number("rate_limit", None, allow_none=True) is None
-    assert check_seconds("timeout", None, allow_none=True) is None
-    assert check_int("max_in_flight", None, minimum=1, allow_none=True) is None
+    """check_optional_*: None comes back as it is, and the TypeError says None would do."""
+    assert check_optional_number("rate_limit", None) is None
+    assert check_optional_seconds("timeout", None) is None
+    assert check_optional_int("max_in_flight", None, minimum=1) is None
+    with pytest.raises(TypeError, match=r"^rate_limit must be a number or None, got str$"):
+        check_optional_number("rate_limit", "5")
     with pytest.raises(TypeError, match=r"^timeout must be a number of seconds or None, got str$"):
-        check_seconds("timeout", "5", allow_none=True)
+        check_optional_seconds("timeout", "5")
     with pytest.raises(TypeError, match=r"^max_in_flight must be an int or None, got float$"):
-        check_int("max_in_flight", 1.0, minimum=1, allow_none=True)
+        check_optional_int("max_in_flight", 1.0, minimum=1)
+    with pytest.raises(ValueError, match=r"^timeout must be a finite number > 0, got 0$"):
+        check_optional_seconds("timeout", 0, above=True)
     with pytest.raises(TypeError, match=r"^rate must be a number, got NoneType$"):
         check_number("rate", None)
 
