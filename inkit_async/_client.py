@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
+from ._closing import AsyncClosing
 from ._config import NOT_GIVEN, ClientOptions, NotGiven, VariantArguments
 from ._constants import (
     DEFAULT_MAX_CONCURRENCY,
@@ -23,7 +24,6 @@ from .resources import BatchResource, DocumentBatchResource
 
 if TYPE_CHECKING:
     import ssl
-    from types import TracebackType
 
     import httpx
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncInkit"]
 
 
-class AsyncInkit:
+class AsyncInkit(AsyncClosing):
     """An asyncio client for the Inkit API.
 
     Use one client for the lifetime of your application and share it between tasks::
@@ -184,19 +184,6 @@ class AsyncInkit:
         return variant
 
     # -- lifecycle -----------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        """Return the client itself."""
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the client (see ``aclose``)."""
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the client; calls afterwards raise ``InkitError``.

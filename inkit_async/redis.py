@@ -68,7 +68,7 @@ its own connection pool then; one given a client leaves that client open.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Final, Self, TypedDict, Unpack
+from typing import Final, Self, TypedDict, Unpack
 
 import attrs
 
@@ -79,13 +79,10 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('inkit_async.redis needs redis-py: pip install "inkit-async[redis]"') from exc
 
+from ._closing import AsyncClosing
 from ._redis_state import RedisState
 from ._throttle import Throttle, regulator_of
 from ._validate import check_number, check_optional_int
-
-if TYPE_CHECKING:
-    from types import TracebackType
-
 
 __all__ = ["FleetState", "RedisThrottle"]
 
@@ -159,7 +156,7 @@ def _check_max_in_flight(value: object) -> int | None:
     return check_optional_int("max_in_flight", value, minimum=1)
 
 
-class RedisThrottle(Throttle):
+class RedisThrottle(AsyncClosing, Throttle):
     """A ``Throttle`` whose pauses, rate and in-flight budget hold for every process.
 
     See the "Running many workers" docs page. Every process that uses one API token
@@ -270,15 +267,6 @@ class RedisThrottle(Throttle):
         """Join the fleet now (rather than at the first request); close on the way out."""
         self._fleet.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Close the throttle."""
-        await self.aclose()
 
     # -- the public extras -------------------------------------------------------------
 
