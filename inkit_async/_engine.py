@@ -36,7 +36,7 @@ from ._constants import TOKEN_HEADER
 from ._exceptions import APITimeoutError, InkitError, scrub_failure
 from ._observe import NOTABLE_WAIT, change_events, hooked, retry_event, summary
 from ._outcomes import answer_of, cast_reply, failure_of, json_bytes
-from ._policy import Answer, Attempt, Fail, Failure, Outcome, Retry, decide
+from ._policy import Attempt, Fail, Failure, Outcome, Retry, decide
 from ._state import EngineState, observers_for
 from ._throttle import Signal, ThrottleTimeoutError, signal_of
 from ._version import __version__
@@ -223,7 +223,7 @@ class Engine:
         content = None if body is None else json_bytes(body)
         last_error: InkitError | None = None
         retries = 0
-        spent = 0  # the retries that count against max_retries (see Attempt.refusal_answered)
+        spent = 0  # the retries that count against max_retries (see Retry.counted)
         waited = 0.0  # seconds this call has waited in the throttle, all attempts together
         while True:
             async with state.slots:
@@ -240,23 +240,11 @@ class Engine:
                 flow.release(permit, Signal.OK)
                 return cast_reply(outcome, cast, method, path, self._call)
             # The slot was given back above: a caller backing off holds nothing others need.
-            # A 429 to a request sent before the throttle's last cut: that cut answered it.
-            answered = (
-                isinstance(outcome, Answer)
-                and outcome.response.status_code == 429
-                and not flow.is_current(permit)
-            )
-            attempt = Attempt(
-                method=method,
-                path=path,
-                retries=spent,
-                may_repeat=may_repeat,
-                refusal_answered=answered,
-            )
+            attempt = Attempt(method=method, path=path, retries=spent, may_repeat=may_repeat)
             retry = self._settle(permit, outcome, attempt)  # type: ignore[arg-type]  # a Reply returned above
             last_error = retry.error
             retries += 1
-            spent += not answered
+            spent += retry.counted
             self._report(retry_event(attempt, retry, retries))
             await asyncio.sleep(retry.delay)
 
@@ -349,6 +337,9 @@ class Engine:
                 ) from scrub_failure(outcome.error, outcome.request)
         else:
             status = outcome.response.status_code
+            # A 429 to a request sent before the throttle's last cut: that cut answered it.
+            if status == 429 and not flow.is_current(permit):
+                attempt = attrs.evolve(attempt, refusal_answered=True)
         decision = decide(outcome, attempt, self.options)
         # A connection error carries its failure, scrubbed (or what stands in for it,
         # see scrub_failure), as its cause; an answer's error has none.

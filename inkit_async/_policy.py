@@ -122,6 +122,9 @@ class Retry:
     exception: str | None = None
     pause: float = 0.0
     """Seconds every caller of the client holds back (a 429's ``Retry-After``)."""
+    counted: bool = True
+    """Whether the retry counts against ``max_retries``: not when the throttle's cut
+    answered the refusal (``Attempt.refusal_answered``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -210,4 +213,5 @@ def _decide_answer(outcome: Answer, attempt: Attempt, options: ClientOptions) ->
         error=error,
         status_code=status,
         pause=pause,
+        counted=not answered,
     )

@@ -378,6 +378,9 @@ def test_a_429_the_throttle_had_answered_already_is_retried_without_counting():
     budget = options(max_retries=2)
     assert retried(decide(answer(429), answered, budget)).delay == 0.0
     assert retried(decide(answer(429, retry_after="3"), answered, budget)).pause == 3.0
+    assert not retried(decide(answer(429), answered, budget)).counted  # the engine's count
+    assert retried(decide(answer(429), attempt(1), budget)).counted
+    assert retried(decide(answer(503), attempt(1), budget)).counted
     assert isinstance(decide(answer(429), attempt(2), budget), Fail)
     assert isinstance(decide(answer(503), answered, budget), Fail)
     assert isinstance(decide(answer(429, retry_after="61"), answered, budget), Fail)

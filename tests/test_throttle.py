@@ -175,6 +175,36 @@ async def test_the_retry_budget_caps_retries(server):
     assert state.retry_tokens < 1
 
 
+async def test_a_429_to_a_request_sent_before_the_cut_does_not_count(server):
+    """A 429 the throttle's cut had answered already is retried past max_retries.
+
+    Two requests leave, both get a 429: the first cuts the rate and, with max_retries=0,
+    fails; the second left before that cut, which answered it, so it is retried anyway.
+    """
+    asked: collections.Counter[str] = collections.Counter()
+
+    async def handler(request):
+        asked[request.last_segment] += 1
+        if asked[request.last_segment] > 1:
+            return echo(request)
+        await server.wait_for_requests(2)  # both left at the old rate
+        return Respond(429, {"error": "slow down"})
+
+    server.handler = handler
+    async with AsyncInkit(TOKEN, base_url=server.url, max_retries=0) as client:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(client.batch.get(i) for i in ("rb_a", "rb_b")), return_exceptions=True
+            ),
+            10,
+        )
+    refused = [result for result in results if isinstance(result, RateLimitError)]
+    found = [result.id for result in results if not isinstance(result, BaseException)]
+    assert len(refused) == 1
+    assert len(found) == 1
+    assert asked[found[0]] == 2
+
+
 async def test_callers_that_sent_nothing_give_up_after_max_wait(server):
     """During a long pause, callers that never sent fail after max_wait, unsent."""
     server.script(Respond(429, {"error": "slow down"}, {"Retry-After": "5"}))
