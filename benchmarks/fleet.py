@@ -4,7 +4,7 @@ Four worker processes share one API token against one server that allows that to
 requests/s (bucket 20), the loopback server of the other benchmarks (``--rate``). Each
 worker does 1,000 lookups through ``get_many(..., return_exceptions=True)`` with the
 SDK's defaults, either with its own ``Throttle`` (what four processes get today) or with
-a ``RedisThrottle`` on a real redis-server (``tests/redis_server.py`` starts one, on a
+a ``RedisThrottle`` on a real redis-server (``tests/support/redis_server.py`` starts one, on a
 free port, persistence off). The runs:
 
 - ``no Retry-After`` and ``Retry-After: 1`` (on every 429): local against Redis;
@@ -219,7 +219,7 @@ def fleet_specs(
 
 async def fleet_run(
     base_url: str,
-    redis: Any,  # tests.redis_server.RedisServer, imported lazily
+    redis: Any,  # tests.support.redis_server.RedisServer, imported lazily
     *,
     use_redis: bool,
     n: int,
@@ -309,7 +309,7 @@ def loopback_server(
 
 async def run_fleet(reps: int, quick: bool, log: Any) -> list[dict[str, Any]]:  # noqa: FBT001
     """Every fleet run, *reps* times; each with its own server and a fresh Redis."""
-    from tests.redis_server import RedisServer  # noqa: PLC0415 - the tests' helper
+    from tests.support.redis_server import RedisServer  # noqa: PLC0415 - the tests' helper
 
     rows = []
     for rep in range(reps):
@@ -528,7 +528,7 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
 
 async def main_async(args: argparse.Namespace) -> None:
     """Run everything; write the JSON and the chart; print the targets."""
-    from tests.redis_server import RedisServer  # noqa: PLC0415 - the tests' helper
+    from tests.support.redis_server import RedisServer  # noqa: PLC0415 - the tests' helper
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

@@ -14,18 +14,12 @@ import pytest
 import respx
 import trustme
 
-from inkit_async import AsyncInkit, Backoff, ClientEvent, PauseEvent, RetryEvent
-
-from . import http_library as _http_library
-from .h2_server import H2TLSServer
-from .loopback import LoopbackServer, uvicorn_serving, wait_until
-
-BASE_URL = "https://api.inkit.com/v1"
-#: AsyncInkit's documented default max_concurrency: requests in flight per client.
-DEFAULT_WIDTH = 100
-TOKEN = "tok_live_S3cr3tValue42"
-#: Retries without sleeping, so retry tests run in microseconds.
-NO_WAIT = Backoff(initial=0, maximum=0)
+from inkit_async import AsyncInkit
+from tests.support import http_library as _http_library
+from tests.support.constants import BASE_URL, NO_WAIT, TOKEN
+from tests.support.events import Events
+from tests.support.h2_server import H2TLSServer
+from tests.support.loopback import LoopbackServer, uvicorn_serving
 
 
 def pytest_asyncio_loop_factories(
@@ -129,43 +123,7 @@ async def uvicorn_server() -> AsyncIterator[Callable[[Any], Awaitable[str]]]:
         yield serve
 
 
-class Events(list[ClientEvent]):
-    """An ``on_event`` callback that keeps every event, in order."""
-
-    def __call__(self, event: ClientEvent) -> None:
-        """Keep *event*."""
-        self.append(event)
-
-    @property
-    def retries(self) -> list[RetryEvent]:
-        """The retry events, in order."""
-        return [event for event in self if isinstance(event, RetryEvent)]
-
-    @property
-    def pauses(self) -> list[PauseEvent]:
-        """The pause events, in order."""
-        return [event for event in self if isinstance(event, PauseEvent)]
-
-    @property
-    def delays(self) -> list[float]:
-        """The wait before each retry, in order."""
-        return [event.delay for event in self.retries]
-
-    async def wait_for_retries(self, count: int = 1, within: float = 5.0) -> None:
-        """Return once *count* retries were reported (the wait before them has begun)."""
-        await wait_until(lambda: len(self.retries) >= count, within, f"{count} retries")
-
-
 @pytest.fixture
 def events() -> Events:
     """An ``on_event`` callback that records what the client reports."""
     return Events()
-
-
-def attempts(caplog: pytest.LogCaptureFixture) -> list[tuple[int, int | str]]:
-    """``(attempt number, status or exception name)`` of each per-attempt DEBUG record."""
-    return [
-        (record.inkit_attempt, record.inkit_outcome)
-        for record in caplog.records
-        if record.name == "inkit_async" and hasattr(record, "inkit_attempt")
-    ]

@@ -23,9 +23,8 @@ from inkit_async import (
     RateLimitError,
     UnprocessableEntityError,
 )
-
-from .conftest import TOKEN
-from .loopback import BATCH_JSON
+from tests.support.constants import TOKEN
+from tests.support.loopback import BATCH_JSON
 
 # -- ids ------------------------------------------------------------------------------
 

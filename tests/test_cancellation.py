@@ -14,9 +14,8 @@ import asyncio
 import pytest
 
 from inkit_async import AsyncInkit, Backoff
-
-from .conftest import DEFAULT_WIDTH, NO_WAIT, TOKEN
-from .loopback import (
+from tests.support.constants import DEFAULT_WIDTH, NO_WAIT, TOKEN
+from tests.support.loopback import (
     Blackhole,
     Hang,
     HangMidBody,

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 
 from inkit_async import AsyncInkit
-
-from .conftest import DEFAULT_WIDTH, TOKEN
-from .loopback import Hang, cancel_all, echo_after_a_yield, serves_at_full_width
+from tests.support.constants import DEFAULT_WIDTH, TOKEN
+from tests.support.loopback import Hang, cancel_all, echo_after_a_yield, serves_at_full_width
 
 
 async def test_cancel_at_every_point_before_a_response(server):

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from inkit_async.testing import FakeInkit
-
-from .loopback import Run, run_cli
+from tests.support.loopback import Run, run_cli
 
 
 @dataclass

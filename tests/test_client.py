@@ -11,9 +11,8 @@ import respx
 
 import inkit_async
 from inkit_async import AsyncInkit, Backoff, InkitError
-
-from .conftest import TOKEN
-from .loopback import BATCH_JSON, LoopbackServer, Respond
+from tests.support.constants import TOKEN
+from tests.support.loopback import BATCH_JSON, LoopbackServer, Respond
 
 
 async def test_token_from_argument_is_sent(api):

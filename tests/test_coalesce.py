@@ -18,9 +18,9 @@ from inkit_async import (
     NotFoundError,
 )
 from inkit_async._coalesce import owned_copy
-
-from .conftest import TOKEN, Events
-from .loopback import (
+from tests.support.constants import TOKEN
+from tests.support.events import Events
+from tests.support.loopback import (
     BATCH_JSON,
     Drop,
     Hang,

@@ -13,9 +13,8 @@ import asyncio
 import pytest
 
 from inkit_async import AsyncInkit, Backoff, RateLimitError
-
-from .conftest import NO_WAIT, TOKEN
-from .loopback import Request, Respond, echo
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.loopback import Request, Respond, echo
 
 PAUSE = 0.3
 TICK = 0.001  # the coarsest loop clock's resolution (uvloop's)

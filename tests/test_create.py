@@ -21,9 +21,8 @@ from inkit_async import (
     InternalServerError,
     RenderSpec,
 )
-
-from .conftest import NO_WAIT, TOKEN
-from .loopback import Drop, DropMidBody, Hang, LoopbackServer, Respond, closed_port
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.loopback import Drop, DropMidBody, Hang, LoopbackServer, Respond, closed_port
 
 CREATED = {"id": "rb_NewBatch000000000000001"}
 

@@ -26,9 +26,9 @@ from inkit_async import (
     RateLimitError,
     RetryEvent,
 )
-
-from .conftest import NO_WAIT, TOKEN, Events, attempts
-from .loopback import BATCH_JSON, Drop, Hang, Respond
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.events import Events, attempts
+from tests.support.loopback import BATCH_JSON, Drop, Hang, Respond
 
 
 def inkit_records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:

@@ -20,9 +20,8 @@ from inkit_async import (
     InternalServerError,
     NotFoundError,
 )
-
-from .conftest import DEFAULT_WIDTH, NO_WAIT, TOKEN
-from .loopback import (
+from tests.support.constants import DEFAULT_WIDTH, NO_WAIT, TOKEN
+from tests.support.loopback import (
     BATCH_JSON,
     Action,
     Drop,

@@ -22,9 +22,8 @@ from inkit_async import (
     Backoff,
     InternalServerError,
 )
-
-from .conftest import NO_WAIT, TOKEN
-from .loopback import (
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.loopback import (
     BATCH_JSON,
     Drop,
     DropMidBody,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 
 from inkit_async import BatchResource, BatchStatus, DestinationProgress, DocumentBatchResource
-
-from .loopback import BATCH_JSON
+from tests.support.loopback import BATCH_JSON
 
 FLOW_JSON = {
     **BATCH_JSON,

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from inkit_async._throttle import Permit, Signal
-
-from .flow_sim import Bucket, Clock, regulator
+from tests.support.flow_sim import Bucket, Clock, regulator
 
 if TYPE_CHECKING:
     from inkit_async._flow.regulator import Regulator

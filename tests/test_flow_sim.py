@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .flow_sim import Bucket, Clock, Result, regulator, run
+from tests.support.flow_sim import Bucket, Clock, Result, regulator, run
 
 if TYPE_CHECKING:
     from inkit_async._flow.regulator import Regulator

@@ -6,8 +6,7 @@ import httpx
 import pytest
 
 from inkit_async import Batch, NotFoundError
-
-from .loopback import BATCH_JSON
+from tests.support.loopback import BATCH_JSON
 
 
 def echo_batch(request: httpx.Request) -> httpx.Response:

@@ -28,9 +28,8 @@ from inkit_async import (
     RenderSpec,
     UnprocessableEntityError,
 )
-
-from .conftest import NO_WAIT, TOKEN
-from .loopback import BATCH_JSON, Raw, Request, Respond, answer_bytes, echo, run_cli
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.loopback import BATCH_JSON, Raw, Request, Respond, answer_bytes, echo, run_cli
 
 CREATE: dict[str, Any] = {"template_id": "tmpl_1", "renders": [{"merge_parameters": {}}]}
 

@@ -22,8 +22,7 @@ from aiohttp.http_parser import HttpResponseParserPy
 
 from inkit_async._exceptions import exception_chain
 from inkit_async._http2 import HTTP2_ONLY, http11_alpn, speaks_only_http2
-
-from .h2_server import (
+from tests.support.h2_server import (
     CLIENT_PREFACE,
     GOAWAY,
     SETTINGS,

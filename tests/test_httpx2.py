@@ -23,10 +23,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from inkit_async import APIConnectionError, AsyncInkit, NotFoundError
-
-from .conftest import NO_WAIT, TOKEN, Events
-from .loopback import BATCH_JSON, closed_port
-from .test_secrets import assert_secret, chain
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.events import Events
+from tests.support.loopback import BATCH_JSON, closed_port
+from tests.support.secrets import assert_secret, chain
 
 ROOT = Path(__file__).resolve().parent.parent
 

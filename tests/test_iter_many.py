@@ -9,9 +9,8 @@ import pytest
 
 from inkit_async import AsyncInkit, Batch, NotFoundError
 from inkit_async.testing import FakeInkit
-
-from .conftest import TOKEN
-from .loopback import Respond, echo
+from tests.support.constants import TOKEN
+from tests.support.loopback import Respond, echo
 
 
 async def test_results_come_in_completion_order_with_failures_in_place(server):

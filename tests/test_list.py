@@ -6,8 +6,7 @@ import httpx
 import pytest
 
 from inkit_async import APIResponseValidationError, BatchList, Page
-
-from .loopback import BATCH_JSON
+from tests.support.loopback import BATCH_JSON
 
 
 def batch(n: int) -> dict[str, object]:

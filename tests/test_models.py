@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 
 from inkit_async import Batch, BatchDestinations, BatchStatus, DestinationProgress
 from inkit_async._converter import structure
-
-from .loopback import BATCH_JSON
+from tests.support.loopback import BATCH_JSON
 
 
 def progress(count=1, completed=0, failed=0, in_progress=0):

@@ -13,10 +13,10 @@ from urllib.parse import quote
 import pytest
 
 from inkit_async import APIConnectionError, APIStatusError, AsyncInkit, InkitError
-
-from .conftest import NO_WAIT, TOKEN, Events
-from .http_library import library_error
-from .loopback import (
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.events import Events
+from tests.support.http_library import library_error
+from tests.support.loopback import (
     BATCH_JSON,
     Drop,
     LoopbackServer,
@@ -27,8 +27,8 @@ from .loopback import (
     echo,
     run_cli,
 )
-from .proxy_server import PROXY_PASSWORD, PROXY_USER, Proxy, running_proxy
-from .test_secrets import assert_hidden, chain
+from tests.support.proxy_server import PROXY_PASSWORD, PROXY_USER, Proxy, running_proxy
+from tests.support.secrets import assert_hidden, chain
 
 CREATE = {"template_id": "tmpl_1", "renders": [{"merge_parameters": {}}]}
 

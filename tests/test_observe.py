@@ -20,8 +20,8 @@ from inkit_async import AsyncInkit, PauseEvent, RetryEvent, Throttle, _state
 from inkit_async._log import LogObserver
 from inkit_async._observe import Observer, hooked
 from inkit_async.testing import FAKE_BASE_URL, FakeInkit
-
-from .conftest import NO_WAIT, TOKEN, Events, attempts
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.events import Events, attempts
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping

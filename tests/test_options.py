@@ -32,8 +32,7 @@ from inkit_async._config import (
     VariantArguments,
 )
 from inkit_async.testing import FakeInkit
-
-from .conftest import TOKEN
+from tests.support.constants import TOKEN
 
 FIELDS = attrs.fields(ClientOptions)
 DOCS = Path(__file__).resolve().parent.parent / "docs"

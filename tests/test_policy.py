@@ -31,8 +31,7 @@ from inkit_async import (
 from inkit_async._config import ClientOptions
 from inkit_async._exceptions import DeadlineExceeded
 from inkit_async._policy import Answer, Attempt, Fail, Failure, Retry, decide
-
-from .conftest import BASE_URL, TOKEN
+from tests.support.constants import BASE_URL, TOKEN
 
 #: Backoff without jitter, so each retry's delay is exact: 1, 2, 4, 8, 8 ... seconds.
 BACKOFF = Backoff(initial=1, maximum=8, jitter=0)

@@ -19,11 +19,11 @@ import pytest
 from inkit_async import APIConnectionError, AsyncInkit
 from inkit_async._exceptions import exception_chain
 from inkit_async._http2 import HTTP2_ONLY
-
-from .conftest import NO_WAIT, TOKEN, Events, attempts
-from .h2_server import Relay, running_nginx, running_openssl_h2
-from .loopback import LoopbackServer, echo
-from .proxy_server import running_proxy
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.events import Events, attempts
+from tests.support.h2_server import Relay, running_nginx, running_openssl_h2
+from tests.support.loopback import LoopbackServer, echo
+from tests.support.proxy_server import running_proxy
 
 if TYPE_CHECKING:
     import trustme

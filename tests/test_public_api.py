@@ -14,8 +14,7 @@ import pytest
 import inkit_async
 import inkit_async.testing
 from inkit_async._converter import structure
-
-from .loopback import BATCH_JSON
+from tests.support.loopback import BATCH_JSON
 
 
 def test_all_is_sorted_and_complete():

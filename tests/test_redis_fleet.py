@@ -21,9 +21,8 @@ from benchmarks.fleet import finish, fleet_specs, start_workers
 from inkit_async import AsyncInkit
 from inkit_async.redis import RedisThrottle
 from inkit_async.testing import FakeInkit
-
-from .loopback import Respond, echo, wait_until
-from .redis_server import redis_server_fixture  # noqa: F401 - the fixture
+from tests.support.loopback import Respond, echo, wait_until
+from tests.support.redis_server import redis_server_fixture  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow  # run once in CI, on the oldest Python
 

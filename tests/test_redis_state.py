@@ -33,8 +33,7 @@ from inkit_async._flow.estimate import SendLog
 from inkit_async._flow.regulator import Regulator
 from inkit_async._redis_state import RedisState
 from inkit_async._throttle import Permit, Signal
-
-from .flow_sim import Clock
+from tests.support.flow_sim import Clock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine

@@ -45,10 +45,10 @@ from inkit_async.redis import (
     RedisThrottleArguments,
     ThrottleArguments,
 )
-
-from .conftest import NO_WAIT, TOKEN, Events
-from .loopback import Respond, closed_port, delayed, echo, held_until, wait_until
-from .redis_server import RedisServer, redis_server_fixture  # noqa: F401 - the fixture
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.events import Events
+from tests.support.loopback import Respond, closed_port, delayed, echo, held_until, wait_until
+from tests.support.redis_server import RedisServer, redis_server_fixture  # noqa: F401 - the fixture
 
 SLOW_DOWN = {"error": "slow down"}
 

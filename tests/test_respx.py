@@ -7,9 +7,8 @@ import respx
 
 from inkit_async import AsyncInkit
 from inkit_async._senders._respx import respx_is_mocking
-
-from .conftest import TOKEN
-from .loopback import BATCH_JSON
+from tests.support.constants import TOKEN
+from tests.support.loopback import BATCH_JSON
 
 BASE = "https://api.inkit.com/v1"
 

@@ -18,10 +18,9 @@ from inkit_async import (
     NotFoundError,
     RateLimitError,
 )
-
-from .conftest import NO_WAIT, TOKEN
-from .http_library import library_error
-from .loopback import BATCH_JSON
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.http_library import library_error
+from tests.support.loopback import BATCH_JSON
 
 
 async def test_transient_status_then_success_returns_the_batch(api, events):

@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import gc
 import json
 import logging
 import os
 import pickle
 import traceback
 import types
-import weakref
 
 import pytest
 
@@ -32,10 +30,9 @@ from inkit_async import (
     WaitTimeoutError,
 )
 from inkit_async._exceptions import Secrets, redacted_request, scrub_failure
-
-from .conftest import NO_WAIT, TOKEN
-from .http_library import library_error
-from .loopback import (
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.http_library import library_error
+from tests.support.loopback import (
     BATCH_JSON,
     Drop,
     LoopbackServer,
@@ -49,75 +46,11 @@ from .loopback import (
     held_until,
     run_cli,
 )
+from tests.support.secrets import assert_secret
 
 REDACTED = "[redacted]"
 #: The token as a server that escapes every character in JSON would write it.
 ESCAPED = "".join(f"\\u{ord(char):04x}" for char in TOKEN)
-_OPAQUE = (
-    type,
-    types.ModuleType,
-    types.FunctionType,
-    types.BuiltinFunctionType,
-    types.MethodType,
-    types.FrameType,
-    types.TracebackType,
-    types.CodeType,
-    weakref.ReferenceType,
-)
-
-
-def reachable(root: object) -> list[object]:
-    """Every object reachable from *root* by reference, skipping code, frames and classes."""
-    seen: set[int] = set()
-    found: list[object] = []
-    pending = [root]
-    while pending:
-        item = pending.pop()
-        if id(item) in seen or isinstance(item, _OPAQUE):
-            continue
-        seen.add(id(item))
-        found.append(item)
-        pending.extend(gc.get_referents(item))
-        assert len(found) < 50_000, "the walk left the error's own objects"
-    return found
-
-
-def chain(error: BaseException) -> list[BaseException]:
-    """*error* and every exception it was raised from or during, suppressed contexts too."""
-    seen: list[BaseException] = []
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or any(current is known for known in seen):
-            continue
-        seen.append(current)
-        pending += [current.__cause__, current.__context__]
-    return seen
-
-
-def assert_hidden(error: BaseException, *secrets: str) -> None:
-    """Assert that none of *secrets* is reachable from *error*, shown by it or pickled.
-
-    Shown: ``str``, ``repr`` and the formatted traceback of every exception in its
-    chain, each on its own (so that a context the traceback leaves out counts too).
-    """
-    for secret in secrets:
-        forms = (secret.encode(), secret.encode("utf-16-le"), secret.encode("utf-16-be"))
-        for item in reachable(error):
-            if isinstance(item, str):
-                assert secret not in item
-            elif isinstance(item, bytes | bytearray):
-                assert not any(form in item for form in forms)
-        for link in chain(error):
-            shown = [str(link), repr(link), *traceback.format_exception(link, chain=False)]
-            assert not any(secret in text for text in shown)
-        assert "".join(traceback.format_exception(error)).find(secret) == -1
-        assert secret.encode() not in pickle.dumps(error)
-
-
-def assert_secret(error: BaseException) -> None:
-    """Assert that nothing reachable from *error*, nor its pickle, holds the token."""
-    assert_hidden(error, TOKEN)
 
 
 async def failure_of(client: AsyncInkit, batch_id: str = "rb_1") -> InkitError:

@@ -20,9 +20,9 @@ from inkit_async import (
 from inkit_async._flow.state import LocalState
 from inkit_async._throttle import Permit, Signal, ThrottleTimeoutError, regulator_of
 from inkit_async.testing import FakeInkit
-
-from .conftest import NO_WAIT, TOKEN, Events
-from .loopback import Respond, echo, html_page
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.events import Events
+from tests.support.loopback import Respond, echo, html_page
 
 if TYPE_CHECKING:
     from inkit_async._flow.pacer import Pacer

@@ -44,8 +44,7 @@ from inkit_async import (
 )
 from inkit_async._converter import _RECORDS, ShapeError, structure
 from inkit_async.testing import FakeInkit
-
-from .loopback import BATCH_JSON
+from tests.support.loopback import BATCH_JSON
 
 counts = st.integers(min_value=0, max_value=2**63)
 numbers = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**31), 2**31)

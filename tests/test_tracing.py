@@ -25,9 +25,8 @@ from inkit_async import (
     Throttle,
 )
 from inkit_async._tracing import Telemetry as ClientTelemetry
-
-from .conftest import NO_WAIT, TOKEN
-from .loopback import Hang, Respond, closed_port, html_page
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.loopback import Hang, Respond, closed_port, html_page
 
 
 class Telemetry:

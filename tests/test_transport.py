@@ -14,9 +14,17 @@ import yarl
 
 from inkit_async import APIConnectionError, APITimeoutError, AsyncInkit, Backoff, NotFoundError
 from inkit_async._senders._aiohttp import _failure
-
-from .conftest import NO_WAIT, TOKEN
-from .loopback import BATCH_JSON, Blackhole, Drop, DropMidBody, Hang, Raw, Respond, closed_port
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.loopback import (
+    BATCH_JSON,
+    Blackhole,
+    Drop,
+    DropMidBody,
+    Hang,
+    Raw,
+    Respond,
+    closed_port,
+)
 
 # -- connections and the wire -----------------------------------------------------------
 

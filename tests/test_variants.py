@@ -8,9 +8,8 @@ import pytest
 from inkit_async import APITimeoutError, AsyncInkit, Backoff, InkitError, InternalServerError
 from inkit_async._config import NOT_GIVEN
 from inkit_async.testing import FakeInkit
-
-from .conftest import NO_WAIT, TOKEN
-from .loopback import BATCH_JSON, Trickle
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.loopback import BATCH_JSON, Trickle
 
 
 async def test_variant_overrides_only_what_it_is_given(api):

@@ -14,9 +14,8 @@ from inkit_async import (
     NotFoundError,
     WaitTimeoutError,
 )
-
-from .conftest import NO_WAIT, TOKEN
-from .loopback import BATCH_JSON, LoopbackServer, Respond
+from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.loopback import BATCH_JSON, LoopbackServer, Respond
 
 
 class AdvancingBatch:
