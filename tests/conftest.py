@@ -1,25 +1,25 @@
-"""Fixtures shared by the test suite: respx, clients, servers, and retries read as data."""
+"""Fixtures and hooks for every test, unit and functional: respx, clients, fakes, markers.
+
+Values and helpers the tests import live in tests/support/; the fixtures that start servers
+in tests/functional/conftest.py; the refusal of sockets and processes in tests/unit/conftest.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
-from typing import Any
 
 import pytest
 import respx
-import trustme
 
 from inkit_async import AsyncInkit
+from inkit_async.testing import FakeInkit
 from tests.support import http_library as _http_library
 from tests.support.constants import BASE_URL, NO_WAIT, TOKEN
 from tests.support.events import Events
-from tests.support.h2_server import H2TLSServer
-from tests.support.loopback import LoopbackServer, uvicorn_serving
+from tests.support.markers import markers_of, running
 
 
 def pytest_asyncio_loop_factories(
@@ -43,10 +43,23 @@ def pytest_report_header(config) -> list[str]:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items) -> None:
-    """Mark the tests that use the ``http_library`` fixture: ``-m http_library`` runs them."""
+    """Mark each test by the fixtures it uses, so that ``-m`` selects by them.
+
+    ``http_library``: it uses that fixture. A server marker (``redis``, ``proxy``, ...;
+    tests/support/markers.py): a fixture it uses, directly or not, starts that server.
+    """
     for item in items:
         if "http_library" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.http_library)
+        for marker in sorted(markers_of(item)):
+            item.add_marker(getattr(pytest.mark, marker))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem) -> Iterator[None]:
+    """Let the server helpers know which test they start a server for (its markers)."""
+    with running(item):
+        return (yield)
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +67,7 @@ def http_library() -> ModuleType:
     """httpx, or httpx2 with INKIT_TEST_HTTPX=httpx2: what a caller's client is made of.
 
     Tests that hand AsyncInkit a client, transport or Timeout build it from this module,
-    and find the library's own exception with ``tests.http_library.library_error``.
+    and find the library's own exception with ``tests.support.http_library.library_error``.
     """
     return _http_library.selected()
 
@@ -82,48 +95,12 @@ async def client() -> AsyncIterator[AsyncInkit]:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[LoopbackServer]:
-    """A fresh loopback server on 127.0.0.1 for one test (modules may override it)."""
-    async with LoopbackServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    """A certificate authority made for this test run, trusted by nothing on the machine."""
-    return trustme.CA()
-
-
-@pytest.fixture
-def certificate(ca: trustme.CA) -> trustme.LeafCert:
-    """A certificate for 127.0.0.1 from the test CA."""
-    return ca.issue_cert("127.0.0.1")
-
-
-@pytest.fixture
-async def h2_tls(certificate: trustme.LeafCert) -> AsyncIterator[H2TLSServer]:
-    """A TLS server offering only ``h2`` that answers in HTTP/2 frames."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    certificate.configure_cert(context)
-    async with H2TLSServer(context) as server:
-        yield server
-
-
-@pytest.fixture
-async def uvicorn_server() -> AsyncIterator[Callable[[Any], Awaitable[str]]]:
-    """Serve ASGI apps with uvicorn on 127.0.0.1, each until the test ends.
-
-    ``url = await uvicorn_server(fake.app)`` gives the API root to pass as ``base_url``.
-    """
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def serve(app: Any) -> str:
-            return await stack.enter_async_context(uvicorn_serving(app))
-
-        yield serve
-
-
-@pytest.fixture
 def events() -> Events:
     """An ``on_event`` callback that records what the client reports."""
     return Events()
+
+
+@pytest.fixture
+def fake() -> FakeInkit:
+    """A fake with reproducible ids."""
+    return FakeInkit(seed=7)

@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Self
 
 import pytest
 
+from .markers import require
+
 if TYPE_CHECKING:
     from collections.abc import Generator
 
@@ -167,6 +169,9 @@ def running_nginx(*, tls: trustme.LeafCert | None = None) -> Generator[Nginx, No
     Cleartext, it must answer an HTTP/1.1 request with an HTTP/2 SETTINGS frame, or the
     test fails: what it stands for is a server that speaks only HTTP/2.
     """
+    require("nginx")
+    if tls is not None:
+        require("tls")
     binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
     if binary is None:
         pytest.fail("nginx is not installed (apt-get install nginx: nox does)")
@@ -210,6 +215,8 @@ def running_openssl_h2(certificate: trustme.LeafCert, *options: str) -> Generato
     and admits one that offers ``h2``, or none. *options* are more of s_server's
     (``-tls1_3``: TLS 1.3 only).
     """
+    require("openssl")
+    require("tls")
     binary = shutil.which("openssl")
     if binary is None:
         pytest.fail("openssl is not installed (apt-get install openssl)")
@@ -261,6 +268,8 @@ class H2TLSServer:
 
     async def __aenter__(self) -> Self:
         """Start listening on a free loopback port."""
+        require("loopback")
+        require("tls")
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.context)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -324,6 +333,9 @@ class Relay:
 
     async def __aenter__(self) -> Self:
         """Start listening on a free loopback port."""
+        require("loopback")
+        if self.tls is not None:
+            require("tls")
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

@@ -30,6 +30,8 @@ import httpx
 import pytest
 import uvicorn
 
+from .markers import require
+
 if TYPE_CHECKING:
     from inkit_async import AsyncInkit
 
@@ -242,6 +244,9 @@ class LoopbackServer:
 
     async def __aenter__(self) -> Self:
         """Start listening on an ephemeral port."""
+        require("loopback")
+        if self._tls is not None:
+            require("tls")
         if self._sock is not None:
             self._server = await asyncio.start_server(self._serve, sock=self._sock, ssl=self._tls)
         else:
@@ -472,6 +477,7 @@ class Blackhole:
 
     def __enter__(self) -> Self:
         """Listen, and take the one place in the accept queue."""
+        require("loopback")
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(0)
         self.port = int(self._listener.getsockname()[1])
@@ -501,6 +507,7 @@ async def uvicorn_serving(app: Any, *, start_within: float = 10.0) -> AsyncItera
     a start-up that takes longer than *start_within* seconds fails the test; on the way
     out the server stops (within 10 s, or the test fails) and its socket is closed.
     """
+    require("uvicorn")
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
@@ -606,6 +613,7 @@ class Run:
 
 async def run_cli(*args: str, env: dict[str, str]) -> Run:
     """Run ``python -m inkit_async ARGS`` with *env* as its whole environment."""
+    require("subprocess")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

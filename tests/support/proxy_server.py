@@ -26,6 +26,8 @@ from urllib.parse import quote
 
 import pytest
 
+from .markers import require
+
 #: The one user an authenticating proxy admits, and the password it takes (tinyproxy 1.11.1
 #: takes letters, digits and ``-._`` in both).
 PROXY_USER = "inkit"
@@ -134,6 +136,7 @@ def running_proxy(start_within: float = 15.0, *, auth: bool = False) -> Iterator
     temporary directory. With *auth*, only ``PROXY_USER`` with ``PROXY_PASSWORD`` may use it.
     Start-up waits at most *start_within* seconds; stopping, at most 5 s before a kill.
     """
+    require("proxy")
     binary = shutil.which("tinyproxy") or shutil.which("tinyproxy", path="/usr/sbin:/sbin")
     if binary is None:
         pytest.fail("tinyproxy is not installed (apt-get install tinyproxy-bin); nox installs it")

@@ -10,7 +10,6 @@ afterwards; a server that cannot start fails the test, it is never skipped.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import signal
 import socket
@@ -18,12 +17,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
-import pytest
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from .markers import require
 
 #: Seconds a redis-server may take to answer its first PING.
 START_WITHIN = 10.0
@@ -71,6 +67,7 @@ class RedisServer:
         Raises:
             RedisServerError: redis-server is missing, exits, or does not answer in time.
         """
+        require("redis")
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerError(
@@ -144,18 +141,3 @@ class RedisServer:
     def __exit__(self, *exc_info: object) -> None:
         """Stop it."""
         self.stop()
-
-
-@pytest.fixture(name="redis_server")
-def redis_server_fixture(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own on 127.0.0.1; a server that cannot start fails it."""
-    server = RedisServer(tmp_path)
-    try:
-        server.start()
-    except RedisServerError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop()

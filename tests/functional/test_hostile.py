@@ -132,6 +132,7 @@ def copy_of(error: BaseException) -> Any:
     return pickle.loads(pickle.dumps(error))  # noqa: S301
 
 
+@pytest.mark.subprocess
 async def test_the_cli_reports_a_deep_answer_in_one_line(server):
     """inkit-async batch get: exit 1, one line on stderr, no traceback."""
     server.handler = lambda request: json_answer(deep_array(100_000))

@@ -22,9 +22,9 @@ from inkit_async import AsyncInkit
 from inkit_async.redis import RedisThrottle
 from inkit_async.testing import FakeInkit
 from tests.support.loopback import Respond, echo, wait_until
-from tests.support.redis_server import redis_server_fixture  # noqa: F401 - the fixture
 
-pytestmark = pytest.mark.slow  # run once in CI, on the oldest Python
+# Run once in CI, on the oldest Python; the workers are processes of their own.
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 WORKERS = 4
 WIDTH = 20

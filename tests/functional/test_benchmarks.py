@@ -12,7 +12,8 @@ import pytest
 
 from benchmarks import methods, micro, profile, report, runner
 
-pytestmark = pytest.mark.slow  # run once in CI, on the oldest Python
+# Run once in CI, on the oldest Python; the benchmark starts its clients as processes.
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 
 def test_a_tiny_run_measures_every_scenario_and_fills_the_page(tmp_path):

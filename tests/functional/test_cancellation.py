@@ -43,6 +43,7 @@ async def test_cancel_while_waiting_for_a_slot(server):
         await serves_at_full_width(client, server, 2)
 
 
+@pytest.mark.loopback
 async def test_cancel_while_connecting():
     """Calls cancelled mid-connect (the SYN unanswered) free their slots and sockets."""
     with Blackhole() as hole:

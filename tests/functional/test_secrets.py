@@ -649,6 +649,7 @@ def echoing_server(request: Request) -> Respond:
 
 
 @pytest.mark.parametrize("output", ["table", "json"])
+@pytest.mark.subprocess
 async def test_the_cli_masks_the_token_and_escapes_controls_in_all_it_prints(server, output):
     """Both streams show [redacted] for the echoed token, and no raw control character."""
     server.handler = echoing_server
@@ -666,6 +667,7 @@ async def test_the_cli_masks_the_token_and_escapes_controls_in_all_it_prints(ser
         assert "[redacted]\\x1b[2J\\x9b31m" in run.out
 
 
+@pytest.mark.subprocess
 async def test_the_cli_refuses_a_base_url_with_credentials_without_echoing_them():
     """--base-url user:password@...: a usage error (exit 2) whose message hides the password."""
     run = await cli(
@@ -676,6 +678,7 @@ async def test_the_cli_refuses_a_base_url_with_credentials_without_echoing_them(
     assert "must not hold a user name or password" in run.err
 
 
+@pytest.mark.subprocess
 async def test_the_cli_with_a_short_token_prints_what_the_server_sent(server):
     """INKIT_API_TOKEN=a: the table and the error line read exactly as the server wrote them."""
 

@@ -147,6 +147,7 @@ async def test_refused_connection_is_a_connect_error(events):
     ]
 
 
+@pytest.mark.loopback
 async def test_connect_timeout_is_a_connect_timeout_so_a_create_is_retried(events, http_library):
     """A SYN nobody answers: ConnectTimeout from ConnectionTimeoutError, so a create is re-sent."""
     # The connect phase times out, not the deadline (an httpx2 Timeout says so the same way).

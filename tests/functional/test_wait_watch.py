@@ -16,6 +16,7 @@ from inkit_async import (
 )
 from tests.support.constants import NO_WAIT, TOKEN
 from tests.support.loopback import BATCH_JSON, LoopbackServer, Respond
+from tests.support.markers import starts
 
 
 class AdvancingBatch:
@@ -53,6 +54,7 @@ class AdvancingBatch:
 
 
 @pytest.fixture
+@starts("loopback")
 async def server():
     """A loopback server serving one advancing batch."""
     async with LoopbackServer(handler=AdvancingBatch()) as server:
@@ -76,6 +78,7 @@ async def test_watch_yields_each_change_and_ends_finished(server):
     assert seen == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.loopback
 async def test_watch_skips_unchanged_snapshots():
     """Polls that see no change yield nothing."""
     handler = AdvancingBatch(count=2, step=1)
@@ -120,6 +123,7 @@ async def test_already_finished_batch_is_one_poll(server):
     assert len(server.requests) == 1
 
 
+@pytest.mark.loopback
 async def test_wait_timeout_raises_with_the_last_snapshot():
     """When the timeout passes first, WaitTimeoutError (a TimeoutError) carries the last batch."""
     async with (
@@ -136,6 +140,7 @@ async def test_wait_timeout_raises_with_the_last_snapshot():
     assert "rb_1" in str(error)
 
 
+@pytest.mark.loopback
 async def test_wait_timeout_before_any_answer_has_no_batch():
     """A server that answers too slowly leaves WaitTimeoutError.batch as None."""
     async with (

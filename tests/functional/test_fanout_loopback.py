@@ -36,11 +36,13 @@ from tests.support.loopback import (
     html_page,
     serves_at_full_width,
 )
+from tests.support.markers import starts
 
 FAN_OUT = 10_000
 
 
 @pytest.fixture
+@starts("loopback")
 async def server():
     """A loopback server that echoes ids and lets requests overlap."""
     async with LoopbackServer(echo_after_a_yield) as server:

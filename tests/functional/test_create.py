@@ -23,6 +23,7 @@ from inkit_async import (
 )
 from tests.support.constants import NO_WAIT, TOKEN
 from tests.support.loopback import Drop, DropMidBody, Hang, LoopbackServer, Respond, closed_port
+from tests.support.markers import starts
 
 CREATED = {"id": "rb_NewBatch000000000000001"}
 
@@ -105,6 +106,7 @@ async def test_template_id_is_required_by_signature(client):
 
 
 @pytest.fixture
+@starts("loopback")
 async def server():
     """A loopback server; creates answer 201 unless scripted otherwise."""
     async with LoopbackServer(handler=lambda request: Respond(201, body=CREATED)) as server:
@@ -279,6 +281,7 @@ class IdleClosingServer:
 
 
 @pytest.fixture
+@starts("loopback")
 async def closing_server() -> AsyncIterator[IdleClosingServer]:
     """An ``IdleClosingServer`` for one test."""
     async with IdleClosingServer() as server:

@@ -14,6 +14,8 @@ import pytest
 from inkit_async.testing import FakeInkit
 from tests.support.loopback import Run, run_cli
 
+pytestmark = pytest.mark.subprocess  # the CLI runs as `python -m inkit_async`
+
 
 @dataclass
 class Served:

@@ -48,7 +48,7 @@ from inkit_async.redis import (
 from tests.support.constants import NO_WAIT, TOKEN
 from tests.support.events import Events
 from tests.support.loopback import Respond, closed_port, delayed, echo, held_until, wait_until
-from tests.support.redis_server import RedisServer, redis_server_fixture  # noqa: F401 - the fixture
+from tests.support.redis_server import RedisServer
 
 SLOW_DOWN = {"error": "slow down"}
 
@@ -430,6 +430,7 @@ async def test_from_url_has_the_classes_defaults():
         await throttle.aclose()
 
 
+@pytest.mark.redis
 def test_redis_server_helper_restarts_on_its_port():
     """The fixture's server can be killed and started again on the same port."""
     with RedisServer() as server:

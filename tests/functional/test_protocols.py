@@ -1,9 +1,9 @@
 """The SDK on servers that speak only HTTP/2, and the ALPN its own TLS contexts offer.
 
-``tests/test_http2.py`` holds what aiohttp raises on such servers and how it is known; here
-is what a client does there: one attempt, over one connection, and a final error that says
-the server speaks only HTTP/2 (and, when the handshake refused it, that the request was
-never sent). The servers are real (nginx, ``openssl s_server``, a TLS server in the loop),
+``tests/functional/test_http2.py`` holds what aiohttp raises on such servers and how it is
+known; here is what a client does there: one attempt, over one connection, and a final error
+that says the server speaks only HTTP/2 (and, when the handshake refused it, that the request
+was never sent). The servers are real (nginx, ``openssl s_server``, a TLS server in the loop),
 reached through a ``Relay`` that counts the connections made to them.
 """
 
@@ -75,6 +75,8 @@ def ca_bundle(ca, tmp_path) -> str:
 
 
 @pytest.mark.parametrize("call", ["get", "create"])
+@pytest.mark.nginx
+@pytest.mark.loopback
 async def test_the_sdk_fails_at_once_on_nginx_speaking_only_http2(call, caplog):
     """Cleartext HTTP/2 only: the request went out, the answer was HTTP/2 frames; final.
 
@@ -96,6 +98,9 @@ async def test_the_sdk_fails_at_once_on_nginx_speaking_only_http2(call, caplog):
 
 @pytest.mark.parametrize("verify", ["ca-path", "SSL_CERT_FILE", "false"])
 @pytest.mark.parametrize("call", ["get", "create"])
+@pytest.mark.openssl
+@pytest.mark.tls
+@pytest.mark.loopback
 async def test_the_sdk_fails_at_once_on_a_tls_server_that_enforces_alpn_h2(
     call, verify, certificate, ca_bundle, caplog, monkeypatch
 ):
@@ -138,6 +143,9 @@ async def test_the_sdk_fails_at_once_on_a_tls_server_answering_in_http2(
     assert error.may_have_reached_server is True
 
 
+@pytest.mark.openssl
+@pytest.mark.tls
+@pytest.mark.proxy
 async def test_the_sdk_fails_at_once_through_a_proxy_too(certificate, ca_bundle, caplog):
     """Through a CONNECT tunnel (tinyproxy) to a server that enforces ALPN h2: the same."""
     with running_openssl_h2(certificate) as port, running_proxy() as proxy:
@@ -182,6 +190,9 @@ async def test_a_callers_ssl_context_is_used_as_it_is(h2_tls, ca, certificate, c
     assert await alpn_offered(context, certificate) == "x-inkit-test"
 
 
+@pytest.mark.proxy
+@pytest.mark.loopback
+@pytest.mark.tls
 async def test_an_https_proxy_gets_the_sdks_context_and_it_works(certificate, ca_bundle):
     """An https:// proxy (TLS to the proxy, then CONNECT inside it) to an https:// API.
 

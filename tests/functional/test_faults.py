@@ -217,6 +217,7 @@ async def test_compressed_body_is_limited_by_its_decoded_size(server, sending):
     assert "gzip" in server.requests[0].headers["accept-encoding"]
 
 
+@pytest.mark.loopback
 async def test_gzip_bomb_is_refused_without_inflating_past_the_limit():
     """A 200 KB gzip body of 200 MiB is refused with peak memory under twice the limit."""
     import tracemalloc

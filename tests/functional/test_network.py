@@ -27,6 +27,7 @@ from tests.support.loopback import (
     echo,
     run_cli,
 )
+from tests.support.markers import starts
 from tests.support.proxy_server import PROXY_PASSWORD, PROXY_USER, Proxy, running_proxy
 from tests.support.secrets import assert_hidden, chain
 
@@ -116,6 +117,7 @@ async def test_redirects_are_never_followed(server, http_library, own_client):
 
 
 @pytest.fixture
+@starts("loopback", "tls")
 async def tls_server(ca) -> Iterator[LoopbackServer]:
     """An HTTPS loopback server whose certificate the test CA issued for 127.0.0.1."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -181,6 +183,7 @@ async def test_verify_false_skips_the_checks(tls_server):
 
 
 @pytest.fixture(scope="module")
+@starts("proxy")
 def proxy() -> Iterator[Proxy]:
     """A real forward proxy (tinyproxy) on 127.0.0.1 for this module."""
     with running_proxy() as running:
@@ -312,6 +315,7 @@ def assert_nothing_shows(error: BaseException, caplog, events: Events, *secrets:
 
 
 @pytest.fixture(scope="module")
+@starts("proxy")
 def guarded_proxy() -> Iterator[Proxy]:
     """A real proxy that admits only PROXY_USER with PROXY_PASSWORD (refuses anyone else)."""
     with running_proxy(auth=True) as running:
@@ -434,6 +438,7 @@ FAKE_PROXIES = {
 @pytest.mark.parametrize("given", ["proxy=", "environment"])
 @pytest.mark.parametrize("scheme", ["https", "http"], ids=["connect", "forwarded"])
 @pytest.mark.parametrize("answer", list(FAKE_PROXIES.values()), ids=list(FAKE_PROXIES))
+@pytest.mark.loopback
 async def test_a_failing_proxy_never_shows_its_credentials(
     clean_proxy_env, monkeypatch, caplog, answer, scheme, given
 ):
@@ -474,6 +479,7 @@ async def test_a_proxy_that_refuses_connections_never_shows_its_credentials(
 
 
 @pytest.mark.parametrize("trust_env", [True, False])
+@pytest.mark.loopback
 async def test_a_callers_client_through_a_proxy_never_shows_its_credentials(
     clean_proxy_env, monkeypatch, caplog, http_library, trust_env
 ):
@@ -518,6 +524,7 @@ def test_the_client_options_never_show_the_proxy_password():
 
 
 @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"])
+@pytest.mark.subprocess
 async def test_the_cli_never_prints_proxy_credentials(
     tls_server, guarded_proxy, ca_bundle, variable
 ):

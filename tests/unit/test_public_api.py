@@ -56,18 +56,6 @@ def test_testing_module_exports_are_sorted_and_exist():
     assert all(hasattr(inkit_async.testing, name) for name in names)
 
 
-def test_importing_the_package_does_not_import_the_fake():
-    """`import inkit_async` stays light: the testing fake loads only when asked for."""
-    import subprocess
-    import sys
-
-    code = "import sys, inkit_async; print('inkit_async.testing' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "False"
-
-
 def test_py_typed_marker_ships():
     """The package carries py.typed, so type checkers use its annotations."""
     assert importlib.resources.files("inkit_async").joinpath("py.typed").is_file()

@@ -30,6 +30,7 @@ from tests.support.h2_server import (
     running_nginx,
     running_openssl_h2,
 )
+from tests.support.markers import starts
 
 #: What a test waits for one request at most: a regression fails instead of hanging.
 REQUEST_WITHIN = 30.0
@@ -64,6 +65,7 @@ def bad_status_line(error: BaseException) -> BadStatusLine:
 # -- Real servers that speak only HTTP/2 ---------------------------------------------------
 
 
+@pytest.mark.nginx
 async def test_nginx_speaking_only_http2_answers_with_a_settings_frame():
     """An nginx `listen ... http2` (cleartext): a 400 from the parser on the SETTINGS frame.
 
@@ -92,6 +94,8 @@ async def test_a_tls_server_that_agrees_on_no_protocol_answers_in_http2_too(h2_t
     assert speaks_only_http2(error)
 
 
+@pytest.mark.openssl
+@pytest.mark.tls
 async def test_a_server_that_enforces_alpn_refuses_http11_in_the_handshake(
     certificate, client_tls, ca
 ):
@@ -119,6 +123,8 @@ async def test_a_server_that_enforces_alpn_refuses_http11_in_the_handshake(
     assert speaks_only_http2(cause)
 
 
+@pytest.mark.openssl
+@pytest.mark.tls
 async def test_http11_alpn_offers_http11_alone_on_truststore_contexts_too(certificate):
     """The SDK's default context is truststore's: it offers only http/1.1 too."""
     context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -131,6 +137,8 @@ async def test_http11_alpn_offers_http11_alone_on_truststore_contexts_too(certif
     assert speaks_only_http2(info.value)
 
 
+@pytest.mark.nginx
+@pytest.mark.tls
 async def test_nginx_over_tls_serves_the_sdks_http11(certificate, client_tls):
     """An nginx 1.22 `listen ... ssl http2` cannot refuse HTTP/1.1: ALPN http/1.1 is served."""
     with running_nginx(tls=certificate) as nginx:
@@ -158,6 +166,7 @@ def test_the_message_says_what_to_do():
 
 
 @pytest.fixture
+@starts("loopback")
 async def answering() -> AsyncIterator[Callable[[bytes], Awaitable[BaseException]]]:
     """A server that answers what the test gives it, and aiohttp's failure on that answer.
 
@@ -305,6 +314,8 @@ async def test_an_untrusted_certificate_is_not_http2(h2_tls):
     assert not speaks_only_http2(error)
 
 
+@pytest.mark.openssl
+@pytest.mark.tls
 async def test_another_tls_alert_is_not_http2(certificate, client_tls):
     """Alert 70 (protocol_version) from the same server: not the ALPN refusal."""
     client_tls.maximum_version = ssl.TLSVersion.TLSv1_2

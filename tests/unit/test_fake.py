@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +15,6 @@ from hypothesis import strategies as st
 
 from inkit_async import (
     APITimeoutError,
-    AsyncInkit,
     AuthenticationError,
     Backoff,
     BadRequestError,
@@ -31,12 +28,14 @@ from inkit_async import (
 )
 from inkit_async._converter import structure
 from inkit_async.testing import FakeInkit
-
-
-@pytest.fixture
-def fake() -> FakeInkit:
-    """A fake with reproducible ids."""
-    return FakeInkit(seed=7)
+from tests.support.fake_api import (
+    HOSTILE_BODIES,
+    ODD_NAMES,
+    assert_refused,
+    names_by_sort,
+    nested,
+    seed_odd_names,
+)
 
 
 async def raw(fake: FakeInkit, method: str, path: str, **kwargs) -> httpx.Response:
@@ -338,43 +337,6 @@ async def test_fake_client_forwards_the_clients_options(fake, events):
     assert len(fake.requests) == 3
 
 
-async def consume_ten(client: AsyncInkit, ids: list[str], *, aclosing: bool) -> None:
-    """Take ten results of ``iter_many(ids)`` and break out, as a user's loop would."""
-    seen = 0
-    stream = client.batch.iter_many(ids)
-    async with contextlib.aclosing(stream) if aclosing else contextlib.nullcontext(stream):
-        async for _ in stream:
-            seen += 1
-            if seen == 10:
-                break
-    await asyncio.sleep(0.2)  # the generator, if left open, is closed by now
-
-
-@pytest.mark.parametrize("aclosing", [False, True], ids=["break", "aclosing"])
-async def test_an_early_break_sends_as_many_requests_in_process_as_over_a_socket(
-    uvicorn_server, aclosing
-):
-    """fake.client() runs the production path: the same requests as a served fake.
-
-    Breaking out of ``iter_many`` after 10 of 500 ids: at most ``max_concurrency`` lookups
-    run ahead of what the loop took, so a plain ``break`` has sent 10 + 100, and one inside
-    ``aclosing`` (which stops the lookups at once) 100, in process and over a socket alike.
-    """
-    counts = []
-    for served in (False, True):
-        fake = FakeInkit()
-        ids = [fake.add_batch() for _ in range(500)]
-        if served:
-            url = await uvicorn_server(fake.app)
-            async with AsyncInkit(fake.token, base_url=url) as client:
-                await consume_ten(client, ids, aclosing=aclosing)
-        else:
-            async with fake.client() as client:
-                await consume_ten(client, ids, aclosing=aclosing)
-        counts.append(len(fake.requests))
-    assert counts == ([100, 100] if aclosing else [110, 110])
-
-
 async def test_the_fake_client_makes_no_httpx_client_and_closes_what_it_made(fake, monkeypatch):
     """fake.client() sends through the in-process sender: no httpx client, no httpx objects."""
     made: list[object] = []
@@ -517,53 +479,13 @@ async def test_created_at_is_utc_with_z(fake):
     assert fake.batch_json(batch_id)["created_at"] == "2024-05-01T12:00:00.000000Z"
 
 
-async def test_asgi_app_serves_the_fake_over_a_real_socket(fake, uvicorn_server):
-    """Uvicorn serves fake.app on 127.0.0.1 and the SDK's default transport talks to it."""
-    batch_id = fake.add_batch(destinations={"inkit_storage": 2})
-    url = await uvicorn_server(fake.app)
-    async with AsyncInkit(fake.token, base_url=url) as client:
-        batch = await client.batch.wait(batch_id, poll_interval=0.01)
-        created = await client.batch.create(template_id="t", renders=[{"merge_parameters": {}}])
-    assert batch.is_finished
-    assert batch.id == batch_id
-    assert created.id in fake.batch_ids()
-    assert fake.requests[-1].json == {"template_id": "t", "renders": [{"merge_parameters": {}}]}
-    assert all(request.authorized for request in fake.requests)
-
-
 # -- bad input gets an API's answer, never an exception ------------------------------------
-
-#: Names a listing sorted by name must order without comparing kinds: "" is a string.
-ODD_NAMES: list[str | None] = ["zeta", None, "", "alpha"]
-
-
-def seed_odd_names(fake: FakeInkit) -> None:
-    """Batches named as ODD_NAMES, in that order."""
-    for name in ODD_NAMES:
-        fake.add_batch(name=name)
-
-
-async def names_by_sort(client: AsyncInkit) -> dict[str, list[str | None]]:
-    """The names a listing sorted by name gives, both ways."""
-    return {
-        sort: [b.name async for b in client.batch.list(sort=sort, page_size=2)]
-        for sort in ("name", "-name")
-    }
 
 
 async def test_sort_by_name_orders_empty_and_null_names_in_process(fake):
     """Row 11: names "", "zeta" and null sort by name: "" first, null last, no TypeError."""
     seed_odd_names(fake)
     async with fake.client() as client:
-        seen = await names_by_sort(client)
-    assert seen == {"name": ["", "alpha", "zeta", None], "-name": [None, "zeta", "alpha", ""]}
-
-
-async def test_sort_by_name_orders_empty_and_null_names_over_a_socket(fake, uvicorn_server):
-    """Row 11 over uvicorn on 127.0.0.1: the same order, and no 500 from the server."""
-    seed_odd_names(fake)
-    url = await uvicorn_server(fake.app)
-    async with AsyncInkit(fake.token, base_url=url, max_retries=0) as client:
         seen = await names_by_sort(client)
     assert seen == {"name": ["", "alpha", "zeta", None], "-name": [None, "zeta", "alpha", ""]}
 
@@ -585,85 +507,6 @@ async def test_every_sort_field_orders_every_batch_both_ways(fake, field):
     assert values == present + [None] * (len(values) - len(present))
 
 
-def nested(depth: int) -> Any:
-    """A value nesting lists *depth* levels deep (0: a scalar)."""
-    value: Any = 1
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
-def create_body(**render: object) -> bytes:
-    """A create body of one render: ``merge_parameters`` {} and *render*'s keys."""
-    return json.dumps(
-        {"template_id": "t", "renders": [{"merge_parameters": {}, **render}]}
-    ).encode()
-
-
-#: Bodies for POST /v1/batch and the status the fake answers each with: not JSON (400), or
-#: JSON against the documented create rules (422).
-HOSTILE_BODIES: list[tuple[str, bytes, int, str]] = [
-    ("empty", b"", 400, "empty"),
-    ("not UTF-8", b'{"template_id": "\xff"}', 400, "UTF-8"),
-    ("UTF-16", json.dumps({"template_id": "t"}).encode("utf-16"), 400, "UTF-8"),
-    ("not JSON", b"{not json", 400, "not valid JSON"),
-    ("NaN", b"NaN", 400, "NaN"),
-    ("Infinity", b'{"template_id": Infinity}', 400, "Infinity"),
-    ("huge float", create_body(name="x").replace(b'"x"', b"1e999"), 400, "out of range"),
-    ("huge int", b'{"a": ' + b"9" * 5000 + b"}", 400, "out of range"),
-    (
-        "int beyond a float",
-        create_body(name="x").replace(b'"x"', b"-1" + b"0" * 309),
-        400,
-        "out of range",
-    ),
-    ("lone surrogate", b'{"template_id": "\\ud800"}', 400, "surrogate"),
-    ("deep", b"[" * 100_000 + b"]" * 100_000, 400, "67 levels"),
-    ("deep object", b'{"a":' * 5_000 + b"1" + b"}" * 5_000, 400, "67 levels"),
-    ("just too deep", json.dumps(nested(68)).encode(), 400, "67 levels"),
-    ("an array", b"[1, 2]", 422, "JSON object"),
-    ("a number", b"12", 422, "JSON object"),
-    ("null", b"null", 422, "JSON object"),
-    ("no template", b'{"renders": [{"merge_parameters": {}}]}', 422, "template_id"),
-    ("template a number", b'{"template_id": 1e300, "renders": []}', 422, "template_id"),
-    ("empty template", b'{"template_id": "", "renders": []}', 422, "template_id"),
-    ("name a number", b'{"template_id": "t", "name": 5, "renders": []}', 422, "name"),
-    ("no renders", b'{"template_id": "t"}', 422, "renders"),
-    ("renders an object", b'{"template_id": "t", "renders": {"a": 1}}', 422, "renders"),
-    ("a render a string", b'{"template_id": "t", "renders": ["x"]}', 422, "renders[0]"),
-    ("merge_parameters a list", create_body(merge_parameters=[]), 422, "merge_parameters"),
-    ("render name a list", create_body(name=[]), 422, "renders[0].name"),
-    ("description a number", create_body(description=1), 422, "description"),
-    (
-        "destinations a list of names",
-        create_body(destinations=["inkit_storage"]),
-        422,
-        "keyed by destination name",
-    ),
-    (
-        "destinations a list of objects",
-        create_body(destinations=[{"inkit_storage": {}}]),
-        422,
-        "keyed by destination name",
-    ),
-    ("a destination without a name", create_body(destinations={"": {}}), 422, "not be empty"),
-    (
-        "a destination's settings a string",
-        create_body(destinations={"docusign": "x"}),
-        422,
-        "docusign must be an object",
-    ),
-]
-
-
-def assert_refused(response: httpx.Response, status: int, fragment: str) -> None:
-    """A 4xx JSON answer {"error": "..."} whose message holds *fragment*."""
-    assert response.status_code == status, response.text[:200]
-    message = response.json()["error"]
-    assert isinstance(message, str)
-    assert fragment in message
-
-
 @pytest.mark.parametrize(
     ("body", "status", "fragment"),
     [case[1:] for case in HOSTILE_BODIES],
@@ -674,25 +517,6 @@ async def test_hostile_create_bodies_get_an_api_answer(fake, body, status, fragm
     response = await raw(fake, "POST", "/v1/batch", content=body)
     assert_refused(response, status, fragment)
     assert fake.batch_ids() == []
-
-
-async def test_hostile_create_bodies_get_an_api_answer_over_a_socket(fake, uvicorn_server):
-    """The same bodies over uvicorn on 127.0.0.1: the same answers, no RecursionError."""
-    url = await uvicorn_server(fake.app)
-    headers = {"X-Inkit-API-Token": fake.token}
-    async with httpx.AsyncClient(base_url=url, headers=headers) as http:
-        for _, body, status, fragment in HOSTILE_BODIES:
-            assert_refused(await http.post("/batch", content=body), status, fragment)
-        # Sent in pieces (chunked), a good body arrives whole.
-        good = json.dumps({"template_id": "t", "renders": [{"merge_parameters": {}}] * 500})
-
-        async def pieces():
-            for start in range(0, len(good), 100):
-                yield good[start : start + 100].encode()
-
-        created = await http.post("/batch", content=pieces())
-    assert created.status_code == 201
-    assert fake.batch_ids() == [created.json()["id"]]
 
 
 async def test_bad_destinations_through_the_sdk_are_unprocessable(fake):
@@ -850,25 +674,6 @@ async def test_a_body_on_a_get_is_ignored(fake):
     assert status == 200
     assert answered["id"] == batch_id
     assert fake.requests[0].json is None
-
-
-async def test_a_fault_in_the_fake_is_a_500_in_process_and_over_a_socket(
-    fake, uvicorn_server, caplog
-):
-    """State a test broke makes the fake answer 500 with a message, logged; never an exception."""
-    batch_id = fake.add_batch()
-    fake._batches[batch_id].destinations = None  # noqa: SLF001 - broken on purpose
-    url = await uvicorn_server(fake.app)
-    with caplog.at_level(logging.ERROR, logger="inkit_async.testing"):
-        async with fake.client(max_retries=0) as client:
-            with pytest.raises(InternalServerError, match="FakeInkit failed: AttributeError"):
-                await client.batch.get(batch_id)
-        async with AsyncInkit(fake.token, base_url=url, max_retries=0) as client:
-            with pytest.raises(InternalServerError, match="FakeInkit failed: AttributeError"):
-                await client.batch.get(batch_id)
-    failures = [r for r in caplog.records if r.name == "inkit_async.testing"]
-    assert len(failures) == 2
-    assert all(r.exc_info and r.exc_info[0] is AttributeError for r in failures)
 
 
 async def drive(fake: FakeInkit, scope: dict[str, Any], incoming: list[dict[str, Any]]):

@@ -35,7 +35,7 @@ from inkit_async.testing import FakeInkit
 from tests.support.constants import TOKEN
 
 FIELDS = attrs.fields(ClientOptions)
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def argument_annotation(field: attrs.Attribute[Any]) -> str:

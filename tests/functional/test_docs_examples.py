@@ -21,7 +21,7 @@ import inkit_async
 import inkit_async.testing
 from inkit_async.testing import FakeInkit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
 SCRIPTS = sorted(
     p for p in EXAMPLES.glob("*.py") if not p.name.startswith("testing_") and p.name != "webapp.py"
@@ -66,6 +66,7 @@ async def run(command: list[str], fake: FakeInkit, url: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.subprocess
 async def test_example_script_runs(fake_url, script):
     """The example runs to completion against the fake and prints what it promises."""
     fake, url = fake_url
@@ -76,6 +77,7 @@ async def test_example_script_runs(fake_url, script):
 
 
 @pytest.mark.parametrize("module", TEST_MODULES, ids=lambda p: p.name)
+@pytest.mark.subprocess
 async def test_example_test_module_passes(fake_url, module):
     """The testing examples are pytest modules; every test in them passes."""
     fake, url = fake_url
@@ -87,6 +89,7 @@ async def test_example_test_module_passes(fake_url, module):
 
 
 @pytest.mark.parametrize("script", SHELL, ids=lambda p: p.name)
+@pytest.mark.subprocess
 async def test_example_shell_session_runs(fake_url, script):
     """The command-line examples run with bash -e, each command succeeding."""
     fake, url = fake_url
