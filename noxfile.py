@@ -78,7 +78,7 @@ LOOPS = {PYTHONS[1]: "uvloop"}
 
 
 #: The httpx-API library the tests build a caller's client, transport and Timeout of
-#: (tests/http_library.py), by the variable that names it. Set by every test session, so
+#: (tests/support/http_library.py), by the variable that names it. Set by every test session, so
 #: one left in the shell changes none of them.
 HTTP_LIBRARY = "INKIT_TEST_HTTPX"
 #: The tests that build those objects (they use the `http_library` fixture).
@@ -91,7 +91,7 @@ def groups(*names: str) -> tuple[str, ...]:
 
 
 #: Real servers the tests start for themselves, from Debian's packages: a forward proxy,
-#: Redis, and servers that speak only HTTP/2 (tests/h2_server.py), by binary and package.
+#: Redis, and servers that speak only HTTP/2 (tests/support/h2_server.py), by binary and package.
 #: Installed here when missing (as root, with apt-get); a fixture that cannot start its
 #: server fails its tests. The proxy is tinyproxy-bin: one binary that needs only the C
 #: library, with no service (squid pulled in perl and a service). Debian 12's ``nginx`` is
@@ -230,8 +230,9 @@ def tests_httpx2(session: nox.Session) -> None:
 
     The client, transport, proxy, TLS, secrets, retry and fault tests that build them
     from the `http_library` fixture (the rest of the suite does not depend on it). The
-    httpx2 tests in tests/test_httpx2.py run in every session. On the oldest Python, whose
-    packages the coverage run has already fetched.
+    httpx2 tests in tests/unit/test_httpx2.py and tests/functional/test_httpx2_sockets.py
+    run in every session. On the oldest Python, whose packages the coverage run has
+    already fetched.
     """
     ensure_servers(session)
     session.env[HTTP_LIBRARY] = "httpx2"
