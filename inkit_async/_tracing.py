@@ -35,7 +35,7 @@ import httpx
 from opentelemetry import metrics, propagate, trace
 
 from ._events import PauseEvent, RateEvent, RetryEvent
-from ._observe import Observer
+from ._observe import NO_HEADERS, Observer
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -142,17 +142,14 @@ class Telemetry(Observer):
         }
 
     def _look(self) -> None:
-        """Look at the global providers, if the last look is a second old.
+        """Look at the global providers (``_fresh`` calls this once a second).
 
         At most once a second (opentelemetry reads the environment each time while none
         is set): a ``TracerProvider`` set later is used within a second. A
         ``MeterProvider`` set later gets the measurements at once, through the stand-in's
         instruments; within a second the client records on the provider's own.
         """
-        now = time.monotonic()
-        if now < self._until:
-            return
-        self._until = now + _RECHECK
+        self._until = time.monotonic() + _RECHECK
         tracers = trace.get_tracer_provider()
         if isinstance(tracers, trace.ProxyTracerProvider):
             self._tracer = None
@@ -166,12 +163,14 @@ class Telemetry(Observer):
 
     def tracer(self) -> Any:  # noqa: ANN401 - opentelemetry's Tracer
         """The tracer to use now, or ``None`` when no ``TracerProvider`` is set."""
-        self._look()
+        if time.monotonic() >= self._until:
+            self._look()
         return self._tracer
 
     def meters(self) -> _Instruments:
         """The instruments to record with now (the stand-in's until a provider is set)."""
-        self._look()
+        if time.monotonic() >= self._until:
+            self._look()
         return self._meters
 
     def traced(
@@ -218,7 +217,8 @@ class Telemetry(Observer):
         instrument (the stand-in's while no ``MeterProvider`` is set).
         """
         del path  # the span has the full URL
-        self._look()  # one look for both
+        if time.monotonic() >= self._until:  # one look for both
+            self._look()
         return AttemptSpan(
             self, self._tracer, self._meters, method=method, url=url, resends=number - 1
         )
@@ -272,11 +272,12 @@ class AttemptSpan:
                 method, kind=trace.SpanKind.CLIENT, attributes=attributes
             )
 
-    def headers(self) -> dict[str, str]:
+    def headers(self) -> Mapping[str, str]:
         """The propagation headers (``traceparent``) that carry this attempt's context."""
+        if self._span is None:
+            return NO_HEADERS
         carrier: dict[str, str] = {}
-        if self._span is not None:
-            propagate.inject(carrier, context=trace.set_span_in_context(self._span))
+        propagate.inject(carrier, context=trace.set_span_in_context(self._span))
         return carrier
 
     def ended(self, status: int | None, failure: str | None, elapsed: float) -> None:
