@@ -162,7 +162,9 @@ def main() -> None:
         share = max((r["server_cpu_share"] or 0 for r in rows), default=0)
         performance = {
             "meta": {**meta, "server_share": share},
-            "micro": {} if subsets else {**micro.decode(), **micro.import_time()},
+            "micro": {}
+            if subsets
+            else {**micro.decode(), **micro.import_time(), **micro.overhead()},
             "rows": rows,
             "profile": None if subsets else run_profile(args.quick, log),
         }

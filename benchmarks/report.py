@@ -286,6 +286,15 @@ def _micro_targets(micro: dict[str, float]) -> list[Check]:
                 micro["ratio"] <= 1.5,
             )
         )
+    if "tracing_cost" in micro:
+        for key, what in (("flow_cost", "flow control"), ("tracing_cost", "tracing off")):
+            checks.append(
+                (
+                    f"C=100, 0 ms, instructions per lookup (callgrind): {what} costs <= 3%",
+                    f"{micro[key]:+.1%} ({micro['lookup_instructions']:,.0f} per lookup)",
+                    micro[key] <= FLOW_CONTROL_COST,
+                )
+            )
     if "import_ms" in micro:
         checks.append(
             (
