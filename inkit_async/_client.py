@@ -56,7 +56,16 @@ class AsyncInkit(AsyncClosing):
             its per-phase timeouts exactly as given, with no end-to-end deadline. Retries do not
             stretch a single attempt: the longest one call can take against a server
             that never answers is ``(1 + max_retries) * timeout`` plus the backoff
-            waits, about 91.5 s with the defaults (3 x 30 s + 0.5 s + 1 s).
+            waits, about 91.5 s with the defaults (3 x 30 s + 0.5 s + 1 s); bound the
+            whole call with *deadline*.
+        deadline: Seconds each call may take in all (default ``None``: no bound): the
+            waits for a concurrency slot and in the throttle, every attempt (one gets
+            at most what is left, when that is less than *timeout*), the backoff and
+            any ``Retry-After``. A call that cannot finish in time fails as soon as
+            that is known (a ``Retry-After`` or backoff that would end after the
+            deadline fails at once, without sleeping) with ``DeadlineExceededError``,
+            whose ``.wait`` says which wait ran out. Every resource method takes a
+            ``deadline=`` of its own for one call.
         max_retries: Retries after the first attempt for connection errors, timeouts and
             the statuses 408, 429, 500, 502, 503 and 504 (default 2; 0 disables).
         max_concurrency: Requests in flight at once across every caller of this client
@@ -119,6 +128,7 @@ class AsyncInkit(AsyncClosing):
         *,
         base_url: str | None = None,
         timeout: float | HTTPTimeout = DEFAULT_TIMEOUT,
+        deadline: float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
@@ -149,6 +159,7 @@ class AsyncInkit(AsyncClosing):
         self,
         *,
         timeout: float | HTTPTimeout | NotGiven = NOT_GIVEN,
+        deadline: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         max_retry_after: float | NotGiven = NOT_GIVEN,
         backoff: Backoff | NotGiven | None = NOT_GIVEN,
@@ -161,11 +172,11 @@ class AsyncInkit(AsyncClosing):
 
         An option you leave out keeps this client's value. An option you pass replaces
         it, with the meaning and the checks it has in ``AsyncInkit(...)``:
-        ``on_event=None`` removes the callback, ``backoff=None`` is the default backoff,
-        and ``timeout``, ``max_retries`` and ``max_retry_after`` take no ``None``
-        (``TypeError``, as there). ``NOT_GIVEN``, the default the signature shows, only
-        marks an option as left out: it is not exported and never needs passing (to
-        forward options, forward ``**kwargs``).
+        ``on_event=None`` removes the callback, ``deadline=None`` lifts the deadline,
+        ``backoff=None`` is the default backoff, and ``timeout``, ``max_retries`` and
+        ``max_retry_after`` take no ``None`` (``TypeError``, as there). ``NOT_GIVEN``,
+        the default the signature shows, only marks an option as left out: it is not
+        exported and never needs passing (to forward options, forward ``**kwargs``).
 
         The variant is a shallow copy of this client with its own options: a subclass
         of ``AsyncInkit`` keeps its class, and the attributes its ``__init__`` set.
@@ -215,6 +226,11 @@ class AsyncInkit(AsyncClosing):
     def timeout(self) -> float | HTTPTimeout:
         """The ``timeout`` option as given: seconds per attempt, or an httpx(2) ``Timeout``."""
         return self._engine.options.timeout
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds each call may take in all, or ``None`` (no bound)."""
+        return self._engine.options.deadline
 
     @property
     def max_retries(self) -> int:

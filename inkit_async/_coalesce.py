@@ -31,6 +31,18 @@ Two ways to run the shared request, chosen per key:
   cancellation leaves the others waiting undisturbed; when the last one has gone, the
   request is cancelled, which frees its concurrency slot and its connection, before
   that last caller's cancellation goes on.
+
+Deadlines (``deadline=``, ``_deadline.py``) may differ between the callers of one
+request, and no caller's deadline cuts it short for the others. A lookup with a
+deadline always runs in a task of its own, under a ``CallDeadline`` that every caller
+who joins extends to its own end (one without a deadline lifts it): the request runs
+until the latest caller's end. Each caller waits until its own end, then leaves with a
+``DeadlineExceededError`` naming what the request was waiting for; one whose end comes
+before a backoff or ``Retry-After`` of the request is over fails at once. The last
+caller to leave stops the request, as a cancelled one does. A caller with a deadline
+who joins a lookup started without one waits for it until its end (``.wait`` is then
+``"shared"``). A deadline error is never a reason to run the lookup again: the caller's
+own deadline is what ran out.
 """
 
 from __future__ import annotations
@@ -43,10 +55,17 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, TypeVarTuple, Unpack
 
 import httpx
 
-from ._exceptions import APIConnectionError, InkitError, redacted_request
+from ._exceptions import (
+    APIConnectionError,
+    DeadlineExceededError,
+    InkitError,
+    redacted_request,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Hashable
+
+    from ._deadline import CallDeadline
 
 __all__ = ["Coalescer"]
 
@@ -58,13 +77,14 @@ _HOT_KEYS: Final = 4096
 
 
 class _Flight:
-    """One request under way: the callers waiting for it, and its task if it has one."""
+    """One request under way: the callers waiting for it, its task and its deadline."""
 
-    __slots__ = ("task", "waiters")
+    __slots__ = ("deadline", "task", "waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: CallDeadline | None = None) -> None:
         self.waiters: list[asyncio.Future[Any]] | None = None  # made when one comes
         self.task: asyncio.Task[None] | None = None  # None: its first caller runs it
+        self.deadline = deadline  # the request's: its callers' latest end
 
     def wait(self) -> asyncio.Future[Any]:
         """A new caller's place among the waiters."""
@@ -108,10 +128,13 @@ class Coalescer:
     async def run(
         self,
         key: Hashable,
-        send: Callable[[Unpack[Ts]], Coroutine[Any, Any, T]],
+        deadline: CallDeadline | None,
+        send: Callable[[CallDeadline | None, Unpack[Ts]], Coroutine[Any, Any, T]],
         *args: *Ts,
     ) -> T:
-        """Join the request under way for *key*, or start one: ``await send(*args)``.
+        """Join the request under way for *key*, or start one: ``await send(deadline, *args)``.
+
+        *deadline* is this caller's (``None``: none); see the module docstring.
 
         A caller who joined a request that then failed for want of a usable response
         (``APIConnectionError``: refused, dropped, timed out; never an answer such as a
@@ -120,11 +143,14 @@ class Coalescer:
         starter's clock, not this caller's. Joining a request that has not failed, or one
         that is sent for it now, gives the caller attempts that all start after it came.
         """
+        end = None if deadline is None else deadline.end  # this caller's own end
         flight = self._flights.get(key)
         if flight is None:
-            return await self._start(key, send, *args)
+            return await self._start(key, deadline, send, *args)
         try:
-            shared: T = await self._join(key, flight)
+            shared: T = await self._join(key, flight, deadline, end)
+        except DeadlineExceededError:
+            raise  # this caller's own deadline: a new request could not meet it either
         except APIConnectionError:
             pass  # outside the handler: the new attempt's error must not chain this one
         else:
@@ -132,40 +158,52 @@ class Coalescer:
         # Once only: what is under way now (or starts here) began after this caller came.
         flight = self._flights.get(key)
         if flight is None:
-            return await self._start(key, send, *args)
-        again: T = await self._join(key, flight)
+            return await self._start(key, deadline, send, *args)
+        again: T = await self._join(key, flight, deadline, end)
         return again
 
-    async def _join(self, key: Hashable, flight: _Flight) -> Any:  # noqa: ANN401 - the flight's result
-        """Wait for the request under way for *key* with the others."""
+    async def _join(
+        self, key: Hashable, flight: _Flight, mine: CallDeadline | None, end: float | None
+    ) -> Any:  # noqa: ANN401 - the flight's result
+        """Wait for the request under way for *key* with the others (until *end*, if any)."""
         if flight.task is None:
             self._heat(key)  # shared: from now on its requests get a task of their own
-        return await self._wait(key, flight, flight.wait())
+        waiter = flight.wait()
+        if flight.deadline is not None:
+            flight.deadline.extend(end)  # the request runs until this caller's end too
+            if end is not None:
+                flight.deadline.watch(end, waiter)
+        return await self._wait(key, flight, waiter, mine, end)
 
     async def _start(
         self,
         key: Hashable,
-        send: Callable[[Unpack[Ts]], Coroutine[Any, Any, T]],
+        deadline: CallDeadline | None,
+        send: Callable[[CallDeadline | None, Unpack[Ts]], Coroutine[Any, Any, T]],
         *args: *Ts,
     ) -> T:
         """Start the request for *key*, for this caller and any who join it."""
         flights = self._flights
-        if key in self._hot:
-            flight = flights[key] = _Flight()
+        if key in self._hot or deadline is not None:
+            # A task of its own: every caller, this one too, can leave at its own end.
+            flight = flights[key] = _Flight(deadline)
             waiter = flight.wait()  # first: an eager start may finish at once
-            flight.task = _start_task(self._lead(key, flight, send(*args)))
-            return await self._wait(key, flight, waiter)
+            end = None if deadline is None else deadline.end
+            if deadline is not None and end is not None:
+                deadline.watch(end, waiter)
+            flight.task = _start_task(self._lead(key, flight, send(deadline, *args)))
+            return await self._wait(key, flight, waiter, deadline, end)
         # Nobody shared this key lately: run the request here, in the caller's task.
         flight = flights[key] = _Flight()
         try:
-            result = await send(*args)
+            result = await send(None, *args)
         except asyncio.CancelledError:
             self._land(key, flight)
             if any(not waiter.done() for waiter in flight.waiters or ()):
                 # The request went with this caller; send it again for those still waiting.
                 again = flights[key] = _Flight()
                 again.waiters = flight.waiters
-                again.task = _start_task(self._lead(key, again, send(*args)))
+                again.task = _start_task(self._lead(key, again, send(None, *args)))
             raise
         except BaseException as error:
             self._land(key, flight)
@@ -176,28 +214,56 @@ class Coalescer:
             flight.settle(result=result)
         return result
 
-    async def _wait(self, key: Hashable, flight: _Flight, waiter: asyncio.Future[T]) -> T:
-        """Wait on *waiter* for *flight*'s outcome; leave it (and maybe stop it) if cancelled."""
+    async def _wait(
+        self,
+        key: Hashable,
+        flight: _Flight,
+        waiter: asyncio.Future[T],
+        mine: CallDeadline | None,
+        end: float | None,
+    ) -> T:
+        """Wait on *waiter* for *flight*'s outcome until *end*; leave it if cancelled or late.
+
+        *mine* is this caller's deadline (``None`` with no *end*), for its error.
+        """
+        timer = asyncio.timeout_at(end)
         try:
-            return await waiter
+            async with timer:
+                return await waiter
         except InkitError as error:
+            if flight.task is not None and not flight.task.done():
+                await self._leave(key, flight, waiter)  # failed early: its end came first
             # The same exception object raised in many tasks would collect all their
             # tracebacks, and one caller's change to its body would show in every other:
             # each caller raises a copy of its own.
             raise owned_copy(error) from error.__cause__
+        except TimeoutError:
+            if mine is None or not timer.expired():
+                raise
+            await self._leave(key, flight, waiter)
+            # What the request was waiting for when this caller's end came, if it knows.
+            request = flight.deadline
+            raise (
+                mine.error("shared") if request is None else request.error(request.wait)
+            ) from None
         except asyncio.CancelledError:
-            waiters = flight.waiters or []
-            if waiter in waiters:
-                waiters.remove(waiter)
-            task = flight.task
-            if task is not None and not task.done() and not waiters:
-                # Everyone has gone: stop the request (freeing its slot and connection),
-                # and let the next caller of the key start anew.
-                self._land(key, flight)
-                task.cancel()
-                # Wait for it to end, so that nothing it held outlives this caller.
-                await asyncio.wait((task,))
+            await self._leave(key, flight, waiter)
             raise
+
+    async def _leave(self, key: Hashable, flight: _Flight, waiter: asyncio.Future[Any]) -> None:
+        """Stop waiting for *flight*; the last caller to leave stops its task."""
+        waiter.cancel()  # nothing is handed to it any more
+        waiters = flight.waiters or []
+        if waiter in waiters:
+            waiters.remove(waiter)
+        task = flight.task
+        if task is not None and not task.done() and not waiters:
+            # Everyone has gone: stop the request (freeing its slot and connection),
+            # and let the next caller of the key start anew.
+            self._land(key, flight)
+            task.cancel()
+            # Wait for it to end, so that nothing it held outlives this caller.
+            await asyncio.wait((task,))
 
     async def _lead(
         self, key: Hashable, flight: _Flight, request: Coroutine[Any, Any, Any]

@@ -16,7 +16,8 @@ metadata). The rest is derived from it or held to it:
 The record holds the options as given (``timeout=30`` stays ``30``, an
 ``httpx.Timeout`` stays that object), with ``None`` replaced by what it stands for
 and numbers read as plain ``int``/``float`` (``_validate.py``); what the engine needs
-from them, such as the per-attempt deadline, is derived by properties.
+from them, such as the per-attempt deadline (``attempt_deadline``), is derived by
+properties.
 ``AsyncInkit.with_options`` builds its variant with ``attrs.evolve``, so every option
 round-trips and every change goes through the same converters and validators as the
 constructor's arguments.
@@ -49,7 +50,14 @@ from ._constants import (
 from ._exceptions import InkitError, Secrets
 from ._retry import Backoff
 from ._throttle import Throttle
-from ._validate import check_seconds, int_field, number_field, plain_int, plain_number
+from ._validate import (
+    check_optional_seconds,
+    check_seconds,
+    int_field,
+    number_field,
+    plain_int,
+    plain_number,
+)
 from ._wire import Timeouts
 
 if TYPE_CHECKING:
@@ -127,6 +135,7 @@ class VariantArguments(TypedDict, total=False):
     """The arguments of ``with_options``: the per-call options (``PER_CALL_OPTIONS``)."""
 
     timeout: float | HTTPTimeout
+    deadline: float | None
     max_retries: int
     max_retry_after: float
     backoff: Backoff | None
@@ -140,6 +149,7 @@ class OptionArguments(TypedDict, total=False):
     """
 
     timeout: float | HTTPTimeout
+    deadline: float | None
     max_retries: int
     max_concurrency: int
     max_retry_after: float
@@ -257,6 +267,15 @@ def _check_timeout(_: object, __: object, timeout: object) -> None:
         ) from None
 
 
+def _check_deadline(_: object, __: object, deadline: Any) -> None:  # noqa: ANN401 - checked here
+    check_optional_seconds("deadline", deadline, above=True)
+
+
+def _plain_deadline(value: float | None) -> float | None:
+    """Seconds as a plain number (see ``plain_number``); ``None`` as it is."""
+    return None if value is None else plain_number(value)
+
+
 def _plain_timeout(value: float | HTTPTimeout) -> float | HTTPTimeout:
     """Seconds as a plain number (see ``plain_number``); anything else as it is."""
     return plain_number(value) if isinstance(value, int | float) else value
@@ -372,6 +391,10 @@ class ClientOptions:
         validator=_check_timeout,
         metadata=_PER_CALL,
     )
+    deadline: float | None = attrs.field(
+        default=None, converter=_plain_deadline, validator=_check_deadline, metadata=_PER_CALL
+    )
+    """Seconds each call may take in all (waits, attempts, sleeps); ``None``: no bound."""
     max_retries: int = attrs.field(
         default=DEFAULT_MAX_RETRIES,
         converter=plain_int,
@@ -452,7 +475,7 @@ class ClientOptions:
         return self.base_url.rstrip("/")
 
     @property
-    def deadline(self) -> float | None:
+    def attempt_deadline(self) -> float | None:
         """Seconds one attempt may take end to end; ``None`` with per-phase timeouts."""
         return float(self.timeout) if isinstance(self.timeout, int | float) else None
 
@@ -460,7 +483,7 @@ class ClientOptions:
     def timeouts(self) -> Timeouts:
         """The per-phase timeouts of every attempt.
 
-        Seconds (``timeout=30``) bound the whole attempt (``deadline``); connecting gets
+        Seconds (``timeout=30``) bound the whole attempt (``attempt_deadline``); connecting gets
         at most 5 of them, and no other phase needs a timer of its own. An httpx or
         httpx2 ``Timeout`` gives each phase exactly as it says.
         """

@@ -20,6 +20,10 @@ its ``with_options`` variants. It sends, decides and repeats; one call goes:
 6. observe: tell the observers (``_observe.py``: logging, OpenTelemetry, ``on_event``)
    of the call, each attempt's start and end, the throttle's waits and every event;
 7. sleep before a retry and go to 2, or raise the error ``decide`` built.
+
+A call with a ``deadline=`` carries a ``CallDeadline`` (``_deadline.py``): the slot, the
+permit and each attempt are awaited under it, and a sleep that would end after it fails
+the call at once (``DeadlineExceededError``). A call without one carries ``None``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from urllib.parse import urlencode
 
 import attrs
 
+from ._config import NOT_GIVEN, NotGiven
 from ._constants import TOKEN_HEADER
+from ._deadline import CallDeadline
 from ._exceptions import APITimeoutError, InkitError, scrub_failure
 from ._observe import NOTABLE_WAIT, change_events, hooked, retry_event, summary
 from ._outcomes import answer_of, cast_reply, failure_of, json_bytes
@@ -91,7 +97,7 @@ class Engine:
         self._state = EngineState(options) if state is None else state
         self._closed = False
         # Derived once, here: the hot path reads plain attributes.
-        self._deadline = options.deadline
+        self._deadline = options.attempt_deadline
         self._timeouts = options.timeouts
         self._headers = {
             TOKEN_HEADER: options.api_token,
@@ -158,6 +164,7 @@ class Engine:
         shared: bool = False,
         operation: str = "",
         attributes: Mapping[str, str | int] | None = None,
+        end: float | NotGiven | None = NOT_GIVEN,
     ) -> T:
         """Send one API call, with retries, and return ``cast(json_of_the_answer)``.
 
@@ -179,6 +186,8 @@ class Engine:
             operation: The call's name in traces (``batch.get``), for the span
                 OpenTelemetry records for it (``_tracing.py``), if any.
             attributes: That span's own attributes (``inkit.batch.id``).
+            end: When the call must be done by, on the loop's clock (``end_of``);
+                ``None``: no deadline; left out: the client's ``deadline`` from now.
 
         Raises:
             InkitError: The client is closed, or is used from another event loop; or
@@ -187,16 +196,25 @@ class Engine:
         if self.is_closed:
             raise InkitError(_CLOSED)
         self._state.bind()
+        if isinstance(end, NotGiven):
+            end = self.end_of(None)  # the client's deadline, from now
+        deadline = CallDeadline.of(end, method, path, may_repeat=may_repeat)
         coalescer = self._coalescer
         work: Awaitable[T]
         if shared and coalescer is not None:
             key = (path, tuple(sorted(params.items()))) if params else path
-            work = coalescer.run(key, self._send, method, path, cast, params, body, may_repeat)
+            args = (method, path, cast, params, body, may_repeat)
+            work = coalescer.run(key, deadline, self._send, *args)
         else:
-            work = self._send(method, path, cast, params, body, may_repeat)
+            work = self._send(deadline, method, path, cast, params, body, may_repeat)
         for observer in self._tracers:  # the call's span
             work = observer.traced(operation or method, attributes or _NO_ATTRIBUTES, work)
         return await work
+
+    def end_of(self, deadline: float | None) -> float | None:
+        """When a call given *deadline* seconds (``None``: the client's) must be done by."""
+        seconds = self.options.deadline if deadline is None else deadline
+        return None if seconds is None else asyncio.get_running_loop().time() + seconds
 
     async def traced(
         self, operation: str, attributes: Mapping[str, str | int], work: Awaitable[T]
@@ -208,6 +226,7 @@ class Engine:
 
     async def _send(  # noqa: PLR0917 - positional, so that a shared call passes them as they are
         self,
+        deadline: CallDeadline | None,
         method: str,
         path: str,
         cast: Callable[[Any], T],
@@ -226,16 +245,21 @@ class Engine:
         spent = 0  # the retries that count against max_retries (see Retry.counted)
         waited = 0.0  # seconds this call has waited in the throttle, all attempts together
         while True:
-            async with state.slots:
+            slot = state.slots.acquire()
+            await (slot if deadline is None else deadline.within(slot, "slot"))
+            try:
                 # The permit is asked for inside the slot, so it goes only to a request
                 # that leaves at once: a cut or pause applies to everything not yet sent.
-                permit, waited = await self._permit(last_error, method, path, waited)
+                permit, waited = await self._permit(last_error, method, path, waited, deadline)
                 try:
                     self._check_open()
-                    outcome = await self._attempt(method, url, path, content, retries)
+                    sent = self._attempt(method, url, path, content, retries)
+                    outcome = await (sent if deadline is None else deadline.within(sent, "attempt"))
                 except BaseException:
                     flow.cancel(permit)
                     raise
+            finally:
+                state.slots.release()
             if type(outcome) is Reply:
                 flow.release(permit, Signal.OK)
                 return cast_reply(outcome, cast, method, path, self._call)
@@ -245,6 +269,8 @@ class Engine:
             last_error = retry.error
             retries += 1
             spent += retry.counted
+            if deadline is not None:  # a sleep past the deadline fails the call now
+                deadline.before_sleep(retry.delay, retry_after=retry.server_asked, error=last_error)
             self._report(retry_event(attempt, retry, retries))
             await asyncio.sleep(retry.delay)
 
@@ -294,14 +320,20 @@ class Engine:
             raise InkitError(_CLOSED)
 
     async def _permit(
-        self, last_error: InkitError | None, method: str, path: str, waited: float
+        self,
+        last_error: InkitError | None,
+        method: str,
+        path: str,
+        waited: float,
+        deadline: CallDeadline | None,
     ) -> tuple[Permit, float]:
         """Wait for the throttle's leave to send; give up as it says (see ``Throttle``).
 
         A call's waits add up to the throttle's ``max_wait`` at most, over all its
         attempts: the throttle bounds each wait, and a retry waits only for what is left,
         so a server that refuses everything fails a call within ``max_wait`` plus the time
-        of its attempts. Returns the permit and the call's waiting so far.
+        of its attempts; the call's *deadline*, if any, bounds the wait too. Returns the
+        permit and the call's waiting so far.
         """
         state = self._state
         flow = state.flow
@@ -311,12 +343,15 @@ class Engine:
         if left is not None and left <= 0.0:
             raise last_error or self._gave_up(method, path)
         asked = loop.time()
+        acquire = flow.acquire()
+        if deadline is not None:  # its error is no TimeoutError: it passes the except below
+            acquire = deadline.within(acquire, "throttle")
         try:
             if left is None:
-                permit = await flow.acquire()
+                permit = await acquire
             else:
                 async with asyncio.timeout(left):
-                    permit = await flow.acquire()
+                    permit = await acquire
         except (ThrottleTimeoutError, TimeoutError):
             raise last_error or self._gave_up(method, path) from None
         now_waited = loop.time() - asked

@@ -6,6 +6,7 @@ The tree::
     ├── WaitTimeoutError             batch.wait() gave up (also a builtin TimeoutError)
     ├── APIConnectionError           no usable response: refused, dropped, reset
     │   └── APITimeoutError          ... because an attempt ran out of time
+    │       └── DeadlineExceededError    ... because the call's deadline= ran out (``.wait``)
     ├── APIResponseValidationError   a body the SDK cannot use: not JSON, wrong shape, too large
     └── APIStatusError               a non-2xx response
         ├── BadRequestError              400
@@ -54,7 +55,7 @@ import json
 import re
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any, AnyStr, Final, cast
+from typing import TYPE_CHECKING, Any, AnyStr, Final, Literal, TypeAlias, cast
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -73,6 +74,11 @@ if TYPE_CHECKING:
 
     from ._models import Batch
 
+#: Which wait of a call its deadline ended (``DeadlineExceededError.wait``).
+DeadlineWait: TypeAlias = Literal[
+    "slot", "throttle", "attempt", "backoff", "retry_after", "shared", "poll"
+]
+
 __all__ = [
     "APIConnectionError",
     "APIResponseValidationError",
@@ -81,6 +87,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "DeadlineExceededError",
     "InkitError",
     "InternalServerError",
     "NotFoundError",
@@ -164,6 +171,38 @@ class APIConnectionError(InkitError):
 
 class APITimeoutError(APIConnectionError):
     """An attempt ran out of time (connect, write, read or the per-attempt deadline)."""
+
+
+class DeadlineExceededError(APITimeoutError):
+    """The call's ``deadline=`` ran out, or the call could not finish before it.
+
+    Raised as soon as that is known: when a wait of the call reaches the deadline (a
+    concurrency slot, the throttle, an attempt), and at once, without sleeping, when a
+    backoff or a server's ``Retry-After`` would end after it. ``.wait`` says which
+    wait it was; the error of the call's last attempt, if there was one, is the
+    ``__cause__``. An ``APITimeoutError``, so ``except APITimeoutError`` (and
+    ``APIConnectionError``) handlers that deal with a call that ran out of time see it
+    too; ``may_have_reached_server`` is ``True`` once an attempt was sent.
+    """
+
+    wait: DeadlineWait
+    """Which wait ran out: ``"slot"`` (a concurrency slot), ``"throttle"`` (the
+    throttle's leave to send), ``"attempt"`` (an attempt under way), ``"backoff"`` (the
+    delay before a retry), ``"retry_after"`` (the server's ``Retry-After``),
+    ``"shared"`` (a lookup another caller started, with no deadline of its own, that
+    this caller waited for) or ``"poll"`` (``wait()``: the next poll would start after
+    the deadline)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        wait: DeadlineWait,
+        request: httpx.Request | None = None,
+        may_have_reached_server: bool = False,
+    ) -> None:
+        super().__init__(message, request=request, may_have_reached_server=may_have_reached_server)
+        self.wait = wait
 
 
 class APIResponseValidationError(InkitError):
@@ -882,6 +921,39 @@ def connection_error(
     error = cls(secret.mask(message) + after, request=redacted, may_have_reached_server=reached)
     error.__cause__ = cause  # what to chain: the failure, or what stands in for it
     return error
+
+
+#: How a deadline error says what ran out, by the wait (a delay's own length is added).
+_DEADLINE_WAITS: Final[dict[str, str]] = {
+    "slot": "reached its deadline waiting for a concurrency slot",
+    "throttle": "reached its deadline waiting for the throttle's leave to send",
+    "attempt": "reached its deadline during an attempt",
+    "backoff": "cannot finish within its deadline: the backoff of {delay:.3g} s before "
+    "its retry ends after it",
+    "retry_after": "cannot finish within its deadline: the Retry-After of {delay:.3g} s "
+    "the server asked for ends after it",
+    "shared": "reached its deadline waiting for the same lookup another caller started",
+    "poll": "cannot finish within its deadline: its next poll would start after it",
+}
+
+
+def deadline_error(
+    what: str,
+    wait: DeadlineWait,
+    *,
+    delay: float = 0.0,
+    reached: bool = False,
+    create: bool = False,
+) -> DeadlineExceededError:
+    """The error for a call (*what*) whose deadline ended *wait* (a *delay* too long).
+
+    *reached*: whether an attempt of it was sent (``may_have_reached_server``); for a
+    *create* the message says what that means, as a connection error's does. The
+    caller chains the call's last error as the ``__cause__``.
+    """
+    after = (_MAY_EXIST if reached else _NOT_CREATED) if create else ""
+    message = f"{what} {_DEADLINE_WAITS[wait].format(delay=delay)}{after}"
+    return DeadlineExceededError(message, wait=wait, may_have_reached_server=reached)
 
 
 # What a create's connection error adds, by whether the request may have reached the server.

@@ -25,6 +25,9 @@ The rules:
   once.
 - A 429 with an honoured ``Retry-After`` also pauses the whole client for that long,
   whether or not this call retries (``pause``).
+- A call's ``deadline=`` is not decided here: the engine asks ``_deadline.overrun``
+  whether the retry's delay leaves time to send (``Retry.server_asked`` says whether the
+  delay is the server's ``Retry-After``).
 - After ``max_retries`` retries the call fails with the last outcome's error. A 429 to
   a request sent before the throttle's last cut is retried without counting: the cut
   answered it (``Attempt.refusal_answered``), and ``max_wait`` still bounds the call.
@@ -125,6 +128,8 @@ class Retry:
     counted: bool = True
     """Whether the retry counts against ``max_retries``: not when the throttle's cut
     answered the refusal (``Attempt.refusal_answered``)."""
+    server_asked: bool = False
+    """Whether *delay* is the server's ``Retry-After`` (else the backoff, or none)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -214,4 +219,5 @@ def _decide_answer(outcome: Answer, attempt: Attempt, options: ClientOptions) ->
         status_code=status,
         pause=pause,
         counted=not answered,
+        server_asked=retry_after is not None,
     )

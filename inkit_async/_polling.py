@@ -11,6 +11,7 @@ from ._validate import check_optional_seconds, check_seconds
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
+    from ._deadline import CallDeadline
     from ._models import Batch
 
 __all__ = ["check_poll_interval", "check_wait_timeout", "wait_until_finished", "watch_batch"]
@@ -33,12 +34,19 @@ def _fingerprint(batch: Batch) -> tuple[object, ...]:
 
 
 async def watch_batch(
-    fetch: Callable[[], Awaitable[Batch]], poll_interval: float
+    fetch: Callable[[], Awaitable[Batch]],
+    poll_interval: float,
+    *,
+    until: CallDeadline | None = None,
 ) -> AsyncIterator[Batch]:
     """Poll with *fetch*; yield the first snapshot and each changed one, until finished.
 
     Polls start no closer together than *poll_interval* seconds: the wait after a poll
-    is the interval minus the time the poll took.
+    is the interval minus the time the poll took. With a deadline (*until*, ``wait``'s),
+    a next poll that would start at or after it fails the call at once.
+
+    Raises:
+        DeadlineExceededError: The next poll would start after *until*'s end.
     """
     loop = asyncio.get_running_loop()
     seen: tuple[object, ...] | None = None
@@ -51,7 +59,11 @@ async def watch_batch(
             yield batch
         if batch.is_finished:
             return
-        await asyncio.sleep(max(0.0, started + poll_interval - loop.time()))
+        now = loop.time()
+        pause = max(0.0, started + poll_interval - now)
+        if until is not None and until.end is not None and now + pause >= until.end:
+            raise until.error("poll")
+        await asyncio.sleep(pause)
 
 
 async def wait_until_finished(

@@ -125,7 +125,9 @@ class EngineState:
 
         Only callers whose per-call options are all equal share a request, so a shared
         request is sent with each one's own timeout, retries, backoff, ``max_retry_after``
-        and ``on_event``: no caller's options decide another's outcome. Called once per
+        and ``on_event``: no caller's options decide another's outcome. Deadlines may
+        differ: each caller stops waiting at its own, and the request runs until the
+        latest of them (``CallDeadline.extend``). Called once per
         engine (a client or a variant), never per lookup.
         """
         coalescers = self.coalescers
@@ -139,8 +141,10 @@ class EngineState:
 
 
 #: The options a variant may change (``with_options``), sorted: what ``sharing_key`` reads.
-#: Every other option is the same for a client and all its variants by construction.
-_PER_CALL_OPTIONS: Final = tuple(sorted(VariantArguments.__optional_keys__))
+#: Every other option is the same for a client and all its variants by construction. The
+#: deadline is left out: it bounds each caller's own wait, not the shared request, so
+#: callers with different deadlines share one (see ``_deadline.py``).
+_PER_CALL_OPTIONS: Final = tuple(sorted(VariantArguments.__optional_keys__ - {"deadline"}))
 
 
 def sharing_key(options: ClientOptions) -> Hashable:

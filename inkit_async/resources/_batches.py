@@ -9,6 +9,11 @@ that the answer is the batch asked for: its ``id`` equals the id as given (not i
 percent-encoded form). A stale answer, such as one a connection carried over from an
 earlier request, raises ``APIResponseValidationError`` instead of passing for another
 batch.
+
+Every method takes ``deadline=`` (seconds, or ``None`` for the client's own): the time
+the whole call may take (``_deadline.py``). For ``get``, ``create``, ``get_many``,
+``iter_many`` (from its first step) and ``wait``, that is the whole call; ``list`` and
+``watch`` are made of many calls, one per page or poll, and the deadline bounds each.
 """
 
 from __future__ import annotations
@@ -18,17 +23,20 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import unquote
 
 from .._body import nests_deeper_than
+from .._config import NOT_GIVEN, NotGiven
 from .._constants import DEFAULT_POLL_INTERVAL, MAX_JSON_DEPTH
 from .._converter import ShapeError, structure
+from .._deadline import CallDeadline
 from .._fanout import as_completed_bounded, run_bounded
 from .._models import Batch, CreatedBatch, RenderSpec
 from .._pagination import BatchList, ListFilters, parse_page
 from .._paths import encode_segment
 from .._polling import check_poll_interval, check_wait_timeout, wait_until_finished, watch_batch
+from .._validate import check_optional_seconds
 from ._base import APIResource
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Callable
+    from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
     from .._engine import Engine
     from .._exceptions import InkitError
@@ -78,7 +86,9 @@ class BatchResource(APIResource):
         """Name the resource's path."""
         return f"<{type(self).__name__} {self._path}>"
 
-    async def get(self, batch_id: str, *, use_cache: bool = True) -> Batch:
+    async def get(
+        self, batch_id: str, *, use_cache: bool = True, deadline: float | None = None
+    ) -> Batch:
         """Fetch one batch by id.
 
         The id is percent-encoded as exactly one path segment, so ``a/b``, ``x?y=1`` or
@@ -86,6 +96,12 @@ class BatchResource(APIResource):
         the same id under way at the same moment share one request (see
         ``AsyncInkit(coalesce=...)``); with a ``BatchCache``, a finished batch seen
         within its ``ttl`` is returned without one, unless *use_cache* is false.
+
+        Args:
+            batch_id: The batch.
+            use_cache: Whether a ``BatchCache`` may answer.
+            deadline: Seconds this call may take in all (see ``AsyncInkit(deadline=...)``);
+                ``None`` (the default): the client's ``deadline``.
 
         Raises:
             TypeError: *batch_id* is not a ``str`` (nothing is sent).
@@ -96,21 +112,36 @@ class BatchResource(APIResource):
             APIConnectionError: No response after the retries.
             APIResponseValidationError: The body is not a batch record, or is the
                 record of another batch than *batch_id*.
+            DeadlineExceededError: The deadline ran out, or could not be met.
         """
-        return await self._fetch(encode_segment(batch_id, "batch_id"), use_cache=use_cache)
+        segment = encode_segment(batch_id, "batch_id")
+        end = self._engine.end_of(_checked_deadline(deadline))
+        return await self._fetch(segment, use_cache=use_cache, end=end)
 
     @overload
     async def get_many(
-        self, batch_ids: Iterable[str], *, return_exceptions: Literal[False] = False
+        self,
+        batch_ids: Iterable[str],
+        *,
+        return_exceptions: Literal[False] = False,
+        deadline: float | None = None,
     ) -> list[Batch]: ...
 
     @overload
     async def get_many(
-        self, batch_ids: Iterable[str], *, return_exceptions: Literal[True]
+        self,
+        batch_ids: Iterable[str],
+        *,
+        return_exceptions: Literal[True],
+        deadline: float | None = None,
     ) -> list[Batch | InkitError]: ...
 
     async def get_many(
-        self, batch_ids: Iterable[str], *, return_exceptions: bool = False
+        self,
+        batch_ids: Iterable[str],
+        *,
+        return_exceptions: bool = False,
+        deadline: float | None = None,
     ) -> list[Batch] | list[Batch | InkitError]:
         """Fetch many batches concurrently; the results come back in input order.
 
@@ -125,6 +156,10 @@ class BatchResource(APIResource):
                 puts that error in its place and the others still complete. When false
                 (the default), the first failure is raised and the lookups still
                 running are cancelled cleanly.
+            deadline: Seconds the whole call may take, every lookup together (see
+                ``AsyncInkit(deadline=...)``); ``None`` (the default): the client's
+                ``deadline``. A lookup not done by then ends with
+                ``DeadlineExceededError``: in its place with *return_exceptions*.
 
         Raises:
             TypeError: *batch_ids* is a ``str``, or holds a non-``str`` id.
@@ -134,19 +169,22 @@ class BatchResource(APIResource):
         """
         ids = list(_checked_ids(batch_ids))
         segments = {batch_id: encode_segment(batch_id, "batch_id") for batch_id in ids}
+        seconds = _checked_deadline(deadline)
         results = await self._engine.traced(
             f"{self._name}.get_many",
             {"inkit.batch.count": len(segments)},
             run_bounded(
                 list(segments.values()),
-                self._fetch,
+                self._fetcher(self._engine.end_of(seconds)),
                 workers=self._engine.options.max_concurrency,
                 return_exceptions=return_exceptions,
             ),
         )
         return [results[segments[batch_id]] for batch_id in ids]
 
-    def iter_many(self, batch_ids: Iterable[str]) -> AsyncGenerator[tuple[str, Batch | InkitError]]:
+    def iter_many(
+        self, batch_ids: Iterable[str], *, deadline: float | None = None
+    ) -> AsyncGenerator[tuple[str, Batch | InkitError]]:
         """Fetch many batches concurrently; yield ``(batch_id, result)`` as each finishes.
 
         ``async for batch_id, result in client.batch.iter_many(ids):`` gets each result
@@ -162,6 +200,11 @@ class BatchResource(APIResource):
         (``break``) stops the lookups under way once the iterator is closed; wrap it in
         ``contextlib.aclosing(...)`` to close it at that very point.
 
+        *deadline*: seconds the whole iteration may take, from its first step (see
+        ``AsyncInkit(deadline=...)``; ``None``, the default: the client's
+        ``deadline``). A lookup not done by then yields its ``DeadlineExceededError``.
+        The time the loop's body takes counts too.
+
         Raises:
             TypeError: *batch_ids* is a ``str``, or holds a non-``str`` id.
             ValueError: An id is empty, blank, ``.``, ``..``, longer than 1,024
@@ -170,13 +213,16 @@ class BatchResource(APIResource):
         segments = {
             encode_segment(batch_id, "batch_id"): batch_id for batch_id in _checked_ids(batch_ids)
         }
-        return self._iter_many(segments)
+        return self._iter_many(segments, _checked_deadline(deadline))
 
     async def _iter_many(
-        self, segments: dict[str, str]
+        self, segments: dict[str, str], deadline: float | None
     ) -> AsyncGenerator[tuple[str, Batch | InkitError]]:
         stream = as_completed_bounded(
-            list(segments), self._fetch, workers=self._engine.options.max_concurrency, paced=True
+            list(segments),
+            self._fetcher(self._engine.end_of(deadline)),
+            workers=self._engine.options.max_concurrency,
+            paced=True,
         )
         try:
             async for segment, result in stream:
@@ -192,6 +238,7 @@ class BatchResource(APIResource):
         search: str | None = None,
         destination_name: str | None = None,
         destination_status: str | None = None,
+        deadline: float | None = None,
     ) -> BatchList:
         """List batches, all pages: ``async for batch in client.batch.list(...)``.
 
@@ -205,6 +252,11 @@ class BatchResource(APIResource):
             destination_name: Only batches with this destination (``inkit_storage``).
             destination_status: Only batches whose destination is in this state
                 (``completed``, ``failed``, ``in_progress``).
+            deadline: Seconds each page's fetch may take (see
+                ``AsyncInkit(deadline=...)``); ``None`` (the default): the client's
+                ``deadline``. Per page, not for the whole listing: the time your loop
+                spends between pages is not the SDK's. To bound a whole listing, wrap
+                the loop in ``asyncio.timeout``.
 
         Raises:
             ValueError: *page_size* is outside 1..1000, *sort* is malformed, or a filter
@@ -223,6 +275,7 @@ class BatchResource(APIResource):
             destination_name=destination_name,
             destination_status=destination_status,
         )
+        seconds = _checked_deadline(deadline)
 
         async def fetch(page: int, previous: Page | None) -> Page:
             return await self._engine.request(
@@ -232,12 +285,17 @@ class BatchResource(APIResource):
                 params=filters.params(page),
                 operation=f"{self._name}.list",
                 attributes={"inkit.page": page},
+                end=self._engine.end_of(seconds),
             )
 
         return BatchList(fetch)
 
     def watch(
-        self, batch_id: str, *, poll_interval: float = DEFAULT_POLL_INTERVAL
+        self,
+        batch_id: str,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        deadline: float | None = None,
     ) -> AsyncIterator[Batch]:
         """Follow a batch: ``async for snapshot in client.batch.watch(batch_id)``.
 
@@ -248,12 +306,17 @@ class BatchResource(APIResource):
         404, ...) ends the iteration by propagating. Breaking out of the loop, or
         cancelling the task, stops polling at once.
 
+        *deadline*: seconds each poll may take (see ``AsyncInkit(deadline=...)``;
+        ``None``, the default: the client's ``deadline``). To bound the whole
+        following, use ``wait(deadline=...)`` or wrap the loop in ``asyncio.timeout``.
+
         Raises:
-            ValueError: *batch_id* or *poll_interval* is invalid (raised here).
+            ValueError: *batch_id*, *poll_interval* or *deadline* is invalid (raised here).
         """
         segment = encode_segment(batch_id, "batch_id")
         interval = check_poll_interval(poll_interval)
-        return watch_batch(lambda: self._fetch(segment), interval)
+        seconds = _checked_deadline(deadline)
+        return watch_batch(lambda: self._fetch(segment, end=self._engine.end_of(seconds)), interval)
 
     async def wait(
         self,
@@ -261,6 +324,7 @@ class BatchResource(APIResource):
         *,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float | None = None,
+        deadline: float | None = None,
     ) -> Batch:
         """Poll a batch until it is finished and return that snapshot.
 
@@ -270,16 +334,38 @@ class BatchResource(APIResource):
         Args:
             batch_id: The batch to wait for.
             poll_interval: Seconds between the starts of two polls (default 2).
-            timeout: Seconds to wait in all (default: no limit).
+            timeout: Seconds to wait for the batch to finish (default: no limit): then
+                ``WaitTimeoutError`` with the last snapshot, an outcome to handle.
+            deadline: Seconds the whole call may take, every poll and the pauses
+                between them together (``None``, the default: the client's
+                ``deadline``, for the whole wait too). Then, or as soon as it cannot be
+                met (a poll's ``Retry-After``, or the next poll, would come after it),
+                ``DeadlineExceededError``. With both, whichever ends first applies.
 
         Raises:
             WaitTimeoutError: *timeout* passed first; ``.batch`` is the last snapshot.
+            DeadlineExceededError: The deadline ran out, or could not be met.
             ValueError: An argument is invalid (before any request).
         """
-        snapshots = self.watch(batch_id, poll_interval=poll_interval)
-        return await wait_until_finished(snapshots, check_wait_timeout(timeout), batch_id)
+        segment = encode_segment(batch_id, "batch_id")
+        interval = check_poll_interval(poll_interval)
+        seconds = check_wait_timeout(timeout)
+        end = self._engine.end_of(_checked_deadline(deadline))
+        fetch = self._fetcher(end)
+        snapshots = watch_batch(
+            lambda: fetch(segment),
+            interval,
+            until=CallDeadline.of(end, "GET", f"{self._path}/{segment}"),
+        )
+        return await wait_until_finished(snapshots, seconds, batch_id)
 
-    async def _fetch(self, segment: str, *, use_cache: bool = True) -> Batch:
+    def _fetcher(self, end: float | None) -> Callable[[str], Awaitable[Batch]]:
+        """``_fetch`` of a segment, by the deadline at *end* (``None``: none)."""
+        return lambda segment: self._fetch(segment, end=end)
+
+    async def _fetch(
+        self, segment: str, *, use_cache: bool = True, end: float | NotGiven | None = NOT_GIVEN
+    ) -> Batch:
         path = f"{self._path}/{segment}"
         # This client's own part of the cache: entries of its API root and token only.
         cache = self._engine.state.cache
@@ -292,10 +378,17 @@ class BatchResource(APIResource):
             shared=True,
             operation=f"{self._name}.get",
             attributes={"inkit.batch.id": segment},
+            end=end,
         )
         if cache is not None:
             cache.put(path, batch)
         return batch
+
+
+def _checked_deadline(deadline: object) -> float | None:
+    """A call's ``deadline=``: ``None`` (the client's), or a finite number of seconds > 0."""
+    seconds = check_optional_seconds("deadline", deadline, above=True)
+    return None if seconds is None else float(seconds)
 
 
 def _checked_ids(batch_ids: object) -> Iterable[str]:
@@ -345,6 +438,7 @@ class DocumentBatchResource(BatchResource):
         template_id: str,
         renders: Iterable[RenderSpec | Mapping[str, Any]],
         name: str | None = None,
+        deadline: float | None = None,
     ) -> CreatedBatch:
         """Create a batch that renders *template_id* once per item of *renders*.
 
@@ -360,6 +454,11 @@ class DocumentBatchResource(BatchResource):
             renders: One ``RenderSpec`` (or dict with the API's keys) per document;
                 each needs ``merge_parameters``.
             name: A name for the batch.
+            deadline: Seconds the create may take in all (see
+                ``AsyncInkit(deadline=...)``); ``None`` (the default): the client's
+                ``deadline``. An attempt the deadline cuts may have made the batch:
+                the error's ``may_have_reached_server`` says so, and it is not sent
+                again.
 
         Raises:
             ValueError: *template_id* is empty, *renders* is empty, a render has no
@@ -368,6 +467,7 @@ class DocumentBatchResource(BatchResource):
                 before any request. No template needs that depth, and Python's JSON
                 encoder fails at about 1,000 levels.
             TypeError: An argument has the wrong type (before any request).
+            DeadlineExceededError: The deadline ran out, or could not be met.
         """
         if not isinstance(template_id, str):
             raise TypeError(f"template_id must be a str, got {type(template_id).__name__}")
@@ -383,6 +483,7 @@ class DocumentBatchResource(BatchResource):
             if not isinstance(name, str):
                 raise TypeError(f"name must be a str, got {type(name).__name__}")
             payload["name"] = name
+        seconds = _checked_deadline(deadline)
         return await self._engine.request(
             "POST",
             self._path,
@@ -391,4 +492,5 @@ class DocumentBatchResource(BatchResource):
             may_repeat=False,
             operation=f"{self._name}.create",
             attributes={"inkit.template.id": template_id, "inkit.renders": len(bodies)},
+            end=self._engine.end_of(seconds),
         )

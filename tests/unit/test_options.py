@@ -61,6 +61,7 @@ def test_every_option_has_a_scope():
     assert all(isinstance(field.metadata.get(OPTION_SCOPE), OptionScope) for field in FIELDS)
     assert PER_CALL_OPTIONS == (
         "timeout",
+        "deadline",
         "max_retries",
         "max_retry_after",
         "backoff",
@@ -128,6 +129,7 @@ def _non_default_values() -> dict[str, object]:
     """A value other than the default for every option a FakeInkit client can take."""
     return {
         "timeout": 7,
+        "deadline": 9.5,
         "max_retries": 5,
         "max_concurrency": 3,
         "max_retry_after": 12.5,
@@ -198,7 +200,7 @@ def test_the_record_keeps_numbers_plain():
     assert type(client.timeout) is float
     assert type(client.max_retries) is int
     assert (client.timeout, client.max_retries) == (5.0, 3)
-    assert client._engine.options.deadline == 5.0  # noqa: SLF001
+    assert client._engine.options.attempt_deadline == 5.0  # noqa: SLF001
 
 
 @pytest.mark.parametrize(
@@ -212,6 +214,12 @@ def test_the_record_keeps_numbers_plain():
         ({"max_retries": -1}, ValueError, "max_retries must be >= 0, got -1"),
         ({"max_concurrency": True}, TypeError, "max_concurrency must be an int, got bool"),
         ({"max_concurrency": 0}, ValueError, "max_concurrency must be >= 1, got 0"),
+        ({"deadline": 0}, ValueError, "deadline must be a finite number > 0, got 0"),
+        ({"deadline": -0.5}, ValueError, "deadline must be a finite number > 0, got -0.5"),
+        ({"deadline": math.nan}, ValueError, "deadline must be a finite number > 0, got nan"),
+        ({"deadline": math.inf}, ValueError, "deadline must be a finite number > 0, got inf"),
+        ({"deadline": True}, TypeError, "deadline must be a number of seconds or None, got bool"),
+        ({"deadline": "1"}, TypeError, "deadline must be a number of seconds or None, got str"),
     ],
 )
 def test_bad_numbers_are_refused_by_name(options, error, message):
