@@ -36,7 +36,6 @@ from urllib.parse import urlencode
 
 import attrs
 
-from ._config import NOT_GIVEN, NotGiven
 from ._constants import TOKEN_HEADER
 from ._deadline import CallDeadline
 from ._exceptions import APITimeoutError, InkitError, scrub_failure
@@ -164,7 +163,7 @@ class Engine:
         shared: bool = False,
         operation: str = "",
         attributes: Mapping[str, str | int] | None = None,
-        end: float | NotGiven | None = NOT_GIVEN,
+        end: float | None,
     ) -> T:
         """Send one API call, with retries, and return ``cast(json_of_the_answer)``.
 
@@ -186,8 +185,9 @@ class Engine:
             operation: The call's name in traces (``batch.get``), for the span
                 OpenTelemetry records for it (``_tracing.py``), if any.
             attributes: That span's own attributes (``inkit.batch.id``).
-            end: When the call must be done by, on the loop's clock (``end_of``);
-                ``None``: no deadline; left out: the client's ``deadline`` from now.
+            end: When the call must be done by, on the loop's clock: ``end_of(deadline)``
+                for a call's ``deadline=`` (``None`` there: the client's); ``None`` here:
+                no deadline. Required, so that no call forgets the client's.
 
         Raises:
             InkitError: The client is closed, or is used from another event loop; or
@@ -196,8 +196,6 @@ class Engine:
         if self.is_closed:
             raise InkitError(_CLOSED)
         self._state.bind()
-        if isinstance(end, NotGiven):
-            end = self.end_of(None)  # the client's deadline, from now
         deadline = CallDeadline.of(end, method, path, may_repeat=may_repeat)
         coalescer = self._coalescer
         work: Awaitable[T]

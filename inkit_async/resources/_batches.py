@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import unquote
 
 from .._body import nests_deeper_than
-from .._config import NOT_GIVEN, NotGiven
 from .._constants import DEFAULT_POLL_INTERVAL, MAX_JSON_DEPTH
 from .._converter import ShapeError, structure
 from .._deadline import CallDeadline
@@ -363,9 +362,7 @@ class BatchResource(APIResource):
         """``_fetch`` of a segment, by the deadline at *end* (``None``: none)."""
         return lambda segment: self._fetch(segment, end=end)
 
-    async def _fetch(
-        self, segment: str, *, use_cache: bool = True, end: float | NotGiven | None = NOT_GIVEN
-    ) -> Batch:
+    async def _fetch(self, segment: str, *, end: float | None, use_cache: bool = True) -> Batch:
         path = f"{self._path}/{segment}"
         # This client's own part of the cache: entries of its API root and token only.
         cache = self._engine.state.cache
