@@ -16,6 +16,7 @@ import warnings
 
 import attrs
 
+from ._blocking import BlockingInkit
 from ._cache import BatchCache, CacheStats
 from ._client import AsyncInkit
 from ._converter import deprecated_converter as _deprecated_converter
@@ -71,6 +72,7 @@ __all__ = [
     "BatchList",
     "BatchResource",
     "BatchStatus",
+    "BlockingInkit",
     "CacheStats",
     "ClientEvent",
     "ConflictError",
