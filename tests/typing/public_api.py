@@ -28,6 +28,7 @@ from inkit_async import (
     BatchList,
     BatchResource,
     BatchStatus,
+    BlockingInkit,
     CacheStats,
     ClientEvent,
     CreatedBatch,
@@ -311,6 +312,49 @@ def plain_data(batch: Batch, page: Page, stats: CacheStats, event: ClientEvent) 
     assert_type(to_dict(batch), dict[str, Any])
     assert_type(to_dict(stats), dict[str, Any])
     assert_type(to_dict(event), dict[str, Any])
+
+
+def from_synchronous_code(ids: list[str]) -> None:
+    """BlockingInkit: AsyncInkit's arguments and methods, blocking, with their types."""
+    with BlockingInkit(
+        "token",
+        base_url="http://127.0.0.1:8000/v1",
+        timeout=httpx.Timeout(10.0, connect=2.0),
+        max_retries=3,
+        throttle=Throttle(rate_limit=50),
+    ) as client:
+        assert_type(client, BlockingInkit)
+        assert_type(client.batch.get("rb_1"), Batch)
+        assert_type(client.batch.get("rb_1", use_cache=False), Batch)
+        assert_type(client.batch.get_many(ids), list[Batch])
+        assert_type(client.batch.get_many(ids, return_exceptions=True), list[Batch | InkitError])
+        for batch_id, result in client.batch.iter_many(ids):
+            assert_type(batch_id, str)
+            assert_type(result, Batch | InkitError)
+        with contextlib.closing(client.batch.iter_many(ids)) as results:
+            next(results)
+        for batch in client.batch.list(page_size=100, sort="-created_at"):
+            assert_type(batch, Batch)
+        for page in client.batch.list().pages():
+            assert_type(page, Page)
+        for snapshot in client.flow_batch.watch("fb_1", poll_interval=1.0):
+            assert_type(snapshot, Batch)
+        assert_type(client.batch.wait("rb_1", timeout=60), Batch)
+        assert_type(
+            client.batch.create(template_id="tmpl_1", renders=[RenderSpec(merge_parameters={})]),
+            CreatedBatch,
+        )
+        fast = client.with_options(timeout=2.0, max_retries=0)
+        assert_type(fast, BlockingInkit)
+        assert_type(fast.throttle, Throttle | None)
+        assert_type(client.timeout, float | HTTPTimeout)
+        assert_type(client.is_closed, bool)
+        client.close()
+    BlockingInkit(max_retries="3")  # type: ignore[arg-type] # pyright: ignore[reportArgumentType]
+    BlockingInkit(bogus=1)  # type: ignore[call-arg] # pyright: ignore[reportCallIssue]
+    client.with_options(max_concurrency=2)  # type: ignore[call-arg] # pyright: ignore[reportCallIssue]
+    client.batch.get(1)  # type: ignore[arg-type] # pyright: ignore[reportArgumentType]
+    client.flow_batch.create(template_id="t", renders=[])  # type: ignore[attr-defined] # pyright: ignore[reportAttributeAccessIssue]
 
 
 def deprecated_converter(data: dict[str, object]) -> dict[str, object]:
