@@ -633,11 +633,11 @@ class BlockingInkit:
         with BlockingInkit() as client:  # token from INKIT_API_TOKEN
             batch = client.batch.get("rb_6WtDgF7RGqdS5Uzea9neZJ")
 
-    It takes exactly ``AsyncInkit``'s arguments, with their meaning, defaults and
-    checks (errors raise here). It runs one ``AsyncInkit`` on one event loop in a daemon
-    thread (``inkit-blocking-N``), started by the first call or by ``with``: every
-    thread shares its connection pool, its concurrency slots and its throttle, and may
-    call it at the same moment. A blocking call returns when the async call does, so
+    It takes exactly ``AsyncInkit``'s arguments (see ``AsyncInkit`` for each), with
+    their meaning, defaults and checks (errors raise here). It runs one ``AsyncInkit``
+    on one event loop in a daemon thread (``inkit-blocking-N``), started by the first
+    call or by ``with``: every thread shares its connection pool, its concurrency
+    slots and its throttle, and may call it at the same moment. A blocking call returns when the async call does, so
     the bounds of the async call (``timeout``, ``max_retries``, the throttle's
     ``max_wait``, ``wait``'s ``timeout``) bound it; an exception in the calling thread
     while it waits (Ctrl-C) cancels the call on the loop, waits up to 5 s for it to
