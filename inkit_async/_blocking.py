@@ -637,11 +637,11 @@ class BlockingInkit:
     their meaning, defaults and checks (errors raise here). It runs one ``AsyncInkit``
     on one event loop in a daemon thread (``inkit-blocking-N``), started by the first
     call or by ``with``: every thread shares its connection pool, its concurrency
-    slots and its throttle, and may call it at the same moment. A blocking call returns when the async call does, so
-    the bounds of the async call (``timeout``, ``max_retries``, the throttle's
-    ``max_wait``, ``wait``'s ``timeout``) bound it; an exception in the calling thread
-    while it waits (Ctrl-C) cancels the call on the loop, waits up to 5 s for it to
-    wind down, and propagates.
+    slots and its throttle, and may call it at the same moment. A blocking call
+    returns when the async call does, so the bounds of the async call (``timeout``,
+    ``max_retries``, the throttle's ``max_wait``, ``wait``'s ``timeout``) bound it; an
+    exception in the calling thread while it waits (Ctrl-C) cancels the call on the
+    loop, waits up to 5 s for it to wind down, and propagates.
 
     Never call it from async code (a thread where an event loop runs): that raises
     ``InkitError``, as the call would stall that loop; use ``AsyncInkit`` there.
