@@ -47,6 +47,7 @@ from typing import (
     ParamSpec,
     Self,
     TypeVar,
+    cast,
     overload,
 )
 
@@ -140,10 +141,12 @@ class _Shared:
     ``close()`` can still be collected (and then closes itself).
     """
 
-    __slots__ = ("calls", "failures")
+    __slots__ = ("calls", "failures", "iterators")
 
     def __init__(self) -> None:
-        self.calls: set[asyncio.Task[Any]] = set()  # touched on the loop thread only
+        # Touched on the loop thread only.
+        self.calls: set[asyncio.Task[Any]] = set()
+        self.iterators: weakref.WeakSet[AsyncIterator[Any]] = weakref.WeakSet()
         self.failures: list[Exception] = []
 
 
@@ -172,17 +175,17 @@ class _Call(Generic[T]):
         self.ended.set()
 
     def cancel(self) -> None:
-        """Cancel the task (on the loop thread); ``start`` always ran before."""
-        if self.task is not None:
-            self.task.cancel()
+        """Cancel the task (on the loop thread), which ``start`` made: it ran first."""
+        cast("asyncio.Task[T]", self.task).cancel()
 
 
 async def _awaited(work: Callable[[], Awaitable[T]]) -> T:
     return await work()
 
 
-async def _next(items: AsyncIterator[T]) -> T | _End:
+async def _next(items: AsyncIterator[T], shared: _Shared) -> T | _End:
     """The next item of *items*, or ``_END`` (``StopAsyncIteration`` stays on the loop)."""
+    shared.iterators.add(items)  # closed first if the client closes while it is open
     return await anext(items, _END)
 
 
@@ -213,6 +216,14 @@ async def _wind_down(client: AsyncInkit, shared: _Shared) -> None:
     """Cancel the calls under way, close the client, then what the loop itself holds."""
     loop = asyncio.get_running_loop()
     await _cancel_and_wait(set(shared.calls))
+    # The iterators still open, each closed by itself: shutdown_asyncgens would close an
+    # iterator and the generators it iterates all at once, and one then finds the other
+    # already running (iter_many's stream).
+    for items in list(shared.iterators):
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(aclose(), _GRACE)
     try:
         async with asyncio.timeout(_GRACE):
             await client.aclose()
@@ -291,10 +302,9 @@ class _LoopThread:
 
     def _cancel(self, call: _Call[Any]) -> None:
         """Cancel *call*'s task and give it ``_GRACE`` seconds to wind down."""
-        loop = self._loop
-        if loop is not None:
-            with contextlib.suppress(RuntimeError):  # closed meanwhile: the task ended
-                loop.call_soon_threadsafe(call.cancel)
+        loop = cast("asyncio.AbstractEventLoop", self._loop)  # the call was submitted to it
+        with contextlib.suppress(RuntimeError):  # closed meanwhile: the task has ended
+            loop.call_soon_threadsafe(call.cancel)
         call.ended.wait(_GRACE)
 
     def _loop_for_calls(self) -> asyncio.AbstractEventLoop:
@@ -303,7 +313,7 @@ class _LoopThread:
             raise InkitError(_CLOSED)
         if self._loop is None:
             return self._start()
-        if self._pid != os.getpid():
+        if self._pid != os.getpid():  # pragma: no cover - in a forked child (test_after_a_fork)
             raise InkitError(_FORKED.format(parent=self._pid, child=os.getpid()))
         return self._loop
 
@@ -331,7 +341,7 @@ class _LoopThread:
     def iterate(self, items: AsyncIterator[T]) -> Generator[T, None, None]:
         """Pull *items* one at a time through the loop; leaving early closes them there."""
         while True:
-            item = self.call(_next, items)
+            item = self.call(_next, items, self._shared)
             if isinstance(item, _End):
                 return
             try:
@@ -384,13 +394,13 @@ class _LoopThread:
             loop, thread = self._loop, self._thread
             if loop is None or thread is None:
                 return None  # never started: nothing was opened
-            if self._pid != os.getpid():
+            if self._pid != os.getpid():  # pragma: no cover - in a forked child
                 _LEFT_BY_FORK.append(loop)  # the parent's, as it is
                 return None
             loop.call_soon_threadsafe(loop.stop)
             return thread
 
-    def after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:  # pragma: no cover - in a forked child
         """Replace the lock, which another thread may have held at the fork."""
         self._lock = threading.Lock()
 
@@ -404,13 +414,13 @@ def _close_all_at_exit() -> None:
             _log.exception("Closing a BlockingInkit at exit failed")
 
 
-def _after_fork_in_child() -> None:
+def _after_fork_in_child() -> None:  # pragma: no cover - in a forked child
     for runner in list(_ALL):
         runner.after_fork_in_child()
 
 
 atexit.register(_close_all_at_exit)
-if hasattr(os, "register_at_fork"):
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+import httpx
 import pytest
 
 from inkit_async import (
@@ -457,3 +458,65 @@ def test_after_a_fork(served):
     assert client.batch.get("rb_parent2").id == "rb_parent2"
     client.close()
     assert [r.last_segment for r in server.requests] == ["rb_child", "rb_parent", "rb_parent2"]
+
+
+def test_an_iterator_outliving_its_client(served, caplog):
+    """After close(): using an iterator raises InkitError, closing one is a no-op.
+
+    close() closed both on the loop first, each by itself, without an error logged.
+    """
+    server: LoopbackServer = served.value
+    server.handler = pages_of_two
+    client = BlockingInkit(TOKEN, base_url=server.url)
+    used = client.batch.iter_many(["rb_1", "rb_2", "rb_3"])
+    closed = client.batch.list()
+    next(used)
+    pages = iter(closed)
+    next(pages)
+    client.close()  # the loop's wind-down closed both async generators
+    with pytest.raises(InkitError, match="is closed"):
+        next(used)
+    pages.close()
+    with pytest.raises(InkitError, match="is closed"):
+        client.batch.iter_many(["rb_1"])
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_an_iterator_closed_on_an_event_loop_thread_does_not_block_it(served):
+    """Closed where a loop runs (as a collection may): its clean-up is sent, not awaited."""
+    server: LoopbackServer = served.value
+    server.handler = delayed(0.05)
+    with BlockingInkit(TOKEN, base_url=server.url, max_concurrency=4) as client:
+        results = client.batch.iter_many([f"rb_{n}" for n in range(20)])
+        next(results)
+
+        async def close_it() -> None:
+            results.close()
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, close_it()).result(10)
+        served.wait_until(lambda: server.in_flight == 0, 5, "no request in flight")
+        assert other_tasks(client) == 0
+
+
+class FailingClose(httpx.AsyncBaseTransport):
+    """An httpx transport whose close fails (answers every request with the batch)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer with the batch asked for."""
+        batch_id = request.url.path.rsplit("/", 1)[-1]
+        return httpx.Response(200, json={**BATCH_JSON, "id": batch_id})
+
+    async def aclose(self) -> None:
+        """Fail."""
+        raise OSError("the transport could not close")
+
+
+def test_close_raises_what_closing_the_client_raised():
+    """The AsyncInkit's close fails: close() raises that, and the loop thread still ends."""
+    client = BlockingInkit(TOKEN, base_url="http://inkit.test/v1", transport=FailingClose())
+    assert client.batch.get("rb_1").id == "rb_1"
+    with pytest.raises(OSError, match="could not close"):
+        client.close()
+    assert not loop_threads()
+    client.close()  # once closed, closed
