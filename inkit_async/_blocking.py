@@ -53,6 +53,7 @@ from typing import (
 
 from ._client import AsyncInkit
 from ._exceptions import InkitError
+from ._settings import ClientSettings
 from .resources import BatchResource, DocumentBatchResource
 
 if TYPE_CHECKING:
@@ -66,12 +67,8 @@ if TYPE_CHECKING:
     )
     from types import TracebackType
 
-    from ._cache import BatchCache
     from ._models import Batch, Page
     from ._pagination import BatchList
-    from ._protocols import HTTPTimeout
-    from ._retry import Backoff
-    from ._throttle import Throttle
 
 __all__ = ["BlockingInkit"]
 
@@ -573,12 +570,20 @@ class BlockingBatchResource(_BlockingResource):
     # so they are spelled here; tests/unit/test_blocking.py holds them to the async ones.
     @overload
     def get_many(
-        self, batch_ids: Iterable[str], *, return_exceptions: Literal[False] = False
+        self,
+        batch_ids: Iterable[str],
+        *,
+        return_exceptions: Literal[False] = False,
+        deadline: float | None = None,
     ) -> list[Batch]: ...
 
     @overload
     def get_many(
-        self, batch_ids: Iterable[str], *, return_exceptions: Literal[True]
+        self,
+        batch_ids: Iterable[str],
+        *,
+        return_exceptions: Literal[True],
+        deadline: float | None = None,
     ) -> list[Batch | InkitError]: ...
 
     def get_many(self, *args: Any, **kwargs: Any) -> list[Batch] | list[Batch | InkitError]:
@@ -634,7 +639,7 @@ def _arguments_of(
     return apply
 
 
-class BlockingInkit:
+class BlockingInkit(ClientSettings):
     """A client for synchronous code: ``AsyncInkit``'s calls, as blocking methods.
 
     For Celery and RQ tasks, cron scripts and Django's synchronous views: one client for
@@ -681,6 +686,7 @@ class BlockingInkit:
 
     def _bind(self, client: AsyncInkit) -> None:
         self._client = client
+        self._engine = client._engine  # noqa: SLF001 - the options it shows are its client's
         self._closed = False
         self.batch = BlockingDocumentBatchResource(self, self._runner, client.batch)
         self.flow_batch = BlockingBatchResource(self, self._runner, client.flow_batch)
@@ -745,48 +751,6 @@ class BlockingInkit:
     def is_closed(self) -> bool:
         """Whether ``close()`` was called on this client (or on its original)."""
         return self._closed or self._runner.closed
-
-    # -- the options, as given -----------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """The API root requests are sent to, without a trailing slash."""
-        return self._client.base_url
-
-    @property
-    def timeout(self) -> float | HTTPTimeout:
-        """The ``timeout`` option as given: seconds per attempt, or an httpx(2) ``Timeout``."""
-        return self._client.timeout
-
-    @property
-    def max_retries(self) -> int:
-        """Retries after the first attempt of a retryable request."""
-        return self._client.max_retries
-
-    @property
-    def max_concurrency(self) -> int:
-        """Requests this client (with its variants) keeps in flight at most."""
-        return self._client.max_concurrency
-
-    @property
-    def max_retry_after(self) -> float:
-        """Longest ``Retry-After`` in seconds the client waits on."""
-        return self._client.max_retry_after
-
-    @property
-    def backoff(self) -> Backoff:
-        """The backoff between retries without a ``Retry-After``."""
-        return self._client.backoff
-
-    @property
-    def cache(self) -> BatchCache | None:
-        """The cache of finished batches this client (and its variants) uses, if any."""
-        return self._client.cache
-
-    @property
-    def throttle(self) -> Throttle | None:
-        """The throttle every thread's calls go through; ``None`` when off."""
-        return self._client.throttle
 
     def __repr__(self) -> str:
         """Describe the client without its token."""

@@ -20,6 +20,7 @@ from ._constants import (
     DEFAULT_TIMEOUT,
 )
 from ._engine import Engine
+from ._settings import ClientSettings
 from .resources import BatchResource, DocumentBatchResource
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncInkit"]
 
 
-class AsyncInkit(AsyncClosing):
+class AsyncInkit(AsyncClosing, ClientSettings):
     """An asyncio client for the Inkit API.
 
     Use one client for the lifetime of your application and share it between tasks::
@@ -214,54 +215,6 @@ class AsyncInkit(AsyncClosing):
     def is_closed(self) -> bool:
         """Whether ``aclose()`` was called on this client (or on its parent)."""
         return self._engine.is_closed
-
-    # -- the options, as given -------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """The API root requests are sent to, without a trailing slash."""
-        return self._engine.options.root
-
-    @property
-    def timeout(self) -> float | HTTPTimeout:
-        """The ``timeout`` option as given: seconds per attempt, or an httpx(2) ``Timeout``."""
-        return self._engine.options.timeout
-
-    @property
-    def deadline(self) -> float | None:
-        """Seconds each call may take in all, or ``None`` (no bound)."""
-        return self._engine.options.deadline
-
-    @property
-    def max_retries(self) -> int:
-        """Retries after the first attempt of a retryable request."""
-        return self._engine.options.max_retries
-
-    @property
-    def max_concurrency(self) -> int:
-        """Requests this client (with its variants) keeps in flight at most."""
-        return self._engine.options.max_concurrency
-
-    @property
-    def max_retry_after(self) -> float:
-        """Longest ``Retry-After`` in seconds the client waits on."""
-        return self._engine.options.max_retry_after
-
-    @property
-    def backoff(self) -> Backoff:
-        """The backoff between retries without a ``Retry-After``."""
-        return self._engine.options.backoff
-
-    @property
-    def cache(self) -> BatchCache | None:
-        """The cache of finished batches this client (and its variants) uses, if any."""
-        scope = self._engine.state.cache
-        return None if scope is None else scope.cache
-
-    @property
-    def throttle(self) -> Throttle | None:
-        """The throttle this client (and its variants) sends through; ``None`` when off."""
-        return self._engine.state.throttle
 
     def __repr__(self) -> str:
         """Describe the client without its token."""
