@@ -11,6 +11,8 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from tests.support.loopback import wait_until
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
     from contextlib import AbstractAsyncContextManager
@@ -47,16 +49,7 @@ class ServerThread:
 
     def wait_until(self, condition: Callable[[], bool], within: float, what: str) -> None:
         """Poll *condition* on the server's loop until it holds; fail after *within* s."""
-
-        async def poll() -> None:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + within
-            while not condition():
-                if loop.time() > deadline:
-                    raise AssertionError(f"timed out after {within} s waiting for {what}")
-                await asyncio.sleep(0.002)
-
-        self.run(poll(), within + 5)
+        self.run(wait_until(condition, within, what), within + 5)
 
     def __enter__(self) -> Self:
         """Start the loop and open the server on it."""
