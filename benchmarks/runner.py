@@ -520,7 +520,33 @@ RATE_FIGURES = (
     "cpu_per_lookup_us",
     "connections",
     "server_cpu_share",
+    "reach_s",
 )
+
+#: What share of the server's rate a second must let through to count as reaching it.
+REACH_SHARE = 0.9
+
+
+def reach_seconds(timeline: dict[str, Any], rate: float) -> float | None:
+    """Seconds from the first 429 until a whole second lets through 90% of *rate*.
+
+    From the server's timeline: the start of the first one-second window (of its 100 ms
+    buckets), at or after the bucket of the first 429, in which the server let through
+    at least ``REACH_SHARE`` of its rate; ``None`` when no 429 came or no window did.
+    """
+    width = timeline["bucket_s"]
+    let_through = [
+        sent - refused
+        for sent, refused in zip(timeline["requests"], timeline["refused"], strict=True)
+    ]
+    first = next((index for index, refused in enumerate(timeline["refused"]) if refused), None)
+    if first is None:
+        return None
+    span = round(1.0 / width)
+    for start in range(first, len(let_through) - span + 1):
+        if sum(let_through[start : start + span]) >= REACH_SHARE * rate:
+            return (start - first) * width
+    return None
 
 
 def run_rate_one(client: str, scenario: RateScenario, base_url: str) -> dict[str, Any]:
@@ -550,6 +576,7 @@ def run_rate_one(client: str, scenario: RateScenario, base_url: str) -> dict[str
         goodput=good / result["wall"],
         goodput_share=good / result["wall"] / scenario.rate,
         wall_vs_ideal=result["wall"] / scenario.ideal,
+        reach_s=reach_seconds(result["timeline"], scenario.rate),
     )
     return result
 
@@ -571,7 +598,8 @@ def run_rate_limits(
                         summary = (
                             f"{result['errors']:,} failed {result.get('error_kinds') or ''}, "
                             f"{result['requests_per_lookup']:.2f} requests/lookup, "
-                            f"{result['wall']:.1f} s ({result['wall_vs_ideal']:.2f}x ideal)"
+                            f"{result['wall']:.1f} s ({result['wall_vs_ideal']:.2f}x ideal), "
+                            f"90% of the limit {reach(result['reach_s'])} after the first 429"
                         )
                     log(f"rep {rep + 1}/{reps} rate-limited, {scenario.name}, {client}: {summary}")
     rows = []
@@ -599,6 +627,11 @@ def run_rate_limits(
             for rep, result in enumerate(results)
         ],
     }
+
+
+def reach(seconds: float | None) -> str:
+    """A ``reach_s`` figure as words."""
+    return "never" if seconds is None else f"{seconds:.1f} s"
 
 
 def scenario_json(scenario: RateScenario) -> dict[str, Any]:
