@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from inkit_async._throttle import Permit
 
 
+#: The call number of the lookup a run's *warm_up* sends first.
+WARM_UP = -1
+
+
 class Clock:
     """A clock the simulation moves by hand."""
 
@@ -74,6 +78,7 @@ class Result:
     requests: int = 0
     refused: int = 0
     failed: int = 0
+    #: When the server first refused a request (not when the client read the answer).
     first_refusal: float | None = None
     #: Requests the server let through per whole second since the start.
     admitted_per_second: list[int] = attrs.Factory(list)
@@ -90,14 +95,26 @@ def run(  # noqa: PLR0915 - one event loop, read top to bottom
     retry_after: float | None = None,
     max_retries: int = 2,
     limit: float = 3600.0,
+    start_gap: float = 0.0,
+    busy: float = 0.0,
+    warm_up: float = 0.0,
 ) -> Result:
     """Run *lookups* through *concurrency* callers; return what happened.
 
-    *retry_after*: what every 429 carries (``None``: no ``Retry-After``).
+    *retry_after*: what every 429 carries (``None``: no ``Retry-After``). *start_gap*:
+    the callers start one every this many seconds, as ``get_many`` starts one worker per
+    turn of the event loop (0: all at once, as a gather does). *busy*: the client's event
+    loop is busy for this many seconds once the first callers have sent, as one is while
+    a gather of 20,000 lookups makes its tasks: every answer and timer due meanwhile is
+    handled at its end, in order (the server answers on time). *warm_up*: one lookup
+    goes alone first, and the callers start this many seconds after it (0: none), as a
+    program's first request often does before its fan-out.
     """
     result = Result()
     order = itertools.count()
-    events: list[tuple[float, int, Callable[[], None]]] = []
+    # (when, order, action, whether the server does it: the client's busy loop holds up
+    # only the client's own events)
+    events: list[tuple[float, int, Callable[[], None], bool]] = []
     waiting: list[int] = []  # callers waiting for a permit, in order (their call ids)
     spent: dict[int, int] = {}  # retries that count against max_retries, per call
     options = ClientOptions(api_token="sim", base_url="http://127.0.0.1", max_retries=max_retries)
@@ -108,8 +125,8 @@ def run(  # noqa: PLR0915 - one event loop, read top to bottom
     done = 0
     wake_at = [float("inf")]
 
-    def at(when: float, action: Callable[[], None]) -> None:
-        heapq.heappush(events, (when, next(order), action))
+    def at(when: float, action: Callable[[], None], *, server: bool = False) -> None:
+        heapq.heappush(events, (when, next(order), action, server))
 
     def start_next() -> None:
         call = next(pending, None)
@@ -145,6 +162,8 @@ def run(  # noqa: PLR0915 - one event loop, read top to bottom
 
         def reach() -> None:
             admitted = server.admit(clock.now)
+            if not admitted and result.first_refusal is None:
+                result.first_refusal = clock.now
             if admitted:
                 second = int(clock.now)
                 seconds = result.admitted_per_second
@@ -152,16 +171,14 @@ def run(  # noqa: PLR0915 - one event loop, read top to bottom
                 seconds[second] += 1
             at(clock.now + latency / 2, lambda: answer(call, permit, admitted=admitted))
 
-        at(arrives, reach)
+        at(arrives, reach, server=True)
 
     def answer(call: int, permit: Permit, *, admitted: bool) -> None:
         if admitted:
             throttle.release(permit, Signal.OK)
-            finish()
+            finish(call)
             return
         result.refused += 1
-        if result.first_refusal is None:
-            result.first_refusal = clock.now
         # As Engine._send and _settle do: the production retry decision on a 429.
         answered = not throttle.is_current(permit)
         attempt = Attempt(
@@ -175,25 +192,36 @@ def run(  # noqa: PLR0915 - one event loop, read top to bottom
         throttle.release(permit, Signal.THROTTLED, decision.pause)
         if isinstance(decision, Fail):
             result.failed += 1
-            finish()
+            finish(call)
             return
         spent[call] += not answered
         at(clock.now + decision.delay, lambda: ask(call))
         dispatch()
 
-    def finish() -> None:
+    def finish(call: int) -> None:
         nonlocal done
+        if call == WARM_UP:
+            return  # not one of the lookups: it starts no caller
         done += 1
         result.wall = clock.now
         start_next()
         dispatch()
 
-    for _ in range(concurrency):
-        start_next()
+    if warm_up:
+        spent[WARM_UP] = 0
+        ask(WARM_UP)
+    for index in range(concurrency):
+        if start_gap or warm_up:
+            at(warm_up + index * start_gap, start_next)
+        else:
+            start_next()
     while events and done < lookups:
-        when, _, action = heapq.heappop(events)
+        when, _, action, by_server = heapq.heappop(events)
         if when > limit:
             raise AssertionError(f"the run did not end within {limit} simulated seconds")
+        if warm_up < when < warm_up + busy and not by_server:
+            at(warm_up + busy, action)  # the server answers on time; the client reads late
+            continue
         clock.now = max(clock.now, when)
         action()
     return result
