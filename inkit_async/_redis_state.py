@@ -362,9 +362,9 @@ class RedisState:
         earlier = ((fleet_seq, at) for fleet_seq, at in sends if fleet_seq >= self._span_seq)
         return estimate_rate((refused_seq, refused_at), stretch, earlier, burst)
 
-    def sending_rate(self, at: float, log: SendLog) -> float:
+    def sending_rate(self, at: float, log: SendLog, since: float | None = None) -> float:
         """Our own sending rate, scaled to the fleet's size."""
-        return log.sending_rate(at) * self._share
+        return log.sending_rate(at, since) * self._share
 
     def paused(self, seconds: float) -> None:
         """Tell the fleet of our pause."""

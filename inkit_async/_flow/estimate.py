@@ -30,7 +30,7 @@ SEND_WINDOW: Final = 0.25
 #: Send times kept for the estimate (the most recent ones).
 SEND_HISTORY: Final = 4096
 #: A first refusal of a request sent within this many seconds of a quiet start measures
-#: the server's bucket.
+#: the server's bucket; a gap this long between sends starts a new burst.
 BURST_SPAN: Final = 0.1
 
 
@@ -78,7 +78,7 @@ def estimate_rate(
 class SendLog:
     """The client's recent send times, numbered, and the stretch they belong to."""
 
-    __slots__ = ("_times", "sent", "stretch")
+    __slots__ = ("_bursts", "_times", "sent", "stretch")
 
     def __init__(self) -> None:
         """Nothing sent yet."""
@@ -87,9 +87,19 @@ class SendLog:
         """Requests sent, ever: the number of the last one."""
         self.stretch = Stretch(1, 0.0, 0.0)
         """The stretch the next estimate reads."""
+        # Per send, the number of the first request of its burst: the first sent after
+        # a gap of BURST_SPAN or more, or the stretch's first if later. A program's first
+        # request often goes alone (a warm-up, a check) and its fan-out a little later:
+        # the fan-out is the burst that tells the server's bucket.
+        self._bursts: collections.deque[int] = collections.deque(maxlen=SEND_HISTORY)
 
     def record(self, now: float) -> int:
         """Note a request leaving at *now*; return its number."""
+        last = self.last
+        if last is None or now - last >= BURST_SPAN or self.stretch.first > self.sent:
+            self._bursts.append(self.sent + 1)
+        else:
+            self._bursts.append(self._bursts[-1])
         self._times.append(now)
         self.sent += 1
         return self.sent
@@ -108,16 +118,37 @@ class SendLog:
         index = seq - (self.sent - len(self._times) + 1)
         return self._times[index] if 0 <= index < len(self._times) else None
 
-    def sending_rate(self, at: float) -> float:
-        """Requests per second sent over the window that ends at *at* (at least one)."""
-        recent = 0
+    def burst_of(self, seq: int) -> int | None:
+        """The number of the first request of request *seq*'s burst, if still kept."""
+        index = seq - (self.sent - len(self._times) + 1)
+        return self._bursts[index] if 0 <= index < len(self._bursts) else None
+
+    def sending_rate(self, at: float, since: float | None = None) -> float:
+        """Requests per second sent over the window that ends at *at* (at least one).
+
+        With *since*, the busiest such window that ends between *since* and *at*: what
+        the client sent at its fastest since then. A refusal's answer may come long
+        after the burst it ends (a busy event loop read it late), when only a trickle
+        still leaves: the window up to the last send read 8/s of a burst of 400/s.
+        """
+        start = at if since is None else min(since, at)
+        times: list[float] = []  # the send times that may count, newest first
         for sent_at in reversed(self._times):
             if sent_at > at:
                 continue
-            if at - sent_at > SEND_WINDOW:
+            if start - sent_at > SEND_WINDOW:
                 break
-            recent += 1
-        return max(recent, 1) / SEND_WINDOW
+            times.append(sent_at)
+        if start == at:
+            return max(len(times), 1) / SEND_WINDOW
+        times.reverse()
+        busiest, oldest = 1, 0
+        for newest, end in enumerate(times):
+            while end - times[oldest] > SEND_WINDOW:
+                oldest += 1
+            if end >= start:
+                busiest = max(busiest, newest - oldest + 1)
+        return busiest / SEND_WINDOW
 
     def sent_until(self, moment: float) -> int:
         """The number after the stretch's last request sent at or before *moment*."""

@@ -30,7 +30,7 @@ from . import curve
 from .breaker import Breaker, Gate
 from .budget import RetryBudget
 from .curve import Curve
-from .estimate import BURST_SPAN, SendLog
+from .estimate import BURST_SPAN, MIN_SPAN, SendLog
 from .pacer import TOLERANCE, Pacer
 from .signals import Change, Permit, Signal, ThrottleState, ThrottleTimeoutError
 from .state import LocalState
@@ -57,6 +57,9 @@ logger: Final = logging.getLogger("inkit_async")
 
 #: A gap (seconds) without sends after which the server's bucket is taken to be full.
 _IDLE_GAP: Final = 1.0
+#: Bursts whose accepted requests are counted until the first 429 (the latest ones): the
+#: answers to one may come after the next has begun (a slow server, a busy loop).
+_BURSTS_COUNTED: Final = 4
 
 
 class Regulator:
@@ -93,12 +96,14 @@ class Regulator:
         self._log = SendLog()
         self._retries = RetryBudget(retry_ratio, retry_reserve)
         self._epoch = 0
+        self._cut_at = -math.inf  # when the rate was last cut
         # When a waiter last gave up at max_wait with no success since (None: not so).
         self._starved_at: float | None = None
-        # The server's bucket, as its first refusal showed it (0: unknown), and the
-        # requests of that first burst (numbers from, up to) whose late answers still count.
+        # The server's bucket, as its first refusal showed it (0: unknown), what the
+        # server let through of the current burst before any refusal, and the requests
+        # of that first burst (numbers from, up to) whose late answers still count.
         self._burst = 0.0
-        self._accepted_before_refusal = 0
+        self._accepted: dict[int, int] = {}  # by the number of each burst's first request
         self._refused_once = False
         self._burst_seqs = (0, 0)
         # Waiting callers in order (with when they came), and the one timer for them.
@@ -219,7 +224,15 @@ class Regulator:
         if last is None or now - last > _IDLE_GAP:
             # After a quiet gap the server's bucket has refilled: a new stretch begins.
             self._start_span(now, bucket=self._burst)
-        return Permit(self._epoch, self._log.record(now), probe=probe)
+        epoch = self._epoch
+        if not probe and now - self._cut_at < MIN_SPAN:
+            # Too soon after a cut for the server to see it: the bucket this request
+            # meets is the one the requests before the cut emptied, and a refusal would
+            # say nothing the cut did not (nor allow an estimate). It counts as sent
+            # before the cut. The first paced request after a cut is the refused call's
+            # own retry: cut after cut, it was refused three times and failed.
+            epoch -= 1
+        return Permit(epoch, self._log.record(now), probe=probe)
 
     def take(self, now: float) -> Permit | None:
         """A permit for a request leaving now, or ``None`` when it must wait."""
@@ -379,7 +392,7 @@ class Regulator:
             self._breaker.succeed()
             self._starved_at = None
             if not self._refused_once:
-                self._accepted_before_refusal += 1
+                self._count_accepted(permit)
             elif self._burst_seqs[0] <= permit.seq < self._burst_seqs[1]:
                 self._burst += 1.0  # a late answer to the first burst: it was let through
             self._retries.earn()
@@ -393,14 +406,17 @@ class Regulator:
     def _on_throttled(self, permit: Permit, pause: float) -> Change | None:
         self._counts["throttled"] += 1
         now = self.now()
-        if not self._refused_once:
-            self._measure_burst(permit)
+        # A refusal that measures the bucket says nothing of the rate: what the server let
+        # through of a burst is the bucket, and the few milliseconds the burst took are
+        # far too short to tell a refill rate from (with a warm-up 0.3 s before, the fit
+        # from it read 75/s of 200/s, and the client sent at 95% of that for good).
+        measured = not self._refused_once and self._measure_burst(permit)
         if permit.epoch != self._epoch:
             # Sent before the last cut: that cut has answered it already.
             if pause:
                 self._breaker.extend(now, pause)
             return None
-        change = self._cut(now, permit.seq, pause)
+        change = self._cut(now, permit.seq, pause, estimated=not measured)
         if pause:
             self._pause(now, pause)
             return attrs.evolve(change, pause=pause)
@@ -408,28 +424,43 @@ class Regulator:
             return attrs.evolve(change, pause=self._outage_pause(now), outage=True)
         return change
 
-    def _measure_burst(self, permit: Permit) -> None:
+    def _count_accepted(self, permit: Permit) -> None:
+        """Count a request the server let through before any 429, for its burst."""
+        first = self._log.burst_of(permit.seq)
+        if first is None:
+            return
+        accepted = self._accepted
+        accepted[first] = accepted.get(first, 0) + 1
+        if len(accepted) > _BURSTS_COUNTED:
+            del accepted[min(accepted)]
+
+    def _measure_burst(self, permit: Permit) -> bool:
         """The first refusal: what the server let through before it is its bucket, full.
 
         Only a refusal of a request sent soon after a quiet start says how big the bucket
-        is: later, what was let through is mostly what the bucket refilled meanwhile. The
-        request's send time decides, not when its answer came: a slow server or a busy
-        event loop delays the answer, not the burst.
+        is: later, what was let through is mostly what the bucket refilled meanwhile. A
+        quiet start is the first send after a gap of ``BURST_SPAN`` (the burst the refused
+        request belongs to), not the stretch's: a lone request (a warm-up) may go a few
+        tenths of a second before the fan-out. The request's send time decides, not when
+        its answer came: a slow server or a busy event loop delays the answer, not the
+        burst. Returns whether the bucket was measured.
         """
         self._refused_once = True
         log = self._log
-        stretch = log.stretch
-        sent_at = log.time_of(permit.seq)
-        if (
-            permit.seq >= stretch.first
-            and sent_at is not None
-            and sent_at - stretch.start <= BURST_SPAN
-        ):
-            self._burst = float(self._accepted_before_refusal)
-            # Answers to the burst's other requests may come after this one (other
-            # connections, a busy loop): those let through count as they arrive. Those
-            # sent after it do not: what the bucket refilled since let them through.
-            self._burst_seqs = (stretch.first, log.sent_until(sent_at))
+        first = log.burst_of(permit.seq)
+        if first is None:
+            return False
+        start, sent_at = log.time_of(first), log.time_of(permit.seq)
+        if first == permit.seq or start is None or sent_at is None or sent_at - start > BURST_SPAN:
+            # Too late in its burst to tell the bucket; or the first of it, refused, so
+            # not from a quiet start (sends paced a gap apart, or other processes').
+            return False
+        self._burst = float(self._accepted.get(first, 0))
+        # Answers to the burst's other requests may come after this one (other
+        # connections, a busy loop): those let through count as they arrive. Those sent
+        # after it do not: what the bucket refilled since let them through.
+        self._burst_seqs = (first, log.sent_until(sent_at))
+        return True
 
     def _on_overloaded(self, permit: Permit) -> Change | None:
         self._counts["overloaded"] += 1
@@ -458,26 +489,30 @@ class Regulator:
         self._update_open()
         self.wake()
 
-    def _cut(self, now: float, seq: int, pause: float = 0.0) -> Change:
+    def _cut(self, now: float, seq: int, pause: float = 0.0, *, estimated: bool = True) -> Change:
         """Cut the sending rate below what the server refused, and start a new epoch.
 
         *pause*: what the refusal costs every caller (a ``Retry-After``), if anything.
+        *estimated*: whether the refusal may tell the server's rate.
         """
         # Past its release point the curve means no rate: cut from what was being sent.
         previous = self.rate_at(now)
         if previous is not None:
             sending = previous
         else:
-            # What the client was sending over its last sends: the answer may come long
-            # after them (a slow server, a busy loop), when the burst it ends is over.
+            # What the client was sending at its fastest from the refused request on:
+            # the answer may come long after it (a slow server, a busy loop), when the
+            # burst it ends is over and only a trickle still leaves.
             last = self._log.last
-            sending = self._sending_rate(now if last is None else last)
+            sending = self._sending_rate(now if last is None else last, self._log.time_of(seq))
+        estimate = self._estimate(seq) if estimated else None
         self._curve = curve.cut(
-            now, sending, self._estimate(seq), self.rate_limit, pause=pause, previous=self._curve
+            now, sending, estimate, self.rate_limit, pause=pause, previous=self._curve
         )
         # The server's bucket is empty when it refuses: the next request waits its turn.
         self._pacer.hold(now, self._curve.rate)
         self._epoch += 1
+        self._cut_at = now
         self._counts["cuts"] += 1
         self._start_span(now, bucket=0.0)
         self._update_open()
@@ -489,9 +524,9 @@ class Regulator:
         """The server's rate, fitted to the sends up to the refused one, or ``None``."""
         return self._state.estimate(seq, self._log, self._burst)
 
-    def _sending_rate(self, at: float) -> float:
-        """Requests per second sent over the window that ends at *at*."""
-        return self._state.sending_rate(at, self._log)
+    def _sending_rate(self, at: float, since: float | None) -> float:
+        """Requests per second sent over the busiest window ending from *since* to *at*."""
+        return self._state.sending_rate(at, self._log, since)
 
     def _pause(self, now: float, seconds: float) -> None:
         """Pause every caller for *seconds*, and tell the state."""
@@ -561,8 +596,7 @@ class Regulator:
         self._burst = burst
 
     def _start_span(self, now: float, *, bucket: float) -> None:
-        self._accepted_before_refusal = 0  # counted per stretch: a quiet gap refills
-        self._log.start_stretch(now, bucket)
+        self._log.start_stretch(now, bucket)  # and a burst: its count starts afresh
 
     def bind(self, api_token: str) -> None:
         """Called by the engine with its client's token when it starts using the throttle."""

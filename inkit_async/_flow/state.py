@@ -64,8 +64,11 @@ class FlowState(Protocol):
         """The server's rate from request *seq*'s refusal, or ``None``."""
         ...
 
-    def sending_rate(self, at: float, log: SendLog) -> float:
-        """What was being sent over the window up to *at*, in requests per second."""
+    def sending_rate(self, at: float, log: SendLog, since: float | None = None) -> float:
+        """What was being sent over the window up to *at*, in requests per second.
+
+        With *since*: over the busiest such window ending from *since* to *at*.
+        """
         ...
 
     def cut_made(self, curve: Curve, burst: float | None) -> None:
@@ -114,9 +117,9 @@ class LocalState:
         """From this process's own send times."""
         return log.estimate(seq, burst)
 
-    def sending_rate(self, at: float, log: SendLog) -> float:
+    def sending_rate(self, at: float, log: SendLog, since: float | None = None) -> float:
         """This process's own sending rate."""
-        return log.sending_rate(at)
+        return log.sending_rate(at, since)
 
     def cut_made(self, curve: Curve, burst: float | None) -> None:
         """Nobody else to tell."""

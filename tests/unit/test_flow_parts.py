@@ -337,3 +337,21 @@ def test_the_send_log_estimate_reads_only_the_current_stretch():
     assert estimate is not None
     assert 100.0 <= estimate <= 110.0
     assert log.estimate(10_000, burst=10.0) is None  # not sent (yet)
+
+
+def test_the_sending_rate_since_a_send_reads_its_busiest_quarter_second():
+    """100 sends in 10 ms, then two a second later (a busy event loop read the answers late).
+
+    Over the quarter second up to the last send the client sent 8/s; at its fastest since
+    the first of the burst, 400/s: what the server refused.
+    """
+    log = SendLog()
+    for i in range(100):
+        log.record(i * 0.0001)
+    log.record(1.0)
+    log.record(1.001)
+    assert log.sending_rate(1.001) == pytest.approx(2 / 0.25)
+    assert log.sending_rate(1.001, since=0.005) == pytest.approx(100 / 0.25)
+    assert log.sending_rate(1.001, since=0.5) == pytest.approx(2 / 0.25)
+    assert log.sending_rate(0.0099, since=0.0) == pytest.approx(100 / 0.25)
+    assert log.sending_rate(1.001, since=2.0) == pytest.approx(2 / 0.25)  # none since

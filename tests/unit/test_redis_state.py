@@ -693,18 +693,19 @@ async def test_each_cut_is_told_to_the_fleet_once_and_the_burst_with_the_first()
     assert cut.args[:2] == [fleet.link.id, 0]
     assert [float(value) for value in cut.args[2:4]] == pytest.approx([28.0, 40.0])
     assert cut.args[4:] == [1, "5.0", 0.0, STATE_TTL_MS, fleet.link.keys.channel, 20, 60_000]
-    assert regulator.take(0.009) is None  # no slots at the old epoch while it is on its way
+    assert regulator.take(0.02) is None  # no slots at the old epoch while it is on its way
     await settle()
     assert fleet.redis.called("lease") == []
     cut.answer([1, 1])  # the fleet's epoch 1
     await settle()
 
-    assert regulator.take(0.009) is None
+    # Sent 20 ms after the cut: within 10 ms, a refusal would count as sent before it.
+    assert regulator.take(0.02) is None
     (await fleet.asked("lease")).answer(
         slots(1, epoch=1, delay_ms=0, rate=28.0, first=1, span=(1, 0, 0))
     )
     await settle()
-    second = regulator.release(fleet.send(0.009), Signal.THROTTLED)
+    second = regulator.release(fleet.send(0.02), Signal.THROTTLED)
     assert second is not None
     await settle()
     cuts = fleet.redis.called("cut")
