@@ -447,9 +447,7 @@ class Regulator:
         """
         self._refused_once = True
         log = self._log
-        first = log.burst_of(permit.seq)
-        if first is None:
-            return False
+        first = log.burst_of(permit.seq) or permit.seq  # forgotten: no burst to measure
         start, sent_at = log.time_of(first), log.time_of(permit.seq)
         if first == permit.seq or start is None or sent_at is None or sent_at - start > BURST_SPAN:
             # Too late in its burst to tell the bucket; or the first of it, refused, so

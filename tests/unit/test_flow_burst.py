@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from inkit_async._flow.estimate import SEND_HISTORY
 from inkit_async._throttle import Permit, Signal
 from tests.support.flow_sim import Bucket, Clock, regulator
 
@@ -172,3 +173,58 @@ def test_a_refusal_too_soon_after_a_cut_for_the_server_to_see_it_counts_as_befor
     assert change is not None
     assert change.rate is not None
     assert change.rate < 280
+
+
+def test_only_the_refused_requests_own_burst_measures_the_bucket():
+    """Five lone lookups 0.2 s apart, each answered, then 60 at once: a bucket of 10.
+
+    Each lone lookup is a burst of its own, and the gap after it refilled what it took:
+    the fan-out's 10 alone are the bucket. (Before, the fan-out came 1 s into the
+    stretch the first lone lookup began: the bucket went unmeasured.)
+    """
+    clock, server = Clock(), Bucket(rate=100, size=10)
+    throttle = regulator(clock)
+    for i in range(5):
+        clock.now = i * 0.2
+        lone = throttle.take(clock.now)
+        assert lone is not None
+        assert server.admit(clock.now)
+        throttle.release(lone, Signal.OK)
+    ok, refused = fan_out(throttle, clock, server, start=1.0, count=60, gap=0.0001)
+    assert len(ok) == 10
+    clock.now = 1.01
+    for permit in ok:
+        throttle.release(permit, Signal.OK)
+    first = throttle.release(refused[0], Signal.THROTTLED, 1.0)
+    assert first is not None
+    # Blind (the bucket, not the rate): 70% of the 61 sent over the quarter second.
+    assert first.rate == pytest.approx(0.7 * 61 / 0.25)
+    for permit in refused[1:]:
+        throttle.release(permit, Signal.THROTTLED, 1.0)
+
+    clock.now = 2.01
+    refused_again = send_until_refused(throttle, clock, server, until=5.0)
+    second = throttle.release(refused_again, Signal.THROTTLED, 1.0)
+    assert second is not None
+    assert second.rate is not None
+    assert 90 <= second.rate <= 100, second.rate
+
+
+def test_a_burst_too_long_to_remember_is_not_measured():
+    """Answers to sends the log no longer holds count toward no burst, nor measure one.
+
+    4,097 lookups leave at once; the first one's answer comes back last but one, then
+    the last is refused: the burst's first send is forgotten, so the refusal cannot say
+    how soon after it it left. The cut is blind, from the sends the log still holds.
+    """
+    clock = Clock()
+    throttle = regulator(clock)
+    permits = [throttle.take(0.0) for _ in range(SEND_HISTORY + 1)]
+    assert all(permit is not None for permit in permits)
+    first, last = permits[0], permits[-1]
+    assert first is not None
+    assert last is not None
+    throttle.release(first, Signal.OK)
+    change = throttle.release(last, Signal.THROTTLED)
+    assert change is not None
+    assert change.rate == pytest.approx(0.7 * SEND_HISTORY / 0.25)

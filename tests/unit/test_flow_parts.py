@@ -355,3 +355,19 @@ def test_the_sending_rate_since_a_send_reads_its_busiest_quarter_second():
     assert log.sending_rate(1.001, since=0.5) == pytest.approx(2 / 0.25)
     assert log.sending_rate(0.0099, since=0.0) == pytest.approx(100 / 0.25)
     assert log.sending_rate(1.001, since=2.0) == pytest.approx(2 / 0.25)  # none since
+
+
+def test_a_burst_begins_after_a_gap_of_a_tenth_of_a_second_or_with_a_stretch():
+    """Each send's burst is named by its first request; older sends are forgotten."""
+    log = SendLog()
+    for at in (0.0, 0.05, 0.2, 0.29, 0.39):
+        log.record(at)  # 1 and 2 together; 3 after a 0.15 s gap; 4 close; 5 after 0.1 s
+    assert [log.burst_of(seq) for seq in range(1, 6)] == [1, 1, 3, 3, 5]
+    log.start_stretch(0.4, 0.0)
+    log.record(0.4)  # no gap, but a new stretch
+    assert log.burst_of(6) == 6
+    assert log.burst_of(7) is None  # not sent yet
+    for i in range(SEND_HISTORY):
+        log.record(0.6 + i * 0.001)
+    assert log.burst_of(6) is None  # forgotten
+    assert log.burst_of(7) == 7
