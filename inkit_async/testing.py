@@ -17,9 +17,12 @@ The fake follows what Inkit documents (``shared/inkit-api.md`` in the repository
 401 for a missing or wrong ``X-Inkit-API-Token``, 404 for an unknown id, 405 for
 other methods. Each batch's counters advance as it is polled (``docs_per_poll``
 documents per destination per ``GET``), or when a test says so (``advance``,
-``complete``, ``fail``). ``fail_next`` injects faults; ``limit_rate`` makes the fake
-refuse requests beyond a rate with 429, as a rate-limited API does; ``requests``
-records what came in.
+``complete``, ``fail``). It can misbehave as a network does: ``latency`` before each
+answer, and scripted steps per batch id (``script``) or for whatever comes next
+(``script_next``, ``fail_next``): a status (with ``Retry-After``), a dropped or reset
+connection, an answer that never comes. ``limit_rate`` makes the fake refuse requests
+beyond a rate with 429, as a rate-limited API does; ``requests`` records what came in,
+headers included (credentials redacted).
 
 Bad input gets the answer an API gives, never a Python exception: a body that is not
 JSON (empty, not UTF-8, ``NaN``, a number beyond a float's range, nested more than 67
@@ -30,23 +33,31 @@ log record), the same in process and over a socket.
 
 ``fake.client()`` is an ``AsyncInkit`` wired to the fake in process (no sockets);
 ``fake.app`` is an ASGI application, so any ASGI server can serve the same fake over a
-real socket. Both go through one handler, so they behave the same.
+real socket; ``FakeServer`` serves it with uvicorn in a thread of its own. Both go
+through one handler, so they behave the same: the handler decides, and each carrier
+expresses a dropped, reset or hanging connection in its own terms (a closed socket, a
+TCP reset, no answer; in process, the transport failure the SDK's sender would report).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import random
 import re
+import socket
 import string
+import struct
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Unpack, cast
+from typing import TYPE_CHECKING, Any, Final, Self, Unpack, cast
 from urllib.parse import parse_qsl, unquote
 
 from ._client import AsyncInkit
@@ -54,13 +65,28 @@ from ._constants import MAX_JSON_DEPTH
 from ._retry import Backoff
 from ._senders import InProcessTransport
 from ._validate import check_int, check_number, check_optional_seconds, check_seconds
+from ._wire import TransportFailure
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+    from collections.abc import Awaitable, Mapping, MutableMapping
+    from types import TracebackType
+
+    import uvicorn
 
     from ._config import OptionArguments
 
-__all__ = ["ASGIApp", "FakeInkit", "FakeRequest"]
+__all__ = [
+    "ASGIApp",
+    "Drop",
+    "FakeInkit",
+    "FakeRequest",
+    "FakeServer",
+    "Hang",
+    "Latency",
+    "Reset",
+    "Respond",
+    "Step",
+]
 
 #: The token ``FakeInkit()`` accepts unless given another.
 DEFAULT_FAKE_TOKEN: Final = "fake-inkit-token"  # noqa: S105 - a fake's well-known token
@@ -84,6 +110,21 @@ _MAX_INT_DIGITS: Final = 310
 _TOO_DEEP: Final = f"Body nests arrays and objects more than {_MAX_BODY_DEPTH} levels deep"
 _EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
 _NO_BACKOFF: Final = Backoff(initial=0, maximum=0)
+_INJECTED: Final = {"error": "Injected fault"}
+#: Headers whose values ``FakeRequest.headers`` never keeps: the token, and any other
+#: credential a caller's own client might add.
+_SECRET_HEADERS: Final = frozenset(
+    {"x-inkit-api-token", "authorization", "proxy-authorization", "cookie"}
+)
+_REDACTED: Final = "[redacted]"
+#: What the SDK's sender reports when a server closes a connection without answering,
+#: and when it resets one: the in-process carrier raises the same.
+_DROPPED: Final = ("RemoteProtocolError", "Server disconnected")
+_RESET: Final = ("ReadError", "Connection reset by peer")
+_UVICORN_MISSING: Final = (
+    "FakeServer serves the fake with uvicorn, which is not installed: "
+    "pip install 'inkit-async[testing]'"
+)
 
 ASGIMessage = dict[str, Any]
 
@@ -104,14 +145,131 @@ class FakeRequest:
     """The decoded JSON body, or ``None``."""
     authorized: bool
     """Whether the request carried the fake's token."""
+    headers: dict[str, str] = field(default_factory=dict[str, str])
+    """Every header as received, names lower-cased; a credential's value (the token,
+    ``Authorization``, ``Proxy-Authorization``, ``Cookie``) reads ``[redacted]``."""
 
 
-@dataclass(slots=True)
-class _Fault:
+# -- scripted steps: what the fake does with one request ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    """Answer with *status*, after *delay* seconds.
+
+    The body defaults to ``{"error": "Injected fault"}``; a ``Retry-After`` header is
+    sent when *retry_after* is given.
+
+    Raises:
+        TypeError: *body* is not something ``json.dumps`` can encode, or a number has
+            the wrong type.
+        ValueError: *status* is not 100 to 599, or *retry_after* or *delay* is not a
+            finite number >= 0.
+    """
+
     status: int
-    retry_after: float | None
-    body: object
-    delay: float
+    retry_after: float | None = None
+    body: object = None
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "status", check_int("status", self.status, minimum=100, maximum=599)
+        )
+        retry_after = check_optional_seconds("retry_after", self.retry_after)
+        object.__setattr__(self, "retry_after", retry_after)
+        object.__setattr__(self, "delay", check_seconds("delay", self.delay))
+        json.dumps(self.body)  # a body that cannot be sent fails here, not at the request
+
+    def answer(self) -> _Answer:
+        """The answer this step gives."""
+        extra = {} if self.retry_after is None else {"retry-after": f"{self.retry_after:g}"}
+        return _Answer(self.status, _INJECTED if self.body is None else self.body, extra)
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Close the connection without answering, after *delay* seconds.
+
+    Over a socket the server closes it; in process the call meets the transport failure
+    the SDK's sender reports for that (``RemoteProtocolError``). Over a socket, aiohttp
+    itself sends a ``GET`` again once when a kept-alive connection is closed under it, so
+    the SDK may not see a single drop: script two to make an attempt fail.
+
+    Raises:
+        TypeError, ValueError: *delay* is not a finite number >= 0.
+    """
+
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "delay", check_seconds("delay", self.delay))
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Reset the connection (a TCP RST) without answering, after *delay* seconds.
+
+    In process the call meets the transport failure the SDK's sender reports for a
+    reset (``ReadError``).
+
+    Raises:
+        TypeError, ValueError: *delay* is not a finite number >= 0.
+    """
+
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "delay", check_seconds("delay", self.delay))
+
+
+@dataclass(frozen=True, slots=True)
+class Hang:
+    """Never answer: the client's own timeout ends the wait (in process too).
+
+    Over a socket the server holds the connection until the client closes it.
+    """
+
+
+#: One scripted step: ``200`` answers as usual, any other status is ``Respond(status)``.
+Step = int | Respond | Drop | Reset | Hang
+#: ``latency``: seconds before every answer, or a function of the request that says.
+Latency = float | Callable[[FakeRequest], float]
+_Scripted = Respond | Drop | Reset | Hang
+
+
+def _checked_steps(steps: object) -> list[_Scripted | None]:
+    """*steps* as the fake keeps them (``None``: answer as usual), once each is checked."""
+    if isinstance(steps, str | bytes) or not isinstance(steps, Iterable):
+        raise TypeError(f"steps must be a list of steps, got {type(steps).__name__}")
+    checked: list[_Scripted | None] = []
+    for index, step in enumerate(cast("Iterable[object]", steps)):
+        if isinstance(step, Respond | Drop | Reset | Hang):
+            checked.append(step)
+            continue
+        status = check_int(
+            f"steps[{index}]",
+            step,
+            minimum=100,
+            maximum=599,
+            what="a status (int) or Respond, Drop, Reset or Hang",
+        )
+        checked.append(None if status == 200 else Respond(status))
+    return checked
+
+
+def _checked_latency(latency: object) -> Latency:
+    if callable(latency):
+        return cast("Callable[[FakeRequest], float]", latency)
+    return check_seconds("latency", latency)
+
+
+class _Cut(Exception):  # noqa: N818 - not an error: the fake's decision to give no answer
+    """Raised by ``FakeInkit.handle`` when a step gives no answer; each carrier expresses it."""
+
+    def __init__(self, step: Drop | Reset | Hang) -> None:
+        super().__init__(type(step).__name__)
+        self.step = step
 
 
 @dataclass(slots=True)
@@ -210,14 +368,20 @@ def _error(status: int, message: str) -> _Answer:
 class FakeInkit:
     """An in-memory Inkit batch API for tests and demos.
 
+    Its state is guarded by a lock: a test may set it up from its own thread while a
+    server (``FakeServer``) answers requests from another.
+
     Args:
         token: The API token the fake accepts (default ``"fake-inkit-token"``).
         docs_per_poll: Documents each destination completes per ``GET`` of a batch
             (default 1; 0 freezes batches until the test calls ``advance``).
         seed: Seed for the generated ids, for reproducible runs.
+        latency: Seconds before every answer, or a function of the ``FakeRequest``
+            that returns them (see ``set_latency``).
 
     Raises:
-        TypeError, ValueError: *docs_per_poll* is not an ``int`` >= 0.
+        TypeError, ValueError: *docs_per_poll* is not an ``int`` >= 0, or *latency* is
+            neither a finite number >= 0 nor callable.
     """
 
     def __init__(
@@ -226,15 +390,19 @@ class FakeInkit:
         token: str = DEFAULT_FAKE_TOKEN,
         docs_per_poll: int = 1,
         seed: int | None = None,
+        latency: Latency = 0.0,
     ) -> None:
         """Start empty: no batches, no faults, no requests."""
         self.token = token
         self.docs_per_poll = _check_count("docs_per_poll", docs_per_poll)
+        self._latency = _checked_latency(latency)
         self.requests: list[FakeRequest] = []
         """Every request received, oldest first."""
         self._random = random.Random(seed)  # noqa: S311 - ids, not secrets
+        self._lock = threading.RLock()  # a server thread answers while the test sets up
         self._batches: dict[str, _Batch] = {}
-        self._faults: list[_Fault] = []
+        self._next: list[_Scripted | None] = []
+        self._scripts: dict[str, list[_Scripted | None]] = {}
         self._limit: _RateLimit | None = None
         self.refused = 0
         """How many requests the rate limit (``limit_rate``) answered with 429."""
@@ -276,8 +444,6 @@ class FakeInkit:
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         if batch_id is not None and not isinstance(batch_id, str):
             raise TypeError(f"batch_id must be a str or None, got {type(batch_id).__name__}")
-        if batch_id in self._batches:
-            raise ValueError(f"a batch with the id {batch_id!r} exists already")
         counts: dict[str, int] = {}
         for destination, count in (destinations or {"inkit_storage": 1}).items():
             key: object = destination  # checked: a test may pass anything
@@ -289,49 +455,59 @@ class FakeInkit:
             if docs_per_poll is None
             else _check_count("docs_per_poll", docs_per_poll)
         )
-        new_id = batch_id or self._new_id("fb_" if flow else "rb_")
-        if created_at is None:
-            created_at = _EPOCH + timedelta(seconds=len(self._batches))
-        self._batches[new_id] = _Batch(
-            id=new_id,
-            name=name,
-            created_at=created_at.astimezone(UTC),
-            destinations={dest: _Destination(count=count) for dest, count in counts.items()},
-            docs_per_poll=pace,
-            flow=flow,
-        )
+        with self._lock:
+            if batch_id in self._batches:
+                raise ValueError(f"a batch with the id {batch_id!r} exists already")
+            new_id = batch_id or self._new_id("fb_" if flow else "rb_")
+            if created_at is None:
+                created_at = _EPOCH + timedelta(seconds=len(self._batches))
+            self._batches[new_id] = _Batch(
+                id=new_id,
+                name=name,
+                created_at=created_at.astimezone(UTC),
+                destinations={dest: _Destination(count=count) for dest, count in counts.items()},
+                docs_per_poll=pace,
+                flow=flow,
+            )
         return new_id
 
     def batch_json(self, batch_id: str) -> dict[str, Any]:
         """The batch as the API would return it now (without advancing it)."""
-        return self._batches[batch_id].to_json()
+        with self._lock:
+            return self._batches[batch_id].to_json()
 
     def batch_ids(self) -> list[str]:
         """Every batch id, document and flow, in the order they were added."""
-        return list(self._batches)
+        with self._lock:
+            return list(self._batches)
 
     def advance(self, batch_id: str, documents: int = 1) -> None:
         """Complete up to *documents* more documents in each destination of a batch."""
-        self._batches[batch_id].advance(_check_count("documents", documents))
+        documents = _check_count("documents", documents)
+        with self._lock:
+            self._batches[batch_id].advance(documents)
 
     def complete(self, batch_id: str) -> None:
         """Finish a batch: every document still in progress completes."""
-        batch = self._batches[batch_id]
-        batch.advance(max((d.count for d in batch.destinations.values()), default=0))
+        with self._lock:
+            batch = self._batches[batch_id]
+            batch.advance(max((d.count for d in batch.destinations.values()), default=0))
 
     def fail(self, batch_id: str, documents: int | None = None) -> None:
         """Fail *documents* in-progress documents per destination (default: all of them)."""
         if documents is not None:
             _check_count("documents", documents)
-        for destination in self._batches[batch_id].destinations.values():
-            step = destination.in_progress if documents is None else documents
-            destination.failed += min(step, destination.in_progress)
+        with self._lock:
+            for destination in self._batches[batch_id].destinations.values():
+                step = destination.in_progress if documents is None else documents
+                destination.failed += min(step, destination.in_progress)
 
     def set_status(self, batch_id: str, status: str | None) -> None:
         """Force the status string the API reports (``None``: derive it from the counters)."""
         if status is not None and not isinstance(status, str):
             raise TypeError(f"status must be a str or None, got {type(status).__name__}")
-        self._batches[batch_id].status = status
+        with self._lock:
+            self._batches[batch_id].status = status
 
     def fail_next(
         self,
@@ -354,13 +530,62 @@ class FakeInkit:
                 *retry_after* or *delay* is not a finite number >= 0.
         """
         count = check_int("count", count, minimum=0)
-        status = check_int("status", status, minimum=100, maximum=599)
-        retry_after = check_optional_seconds("retry_after", retry_after)
-        delay = check_seconds("delay", delay)
-        default = {"error": "Injected fault"}
-        json.dumps(body)  # a body that cannot be sent fails here, not at the request
-        fault = _Fault(status, retry_after, default if body is None else body, delay)
-        self._faults.extend(fault for _ in range(count))
+        step = Respond(status, retry_after=retry_after, body=body, delay=delay)
+        with self._lock:
+            self._next.extend(step for _ in range(count))
+
+    def script(self, batch_id: str, steps: Iterable[Step]) -> None:
+        """Script the next requests for one batch: each takes the next step, in order.
+
+        A request for the batch (``GET /batch/<id>`` or ``/invoke/batch/<id>``) takes
+        one step: ``200`` answers as usual, another status is ``Respond(status)``, and
+        ``Respond``, ``Drop``, ``Reset`` and ``Hang`` do as they say. Once the steps are
+        used up, the batch is answered as usual. ``script(id, [503, 503, 200])``: two
+        503s, then the batch. Steps given again are added after those left; steps from
+        ``script_next`` (and ``fail_next``) come first. The id need not exist.
+
+        Raises:
+            TypeError: *batch_id* is not a string, *steps* not an iterable of steps, or
+                a step is neither a status nor a step object.
+            ValueError: *batch_id* is empty, or a status is not 100 to 599.
+        """
+        if not isinstance(batch_id, str):
+            raise TypeError(f"batch_id must be a str, got {type(batch_id).__name__}")
+        if not batch_id:
+            raise ValueError("batch_id must not be empty")
+        checked = _checked_steps(steps)
+        with self._lock:
+            self._scripts.setdefault(batch_id, []).extend(checked)
+
+    def script_next(self, steps: Iterable[Step]) -> None:
+        """Script the next requests, whatever they ask for: each takes the next step.
+
+        The steps are those of ``script``; they come before any batch's own script and
+        before the rate limit. ``fail_next(2, 503)`` is ``script_next([503, 503])``.
+
+        Raises:
+            TypeError: *steps* is not an iterable of steps, or a step is neither a
+                status nor a step object.
+            ValueError: A status is not 100 to 599.
+        """
+        checked = _checked_steps(steps)
+        with self._lock:
+            self._next.extend(checked)
+
+    def set_latency(self, latency: Latency) -> None:
+        """Wait *latency* seconds before every answer (0: answer at once).
+
+        *latency* is a finite number >= 0, or a function called with each
+        ``FakeRequest`` that returns one (for a served fake, on the server's thread). A
+        step's own *delay* adds to it. A function that raises or returns something
+        else is the fake's own fault: a 500, logged.
+
+        Raises:
+            TypeError, ValueError: *latency* is neither a finite number >= 0 nor callable.
+        """
+        checked = _checked_latency(latency)
+        with self._lock:
+            self._latency = checked
 
     def limit_rate(
         self, rate: float | None, *, burst: int = 1, retry_after: float | None = None
@@ -377,14 +602,15 @@ class FakeInkit:
             ValueError: *rate* is not a finite number > 0, *burst* is below 1, or
                 *retry_after* is not a finite number >= 0.
         """
-        if rate is None:
-            self._limit = None
-            return
-        self._limit = _RateLimit(
-            rate=check_number("rate", rate, above=True),
-            burst=check_int("burst", burst, minimum=1),
-            retry_after=check_optional_seconds("retry_after", retry_after),
-        )
+        limit = None
+        if rate is not None:
+            limit = _RateLimit(
+                rate=check_number("rate", rate, above=True),
+                burst=check_int("burst", burst, minimum=1),
+                retry_after=check_optional_seconds("retry_after", retry_after),
+            )
+        with self._lock:
+            self._limit = limit
 
     # -- how a test talks to it ------------------------------------------------------------
 
@@ -417,21 +643,31 @@ class FakeInkit:
     async def handle(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Answer one request with ``(status, headers, body)``; both adapters call this.
+        """Answer one request with ``(status, headers, body)``; both carriers call this.
 
         Whatever comes in gets an HTTP answer: bad input a 4xx with a message, and a
         fault in the fake itself a 500 (logged with its traceback on the
         ``inkit_async.testing`` logger), never an exception, so the in-process client
-        and a server in front of ``app`` see the same thing.
+        and a server in front of ``app`` see the same thing. The one exception is a
+        scripted step that gives no answer (``Drop``, ``Reset``, ``Hang``): it is
+        raised as an internal signal, which each carrier turns into what a client
+        would meet on a socket.
         """
         params = dict(parse_qsl(query, keep_blank_values=True))
         decoded = _decode_body(body)
         token = headers.get("x-inkit-api-token")
-        authorized = token == self.token
-        recorded = None if isinstance(decoded, _BadBody) else decoded
-        self.requests.append(FakeRequest(method, path, params, recorded, authorized))
+        request = FakeRequest(
+            method,
+            path,
+            params,
+            None if isinstance(decoded, _BadBody) else decoded,
+            token == self.token,
+            _recorded_headers(headers),
+        )
         try:
-            answer = await self._answer(method, path, params, decoded, token=token)
+            answer = await self._respond(request, decoded, token)
+        except _Cut:
+            raise
         except Exception as exc:  # noqa: BLE001 - any fault at all is the server's
             # A bug in the fake (or state a test broke) is the server's fault, as on a
             # real server: a 500, not an exception that would reach only the in-process
@@ -441,18 +677,42 @@ class FakeInkit:
         payload, answer_headers = answer.encode()
         return answer.status, answer_headers, payload
 
-    async def _answer(  # noqa: PLR0911 - one return per route reads best
+    async def _respond(self, request: FakeRequest, body: object, token: str | None) -> _Answer:
+        """The answer to *request*: decided as it arrives, given after the latency."""
+        with self._lock:
+            self.requests.append(request)
+            step = self._step_for(request.path)
+            refusal = None
+            if step is None and self._limit is not None and not self._limit.admit(token or ""):
+                self.refused += 1
+                refusal = self._limit.refusal()
+            latency = self._latency
+        wait = check_seconds("latency", latency(request) if callable(latency) else latency)
+        if not isinstance(step, Hang | None):
+            wait += step.delay
+        if wait:
+            await asyncio.sleep(wait)
+        if isinstance(step, Drop | Reset | Hang):
+            raise _Cut(step)
+        if step is not None:
+            return step.answer()
+        if refusal is not None:
+            return refusal
+        with self._lock:  # the state as it is when the answer goes out
+            return self._route(request.method, request.path, request.params, body, token=token)
+
+    def _step_for(self, path: str) -> _Scripted | None:
+        """The next scripted step for a request to *path* (``None``: answer as usual)."""
+        if self._next:
+            return self._next.pop(0)
+        script = self._scripts.get(_batch_id_in(path) or "")
+        if script:
+            return script.pop(0)
+        return None
+
+    def _route(  # noqa: PLR0911 - one return per route reads best
         self, method: str, path: str, params: dict[str, str], body: object, *, token: str | None
     ) -> _Answer:
-        if self._faults:
-            fault = self._faults.pop(0)
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-            extra = {} if fault.retry_after is None else {"retry-after": f"{fault.retry_after:g}"}
-            return _Answer(fault.status, fault.body, extra)
-        if self._limit is not None and not self._limit.admit(token or ""):
-            self.refused += 1
-            return self._limit.refusal()
         if token != self.token:
             return _error(401, "Invalid or missing API token")
         segments = [unquote(part) for part in path.split("/")[1:]]
@@ -535,6 +795,24 @@ class FakeInkit:
             candidate = prefix + "".join(self._random.choices(_ALPHABET, k=22))
             if candidate not in self._batches:
                 return candidate
+
+
+def _batch_id_in(path: str) -> str | None:
+    """The batch id a request path names (``/v1/batch/<id>``, ``/v1/invoke/batch/<id>``)."""
+    match [unquote(part) for part in path.split("/")[1:]]:
+        case ["v1", "batch", batch_id] | ["v1", "invoke", "batch", batch_id]:
+            return batch_id
+        case _:
+            return None
+
+
+def _recorded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """*headers* as ``FakeRequest`` keeps them: names lower-cased, credentials redacted."""
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        kept[key] = _REDACTED if key in _SECRET_HEADERS else value
+    return kept
 
 
 def _check_count(name: str, value: object) -> int:
@@ -784,13 +1062,17 @@ class ASGIApp:
         body = b"".join(chunks)
         raw_path = scope.get("raw_path") or scope["path"].encode()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        status, answer_headers, payload = await self._fake.handle(
-            scope["method"],
-            raw_path.decode("latin-1"),
-            scope.get("query_string", b"").decode("latin-1"),
-            headers,
-            body,
-        )
+        try:
+            status, answer_headers, payload = await self._fake.handle(
+                scope["method"],
+                raw_path.decode("latin-1"),
+                scope.get("query_string", b"").decode("latin-1"),
+                headers,
+                body,
+            )
+        except _Cut as cut:
+            await _cut_connection(cut.step, receive, send)
+            return
         await send(
             {
                 "type": "http.response.start",
@@ -799,6 +1081,51 @@ class ASGIApp:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+async def _cut_connection(
+    step: Drop | Reset | Hang,
+    receive: Callable[[], Awaitable[ASGIMessage]],
+    send: Callable[[ASGIMessage], Awaitable[None]],
+) -> None:
+    """Give no answer over a socket, as *step* says.
+
+    ASGI has no message for closing a connection unanswered, so the app reaches for the
+    connection the server hands it: uvicorn's ``send`` belongs to a request cycle that
+    holds the asyncio transport. Under a server that gives no way to it, the answer is
+    started and cut short instead (the app raises, and servers close the connection).
+    """
+    if not isinstance(step, Hang):
+        await _close_under(step, send)
+    # Hold the request until the server has seen the connection go: at once after a
+    # drop or a reset; for a hang, when the client gives up (or the server stops).
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _close_under(step: Drop | Reset, send: Callable[[ASGIMessage], Awaitable[None]]) -> None:
+    """Close the connection under the request (a reset: with a TCP RST)."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if not isinstance(transport, asyncio.BaseTransport) or not hasattr(transport, "abort"):
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+            }
+        )
+        raise ConnectionAbortedError(
+            f"FakeInkit: {type(step).__name__}() scripted, and this server gives the app no "
+            "way to close the connection: the answer is cut short instead"
+        )
+    connection = cast("asyncio.Transport", transport)
+    if isinstance(step, Reset):
+        sock = connection.get_extra_info("socket")
+        if sock is not None:  # closing with a zero linger time sends a TCP reset
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.abort()
+    else:
+        connection.close()
 
 
 class _FakeTransport(InProcessTransport):
@@ -810,6 +1137,224 @@ class _FakeTransport(InProcessTransport):
     async def answer(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Answer one request through the fake's one handler."""
+        """Answer one request through the fake's one handler.
+
+        A step that gives no answer is what the SDK's own sender would report for it on
+        a socket: a dropped connection a ``RemoteProtocolError``, a reset a
+        ``ReadError``; a hang waits until the client's timeout (or a cancellation)
+        ends it.
+
+        Raises:
+            TransportFailure: A ``Drop`` or ``Reset`` step.
+        """
         path, _, query = target.partition("?")
-        return await self._fake.handle(method, path, query, headers, body)
+        try:
+            return await self._fake.handle(method, path, query, headers, body)
+        except _Cut as cut:
+            if isinstance(cut.step, Hang):
+                await asyncio.get_running_loop().create_future()  # never set
+            kind, message = _RESET if isinstance(cut.step, Reset) else _DROPPED
+            raise TransportFailure(kind, message) from None
+
+
+class _Serving:
+    """The ASGI app a ``FakeServer`` runs: whichever fake the server holds now."""
+
+    __slots__ = ("fake",)
+
+    def __init__(self, fake: FakeInkit) -> None:
+        self.fake = fake
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[ASGIMessage]],
+        send: Callable[[ASGIMessage], Awaitable[None]],
+    ) -> None:
+        await self.fake.app(scope, receive, send)
+
+
+class FakeServer:
+    """A ``FakeInkit`` served by uvicorn on 127.0.0.1, in a thread of its own.
+
+    ::
+
+        with FakeServer(fake) as server:
+            subprocess.run(["my-cli"], env={**os.environ, "INKIT_BASE_URL": server.url,
+                                            "INKIT_API_TOKEN": server.token})
+
+    The server runs its own event loop in its own thread, so it answers whatever the
+    test does meanwhile: an async test on any event loop, a plain test that calls
+    ``asyncio.run``, a child process. It listens on a free port, bound before uvicorn
+    starts. ``server.fake`` may be swapped for another fake at any time: each request
+    is answered by the one it holds when the request comes in. The pytest plugin's
+    ``inkit_server`` fixture is one ``FakeServer`` for the session, given each test's
+    fake. Needs uvicorn (``pip install 'inkit-async[testing]'``).
+
+    Args:
+        fake: The fake to serve.
+        start_within: Seconds uvicorn may take to start (default 10).
+        stop_within: Seconds it may take to stop (default 10).
+
+    Raises:
+        TypeError, ValueError: *start_within* or *stop_within* is not a finite
+            number > 0.
+    """
+
+    def __init__(
+        self, fake: FakeInkit, *, start_within: float = 10.0, stop_within: float = 10.0
+    ) -> None:
+        """Hold *fake*; nothing is started before ``start()`` (or ``with``)."""
+        self._serving = _Serving(fake)
+        self._start_within = check_seconds("start_within", start_within, above=True)
+        self._stop_within = check_seconds("stop_within", stop_within, above=True)
+        self._url: str | None = None
+        self._sock: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def __repr__(self) -> str:
+        """Say where it serves, never the token."""
+        return f"<FakeServer url={self._url!r} fake={self.fake!r}>"
+
+    @property
+    def fake(self) -> FakeInkit:
+        """The fake that answers requests now."""
+        return self._serving.fake
+
+    @fake.setter
+    def fake(self, fake: FakeInkit) -> None:
+        if not isinstance(fake, FakeInkit):
+            raise TypeError(f"fake must be a FakeInkit, got {type(fake).__name__}")
+        self._serving.fake = fake
+
+    @property
+    def token(self) -> str:
+        """The token the served fake accepts: ``INKIT_API_TOKEN`` for a client of it."""
+        return self.fake.token
+
+    @property
+    def url(self) -> str:
+        """The API root, ``http://127.0.0.1:<port>/v1``: ``INKIT_BASE_URL`` for a client.
+
+        Raises:
+            RuntimeError: The server is not running.
+        """
+        if self._url is None:
+            raise RuntimeError("the FakeServer is not running: call start() or use `with`")
+        return self._url
+
+    def start(self) -> None:
+        """Start serving; return once uvicorn listens.
+
+        Raises:
+            RuntimeError: uvicorn is not installed, the server runs already, or it
+                failed to start or did not within *start_within* seconds.
+        """
+        if self._thread is not None:
+            raise RuntimeError("the FakeServer runs already")
+        try:
+            import uvicorn  # noqa: PLC0415 - an optional dependency, needed only here
+        except ImportError:
+            raise RuntimeError(_UVICORN_MISSING) from None
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))  # bound here: nothing can take the port meanwhile
+        port = int(sock.getsockname()[1])
+        self._sock = sock
+        # No logging set-up of uvicorn's own (log_config=None): the test's stays as it is.
+        config = uvicorn.Config(
+            self._serving,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=max(int(self._stop_within / 2), 1),
+        )
+        self._server = server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=self._run, args=(server, sock), name=f"FakeServer:{port}", daemon=True
+        )
+        self._thread = thread
+        thread.start()
+        deadline = time.monotonic() + self._start_within
+        while not server.started:
+            if not thread.is_alive():
+                self._thread = self._sock = None
+                sock.close()
+                raise RuntimeError(f"uvicorn stopped before it started: {self._failure!r}")
+            if time.monotonic() > deadline:
+                self._cancel_everything()  # a start-up that hangs does not heed should_exit
+                thread.join(self._stop_within)
+                self._thread = self._sock = None
+                sock.close()
+                raise RuntimeError(f"uvicorn did not start within {self._start_within:g} s")
+            time.sleep(0.005)
+        self._url = f"http://127.0.0.1:{port}/v1"
+
+    def _run(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        try:
+            with asyncio.Runner() as runner:
+                self._loop = runner.get_loop()
+                runner.run(server.serve(sockets=[sock]))
+        except BaseException as exc:  # noqa: BLE001 - reported by start() or stop()
+            self._failure = exc
+
+    def stop(self) -> None:
+        """Stop serving: close every connection (ending hanging answers) and the socket.
+
+        Idempotent.
+
+        Raises:
+            RuntimeError: uvicorn did not stop within *stop_within* seconds, or failed.
+        """
+        thread, server, loop = self._thread, self._server, self._loop
+        if thread is None or server is None:
+            return
+        self._thread = None
+        self._url = None
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
+                loop.call_soon_threadsafe(_close_connections, server)
+        server.should_exit = True
+        thread.join(self._stop_within)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if thread.is_alive():
+            self._cancel_everything()
+            raise RuntimeError(f"uvicorn did not stop within {self._stop_within:g} s")
+        if self._failure is not None:
+            raise RuntimeError(f"uvicorn failed: {self._failure!r}")
+
+    def _cancel_everything(self) -> None:
+        """Cancel every task of the server's loop, from any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
+                loop.call_soon_threadsafe(_cancel_tasks, loop)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+
+def _close_connections(server: uvicorn.Server) -> None:
+    """Close every connection uvicorn holds: a hanging answer ends with its client gone."""
+    for connection in list(server.server_state.connections):
+        transport = getattr(connection, "transport", None)
+        if transport is not None:
+            transport.close()

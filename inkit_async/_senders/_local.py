@@ -66,12 +66,21 @@ class LocalSender:
         await asyncio.sleep(0)
         url = urlsplit(request.url)
         target = f"{url.path}?{url.query}" if url.query else url.path
-        status, headers, payload = await self._transport.answer(
-            request.method,
-            target,
-            {name.lower(): value for name, value in request.headers.items()},
-            request.body or b"",
-        )
+        # The read timeout bounds the wait for the answer, as it bounds the wait for the
+        # first bytes on a socket: an answer that is slow (or never comes) ends the same.
+        waiting = asyncio.timeout(request.timeouts.read)
+        try:
+            async with waiting:
+                status, headers, payload = await self._transport.answer(
+                    request.method,
+                    target,
+                    {name.lower(): value for name, value in request.headers.items()},
+                    request.body or b"",
+                )
+        except TimeoutError:
+            if not waiting.expired():
+                raise
+            raise TransportFailure("ReadTimeout", "read timed out") from None
         encoding = next((v for k, v in headers if k.lower() == "content-encoding"), None)
         try:
             content = await decode_limited(_once(payload), encoding)

@@ -438,7 +438,7 @@ def test_fault_numbers_are_checked_when_given(fake, call, error, message):
     with pytest.raises(error) as info:
         call(fake)
     assert str(info.value).startswith(message)
-    assert fake._faults == []  # noqa: SLF001 - nothing was queued
+    assert fake._next == []  # noqa: SLF001 - nothing was queued
 
 
 async def test_fail_next_delay_holds_the_answer(fake):
