@@ -20,6 +20,7 @@ import pytest
 import inkit_async
 import inkit_async.testing
 from inkit_async.testing import FakeInkit
+from tests.support.installed import write_installed_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -35,6 +36,8 @@ SEEDED = {
     "rb_9HjKlMnOpQrStUvWxYzAbC": ("invoice April", {"inkit_storage": 3}),
 }
 FLOW_ID = "fb_4GhJkLmNpQrStVwXyZaBcD"
+#: Where the package under test is imported from: first on a child's path, after its metadata.
+PACKAGE_ROOT = Path(inkit_async.__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -49,9 +52,17 @@ async def fake_url(uvicorn_server) -> tuple[FakeInkit, str]:
     return fake, await uvicorn_server(fake.app)
 
 
-async def run(command: list[str], fake: FakeInkit, url: str) -> tuple[int, str]:
-    """Run *command* with the fake's URL and token in the environment; return code and output."""
+async def run(
+    command: list[str], fake: FakeInkit, url: str, *, path: list[Path] = ()
+) -> tuple[int, str]:
+    """Run *command* with the fake's URL and token in the environment; return code and output.
+
+    *path* goes first on the child's PYTHONPATH.
+    """
     env = {**os.environ, "INKIT_BASE_URL": url, "INKIT_API_TOKEN": fake.token}
+    if path:
+        rest = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
+        env["PYTHONPATH"] = os.pathsep.join([*map(str, path), *rest])
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     process = await asyncio.create_subprocess_exec(
         *command,
@@ -78,11 +89,19 @@ async def test_example_script_runs(fake_url, script):
 
 @pytest.mark.parametrize("module", TEST_MODULES, ids=lambda p: p.name)
 @pytest.mark.subprocess
-async def test_example_test_module_passes(fake_url, module):
-    """The testing examples are pytest modules; every test in them passes."""
+async def test_example_test_module_passes(fake_url, module, tmp_path):
+    """The testing examples are pytest modules; every test in them passes.
+
+    The package's metadata from this tree is on the path, as installing it puts it: the
+    plugin's fixtures come through its entry point, with no set-up in the example.
+    """
     fake, url = fake_url
+    site = write_installed_metadata(tmp_path / "site")
     code, out = await run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)], fake, url
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)],
+        fake,
+        url,
+        path=[site, PACKAGE_ROOT],
     )
     assert code == 0, out
     assert re.search(r"\b[1-9]\d* passed\b", out), out
