@@ -170,3 +170,31 @@ def test_a_server_starts_once(fake):
         server.stop()
         with contextlib.suppress(RuntimeError):
             server.stop()
+
+
+@pytest.mark.uvicorn
+def test_a_server_that_does_not_stop_in_time_fails_clearly(fake, monkeypatch):
+    """A shutdown that hangs is cancelled after stop_within, and stop() says so."""
+
+    async def never(self, sockets=None):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(uvicorn.Server, "shutdown", never)
+    server = FakeServer(fake, stop_within=0.3)
+    server.start()
+    with pytest.raises(RuntimeError, match=r"did not stop within 0\.3 s"):
+        server.stop()
+
+
+@pytest.mark.uvicorn
+def test_a_server_that_fails_while_stopping_says_why(fake, monkeypatch):
+    """An error in uvicorn's shutdown is raised by stop(), not lost in its thread."""
+
+    async def broken(self, sockets=None):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(uvicorn.Server, "shutdown", broken)
+    server = FakeServer(fake)
+    server.start()
+    with pytest.raises(RuntimeError, match="disk gone"):
+        server.stop()

@@ -341,3 +341,18 @@ def test_a_fake_server_checks_what_it_is_given(fake):
         _ = server.url
     assert server.token == fake.token
     assert fake.token not in repr(server)
+
+
+async def test_a_timeout_of_the_transports_own_is_not_taken_for_the_read_timeout():
+    """Only the read timeout's own expiry is a ReadTimeout; another TimeoutError passes on."""
+    from inkit_async import AsyncInkit
+    from inkit_async._senders import InProcessTransport
+
+    class TimesOut(InProcessTransport):
+        async def answer(self, *request):
+            raise TimeoutError
+
+    async with AsyncInkit("token", transport=TimesOut(), **NO_RETRY) as client:
+        with pytest.raises(APITimeoutError) as info:
+            await client.batch.get("rb_x")
+    assert not isinstance(info.value.__cause__, httpx.ReadTimeout)

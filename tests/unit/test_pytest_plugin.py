@@ -130,3 +130,26 @@ def test_the_server_fixture_without_uvicorn_names_the_extra(pytester, monkeypatc
     result = pytester.runpytest_inprocess("-p", PLUGIN, "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*inkit_server*pip install 'inkit-async?testing?'*"])
+
+
+def test_a_client_used_in_a_loop_that_outlives_the_test_is_closed_in_it(pytester):
+    """A module-scoped loop still runs when the test ends: the client is closed there."""
+    pytester.makeini(STRICT)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        clients = []
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_uses_it(inkit_client, inkit_fake):
+            await inkit_client.batch.get(inkit_fake.add_batch())
+            clients.append(inkit_client)
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_it_was_closed():
+            assert clients[0].is_closed
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", PLUGIN, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
