@@ -349,7 +349,7 @@ async def test_a_timeout_of_the_transports_own_is_not_taken_for_the_read_timeout
     from inkit_async._senders import InProcessTransport
 
     class TimesOut(InProcessTransport):
-        async def answer(self, *request):
+        async def answer(self, *_request):
             raise TimeoutError
 
     async with AsyncInkit("token", transport=TimesOut(), **NO_RETRY) as client:
