@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
+from .._exceptions import InkitError
 from . import curve
 from .breaker import Breaker, Gate
 from .budget import RetryBudget
@@ -114,6 +115,10 @@ class Regulator:
         # passed.
         self._timer_at = 0.0
         self._counts = collections.Counter[str]()
+        # The event loop whose callers wait here now (see `_serve`), and whether the
+        # clock is that loop's (none was given).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_clock = clock is None
         self._open = self._curve is None
         self._local = type(state) is LocalState  # admits every request at once
         state.attach(self)
@@ -150,7 +155,9 @@ class Regulator:
             rate_limit=self.rate_limit,
             paused_for=max(0.0, breaker.paused_until - now),
             probing=breaker.probing,
-            waiting=sum(1 for future, _ in self._waiters if not future.done()),
+            # A copy first: a caller in another thread (BlockingInkit) reads this while
+            # the loop's thread changes the queue.
+            waiting=sum(1 for future, _ in tuple(self._waiters) if not future.done()),
             throttled=self._counts["throttled"],
             overloaded=self._counts["overloaded"],
             pauses=self._counts["pauses"],
@@ -176,11 +183,40 @@ class Regulator:
         Raises:
             ThrottleTimeoutError: See ``_acquire``.
         """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._serve(loop)
         if self._open and self._local:
             # The healthy path: no rate, no pause, nothing of a store's to wait for; a
             # permit without another coroutine.
             return self._grant(self.now())
         return await self._state.admit(self._acquire)
+
+    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let *loop*'s callers wait here from now on, if no other loop still runs here.
+
+        Waiting callers are futures of one loop, let go by one timer on it: a loop in
+        another thread cannot share them. A loop that has ended (``asyncio.run``
+        returned: a script's next run, pytest's loop per test) hands over: what it left
+        in the queue can never run again and is dropped, and the clock becomes the new
+        loop's (uvloop's stops when its loop does). The rate, pauses and budget carry
+        over as they are.
+
+        Raises:
+            InkitError: Another event loop, running in another thread, uses the throttle.
+        """
+        previous = self._loop
+        if previous is not None and previous.is_running() and not previous.is_closed():
+            raise InkitError(
+                "This throttle is in use by an event loop running in another thread; a "
+                "throttle (and so a client) serves one running event loop at a time. Use "
+                "one client per thread, or BlockingInkit, whose one loop every thread shares."
+            )
+        self._loop = loop
+        if self._loop_clock:
+            self._clock = loop.time
+        self._waiters.clear()
+        self._timer = None
 
     async def _acquire(self) -> Permit:
         """Wait for leave to send one request now.
