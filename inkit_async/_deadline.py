@@ -100,13 +100,16 @@ class CallDeadline:
 
         Raises:
             DeadlineExceededError: The deadline passed before *work* ended (it is
-                cancelled), or had passed already (it is not started).
+                cancelled), or had passed already (it is not started, and the error
+                names the wait the time ran out in: the one before).
         """
-        self.wait = wait
         loop = asyncio.get_running_loop()
         if self.end is not None and loop.time() >= self.end:
+            # Out of time before this wait began: the last one used it up (a slot got
+            # at the very deadline, say). Nothing of *wait* was done, nor sent.
             work.close()
-            raise self.error(wait)
+            raise self.error(self.wait)
+        self.wait = wait
         if wait == "attempt":
             self.sent = True
         timer = asyncio.timeout_at(self.end)

@@ -278,3 +278,33 @@ async def test_a_fake_503_with_a_long_retry_after_fails_at_once():
     assert info.value.wait == "retry_after"
     assert isinstance(info.value.__cause__, InternalServerError)
     assert len(fake.requests) == 1
+
+
+def test_a_wait_begun_after_the_deadline_is_blamed_on_the_one_before() -> None:
+    """A slot got at the very deadline: the attempt is not started, the slot wait is named.
+
+    Under load the slot came just as the deadline passed, and the error said "attempt"
+    for a request that was never sent (tests/functional/test_deadline.py saw it in CI).
+    """
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        deadline = CallDeadline(loop.time() + 0.05, "GET /batch/rb_2")
+
+        async def slot() -> None:
+            await asyncio.sleep(0.1)  # the slot comes after the deadline
+
+        with pytest.raises(DeadlineExceededError) as during:
+            await deadline.within(slot(), "slot")
+        assert during.value.wait == "slot"
+
+        async def attempt() -> None:
+            raise AssertionError("never started")
+
+        work = attempt()
+        with pytest.raises(DeadlineExceededError) as after:
+            await deadline.within(work, "attempt")
+        assert after.value.wait == "slot"
+        assert not deadline.sent
+
+    asyncio.run(run())
