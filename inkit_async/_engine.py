@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from ._events import ClientEvent
     from ._observe import AttemptWatch
     from ._throttle import Permit
+    from ._wire import Sender
 
 __all__ = ["Engine"]
 
@@ -73,12 +74,12 @@ class Engine:
     __slots__ = (
         "_call",
         "_closed",
-        "_coalescer",
         "_deadline",
         "_headers",
         "_json_headers",
         "_observers",
         "_owner",
+        "_sharing",
         "_state",
         "_timeouts",
         "_tracers",
@@ -114,8 +115,8 @@ class Engine:
         self._tracers = hooked(self._observers, "traced")  # on the hot path: only those
         self._watchers = hooked(self._observers, "attempt_started")  # that do something
         # The requests under way this engine's callers may join: those of the engines
-        # (of this client) whose per-call options equal these.
-        self._coalescer = self._state.coalescer_for(options)
+        # (of this client) whose per-call options equal these, in the caller's loop.
+        self._sharing = self._state.sharing_for(options)
 
     def variant(self, changes: VariantArguments) -> Engine:
         """An engine with some per-call options changed, over this engine's shared state."""
@@ -132,24 +133,15 @@ class Engine:
         return self._closed or self._state.closed
 
     async def aclose(self) -> None:
-        """Close this engine; the owner also closes the shared pool (if it created it).
+        """Close this engine; the owner also closes the shared state (``EngineState.aclose``).
 
         Raises:
-            InkitError: The owner is closed from another event loop while its loop runs.
+            InkitError: The owner of a client bound to one loop (its ``http_client`` or
+                ``transport``) is closed from another loop while that one runs.
         """
-        state = self._state
-        if self._owner and not state.closed and state.owns_http:
-            loop = state.loop
-            if loop is not None and not loop.is_closed() and loop is not asyncio.get_running_loop():
-                raise InkitError(
-                    "aclose() was called from another event loop than the one this client "
-                    "runs in; its connections belong to that loop, so close it there."
-                )
+        if self._owner and not self._state.closed:
+            await self._state.aclose()
         self._closed = True
-        if not self._owner or state.closed:
-            return
-        state.closed = True
-        await state.sender.aclose()  # a caller's own client stays open
 
     async def request(
         self,
@@ -190,19 +182,20 @@ class Engine:
                 no deadline. Required, so that no call forgets the client's.
 
         Raises:
-            InkitError: The client is closed, or is used from another event loop; or
-                any error of the exception tree, once the retry policy gives up.
+            InkitError: The client is closed, or sends through one loop's HTTP client
+                and is used from another loop; or any error of the exception tree, once
+                the retry policy gives up.
         """
         if self.is_closed:
             raise InkitError(_CLOSED)
-        self._state.bind()
+        local = self._state.local()  # what the client has in this loop, made on first use
         deadline = CallDeadline.of(end, method, path, may_repeat=may_repeat)
-        coalescer = self._coalescer
+        sharing = self._sharing
         work: Awaitable[T]
-        if shared and coalescer is not None:
+        if shared and sharing is not None:
             key = (path, tuple(sorted(params.items()))) if params else path
             args = (method, path, cast, params, body, may_repeat)
-            work = coalescer.run(key, deadline, self._send, *args)
+            work = sharing.coalescer(local).run(key, deadline, self._send, *args)
         else:
             work = self._send(deadline, method, path, cast, params, body, may_repeat)
         for observer in self._tracers:  # the call's span
@@ -234,6 +227,8 @@ class Engine:
     ) -> T:
         state = self._state
         flow = state.flow
+        local = state.local()
+        slots = local.slots
         url = self.options.root + path
         if params:
             url = f"{url}?{urlencode(params)}"
@@ -243,7 +238,7 @@ class Engine:
         spent = 0  # the retries that count against max_retries (see Retry.counted)
         waited = 0.0  # seconds this call has waited in the throttle, all attempts together
         while True:
-            slot = state.slots.acquire()
+            slot = slots.acquire()
             await (slot if deadline is None else deadline.within(slot, "slot"))
             try:
                 # The permit is asked for inside the slot, so it goes only to a request
@@ -251,13 +246,13 @@ class Engine:
                 permit, waited = await self._permit(last_error, method, path, waited, deadline)
                 try:
                     self._check_open()
-                    sent = self._attempt(method, url, path, content, retries)
+                    sent = self._attempt(local.sender, method, url, path, content, retries)
                     outcome = await (sent if deadline is None else deadline.within(sent, "attempt"))
                 except BaseException:
                     flow.cancel(permit)
                     raise
             finally:
-                state.slots.release()
+                slots.release()
             if type(outcome) is Reply:
                 flow.release(permit, Signal.OK)
                 return cast_reply(outcome, cast, method, path, self._call)
@@ -272,8 +267,8 @@ class Engine:
             self._report(retry_event(attempt, retry, retries))
             await asyncio.sleep(retry.delay)
 
-    async def _attempt(
-        self, method: str, url: str, path: str, content: bytes | None, retries: int
+    async def _attempt(  # noqa: PLR0917 - positional, on the hot path
+        self, sender: Sender, method: str, url: str, path: str, content: bytes | None, retries: int
     ) -> Reply | Outcome:
         """One attempt through the sender, under the per-attempt deadline, watched.
 
@@ -290,13 +285,12 @@ class Engine:
                 watches.append(watch)
                 if extra := watch.headers():  # traceparent
                     headers = {**headers, **extra}
-        state = self._state
-        request = Request(method, url, headers, content, self._timeouts, state.secrets)
+        request = Request(method, url, headers, content, self._timeouts, self._state.secrets)
         started = time.perf_counter()  # the attempt's own time, not its queueing
         outcome: Reply | Outcome
         try:
             async with asyncio.timeout(self._deadline):
-                reply = await state.sender.send(request)
+                reply = await sender.send(request)
         except (TimeoutError, TransportFailure) as failure:
             outcome = failure_of(request, failure)
         except BaseException as exc:

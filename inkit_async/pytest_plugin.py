@@ -104,16 +104,10 @@ def inkit_server(
 def _close(client: AsyncInkit) -> None:
     """Close *client* from a plain fixture's teardown, where no event loop runs.
 
-    In the loop it was used in when that loop is still open (pytest-asyncio may close
-    it after this teardown, or before); otherwise, when it was never used or its loop
-    has ended, in a loop of its own, which is how ``aclose`` says such a client closes.
+    In a loop of its own: a client works in any loop, and the fake's in-process sender
+    belongs to none (each loop that used it drops its part when it ends).
     """
     if client.is_closed:
-        return
-    # The plugin is part of the package: it may ask the client which loop it is bound to.
-    used_in = client._engine.state.loop  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
-    if used_in is not None and not used_in.is_closed():
-        used_in.run_until_complete(client.aclose())
         return
     loop = asyncio.new_event_loop()  # not made the thread's current loop: nothing to undo
     try:

@@ -8,6 +8,8 @@ the proxy and trust the options and the environment say.
 
 from __future__ import annotations
 
+import enum
+import functools
 import re
 from typing import TYPE_CHECKING
 
@@ -18,28 +20,50 @@ from ._local import InProcessTransport, LocalSender
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from .._config import ClientOptions
     from .._exceptions import Secrets
     from .._wire import Sender
 
-__all__ = ["InProcessTransport", "proxy_for", "sender_for"]
+__all__ = ["InProcessTransport", "Reach", "proxy_for", "sender_for"]
 
 
-def sender_for(options: ClientOptions) -> tuple[Secrets, Sender]:
-    """The client's credentials (for its errors to mask) and the sender it sends through."""
+class Reach(enum.Enum):
+    """Which event loops a client's sender serves."""
+
+    PER_LOOP = "per loop"
+    """The SDK's own pool: a new sender for each loop, closed when that loop ends."""
+    ANY = "any"
+    """One sender for every loop: nothing of it belongs to a loop (``FakeInkit``'s, an
+    httpx ``MockTransport``); closed with the client."""
+    ONE = "one"
+    """One sender for the first loop only: a caller's ``http_client``, or a transport
+    whose connections belong to the loop that opened them."""
+
+
+def sender_for(options: ClientOptions) -> tuple[Secrets, Callable[[], Sender], Reach]:
+    """The client's credentials (for its errors to mask), how to make its sender, its reach.
+
+    The sender is made when a loop first uses the client (``EngineState.local``): once
+    per loop for ``Reach.PER_LOOP``, once in all for the others.
+    """
     if options.http_client is not None:
         library = library_of(options.http_client, "AsyncClient")
         assert library is not None  # noqa: S101 - checked by ClientOptions
-        return client_secrets(options), HttpxSender(options.http_client, library, owned=False)
+        http = HttpxSender(options.http_client, library, owned=False)
+        return client_secrets(options), lambda: http, Reach.ONE
     transport = options.transport
     if isinstance(transport, InProcessTransport):
-        return client_secrets(options), LocalSender(transport)
+        local = LocalSender(transport)
+        return client_secrets(options), lambda: local, Reach.ANY
     if transport is not None:  # a caller's transport: its proxies are its own
         library = library_of(transport, "AsyncBaseTransport")
         assert library is not None  # noqa: S101 - checked by ClientOptions
-        return client_secrets(options), HttpxSender.over_transport(transport, library)
+        sender = HttpxSender.over_transport(transport, library)
+        # A MockTransport holds no connection; any other may (AsyncHTTPTransport's pool).
+        reach = Reach.ANY if isinstance(transport, library.MockTransport) else Reach.ONE
+        return client_secrets(options), lambda: sender, reach
     # Imported here: aiohttp is slow to import, and only clients that use it pay.
     from .._transport import proxy_mounts, ssl_context_for  # noqa: PLC0415
     from ._aiohttp import AiohttpSender  # noqa: PLC0415
@@ -61,14 +85,15 @@ def sender_for(options: ClientOptions) -> tuple[Secrets, Sender]:
         )
         return HttpxSender(client, httpx, owned=True)
 
-    sender = AiohttpSender(
+    make = functools.partial(
+        AiohttpSender,
         max_connections=options.max_concurrency,
         keepalive_expiry=DEFAULT_KEEPALIVE_EXPIRY,
         verify=context,
         proxy=proxy,
         lane=lane,
     )
-    return client_secrets(options, mounts.values()), sender
+    return client_secrets(options, mounts.values()), make, Reach.PER_LOOP
 
 
 def proxy_for(url: str, mounts: Mapping[str, str | None]) -> str | None:

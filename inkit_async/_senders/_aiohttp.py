@@ -245,6 +245,7 @@ class AiohttpSender:
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
         self._make_lane = lane
         self._lane: Sender | None = None
+        self._forgotten: list[aiohttp.BaseConnector] = []  # see forget()
 
     def __repr__(self) -> str:
         """Say whether it goes through a proxy (never its credentials)."""
@@ -338,6 +339,22 @@ class AiohttpSender:
                 raise  # the caller's own deadline
             failure, cause = TransportFailure("WriteTimeout", _WRITE_TIMED_OUT), exc
         raise failure from cause
+
+    def forget(self) -> None:
+        """In a forked child: leave the parent's connections alone, for good.
+
+        Each session is detached (closed for aiohttp, its connections untouched) and its
+        connector marked closed and kept here, so that no finalizer closes a socket the
+        parent still uses (that would send on it, or unregister it from the epoll
+        instance parent and child share). Private: ``_closed`` (docs/architecture.md).
+        """
+        for name in ("_pooled", "_single"):
+            session: aiohttp.ClientSession | None = getattr(self, name)
+            if session is not None and session.connector is not None:
+                connector = session.connector
+                session.detach()
+                connector._closed = True  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - see above
+                self._forgotten.append(connector)
 
     async def aclose(self) -> None:
         """Close the pools and every connection in them."""
