@@ -92,12 +92,6 @@ _IN_LOOP: Final = (
     "blocking call would stop that loop until it returns. Use AsyncInkit there, with "
     "`await client.batch.get(...)`."
 )
-_FORKED: Final = (
-    "This BlockingInkit was first used in process {parent}, and this is process {child}, "
-    "a fork of it: its event loop thread and connections stayed in that process. Create "
-    "the BlockingInkit in this process (one made before os.fork() and first used after it "
-    "works in each process)."
-)
 _CLOSED_UNDER_WAY: Final = "The BlockingInkit was closed while this call was under way."
 _UNCLOSED: Final = (
     "A BlockingInkit was garbage-collected without being closed: call client.close(), or "
@@ -269,8 +263,7 @@ class _LoopThread:
         """Run ``await function(*args, **kwargs)`` on the loop and return its outcome.
 
         Raises:
-            InkitError: Called from a running event loop, after ``close()``, or in a
-                forked child of the process that started the loop.
+            InkitError: Called from a running event loop, or after ``close()``.
         """
         _refuse_running_loop()
         call: _Call[T] = self._submit(lambda: function(*args, **kwargs))
@@ -311,7 +304,10 @@ class _LoopThread:
         if self._loop is None:
             return self._start()
         if self._pid != os.getpid():  # pragma: no cover - in a forked child (test_after_a_fork)
-            raise InkitError(_FORKED.format(parent=self._pid, child=os.getpid()))
+            # The parent's loop thread stayed there: this process starts its own, and the
+            # client opens new connections in it (the inherited ones are dropped, unused).
+            _LEFT_BY_FORK.append(self._loop)
+            return self._start()
         return self._loop
 
     def _start(self) -> asyncio.AbstractEventLoop:
@@ -398,8 +394,9 @@ class _LoopThread:
             return thread
 
     def after_fork_in_child(self) -> None:  # pragma: no cover - in a forked child
-        """Replace the lock, which another thread may have held at the fork."""
+        """Replace the lock (another thread may have held it) and forget the parent's calls."""
         self._lock = threading.Lock()
+        self._shared = _Shared()
 
 
 def _close_all_at_exit() -> None:
@@ -661,9 +658,8 @@ class BlockingInkit(ClientSettings):
     Never call it from async code (a thread where an event loop runs): that raises
     ``InkitError``, as the call would stall that loop; use ``AsyncInkit`` there.
 
-    After ``os.fork()``, a client first used in the child works there with its own
-    thread and connections; one the parent had already used raises ``InkitError`` in
-    the child (its thread and connections stayed in the parent).
+    After ``os.fork()``, a client made (and even used) before the fork works in the
+    child with a loop thread and connections of its own; the parent's stay untouched.
 
     Close it with ``close()`` or ``with``. One still open when the interpreter exits is
     closed then; one dropped without being closed warns (``ResourceWarning``) and closes
@@ -713,8 +709,7 @@ class BlockingInkit(ClientSettings):
         """Start the loop thread (so misuse from async code fails here) and return the client.
 
         Raises:
-            InkitError: Called from async code, on a closed client or in a forked child
-                of the process that used it.
+            InkitError: Called from async code, or on a closed client.
         """
         if self.is_closed:
             raise InkitError(_CLOSED)
@@ -737,7 +732,7 @@ class BlockingInkit(ClientSettings):
         under way in other threads (they raise ``InkitError``), closes the connection
         pool and ends the loop thread; it returns within about 20 s whatever the loop is
         doing. Closing a variant closes only the variant. In a forked child, closing a
-        client the parent used leaves the parent's connections alone.
+        client leaves the parent's loop and connections alone.
 
         Raises:
             InkitError: Called from async code (a thread where an event loop runs).

@@ -16,7 +16,7 @@ import sys
 import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import httpx
@@ -33,6 +33,7 @@ from inkit_async import (
 )
 from inkit_async.testing import FakeInkit
 from tests.support.constants import NO_WAIT, TOKEN
+from tests.support.forking import in_child
 from tests.support.loopback import (
     BATCH_JSON,
     Hang,
@@ -413,51 +414,43 @@ def test_a_client_left_open_is_closed_at_exit(served):
     served.wait_until(lambda: server.open_connections == 0, 5, "the connection closed")
 
 
-def _in_child(work: Any) -> int:
-    """Fork; run *work* in the child, whose exit code is 0 if it returned true, else 1."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        code = 1
-        try:
-            code = 0 if work() else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only: os.fork")
 @pytest.mark.subprocess
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 def test_after_a_fork(served):
-    """Made before a fork and first used after: works in each process with its own thread.
+    """Made before a fork: works in each process, the child on a thread and connections of its own.
 
-    Used before the fork: the child is refused clearly, and the parent goes on unharmed.
+    Used before the fork too: the child starts its own loop thread and opens new
+    connections; the parent's thread and pooled connection go on unharmed.
     """
     server: LoopbackServer = served.value
-    client = BlockingInkit(TOKEN, base_url=server.url)  # not used yet: no thread
+    # No throttle: a throttle still believes, in the child, that the parent's loop thread
+    # runs (the Regulator's own fork handling is the throttle's to add).
+    client = BlockingInkit(TOKEN, base_url=server.url, throttle=False)  # not used yet
 
     def child_uses_it_first() -> bool:
         return client.batch.get("rb_child").id == "rb_child" and len(loop_threads()) == 1
 
-    assert _in_child(child_uses_it_first) == 0
+    assert in_child(child_uses_it_first) == 0
     assert not loop_threads()
     assert client.batch.get("rb_parent").id == "rb_parent"
+    [parents] = loop_threads()
 
     def child_uses_the_parents() -> bool:
-        try:
-            client.batch.get("rb_refused")
-        except InkitError as exc:
-            refused = "a fork of it" in str(exc)
-        else:
-            return False
-        client.close()  # leaves the parent's loop and connections alone
-        return refused and client.is_closed
+        used = client.batch.get("rb_child2").id == "rb_child2"
+        [own] = loop_threads()  # the parent's thread is not in this process
+        client.close()  # its own; the parent's loop and connections are left alone
+        return used and own is not parents and client.is_closed and not loop_threads()
 
-    assert _in_child(child_uses_the_parents) == 0
+    assert in_child(child_uses_the_parents) == 0
     assert client.batch.get("rb_parent2").id == "rb_parent2"
     client.close()
-    assert [r.last_segment for r in server.requests] == ["rb_child", "rb_parent", "rb_parent2"]
+    connection = {r.last_segment: r.connection for r in server.requests}
+    assert list(connection) == ["rb_child", "rb_parent", "rb_child2", "rb_parent2"]
+    # The parent's pooled connection carried both its lookups, the fork in between:
+    # the child neither used nor closed it.
+    assert connection["rb_parent2"] == connection["rb_parent"]
+    assert connection["rb_child2"] not in {connection["rb_parent"], connection["rb_child"]}
 
 
 def test_an_iterator_outliving_its_client(served, caplog):
