@@ -200,14 +200,17 @@ class AsyncInkit(AsyncClosing, ClientSettings):
     async def aclose(self) -> None:
         """Close the client; calls afterwards raise ``InkitError``.
 
-        Idempotent. Closes the connection pool the client created; an ``http_client``
-        you passed in stays open (you own it). Closing a ``with_options`` variant closes
-        only the variant: the pool, slots and throttle belong to the original client.
-        Call it from the event loop the client was used in; once that loop has ended
-        (``asyncio.run`` returned), closing from another loop just drops what is left.
+        Idempotent. Closes the connection pool the client made in the event loop it is
+        called from (each loop has its own); the pools of other loops that still run are
+        closed when those loops end (``asyncio.run`` returns), and calls there fail too.
+        An ``http_client`` you passed in stays open (you own it). Closing a
+        ``with_options`` variant closes only the variant: the pools, slots and throttle
+        belong to the original client.
 
         Raises:
-            InkitError: Called from another event loop while the client's loop still runs.
+            InkitError: The client sends through your ``http_client`` (or a transport of
+                yours) and this is another event loop than the one that uses it, while
+                that loop still runs.
         """
         await self._engine.aclose()
 

@@ -21,6 +21,7 @@ import asyncio
 import collections
 import logging
 import math
+import os
 import random
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -118,6 +119,7 @@ class Regulator:
         # The event loop whose callers wait here now (see `_serve`), and whether the
         # clock is that loop's (none was given).
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_pid = 0  # the process that loop runs in (a forked child inherits it)
         self._loop_clock = clock is None
         self._open = self._curve is None
         self._local = type(state) is LocalState  # admits every request at once
@@ -197,7 +199,8 @@ class Regulator:
 
         Waiting callers are futures of one loop, let go by one timer on it: a loop in
         another thread cannot share them. A loop that has ended (``asyncio.run``
-        returned: a script's next run, pytest's loop per test) hands over: what it left
+        returned: a script's next run, pytest's loop per test; the parent's loops, in a
+        child after ``os.fork()``) hands over: what it left
         in the queue can never run again and is dropped, and the clock becomes the new
         loop's (uvloop's stops when its loop does). The rate, pauses and budget carry
         over as they are.
@@ -206,13 +209,19 @@ class Regulator:
             InkitError: Another event loop, running in another thread, uses the throttle.
         """
         previous = self._loop
-        if previous is not None and previous.is_running() and not previous.is_closed():
+        if (
+            previous is not None
+            and self._loop_pid == os.getpid()  # a forked child's copy never runs again
+            and previous.is_running()
+            and not previous.is_closed()
+        ):
             raise InkitError(
                 "This throttle is in use by an event loop running in another thread; a "
                 "throttle (and so a client) serves one running event loop at a time. Use "
                 "one client per thread, or BlockingInkit, whose one loop every thread shares."
             )
         self._loop = loop
+        self._loop_pid = os.getpid()
         if self._loop_clock:
             self._clock = loop.time
         self._waiters.clear()

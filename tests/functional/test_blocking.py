@@ -424,9 +424,8 @@ def test_after_a_fork(served):
     connections; the parent's thread and pooled connection go on unharmed.
     """
     server: LoopbackServer = served.value
-    # No throttle: a throttle still believes, in the child, that the parent's loop thread
-    # runs (the Regulator's own fork handling is the throttle's to add).
-    client = BlockingInkit(TOKEN, base_url=server.url, throttle=False)  # not used yet
+    # With the default throttle: in the child, the parent's loop thread never runs again.
+    client = BlockingInkit(TOKEN, base_url=server.url)  # not used yet
 
     def child_uses_it_first() -> bool:
         return client.batch.get("rb_child").id == "rb_child" and len(loop_threads()) == 1
