@@ -188,7 +188,17 @@ class Respond:
 
 
 @dataclass(frozen=True, slots=True)
-class Drop:
+class _Delayed:
+    """A step that acts on the connection after *delay* seconds (checked when made)."""
+
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "delay", check_seconds("delay", self.delay))
+
+
+@dataclass(frozen=True, slots=True)
+class Drop(_Delayed):
     """Close the connection without answering, after *delay* seconds.
 
     Over a socket the server closes it; in process the call meets the transport failure
@@ -200,14 +210,9 @@ class Drop:
         TypeError, ValueError: *delay* is not a finite number >= 0.
     """
 
-    delay: float = 0.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "delay", check_seconds("delay", self.delay))
-
 
 @dataclass(frozen=True, slots=True)
-class Reset:
+class Reset(_Delayed):
     """Reset the connection (a TCP RST) without answering, after *delay* seconds.
 
     In process the call meets the transport failure the SDK's sender reports for a
@@ -216,11 +221,6 @@ class Reset:
     Raises:
         TypeError, ValueError: *delay* is not a finite number >= 0.
     """
-
-    delay: float = 0.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "delay", check_seconds("delay", self.delay))
 
 
 @dataclass(frozen=True, slots=True)
