@@ -506,7 +506,7 @@ class FailingClose(httpx.AsyncBaseTransport):
 
 def test_close_raises_what_closing_the_client_raised():
     """The AsyncInkit's close fails: close() raises that, and the loop thread still ends."""
-    client = BlockingInkit(TOKEN, base_url="http://inkit.test/v1", transport=FailingClose())
+    client = BlockingInkit(TOKEN, base_url="http://127.0.0.1:9/v1", transport=FailingClose())
     assert client.batch.get("rb_1").id == "rb_1"
     with pytest.raises(OSError, match="could not close"):
         client.close()
