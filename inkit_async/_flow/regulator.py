@@ -13,16 +13,31 @@ actually sent count as attempts. Every wait ends: a caller that has not got its 
 after ``max_wait`` seconds in the queue gives up, whatever holds it (a pause, a probe, the
 sending rate, or a state's pacing that has not answered), and one that comes while the
 throttle has been paused or probing for ``max_wait`` already gives up at once.
+
+One regulator serves every event loop that uses its throttle, in any thread, at the
+same time: the rate, pauses and budget are one, behind one lock. What cannot be shared
+between loops is a waiting caller (a future of its loop) and the timer that lets it go:
+each loop has its own queue of callers and its own timer (``_Queue``), and a change of
+the rules (``wake``) reaches another loop's queue through that loop's
+``call_soon_threadsafe``. Times are the running loop's clock (every real loop's is
+``time.monotonic``). Callers queue in order within their loop; a permit goes to
+whichever loop's timer asks first. A ``FlowState`` that is not this process's own (a
+fleet's through Redis) runs its own tasks on one loop, so such a throttle serves one
+running loop at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import math
 import os
 import random
+import threading
+import time
+import weakref
 from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
@@ -43,6 +58,38 @@ if TYPE_CHECKING:
     from .state import FlowState
 
 __all__ = ["Regulator", "ThrottleOptions"]
+
+
+class _Queue:
+    """One event loop's callers waiting for a permit (in order), and its one timer."""
+
+    __slots__ = ("loop", "timer", "timer_at", "waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiters: collections.deque[tuple[asyncio.Future[Permit], float]] = collections.deque()
+        self.timer: asyncio.TimerHandle | None = None
+        # When that timer is due, on the regulator's clock. Kept here, not read back
+        # from the handle: uvloop's handles run on uvloop's own clock.
+        self.timer_at = 0.0
+
+    def live(self) -> int:
+        """Callers still waiting (a cancelled one stays queued until a timer drops it)."""
+        # A copy first: another thread may change the queue meanwhile.
+        return sum(1 for future, _ in tuple(self.waiters) if not future.done())
+
+
+#: Every regulator, for the fork hook below.
+_REGULATORS: weakref.WeakSet[Regulator] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """In a forked child: new locks (the parent's may have been held), no parent's callers."""
+    for regulator in tuple(_REGULATORS):
+        regulator.forked()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 class ThrottleOptions(Protocol):
@@ -80,15 +127,16 @@ class Regulator:
     ) -> None:
         """Regulate with the throttle's options, sharing through *state*.
 
-        *clock*: where the time comes from (default: the event loop's clock, from the
-        first loop that asks); tests give a simulated one and drive ``take`` and
-        ``release`` without a loop.
+        *clock*: where the time comes from (default: the running loop's, see ``now``);
+        tests give a simulated one and drive ``take`` and ``release`` without a loop.
         """
         self.rate_limit = rate_limit
         self.max_wait = max_wait
         self.outage_after = outage_after
         self._state = state
         self._clock = clock
+        # Reentrant: a decision made under it calls back in (a cut wakes the waiters).
+        self._lock = threading.RLock()
         # The parts (see `_flow`): the sending rate after a cut (None: none applies),
         # the pacing at it, pauses and probes, the send times the estimate reads, and
         # the retry budget.
@@ -108,22 +156,15 @@ class Regulator:
         self._accepted: dict[int, int] = {}  # by the number of each burst's first request
         self._refused_once = False
         self._burst_seqs = (0, 0)
-        # Waiting callers in order (with when they came), and the one timer for them.
-        self._waiters: collections.deque[tuple[asyncio.Future[Permit], float]] = collections.deque()
-        self._timer: asyncio.Handle | None = None
-        # When that timer is due, on the loop's clock. Kept here, not read back from the
-        # handle: uvloop returns a plain Handle, which has no when(), for a time already
-        # passed.
-        self._timer_at = 0.0
+        # Each event loop's waiting callers and timer; the loop a state that is not this
+        # process's own serves (see `_check_loop`).
+        self._queues: dict[asyncio.AbstractEventLoop, _Queue] = {}
+        self._state_loop: asyncio.AbstractEventLoop | None = None
         self._counts = collections.Counter[str]()
-        # The event loop whose callers wait here now (see `_serve`), and whether the
-        # clock is that loop's (none was given).
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_pid = 0  # the process that loop runs in (a forked child inherits it)
-        self._loop_clock = clock is None
         self._open = self._curve is None
         self._local = type(state) is LocalState  # admits every request at once
         state.attach(self)
+        _REGULATORS.add(self)
 
     @classmethod
     def of(
@@ -150,32 +191,52 @@ class Regulator:
 
     def snapshot(self) -> ThrottleState:
         """A snapshot of the current rate, pause and counters."""
-        now = self._clock() if self._clock else 0.0
-        breaker = self._breaker
-        return ThrottleState(
-            rate=self.rate_at(now),
-            rate_limit=self.rate_limit,
-            paused_for=max(0.0, breaker.paused_until - now),
-            probing=breaker.probing,
-            # A copy first: a caller in another thread (BlockingInkit) reads this while
-            # the loop's thread changes the queue.
-            waiting=sum(1 for future, _ in tuple(self._waiters) if not future.done()),
-            throttled=self._counts["throttled"],
-            overloaded=self._counts["overloaded"],
-            pauses=self._counts["pauses"],
-            cuts=self._counts["cuts"],
-            retry_tokens=self._retries.tokens,
-            retries_refused=self._retries.refused,
-        )
+        with self._lock:
+            now = self.now()
+            breaker = self._breaker
+            return ThrottleState(
+                rate=self.rate_at(now),
+                rate_limit=self.rate_limit,
+                paused_for=max(0.0, breaker.paused_until - now),
+                probing=breaker.probing,
+                waiting=sum(queue.live() for queue in self._queues.values()),
+                throttled=self._counts["throttled"],
+                overloaded=self._counts["overloaded"],
+                pauses=self._counts["pauses"],
+                cuts=self._counts["cuts"],
+                retry_tokens=self._retries.tokens,
+                retries_refused=self._retries.refused,
+            )
 
     def now(self) -> float:
-        """The throttle's clock: the event loop's, from the first loop that asks."""
-        if self._clock is None:
-            self._clock = asyncio.get_running_loop().time
-        return self._clock()
+        """The throttle's clock: the running loop's, unless one was given.
+
+        Every real event loop's clock is ``time.monotonic`` (uvloop's, to the
+        millisecond), so loops in several threads agree; a test's virtual-time loop
+        drives the throttle on its own time. Outside any loop (``throttle.state`` read
+        from a thread without one): ``time.monotonic``.
+        """
+        clock = self._clock
+        if clock is not None:
+            return clock()
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:
+            return time.monotonic()
+
+    def paused_for(self) -> float:
+        """Seconds until the current pause ends (0: none), for a caller's deadline."""
+        with self._lock:
+            return max(0.0, self._breaker.paused_until - self.now())
 
     def _update_open(self) -> None:
         self._open = self._curve is None and self._breaker.closed
+
+    def forked(self) -> None:
+        """This is a forked child's copy: the parent's loops never run here."""
+        self._lock = threading.RLock()
+        self._queues = {}
+        self._state_loop = None
 
     # -- permits -----------------------------------------------------------------------
 
@@ -184,48 +245,52 @@ class Regulator:
 
         Raises:
             ThrottleTimeoutError: See ``_acquire``.
+            InkitError: The throttle's state serves another running event loop.
         """
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._serve(loop)
-        if self._open and self._local:
-            # The healthy path: no rate, no pause, nothing of a store's to wait for; a
-            # permit without another coroutine.
-            return self._grant(self.now())
+        if self._local:
+            if self._open:
+                # The healthy path: no rate, no pause, nothing of a store's to wait for;
+                # a permit without another coroutine.
+                with self._lock:
+                    return self._grant(self.now())
+            return await self._acquire()
+        self._check_loop(asyncio.get_running_loop())
         return await self._state.admit(self._acquire)
 
-    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Let *loop*'s callers wait here from now on, if no other loop still runs here.
+    def _check_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let *loop* use a state that is not this process's own, if no other loop runs it.
 
-        Waiting callers are futures of one loop, let go by one timer on it: a loop in
-        another thread cannot share them. A loop that has ended (``asyncio.run``
-        returned: a script's next run, pytest's loop per test; the parent's loops, in a
-        child after ``os.fork()``) hands over: what it left
-        in the queue can never run again and is dropped, and the clock becomes the new
-        loop's (uvloop's stops when its loop does). The rate, pauses and budget carry
-        over as they are.
+        A fleet's state (``inkit_async.redis``) keeps a task and its connections on the
+        loop it joined from. A loop that has ended (``asyncio.run`` returned: a script's
+        next run, pytest's loop per test) hands over.
 
         Raises:
-            InkitError: Another event loop, running in another thread, uses the throttle.
+            InkitError: Another event loop, running in another thread, uses the state.
         """
-        previous = self._loop
-        if (
-            previous is not None
-            and self._loop_pid == os.getpid()  # a forked child's copy never runs again
-            and previous.is_running()
-            and not previous.is_closed()
-        ):
-            raise InkitError(
-                "This throttle is in use by an event loop running in another thread; a "
-                "throttle (and so a client) serves one running event loop at a time. Use "
-                "one client per thread, or BlockingInkit, whose one loop every thread shares."
-            )
-        self._loop = loop
-        self._loop_pid = os.getpid()
-        if self._loop_clock:
-            self._clock = loop.time
-        self._waiters.clear()
-        self._timer = None
+        with self._lock:
+            previous = self._state_loop
+            if previous is loop:
+                return
+            if previous is not None and previous.is_running() and not previous.is_closed():
+                raise InkitError(
+                    "This throttle shares its state through a store (RedisThrottle), which "
+                    "serves one running event loop at a time, and another thread's loop uses "
+                    "it. Use one client per thread, or BlockingInkit, whose one loop every "
+                    "thread shares."
+                )
+            self._state_loop = loop
+
+    def _queue(self, loop: asyncio.AbstractEventLoop) -> _Queue:
+        """*loop*'s queue, made on first use (with the lock held)."""
+        queue = self._queues.get(loop)
+        if queue is None:
+            # Loops that are closed, or have nobody waiting, need no queue kept: a
+            # script's earlier asyncio.run, pytest's loop per test.
+            for other in tuple(self._queues.values()):
+                if other.loop.is_closed() or not (other.waiters or other.timer):
+                    del self._queues[other.loop]
+            queue = self._queues[loop] = _Queue(loop)
+        return queue
 
     async def _acquire(self) -> Permit:
         """Wait for leave to send one request now.
@@ -236,32 +301,37 @@ class Regulator:
                 the call came, or a caller gave up within the last ``max_wait`` seconds
                 and no request has succeeded since.
         """
-        now = self.now()
-        if self._open:
-            return self._grant(now)
-        if not self._waiters:
-            permit = self.take(now)
-            if permit is not None:
-                return permit
-        held_since = self._breaker.held_since
-        if held_since is not None and now - held_since >= self.max_wait:
-            raise ThrottleTimeoutError
-        starved_at = self._starved_at
-        if starved_at is not None and now - starved_at < self.max_wait:
-            # Callers are timing out here and nothing has got through since: this one
-            # would queue behind them only to give up too. Failing it at once lets a
-            # fan-out against a server that refuses everything end within about one
-            # max_wait, not one max_wait per round of max_concurrency calls. Once a
-            # max_wait has passed, callers queue again, and paced permits go out.
-            raise ThrottleTimeoutError
-        future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
-        self._waiters.append((future, now))
-        self._schedule(now)
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            now = self.now()
+            if self._open:
+                return self._grant(now)
+            queue = self._queue(loop)
+            if not queue.waiters:
+                permit = self.take(now)
+                if permit is not None:
+                    return permit
+            held_since = self._breaker.held_since
+            if held_since is not None and now - held_since >= self.max_wait:
+                raise ThrottleTimeoutError
+            starved_at = self._starved_at
+            if starved_at is not None and now - starved_at < self.max_wait:
+                # Callers are timing out here and nothing has got through since: this
+                # one would queue behind them only to give up too. Failing it at once
+                # lets a fan-out against a server that refuses everything end within
+                # about one max_wait, not one max_wait per round of max_concurrency
+                # calls. Once a max_wait has passed, callers queue again, and paced
+                # permits go out.
+                raise ThrottleTimeoutError
+            future: asyncio.Future[Permit] = loop.create_future()
+            queue.waiters.append((future, now))
+            self._schedule(queue, now)
         try:
             return await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self._hand_back(future.result())  # given, then cancelled: hand it back
+                with self._lock:
+                    self._hand_back(future.result())  # given, then cancelled: hand it back
             raise
 
     def _grant(self, now: float, *, probe: bool = False) -> Permit:
@@ -281,25 +351,26 @@ class Regulator:
 
     def take(self, now: float) -> Permit | None:
         """A permit for a request leaving now, or ``None`` when it must wait."""
-        gate = self._breaker.admit(now)
-        if gate is Gate.WAIT:
-            return None
-        if gate is Gate.PROBE:
-            # The pause is over: the server's bucket refilled meanwhile, and the curve
-            # climbs from its cut rate again from now, not from before the pause.
-            self._start_span(now, bucket=self._burst)
-            if self._curve is not None:
-                self._curve = self._curve.restarted(now)
+        with self._lock:
+            gate = self._breaker.admit(now)
+            if gate is Gate.WAIT:
+                return None
+            if gate is Gate.PROBE:
+                # The pause is over: the server's bucket refilled meanwhile, and the curve
+                # climbs from its cut rate again from now, not from before the pause.
+                self._start_span(now, bucket=self._burst)
+                if self._curve is not None:
+                    self._curve = self._curve.restarted(now)
+                rate = self.rate_at(now)
+                if rate is not None:
+                    # The probe is a paced request like the others: the first to follow it
+                    # waits its turn (a server whose bucket holds one refuses it otherwise).
+                    self._pacer.hold(now, rate)
+                return self._grant(now, probe=True)
             rate = self.rate_at(now)
             if rate is not None:
-                # The probe is a paced request like the others: the first to follow it
-                # waits its turn (a server whose bucket holds one refuses it otherwise).
-                self._pacer.hold(now, rate)
-            return self._grant(now, probe=True)
-        rate = self.rate_at(now)
-        if rate is not None:
-            return self._take_paced(now, rate)
-        return self._grant(now)
+                return self._take_paced(now, rate)
+            return self._grant(now)
 
     def rate_at(self, now: float) -> float | None:
         """The sending rate at *now*, or ``None`` when none applies.
@@ -308,14 +379,15 @@ class Regulator:
         reader of the curve that would pace or lease by it asks here, so no path keeps
         pacing (or asking for slots) at an infinite rate that nothing ever releases.
         """
-        if self._curve is None:
-            return None
-        rate = self._curve.at(now, self.rate_limit)
-        if math.isinf(rate):
-            self._curve = None
-            self._update_open()
-            return None
-        return rate
+        with self._lock:
+            if self._curve is None:
+                return None
+            rate = self._curve.at(now, self.rate_limit)
+            if math.isinf(rate):
+                self._curve = None
+                self._update_open()
+                return None
+            return rate
 
     def _take_paced(self, now: float, rate: float) -> Permit | None:
         """A permit for a request paced at *rate* leaving now, or ``None`` when it must wait.
@@ -333,93 +405,121 @@ class Regulator:
         """When the next paced request may leave (``math.inf``: the state will wake it)."""
         return self._state.next_paced(self._pacer)
 
-    def _schedule(self, now: float) -> None:
-        """Arrange for the waiters to be let go when the next one may leave, or give up.
+    def _schedule(self, queue: _Queue, now: float) -> None:
+        """Arrange for *queue*'s waiters to be let go when the next may leave, or give up.
 
-        The timer is never later than the moment the longest waiter's ``max_wait`` runs
-        out, whatever holds the waiters: every wait ends, also when a subclass's pacing
-        says it will reschedule (``math.inf``) and never does.
+        Called in *queue*'s loop, with the lock held. The timer is never later than the
+        moment the longest waiter's ``max_wait`` runs out, whatever holds the waiters:
+        every wait ends, also when a state's pacing says it will reschedule
+        (``math.inf``) and never does.
         """
-        if self._timer is not None or not self._waiters:
+        if queue.timer is not None or not queue.waiters:
             return
-        when = self.due(now)
+        when = self._due(queue, now)
         if math.isfinite(when):
-            self._set_timer(max(when, now))
+            self._set_timer(queue, max(when, now), now)
 
     def due(self, now: float) -> float:
-        """When the waiters should next be looked at: never later than the expiry."""
+        """When waiting callers may next get a permit, by the rules (``math.inf``: unknown)."""
         when = self._breaker.due(now)
         if when is None:
             when = self.next_paced() if self.rate_at(now) is not None else now
-        return min(when, self._expiry())
+        return when
 
-    def _expiry(self) -> float:
-        """When the longest waiter gives up (callers queue in order, so it goes first)."""
-        head = next((since for future, since in self._waiters if not future.done()), None)
-        return math.inf if head is None else head + self.max_wait
+    def _due(self, queue: _Queue, now: float) -> float:
+        """When *queue*'s waiters should next be looked at: never later than the expiry."""
+        when = self.due(now)
+        # Callers queue in order, so the longest waiter gives up first.
+        head = next((since for future, since in queue.waiters if not future.done()), None)
+        return when if head is None else min(when, head + self.max_wait)
 
-    def _dispatch(self) -> None:
-        self._timer = None
-        now = self.now()
-        waiters = self._waiters
-        while waiters:
-            future, since = waiters[0]
-            if future.done():
-                waiters.popleft()
-                continue
-            try:
-                permit = self.take(now)
-            except Exception:
-                # A bug here must not leave callers waiting for ever: each gives up as at
-                # max_wait (its call fails with its last error), and the bug is logged.
-                logger.exception("The throttle failed to hand out a permit; callers give up")
-                for waiting, _ in waiters:
-                    if not waiting.done():
-                        waiting.set_exception(ThrottleTimeoutError())
-                waiters.clear()
-                break
-            if permit is None:
-                # Timers may fire a tick early: within the tolerance counts as the end.
-                if now - since >= self.max_wait - TOLERANCE:
+    def _dispatch(self, queue: _Queue) -> None:
+        """*queue*'s timer: let its waiters go by the rules, in order (in its loop)."""
+        with self._lock:
+            queue.timer = None
+            now = self.now()
+            waiters = queue.waiters
+            while waiters:
+                future, since = waiters[0]
+                if future.done():
                     waiters.popleft()
-                    future.set_exception(ThrottleTimeoutError())
-                    self._starved_at = now
                     continue
-                break
-            waiters.popleft()
-            future.set_result(permit)
-        self._schedule(now)
+                try:
+                    permit = self.take(now)
+                except Exception:
+                    # A bug here must not leave callers waiting for ever: each gives up as
+                    # at max_wait (its call fails with its last error), and it is logged.
+                    logger.exception("The throttle failed to hand out a permit; callers give up")
+                    for waiting, _ in waiters:
+                        if not waiting.done():
+                            waiting.set_exception(ThrottleTimeoutError())
+                    waiters.clear()
+                    break
+                if permit is None:
+                    # Timers may fire a tick early: within the tolerance counts as the end.
+                    if now - since >= self.max_wait - TOLERANCE:
+                        waiters.popleft()
+                        future.set_exception(ThrottleTimeoutError())
+                        self._starved_at = now
+                        continue
+                    break
+                waiters.popleft()
+                future.set_result(permit)
+            self._schedule(queue, now)
 
     def wake(self) -> None:
-        """The state changed: let the waiters go by the new rules.
+        """The state changed: let every loop's waiters go by the new rules.
 
-        A timer already due no later than the new rules say stays: it looks at the
+        A queue in another thread's loop is looked at in that loop, at its next turn. A
+        timer already due no later than the new rules say stays: it looks at the
         waiters by the new rules when it fires. Only a later one is replaced, so the
         timer for the expiry always fires, however often the state changes (a
         background task that reschedules each time it ends cannot starve it).
         """
-        if not self._waiters:
-            return  # and no timer: only _schedule sets one, for waiters
-        now = self.now()
-        timer = self._timer
-        if timer is None:
-            self._schedule(now)
-            return
-        when = max(self.due(now), now)
-        if when < self._timer_at:
-            timer.cancel()
-            self._set_timer(when)
+        with self._lock:
+            if not self._queues:
+                return
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:  # a test driving the regulator without a loop
+                running = None
+            for queue in tuple(self._queues.values()):
+                if not queue.waiters:
+                    continue  # and no timer to move: only _schedule sets one, for waiters
+                if queue.loop is running:
+                    self._wake(queue)
+                else:
+                    with contextlib.suppress(RuntimeError):  # closed: nobody waits there
+                        queue.loop.call_soon_threadsafe(self._wake_locked, queue)
 
-    def _set_timer(self, when: float) -> None:
-        self._timer = asyncio.get_running_loop().call_at(when, self._dispatch)
-        self._timer_at = when
+    def _wake_locked(self, queue: _Queue) -> None:
+        with self._lock:
+            self._wake(queue)
+
+    def _wake(self, queue: _Queue) -> None:
+        """Look at *queue* by the new rules (in its loop, with the lock held)."""
+        now = self.now()
+        timer = queue.timer
+        if timer is None:
+            self._schedule(queue, now)
+            return
+        when = max(self._due(queue, now), now)
+        if when < queue.timer_at:
+            timer.cancel()
+            self._set_timer(queue, when, now)
+
+    def _set_timer(self, queue: _Queue, when: float, now: float) -> None:
+        # A delay, not a time on the loop's clock: the regulator's clock is its own.
+        queue.timer = queue.loop.call_later(when - now, self._dispatch, queue)
+        queue.timer_at = when
 
     # -- feedback ----------------------------------------------------------------------
 
     def cancel(self, permit: Permit) -> None:
         """Hand back a permit that was not used (its caller was cancelled)."""
-        self._state.finished(permit)
-        self._hand_back(permit)
+        with self._lock:
+            self._state.finished(permit)
+            self._hand_back(permit)
 
     def _hand_back(self, permit: Permit) -> None:
         if permit.probe and permit.epoch == self._epoch and self._breaker.probe_out:
@@ -432,21 +532,22 @@ class Regulator:
         *pause* is a ``Retry-After`` the client honours (0: none). Returns what changed,
         for the engine to report, or ``None``.
         """
-        self._state.finished(permit)
-        if signal is Signal.OK:
-            self._breaker.succeed()
-            self._starved_at = None
-            if not self._refused_once:
-                self._count_accepted(permit)
-            elif self._burst_seqs[0] <= permit.seq < self._burst_seqs[1]:
-                self._burst += 1.0  # a late answer to the first burst: it was let through
-            self._retries.earn()
-            if permit.probe:
-                self._close(permit)
-            return None
-        if signal is Signal.THROTTLED:
-            return self._on_throttled(permit, pause)
-        return self._on_overloaded(permit)
+        with self._lock:
+            self._state.finished(permit)
+            if signal is Signal.OK:
+                self._breaker.succeed()
+                self._starved_at = None
+                if not self._refused_once:
+                    self._count_accepted(permit)
+                elif self._burst_seqs[0] <= permit.seq < self._burst_seqs[1]:
+                    self._burst += 1.0  # a late answer to the first burst: it was let through
+                self._retries.earn()
+                if permit.probe:
+                    self._close(permit)
+                return None
+            if signal is Signal.THROTTLED:
+                return self._on_throttled(permit, pause)
+            return self._on_overloaded(permit)
 
     def _on_throttled(self, permit: Permit, pause: float) -> Change | None:
         self._counts["throttled"] += 1
@@ -518,7 +619,8 @@ class Regulator:
 
     def allow_retry(self) -> bool:
         """Spend one retry from the budget (for failures other than 429); ``False``: none left."""
-        return self._retries.spend()
+        with self._lock:
+            return self._retries.spend()
 
     def is_current(self, permit: Permit) -> bool:
         """Whether no cut or pause came since *permit* was given."""
@@ -608,35 +710,40 @@ class Regulator:
     @property
     def waiting(self) -> int:
         """Callers queued for a permit (some may have given up already)."""
-        return len(self._waiters)
+        with self._lock:
+            return sum(len(queue.waiters) for queue in self._queues.values())
 
     def nudge(self) -> None:
         """Look at the waiters if nothing is due to wake them (a safety net)."""
-        if self._waiters and self._timer is None:
-            self.wake()
+        with self._lock:
+            if any(queue.waiters and queue.timer is None for queue in self._queues.values()):
+                self.wake()
 
     def adopt(self, curve: Curve) -> None:
         """Send at *curve*, decided elsewhere (another process).
 
         Answers to requests sent at the old rate cut nothing.
         """
-        self._curve = curve
-        self._pacer.restart(self.now())
-        self._epoch += 1
-        self._update_open()
-        self.wake()
+        with self._lock:
+            self._curve = curve
+            self._pacer.restart(self.now())
+            self._epoch += 1
+            self._update_open()
+            self.wake()
 
     def adopt_pause(self, seconds: float) -> None:
         """Pause for *seconds*, decided elsewhere, unless a pause as long is on already."""
-        now = self.now()
-        if seconds <= 0 or now + seconds <= self._breaker.paused_until + TOLERANCE:
-            return
-        self._breaker.pause(now, seconds)
-        self._paused(seconds, tell=False)
+        with self._lock:
+            now = self.now()
+            if seconds <= 0 or now + seconds <= self._breaker.paused_until + TOLERANCE:
+                return
+            self._breaker.pause(now, seconds)
+            self._paused(seconds, tell=False)
 
     def adopt_burst(self, burst: float) -> None:
         """The server's bucket, as another process measured it."""
-        self._burst = burst
+        with self._lock:
+            self._burst = burst
 
     def _start_span(self, now: float, *, bucket: float) -> None:
         self._log.start_stretch(now, bucket)  # and a burst: its count starts afresh

@@ -18,7 +18,9 @@ import httpx
 import pytest
 import uvloop
 
-from inkit_async import AsyncInkit, InkitError
+from inkit_async import AsyncInkit, InkitError, Throttle
+from inkit_async._flow.signals import Signal
+from inkit_async._throttle import regulator_of
 from tests.support.constants import TOKEN
 from tests.support.forking import in_child
 from tests.support.loopback import BATCH_JSON, LoopbackServer, Respond
@@ -278,3 +280,39 @@ def test_aclose_of_a_one_loop_client_from_a_foreign_loop_while_it_runs_raises_in
     assert isinstance(errors[0], InkitError)
     assert "another event loop" in str(errors[0])
     assert holder[0].is_closed  # the owner closed it on its own way out
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_fork_while_another_thread_decides_leaves_the_child_a_working_throttle():
+    """The throttle's lock, held by another thread at the fork, is the child's to take.
+
+    The parent's thread holds it across the fork (as a loop thread deciding on a permit
+    would); the child's thread is gone, so the child must get a new lock, and a permit.
+    """
+    throttle = Throttle()
+    regulator = regulator_of(throttle)
+    holding = threading.Event()
+    done = threading.Event()
+
+    def hold() -> None:
+        with regulator._lock:  # noqa: SLF001 - what a deciding thread holds
+            holding.set()
+            done.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(10)
+
+        def child() -> bool:
+            async def permit() -> bool:
+                async with asyncio.timeout(5):  # a lock held for ever would hang here
+                    regulator.release(await regulator.acquire(), Signal.OK)
+                return throttle.state.waiting == 0
+
+            return asyncio.run(permit())
+
+        assert in_child(child) == 0
+    finally:
+        done.set()
+        thread.join(10)

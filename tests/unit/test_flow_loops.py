@@ -1,20 +1,26 @@
-"""A throttle serves one running event loop at a time, and carries over to the next one.
+"""A throttle serves every event loop that uses it: one after another, or at once in threads.
 
-Waiting callers are futures of one loop: a script's successive ``asyncio.run`` calls and
-pytest's loop per test hand the throttle on, with its rate and pauses; a loop running in
-another thread at the same time is refused with a clear error. Real event loops, no
-sockets (a loop's own wake-up pair is all they open).
+A script's successive ``asyncio.run`` calls and pytest's loop per test carry the rate and
+pauses over; loops running at the same time in several threads share them, each with its
+own queue of callers, woken across threads. A state kept through a store (Redis) serves
+one running loop at a time, and refuses another clearly. Real event loops, no sockets (a
+loop's own wake-up pair is all they open).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
+import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from inkit_async import InkitError, Throttle
+from inkit_async._flow.regulator import Regulator
 from inkit_async._flow.signals import Signal
+from inkit_async._flow.state import LocalState
 from inkit_async._throttle import regulator_of
 
 
@@ -37,7 +43,7 @@ def test_a_throttle_carries_its_rate_and_pause_over_to_the_next_loop() -> None:
         permit = await regulator.acquire()  # the probe, once the pause is over
         assert permit.probe
         regulator.release(permit, Signal.OK)
-        assert regulator.now() == pytest.approx(loop.time(), abs=0.01)  # this loop's clock
+        assert regulator.now() == pytest.approx(time.monotonic(), abs=0.01)  # no loop's
         return loop.time() - asked
 
     waited = asyncio.run(next_run())
@@ -77,16 +83,98 @@ def test_callers_a_loop_left_waiting_are_dropped_when_the_next_loop_comes() -> N
     asyncio.run(asyncio.wait_for(next_run(), 5))
 
 
-def test_a_loop_running_in_another_thread_is_refused_clearly() -> None:
-    """Two loops at once cannot share the waiting callers: the second gets InkitError."""
-    throttle = Throttle()
+def _in_threads(*runs: Callable[[], Awaitable[object]]) -> list[object]:
+    """Run each coroutine function under asyncio.run in a thread of its own, all at once."""
+    results: list[object] = [None] * len(runs)
+
+    def run(index: int) -> None:
+        try:
+            results[index] = asyncio.run(runs[index]())
+        except BaseException as error:
+            results[index] = error
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(runs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+def test_loops_running_at_once_in_threads_share_one_pause_and_wake_each_other() -> None:
+    """A pause made in one loop holds callers in two others; the probe's success frees both.
+
+    Whichever loop's caller gets the probe, the other loop's caller waits for its answer
+    with no timer of its own before max_wait (30 s): only the wake that the probe's
+    success sends across threads lets it go, well within the 5 s each allows.
+    """
+    throttle = Throttle(max_wait=30)
     regulator = regulator_of(throttle)
+
+    async def refused() -> None:
+        permit = await regulator.acquire()
+        regulator.release(permit, Signal.THROTTLED, pause=0.3)
+
+    asyncio.run(refused())
+    both_waiting = threading.Barrier(2, timeout=10)
+
+    async def caller() -> bool:
+        async with asyncio.timeout(5):
+            await asyncio.to_thread(both_waiting.wait)  # both queue within the pause
+            permit = await regulator.acquire()
+            if permit.probe:
+                await asyncio.sleep(0.2)  # the other loop's caller is queued behind it
+            regulator.release(permit, Signal.OK)
+            return permit.probe
+
+    results = _in_threads(caller, caller)
+    assert sorted(results) == [False, True]  # type: ignore[type-var]  # both bools
+    assert throttle.state.cuts == 1
+    assert throttle.state.waiting == 0
+
+
+def test_loops_in_threads_hammering_one_throttle_lose_no_permit() -> None:
+    """4 loops, 150 calls each, answers that cut the rate now and then: every call ends."""
+    throttle = Throttle(max_wait=30)
+    regulator = regulator_of(throttle)
+
+    async def calls(refuse_every: int) -> int:
+        done = 0
+
+        async def one(number: int) -> None:
+            nonlocal done
+            permit = await regulator.acquire()
+            await asyncio.sleep(0)
+            refused = number % refuse_every == 0
+            regulator.release(permit, Signal.THROTTLED if refused else Signal.OK)
+            done += 1
+
+        async with asyncio.timeout(60):  # paced at the cut rate: a few seconds
+            for start in range(0, 150, 50):
+                await asyncio.gather(*(one(n) for n in range(start, start + 50)))
+        return done
+
+    results = _in_threads(*(functools.partial(calls, every) for every in (37, 53, 71, 89)))
+    assert results == [150, 150, 150, 150]
+    assert regulator.sent == 600  # every permit counted once, none lost to a race
+    assert throttle.state.waiting == 0
+
+
+class _StoreState(LocalState):
+    """A state that is not this process's own (as a fleet's through Redis is)."""
+
+    __slots__ = ()
+
+
+def test_a_store_backed_throttle_serves_one_running_loop_at_a_time() -> None:
+    """A state kept through a store runs on one loop: another running loop is refused."""
+    regulator = Regulator.of(Throttle(), _StoreState())
     started = threading.Event()
     finish = threading.Event()
 
     async def hold() -> None:
-        permit = await regulator.acquire()
-        regulator.release(permit, Signal.OK)
+        regulator.release(await regulator.acquire(), Signal.OK)
         started.set()
         while not finish.is_set():
             await asyncio.sleep(0.01)
