@@ -5,7 +5,8 @@ A call with a deadline carries a ``CallDeadline``: the moment it must be done by
 wait of the call under it (``CallDeadline.within``: a concurrency slot, the throttle, an
 attempt) and asks it before each sleep (``CallDeadline.before_sleep``): a backoff or a
 ``Retry-After`` that would end at or after the deadline fails the call at once, rather
-than after sleeping. Whether to fail now or sleep is ``overrun``, a pure function of
+than after sleeping; so does a throttle paused until after it (``before_pause``: another
+call's ``Retry-After``). Whether to fail now or sleep is ``overrun``, a pure function of
 plain numbers.
 
 A shared lookup (``_coalesce.py``) has one ``CallDeadline`` for its request and any
@@ -144,6 +145,16 @@ class CallDeadline:
             if caller is not None and not waiter.done():
                 waiter.set_exception(self.error(caller, delay))
         self.wait = "retry_after" if retry_after else "backoff"
+
+    def before_pause(self, paused: float) -> None:
+        """Fail now if the throttle's pause (*paused* seconds more) ends past the deadline.
+
+        Raises:
+            DeadlineExceededError: The pause ends at or after the deadline.
+        """
+        end = self.end
+        if paused > 0.0 and end is not None and asyncio.get_running_loop().time() + paused >= end:
+            raise self.error("pause", paused) from self.last_error
 
     def extend(self, end: float | None) -> None:
         """Run until *end* too (``None``: no end): a caller with a later end has joined."""

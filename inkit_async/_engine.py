@@ -335,6 +335,8 @@ class Engine:
         if left is not None and left <= 0.0:
             raise last_error or self._gave_up(method, path)
         asked = loop.time()
+        if deadline is not None:  # paused past the deadline (a Retry-After): fail now
+            deadline.before_pause(flow.paused_for())
         acquire = flow.acquire()
         if deadline is not None:  # its error is no TimeoutError: it passes the except below
             acquire = deadline.within(acquire, "throttle")

@@ -76,7 +76,7 @@ if TYPE_CHECKING:
 
 #: Which wait of a call its deadline ended (``DeadlineExceededError.wait``).
 DeadlineWait: TypeAlias = Literal[
-    "slot", "throttle", "attempt", "backoff", "retry_after", "shared", "poll"
+    "slot", "throttle", "pause", "attempt", "backoff", "retry_after", "shared", "poll"
 ]
 
 __all__ = [
@@ -187,8 +187,10 @@ class DeadlineExceededError(APITimeoutError):
 
     wait: DeadlineWait
     """Which wait ran out: ``"slot"`` (a concurrency slot), ``"throttle"`` (the
-    throttle's leave to send), ``"attempt"`` (an attempt under way), ``"backoff"`` (the
-    delay before a retry), ``"retry_after"`` (the server's ``Retry-After``),
+    throttle's leave to send), ``"pause"`` (the throttle was paused, by a
+    ``Retry-After`` or an outage, until after the deadline), ``"attempt"`` (an
+    attempt under way), ``"backoff"`` (the delay before a retry), ``"retry_after"``
+    (the server's ``Retry-After``),
     ``"shared"`` (a lookup another caller started, with no deadline of its own, that
     this caller waited for) or ``"poll"`` (``wait()``: the next poll would start after
     the deadline)."""
@@ -927,6 +929,8 @@ def connection_error(
 _DEADLINE_WAITS: Final[dict[str, str]] = {
     "slot": "reached its deadline waiting for a concurrency slot",
     "throttle": "reached its deadline waiting for the throttle's leave to send",
+    "pause": "cannot finish within its deadline: the throttle is paused for {delay:.3g} s "
+    "more (a Retry-After or an outage), which ends after it",
     "attempt": "reached its deadline during an attempt",
     "backoff": "cannot finish within its deadline: the backoff of {delay:.3g} s before "
     "its retry ends after it",

@@ -164,6 +164,10 @@ class FlowControl(Protocol):
         """Whether no cut or pause came since *permit* was given."""
         ...
 
+    def paused_for(self) -> float:
+        """Seconds until the current pause ends (0: none)."""
+        ...
+
 
 class Unthrottled:
     """``AsyncInkit(throttle=False)``: no rate, no probes, no budget; pauses still apply.
@@ -202,6 +206,12 @@ class Unthrottled:
 
     def cancel(self, permit: Permit) -> None:
         """Nothing to hand back."""
+
+    def paused_for(self) -> float:
+        """Seconds until the current pause ends (0: none)."""
+        if not self._paused_until:
+            return 0.0
+        return max(0.0, self._paused_until - asyncio.get_running_loop().time())
 
     def allow_retry(self) -> bool:
         """Every retry is allowed (``max_retries`` still bounds them)."""

@@ -65,6 +65,25 @@ async def test_a_retry_after_longer_than_the_deadline_fails_at_once_after_one_re
     assert isinstance(error, APITimeoutError)
 
 
+@pytest.mark.parametrize("throttle", [True, False], ids=["throttle", "throttle=False"])
+async def test_a_call_that_comes_while_paused_past_its_deadline_fails_at_once(server, throttle):
+    """A 429's Retry-After: 5 pauses every call: one with deadline=0.5 fails unsent."""
+    server.handler = lambda request: Respond(
+        429, {"error": "slow down"}, headers={"Retry-After": "5"}
+    )
+    async with AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client:
+        async with asyncio.timeout(HANG_GUARD):  # neither call slept the 5 s
+            with pytest.raises(DeadlineExceededError) as first:
+                await client.batch.get("rb_1", deadline=0.5)
+            with pytest.raises(DeadlineExceededError) as second:
+                await client.batch.get("rb_2", deadline=0.5)
+    assert first.value.wait == "retry_after"
+    assert second.value.wait == "pause"
+    assert second.value.may_have_reached_server is False
+    assert len(server.requests) == 1  # the second call sent nothing
+    assert "the throttle is paused for" in str(second.value)
+
+
 async def test_a_backoff_longer_than_what_is_left_fails_at_once(server):
     """A 503 without Retry-After and a 5 s backoff against 1 s: fails after one request."""
     server.handler = lambda request: unavailable()
