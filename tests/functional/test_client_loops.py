@@ -7,6 +7,7 @@ client, which stays in one loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import sys
 import threading
@@ -18,12 +19,12 @@ import httpx
 import pytest
 import uvloop
 
-from inkit_async import AsyncInkit, InkitError, Throttle
+from inkit_async import AsyncInkit, BlockingInkit, InkitError, Throttle
 from inkit_async._flow.signals import Signal
 from inkit_async._throttle import regulator_of
 from tests.support.constants import TOKEN
 from tests.support.forking import in_child
-from tests.support.loopback import BATCH_JSON, LoopbackServer, Respond
+from tests.support.loopback import BATCH_JSON, LoopbackServer, Request, Respond, echo
 from tests.support.markers import starts
 from tests.support.threaded import ServerThread
 
@@ -316,3 +317,71 @@ def test_a_fork_while_another_thread_decides_leaves_the_child_a_working_throttle
     finally:
         done.set()
         thread.join(10)
+
+
+@pytest.mark.slow
+def test_four_loops_and_eight_blocking_threads_share_one_throttle(served):
+    """The runtime target: 10,000 lookups at once from 4 loops and 8 threads, no error.
+
+    One ``AsyncInkit`` runs in four threads, each its own loop; one ``BlockingInkit``
+    serves eight threads on its loop; both clients were given the same ``Throttle``.
+    Every loop has one pool (its connections carry no other loop's lookups, at most
+    ``max_concurrency`` of them), and the throttle is one: a 429 seen by one loop cuts
+    the rate every loop sends at, and every request of every thread took its permit.
+    """
+    server: LoopbackServer = served.value
+    refused: list[str] = []
+
+    def answer(request: Request) -> Respond:
+        if request.last_segment == "rb_t0_7" and not refused:
+            refused.append(request.last_segment)
+            return Respond(429, {"error": "slow down"})
+        return echo(request)
+
+    served.call(lambda: setattr(server, "handler", answer))
+    throttle = Throttle()
+    client = AsyncInkit(TOKEN, base_url=server.url, max_concurrency=20, throttle=throttle)
+    blocking = BlockingInkit(TOKEN, base_url=server.url, max_concurrency=20, throttle=throttle)
+    together = threading.Barrier(12, timeout=30)
+    failures: list[BaseException] = []
+
+    async def on_a_loop(thread: int) -> None:
+        together.wait()
+        ids = [f"rb_t{thread}_{n}" for n in range(1250)]
+        async with asyncio.timeout(120):
+            batches = await client.batch.get_many(ids)
+        assert [batch.id for batch in batches] == ids
+
+    def through_blocking(thread: int) -> None:
+        together.wait()
+        ids = [f"rb_b{thread}_{n}" for n in range(625)]
+        assert [batch.id for batch in blocking.batch.get_many(ids, deadline=120)] == ids
+
+    def run(work: Callable[[], object]) -> None:
+        try:
+            work()
+        except BaseException as exc:
+            failures.append(exc)
+
+    works: list[Callable[[], object]] = [
+        *(functools.partial(asyncio.run, on_a_loop(n)) for n in range(4)),
+        *(functools.partial(through_blocking, n) for n in range(8)),
+    ]
+    threads = [threading.Thread(target=run, args=(work,)) for work in works]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(150)
+    blocking.close()
+    asyncio.run(client.aclose())
+    assert failures == []
+    assert refused == ["rb_t0_7"]
+    requests = served.call(lambda: len(server.requests))
+    assert requests == 10_001  # each lookup once, the refused one twice
+    assert regulator_of(throttle).sent == requests  # every request took the one throttle's permit
+    assert throttle.state.cuts == 1  # that 429 cut the rate of all 12 threads
+    pools = [connections_of(served, f"rb_t{n}_") for n in range(4)]
+    pools.append(connections_of(served, "rb_b"))  # BlockingInkit: one loop, one pool
+    assert all(1 <= len(pool) <= 20 for pool in pools)
+    assert len(set().union(*pools)) == sum(len(pool) for pool in pools)  # disjoint
+    assert_no_open_connections(served)
