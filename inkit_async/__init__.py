@@ -48,12 +48,21 @@ from ._models import (
     Page,
     RenderSpec,
 )
-from ._pagination import BatchList
+from ._pagination import BatchList, Listing
 from ._protocols import AsyncHTTPClient, AsyncHTTPTransport, HTTPTimeout
+from ._records import CreatedRender, Creator, Document, FlowInvocation, Folder, Render, Template
 from ._retry import Backoff
 from ._throttle import Throttle, ThrottleState
 from ._version import __version__
-from .resources import BatchResource, DocumentBatchResource
+from .resources import (
+    BatchResource,
+    DocumentBatchResource,
+    DocumentResource,
+    FlowResource,
+    FolderResource,
+    RenderResource,
+    TemplateResource,
+)
 
 __all__ = [
     "APIConnectionError",
@@ -77,21 +86,34 @@ __all__ = [
     "ClientEvent",
     "ConflictError",
     "CreatedBatch",
+    "CreatedRender",
+    "Creator",
     "DeadlineExceededError",
     "DestinationProgress",
+    "Document",
     "DocumentBatchResource",
+    "DocumentResource",
     "EventCallback",
+    "FlowInvocation",
+    "FlowResource",
+    "Folder",
+    "FolderResource",
     "HTTPTimeout",
     "InkitError",
     "InternalServerError",
+    "Listing",
     "NotFoundError",
     "Page",
     "PauseEvent",
     "PermissionDeniedError",
     "RateEvent",
     "RateLimitError",
+    "Render",
+    "RenderResource",
     "RenderSpec",
     "RetryEvent",
+    "Template",
+    "TemplateResource",
     "Throttle",
     "ThrottleState",
     "UnprocessableEntityError",

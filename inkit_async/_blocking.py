@@ -53,8 +53,17 @@ from typing import (
 
 from ._client import AsyncInkit
 from ._exceptions import InkitError
+from ._records import Document, FlowInvocation, Folder, Render, Template
 from ._settings import ClientSettings
-from .resources import BatchResource, DocumentBatchResource
+from .resources import (
+    BatchResource,
+    DocumentBatchResource,
+    DocumentResource,
+    FlowResource,
+    FolderResource,
+    RenderResource,
+    TemplateResource,
+)
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -68,7 +77,8 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._models import Batch, Page
-    from ._pagination import BatchList
+    from ._pagination import Listing
+    from .resources._base import APIResource
 
 __all__ = ["BlockingInkit"]
 
@@ -77,6 +87,7 @@ Q = ParamSpec("Q")
 T = TypeVar("T")
 S = TypeVar("S")
 R = TypeVar("R")
+L = TypeVar("L")
 
 _log = logging.getLogger("inkit_async")
 
@@ -486,44 +497,48 @@ def _blocking_iterator(
 
 
 def _blocking_listing(
-    method: Callable[Concatenate[Any, P], BatchList],
-) -> _Method[P, BlockingBatchList]:
-    """``resource.list(...)``: a listing iterated with plain ``for``."""
+    method: Callable[Concatenate[Any, P], L], face: Callable[[_LoopThread, L], R]
+) -> _Method[P, R]:
+    """``resource.list(...)``: a listing iterated with plain ``for`` (*face*: its class)."""
 
-    def adapt(
-        resource: _BlockingResource, bound: Callable[P, BatchList]
-    ) -> Callable[P, BlockingBatchList]:
-        def call(*args: P.args, **kwargs: P.kwargs) -> BlockingBatchList:
+    def adapt(resource: _BlockingResource, bound: Callable[P, L]) -> Callable[P, R]:
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
             runner = resource.runner_for_call()
-            return BlockingBatchList(runner, runner.call_now(lambda: bound(*args, **kwargs)))
+            return face(runner, runner.call_now(lambda: bound(*args, **kwargs)))
 
         return call
 
     return _Method(method, adapt)
 
 
-class BlockingBatchList:
-    """Every batch of a listing: ``for batch in client.batch.list(...)``.
+class BlockingListing(Generic[T]):
+    """Every record of a listing: ``for render in client.render.list(...)``.
 
-    The blocking face of ``BatchList``: pages are fetched one at a time as the iteration
+    The blocking face of ``Listing``: pages are fetched one at a time as the iteration
     reaches them; each ``for`` starts again from the first page; ``.pages()`` gives the
     ``Page`` records. Leaving the loop early stops the listing at once.
     """
 
-    __slots__ = ("_batches", "_runner")
+    __slots__ = ("_records", "_runner")
 
-    def __init__(self, runner: _LoopThread, batches: BatchList) -> None:
-        """Iterate *batches* through *runner*'s loop."""
+    def __init__(self, runner: _LoopThread, records: Listing[Any]) -> None:
+        """Iterate *records* through *runner*'s loop."""
         self._runner = runner
-        self._batches = batches
+        self._records: Listing[Any] = records
 
-    def __iter__(self) -> Iterator[Batch]:
-        """Iterate over every batch across all pages."""
-        return self._runner.iterate(self._runner.call_now(self._batches.__aiter__))
+    def __iter__(self) -> Iterator[T]:
+        """Iterate over every record across all pages."""
+        return self._runner.iterate(self._runner.call_now(self._records.__aiter__))
 
-    def pages(self) -> Generator[Page, None, None]:
+    def pages(self) -> Generator[Page[T], None, None]:
         """Iterate over the pages, each one fetched when the previous one is consumed."""
-        return self._runner.iterate(self._runner.call_now(self._batches.pages))
+        return self._runner.iterate(self._runner.call_now(self._records.pages))
+
+
+class BlockingBatchList(BlockingListing["Batch"]):
+    """Every batch of a listing: ``for batch in client.batch.list(...)``."""
+
+    __slots__ = ()
 
 
 class _BlockingResource:
@@ -532,7 +547,7 @@ class _BlockingResource:
     __slots__ = ("_inkit", "_runner", "asynchronous")
 
     def __init__(
-        self, inkit: BlockingInkit, runner: _LoopThread, asynchronous: BatchResource
+        self, inkit: BlockingInkit, runner: _LoopThread, asynchronous: APIResource
     ) -> None:
         self._inkit = inkit
         self._runner = runner
@@ -585,7 +600,8 @@ class BlockingBatchResource(_BlockingResource):
 
     def get_many(self, *args: Any, **kwargs: Any) -> list[Batch] | list[Batch | InkitError]:
         """``client.batch.get_many(ids)``: see ``BatchResource.get_many``."""
-        return self.runner_for_call().call(self.asynchronous.get_many, *args, **kwargs)
+        resource = cast("BatchResource", self.asynchronous)
+        return self.runner_for_call().call(resource.get_many, *args, **kwargs)
 
     iter_many = _blocking_iterator(BatchResource.iter_many)
     """``for batch_id, result in client.batch.iter_many(ids):``, in completion order.
@@ -601,7 +617,7 @@ class BlockingBatchResource(_BlockingResource):
     wait = _blocking(BatchResource.wait)
     """``batch = client.batch.wait(batch_id, timeout=600)``: see ``BatchResource.wait``."""
 
-    list = _blocking_listing(BatchResource.list)
+    list = _blocking_listing(BatchResource.list, BlockingBatchList)
     """``for batch in client.batch.list(...)``: see ``BatchResource.list``."""
 
 
@@ -615,6 +631,69 @@ class BlockingDocumentBatchResource(BlockingBatchResource):
 
     See ``DocumentBatchResource.create``.
     """
+
+
+class BlockingRenderResource(_BlockingResource):
+    """``client.render`` of a ``BlockingInkit``: ``RenderResource``'s methods, blocking."""
+
+    __slots__ = ()
+
+    create = _blocking(RenderResource.create)
+    """``created = client.render.create(...)``: see ``RenderResource.create``."""
+    get = _blocking(RenderResource.get)
+    """``render = client.render.get(render_id)``: see ``RenderResource.get``."""
+    list = _blocking_listing(RenderResource.list, BlockingListing[Render])
+    """``for render in client.render.list(...)``: see ``RenderResource.list``."""
+    delete = _blocking(RenderResource.delete)
+    """``client.render.delete(render_id)``: see ``RenderResource.delete``."""
+
+
+class BlockingDocumentResource(_BlockingResource):
+    """``client.document`` of a ``BlockingInkit``: ``DocumentResource``'s methods, blocking."""
+
+    __slots__ = ()
+
+    get = _blocking(DocumentResource.get)
+    """``document = client.document.get(document_id)``: see ``DocumentResource.get``."""
+    list = _blocking_listing(DocumentResource.list, BlockingListing[Document])
+    """``for document in client.document.list(...)``: see ``DocumentResource.list``."""
+    delete = _blocking(DocumentResource.delete)
+    """``client.document.delete(document_id)``: see ``DocumentResource.delete``."""
+
+
+class BlockingTemplateResource(_BlockingResource):
+    """``client.template`` of a ``BlockingInkit``: ``TemplateResource``'s methods, blocking."""
+
+    __slots__ = ()
+
+    create = _blocking(TemplateResource.create)
+    """``template = client.template.create(...)``: see ``TemplateResource.create``."""
+    get = _blocking(TemplateResource.get)
+    """``template = client.template.get(template_id)``: see ``TemplateResource.get``."""
+    list = _blocking_listing(TemplateResource.list, BlockingListing[Template])
+    """``for template in client.template.list(...)``: see ``TemplateResource.list``."""
+
+
+class BlockingFolderResource(_BlockingResource):
+    """``client.folder`` of a ``BlockingInkit``: ``FolderResource``'s methods, blocking."""
+
+    __slots__ = ()
+
+    list = _blocking_listing(FolderResource.list, BlockingListing[Folder])
+    """``for folder in client.folder.list(...)``: see ``FolderResource.list``."""
+
+
+class BlockingFlowResource(_BlockingResource):
+    """``client.flow`` of a ``BlockingInkit``: ``FlowResource``'s methods, blocking."""
+
+    __slots__ = ()
+
+    invoke = _blocking(FlowResource.invoke)
+    """``created = client.flow.invoke(flow_id=..., ...)``: see ``FlowResource.invoke``."""
+    list_invocations = _blocking_listing(
+        FlowResource.list_invocations, BlockingListing[FlowInvocation]
+    )
+    """``for invocation in client.flow.list_invocations(...)``: see ``FlowResource``."""
 
 
 # -- the client ----------------------------------------------------------------------------
@@ -670,6 +749,16 @@ class BlockingInkit(ClientSettings):
     """Document batches (``/batch``): get, get_many, iter_many, list, wait, watch, create."""
     flow_batch: BlockingBatchResource
     """Flow batches (``/invoke/batch``): get, get_many, iter_many, list, wait, watch."""
+    render: BlockingRenderResource
+    """Renders (``/render``): create, get, list, delete."""
+    document: BlockingDocumentResource
+    """Documents in Inkit Storage (``/document``): get, list, delete."""
+    template: BlockingTemplateResource
+    """Templates (``/template``): create, get, list."""
+    folder: BlockingFolderResource
+    """Folders (``/folder``): list."""
+    flow: BlockingFlowResource
+    """Flows (``/invoke``): invoke, list_invocations."""
 
     @_arguments_of(AsyncInkit.__init__)
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - AsyncInkit's
@@ -686,6 +775,11 @@ class BlockingInkit(ClientSettings):
         self._closed = False
         self.batch = BlockingDocumentBatchResource(self, self._runner, client.batch)
         self.flow_batch = BlockingBatchResource(self, self._runner, client.flow_batch)
+        self.render = BlockingRenderResource(self, self._runner, client.render)
+        self.document = BlockingDocumentResource(self, self._runner, client.document)
+        self.template = BlockingTemplateResource(self, self._runner, client.template)
+        self.folder = BlockingFolderResource(self, self._runner, client.folder)
+        self.flow = BlockingFlowResource(self, self._runner, client.flow)
 
     @_arguments_of(AsyncInkit.with_options)
     def with_options(self, **changes: Any) -> BlockingInkit:  # noqa: ANN401 - AsyncInkit's

@@ -21,7 +21,15 @@ from ._constants import (
 )
 from ._engine import Engine
 from ._settings import ClientSettings
-from .resources import BatchResource, DocumentBatchResource
+from .resources import (
+    BatchResource,
+    DocumentBatchResource,
+    DocumentResource,
+    FlowResource,
+    FolderResource,
+    RenderResource,
+    TemplateResource,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -122,6 +130,16 @@ class AsyncInkit(AsyncClosing, ClientSettings):
     """Document batches (``/batch``): get, get_many, list, wait, watch, create."""
     flow_batch: BatchResource
     """Flow batches (``/invoke/batch``): get, get_many, list, wait, watch."""
+    render: RenderResource
+    """Renders (``/render``): create, get, list, delete."""
+    document: DocumentResource
+    """Documents in Inkit Storage (``/document``): get, list, delete."""
+    template: TemplateResource
+    """Templates (``/template``): create, get, list."""
+    folder: FolderResource
+    """Folders (``/folder``): list."""
+    flow: FlowResource
+    """Flows (``/invoke``): invoke, list_invocations."""
 
     def __init__(
         self,
@@ -155,6 +173,11 @@ class AsyncInkit(AsyncClosing, ClientSettings):
         self._engine = engine
         self.batch = DocumentBatchResource(engine, "batch")
         self.flow_batch = BatchResource(engine, "invoke/batch", name="flow_batch")
+        self.render = RenderResource(engine)
+        self.document = DocumentResource(engine)
+        self.template = TemplateResource(engine)
+        self.folder = FolderResource(engine)
+        self.flow = FlowResource(engine)
 
     def with_options(
         self,

@@ -18,15 +18,28 @@ fields are ignored; unknown status values and destination names are kept.
 from __future__ import annotations
 
 import functools
+import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
+import attrs
 import cattrs
 from cattrs.errors import BaseValidationError
 
 from ._cache import CacheStats
 from ._events import PauseEvent, RateEvent, RetryEvent
 from ._models import Batch, BatchDestinations, BatchStatus, CreatedBatch, DestinationProgress, Page
+from ._records import (
+    KEEPING_EXTRA,
+    CreatedRender,
+    Creator,
+    Document,
+    FlowInvocation,
+    Folder,
+    Render,
+    Template,
+)
 from ._throttle import ThrottleState
 
 __all__ = [
@@ -82,6 +95,33 @@ def _structure_optional_str(value: object, _: object) -> str | None:
     raise TypeError(f"expected a string or null, got {_type_name(value)}")
 
 
+def _structure_float(value: object, _: object) -> float:
+    # A JSON number (an int is one too), finite; never `true` or a numeric string.
+    if type(value) is float or type(value) is int:
+        number = float(value)
+        if math.isfinite(number):
+            return value
+        raise ValueError(f"expected a finite number, got {value}")
+    raise TypeError(f"expected a number, got {_type_name(value)}")
+
+
+def _structure_number_or_text(value: object, _: object) -> float | str | None:
+    # Inkit's pages document a template's width as a number in one place, a string in
+    # another: either is kept as it came.
+    if value is None or type(value) is str:
+        return value
+    return _structure_float(value, None)
+
+
+def _structure_object(value: object, _: object) -> dict[str, Any]:
+    # A JSON object the SDK does not model: a copy of it, as sent.
+    return dict(_require_object(value))
+
+
+def _structure_optional_object(value: object, _: object) -> dict[str, Any] | None:
+    return None if value is None else _structure_object(value, None)
+
+
 def _structure_status(value: object, _: object) -> BatchStatus | str:
     if type(value) is str:
         return _KNOWN_STATUSES.get(value, value)
@@ -126,7 +166,13 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(float, _structure_float)
     conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_structure_hook_func(lambda t: t == float | str | None, _structure_number_or_text)
+    conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_object)
+    conv.register_structure_hook_func(
+        lambda t: t == Mapping[str, Any] | None, _structure_optional_object
+    )
     conv.register_unstructure_hook(datetime, _unstructure_datetime)
     conv.register_structure_hook_func(lambda t: t == str | None, _structure_optional_str)
     conv.register_structure_hook_func(lambda t: t == BatchStatus | str, _structure_status)
@@ -165,9 +211,44 @@ def _make_converter() -> cattrs.Converter:
 
     conv.register_structure_hook(BatchDestinations, structure_destinations)
     conv.register_unstructure_hook(BatchDestinations, unstructure_destinations)
+    for record in KEEPING_EXTRA:  # Creator first: the others hold one
+        _keep_extra(conv, record)
+    # A page named without what it holds is a page of batches, as before pages were generic.
+    structure_batch_page = conv.get_structure_hook(Page[Batch])
+    conv.register_structure_hook(Page, lambda value, _: structure_batch_page(value, Page[Batch]))
     # Build the record hooks now, not on the first response.
     conv.get_structure_hook(Batch)
     return conv
+
+
+def _keep_extra(conv: cattrs.Converter, cls: type[Any]) -> None:
+    """Structure *cls* keeping the fields it does not name in ``extra``; unstructure them back.
+
+    ``to_dict`` then gives the JSON the API sent: the named fields (checked), and every
+    other field as it came. A named field wins over an ``extra`` key of the same name
+    (only a record built by hand can hold both).
+    """
+    names = frozenset(field.name for field in attrs.fields(cls)) - {"extra"}
+    structure_fields = conv.get_structure_hook(cls)
+    unstructure_fields = conv.get_unstructure_hook(cls)
+
+    def structure_record(value: object, _: object) -> object:
+        data = _require_object(value)
+        known: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, item in data.items():
+            (known if key in names else extra)[key] = item
+        known["extra"] = extra
+        return structure_fields(known, cls)
+
+    def unstructure_record(record: object) -> dict[str, Any]:
+        data: dict[str, Any] = unstructure_fields(record)
+        extra: dict[str, Any] = data.pop("extra")
+        data.update((key, item) for key, item in extra.items() if key not in data)
+        return data
+
+    conv.register_structure_hook(cls, structure_record)
+    conv.register_unstructure_hook(cls, unstructure_record)
 
 
 _CONVERTER: Final = _make_converter()
@@ -180,6 +261,13 @@ _RECORDS: Final = (
     DestinationProgress,
     Page,
     CreatedBatch,
+    Render,
+    CreatedRender,
+    Document,
+    Template,
+    Folder,
+    FlowInvocation,
+    Creator,
     RetryEvent,
     PauseEvent,
     RateEvent,
@@ -192,8 +280,15 @@ def to_dict(
     record: Batch
     | BatchDestinations
     | DestinationProgress
-    | Page
+    | Page[Any]
     | CreatedBatch
+    | Render
+    | CreatedRender
+    | Document
+    | Template
+    | Folder
+    | FlowInvocation
+    | Creator
     | RetryEvent
     | PauseEvent
     | RateEvent
@@ -213,7 +308,10 @@ def to_dict(
     same shape. Computed properties (``progress``, ``is_finished``) are not included.
 
     The records of the API (``Batch``, ``BatchDestinations``, ``DestinationProgress``,
-    ``Page``, ``CreatedBatch``) also have it as a method: ``batch.to_dict()``. This
+    ``Page``, ``CreatedBatch``, ``Render``, ``CreatedRender``, ``Document``,
+    ``Template``, ``Folder``, ``FlowInvocation``, ``Creator``) also have it as a method:
+    ``batch.to_dict()``. The records of the other resources give back the fields they
+    keep in ``extra`` where the API sent them, so their dict is the API's JSON. This
     function takes those and also the client's events (``RetryEvent``, ``PauseEvent``,
     ``RateEvent``), ``CacheStats`` and ``ThrottleState``, for logs and metrics.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Mapping
 from datetime import datetime  # noqa: TC003 - cattrs resolves the annotations at run time
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Generic, TypeVar
 
 import attrs
 
@@ -46,6 +46,10 @@ class BatchStatus(enum.StrEnum):
     def is_terminal(self) -> bool:
         """Whether a batch in this status will not change any more."""
         return self is not BatchStatus.IN_PROGRESS
+
+
+#: What a page holds: batches, renders, documents, ...
+T = TypeVar("T")
 
 
 def _plain(record: object) -> dict[str, Any]:
@@ -268,26 +272,27 @@ class Batch:
 
 
 @attrs.frozen(kw_only=True)
-class Page:
-    """One page of a batch listing, as ``client.batch.list(...).pages()`` yields it.
+class Page(Generic[T]):
+    """One page of a listing, as ``client.batch.list(...).pages()`` yields it.
 
-    ``page.to_dict()`` gives it as plain data.
+    Generic in what it holds: ``Page[Batch]`` for batches, ``Page[Render]`` for
+    renders, and so on. ``page.to_dict()`` gives it as plain data.
     """
 
-    items: tuple[Batch, ...]
-    """The batches on this page, in the order the API sent them."""
+    items: tuple[T, ...]
+    """The records on this page, in the order the API sent them."""
     page: int
     """This page's number, counting from 1."""
     page_count: int | None = None
     """How many pages there are, when the API said so."""
     total_count: int | None = None
-    """How many batches match across all pages, when the API said so."""
+    """How many records match across all pages, when the API said so."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The page as plain data: its fields, with ``items`` a list of batch dicts.
+        """The page as plain data: its fields, with ``items`` a list of record dicts.
 
         ``{"items": [...], "page": 1, "page_count": 3, "total_count": 250}``, each item
-        as ``Batch.to_dict`` gives it. See ``inkit_async.to_dict``.
+        as its record's ``to_dict`` gives it. See ``inkit_async.to_dict``.
         """
         return _plain(self)
 

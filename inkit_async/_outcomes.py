@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from ._wire import Reply, Request
 
-__all__ = ["answer_of", "cast_reply", "failure_of", "json_bytes"]
+__all__ = ["answer_of", "cast_reply", "failure_of", "json_bytes", "no_content"]
 
 T = TypeVar("T")
 
@@ -34,6 +34,13 @@ T = TypeVar("T")
 def json_bytes(body: object) -> bytes:
     """*body* as JSON, as httpx encodes ``json=`` (compact, UTF-8, no NaN)."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def no_content(_: object) -> None:
+    """The cast of a call whose 2xx carries nothing to read (a delete's 204).
+
+    ``cast_reply`` does not decode the body for it: any 2xx is success, whatever it holds.
+    """
 
 
 def cast_reply(reply: Reply, cast: Callable[[Any], T], method: str, path: str, call: Request) -> T:
@@ -51,6 +58,8 @@ def cast_reply(reply: Reply, cast: Callable[[Any], T], method: str, path: str, c
         APIResponseValidationError: The body is not JSON, is nested too deeply to
             decode, or does not fit ``cast``.
     """
+    if cast is no_content:
+        return cast(None)
     what = f"{method} {path}"
     content = reply.content or b""
     try:

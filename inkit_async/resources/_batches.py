@@ -20,44 +20,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
-from urllib.parse import unquote
 
-from .._body import nests_deeper_than
-from .._constants import DEFAULT_POLL_INTERVAL, MAX_JSON_DEPTH
-from .._converter import ShapeError, structure
+from .._constants import DEFAULT_POLL_INTERVAL
+from .._converter import structure
 from .._deadline import CallDeadline
 from .._fanout import as_completed_bounded, run_bounded
 from .._models import Batch, CreatedBatch, RenderSpec
-from .._pagination import BatchList, ListFilters, parse_page
+from .._pagination import BatchList, ListFilters
 from .._paths import encode_segment
 from .._polling import check_poll_interval, check_wait_timeout, wait_until_finished, watch_batch
-from .._validate import check_optional_seconds
-from ._base import APIResource
+from ._base import APIResource, checked_deadline, checked_text, render_body
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
     from .._engine import Engine
     from .._exceptions import InkitError
-    from .._models import Page
 
 __all__ = ["BatchResource", "DocumentBatchResource"]
-
-
-def _batch_parser(segment: str) -> Callable[[object], Batch]:
-    """The cast for a lookup of the id that *segment* encodes: the batch, if it is that one."""
-    # `quote` only ever adds `%`: without one, the segment is the id as given.
-    expected = unquote(segment) if "%" in segment else segment
-
-    def parse(data: object) -> Batch:
-        batch = structure(data, Batch)
-        if batch.id != expected:
-            raise ShapeError(
-                f"the answer is for batch {batch.id[:100]!r}, not the one asked for @ $.id"
-            )
-        return batch
-
-    return parse
 
 
 def _parse_created(data: object) -> CreatedBatch:
@@ -114,7 +94,7 @@ class BatchResource(APIResource):
             DeadlineExceededError: The deadline ran out, or could not be met.
         """
         segment = encode_segment(batch_id, "batch_id")
-        end = self._engine.end_of(_checked_deadline(deadline))
+        end = self._engine.end_of(checked_deadline(deadline))
         return await self._fetch(segment, use_cache=use_cache, end=end)
 
     @overload
@@ -168,7 +148,7 @@ class BatchResource(APIResource):
         """
         ids = list(_checked_ids(batch_ids))
         segments = {batch_id: encode_segment(batch_id, "batch_id") for batch_id in ids}
-        seconds = _checked_deadline(deadline)
+        seconds = checked_deadline(deadline)
         results = await self._engine.traced(
             f"{self._name}.get_many",
             {"inkit.batch.count": len(segments)},
@@ -212,7 +192,7 @@ class BatchResource(APIResource):
         segments = {
             encode_segment(batch_id, "batch_id"): batch_id for batch_id in _checked_ids(batch_ids)
         }
-        return self._iter_many(segments, _checked_deadline(deadline))
+        return self._iter_many(segments, checked_deadline(deadline))
 
     async def _iter_many(
         self, segments: dict[str, str], deadline: float | None
@@ -274,20 +254,8 @@ class BatchResource(APIResource):
             destination_name=destination_name,
             destination_status=destination_status,
         )
-        seconds = _checked_deadline(deadline)
-
-        async def fetch(page: int, previous: Page | None) -> Page:
-            return await self._engine.request(
-                "GET",
-                self._path,
-                lambda data: parse_page(data, page, previous),
-                params=filters.params(page),
-                operation=f"{self._name}.list",
-                attributes={"inkit.page": page},
-                end=self._engine.end_of(seconds),
-            )
-
-        return BatchList(fetch)
+        seconds = checked_deadline(deadline)
+        return BatchList(self._pages(self._path, Batch, filters, name=self._name, deadline=seconds))
 
     def watch(
         self,
@@ -314,7 +282,7 @@ class BatchResource(APIResource):
         """
         segment = encode_segment(batch_id, "batch_id")
         interval = check_poll_interval(poll_interval)
-        seconds = _checked_deadline(deadline)
+        seconds = checked_deadline(deadline)
         return watch_batch(lambda: self._fetch(segment, end=self._engine.end_of(seconds)), interval)
 
     async def wait(
@@ -349,7 +317,7 @@ class BatchResource(APIResource):
         segment = encode_segment(batch_id, "batch_id")
         interval = check_poll_interval(poll_interval)
         seconds = check_wait_timeout(timeout)
-        end = self._engine.end_of(_checked_deadline(deadline))
+        end = self._engine.end_of(checked_deadline(deadline))
         fetch = self._fetcher(end)
         snapshots = watch_batch(
             lambda: fetch(segment),
@@ -368,24 +336,12 @@ class BatchResource(APIResource):
         cache = self._engine.state.cache
         if cache is not None and use_cache and (hit := cache.get(path)) is not None:
             return hit
-        batch = await self._engine.request(
-            "GET",
-            path,
-            _batch_parser(segment),
-            shared=True,
-            operation=f"{self._name}.get",
-            attributes={"inkit.batch.id": segment},
-            end=end,
+        batch = await self._lookup(
+            path, segment, Batch, kind="batch", operation=f"{self._name}.get", end=end
         )
         if cache is not None:
             cache.put(path, batch)
         return batch
-
-
-def _checked_deadline(deadline: object) -> float | None:
-    """A call's ``deadline=``: ``None`` (the client's), or a finite number of seconds > 0."""
-    seconds = check_optional_seconds("deadline", deadline, above=True)
-    return None if seconds is None else float(seconds)
 
 
 def _checked_ids(batch_ids: object) -> Iterable[str]:
@@ -410,18 +366,7 @@ def _render_body(render: object, index: int) -> dict[str, Any]:
         raise TypeError(
             f"renders[{index}] must be a RenderSpec or a dict, got {type(render).__name__}"
         )
-    parameters = body.get("merge_parameters")
-    if parameters is None:
-        raise ValueError(f"renders[{index}] has no merge_parameters")
-    if not isinstance(parameters, Mapping):
-        raise TypeError(f"renders[{index}].merge_parameters must be a mapping")
-    for key, value in body.items():
-        if nests_deeper_than(value, MAX_JSON_DEPTH):
-            raise ValueError(
-                f"renders[{index}].{key} nests objects and lists more than "
-                f"{MAX_JSON_DEPTH} levels deep (or contains itself)"
-            )
-    return body
+    return render_body(body, f"renders[{index}]")
 
 
 class DocumentBatchResource(BatchResource):
@@ -466,10 +411,7 @@ class DocumentBatchResource(BatchResource):
             TypeError: An argument has the wrong type (before any request).
             DeadlineExceededError: The deadline ran out, or could not be met.
         """
-        if not isinstance(template_id, str):
-            raise TypeError(f"template_id must be a str, got {type(template_id).__name__}")
-        if not template_id.strip():
-            raise ValueError("template_id must be a non-empty string")
+        checked_text("template_id", template_id)
         if isinstance(renders, str | bytes | Mapping):
             raise TypeError("renders must be a list of renders, not a single value")
         bodies = [_render_body(render, index) for index, render in enumerate(renders)]
@@ -480,13 +422,11 @@ class DocumentBatchResource(BatchResource):
             if not isinstance(name, str):
                 raise TypeError(f"name must be a str, got {type(name).__name__}")
             payload["name"] = name
-        seconds = _checked_deadline(deadline)
-        return await self._engine.request(
-            "POST",
+        seconds = checked_deadline(deadline)
+        return await self._create(
             self._path,
+            payload,
             _parse_created,
-            body=payload,
-            may_repeat=False,
             operation=f"{self._name}.create",
             attributes={"inkit.template.id": template_id, "inkit.renders": len(bodies)},
             end=self._engine.end_of(seconds),

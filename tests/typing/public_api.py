@@ -128,7 +128,7 @@ async def workflows(client: AsyncInkit) -> None:
     async for batch in listing:
         assert_type(batch, Batch)
     async for page in listing.pages():
-        assert_type(page, Page)
+        assert_type(page, Page[Batch])
         assert_type(page.items, tuple[Batch, ...])
         assert_type(page.page_count, int | None)
     many = await client.batch.get_many(["rb_1", "rb_2"])
@@ -303,7 +303,7 @@ async def through_httpx2() -> None:
     AsyncInkit("t", transport=transport_of_either)
 
 
-def plain_data(batch: Batch, page: Page, stats: CacheStats, event: ClientEvent) -> None:
+def plain_data(batch: Batch, page: Page[Batch], stats: CacheStats, event: ClientEvent) -> None:
     """Records, events and snapshots to plain data, as a web route or a logger would."""
     assert_type(batch.to_dict(), dict[str, Any])
     assert_type(page.to_dict(), dict[str, Any])
@@ -336,7 +336,7 @@ def from_synchronous_code(ids: list[str]) -> None:
         for batch in client.batch.list(page_size=100, sort="-created_at"):
             assert_type(batch, Batch)
         for page in client.batch.list().pages():
-            assert_type(page, Page)
+            assert_type(page, Page[Batch])
         for snapshot in client.flow_batch.watch("fb_1", poll_interval=1.0):
             assert_type(snapshot, Batch)
         assert_type(client.batch.wait("rb_1", timeout=60), Batch)

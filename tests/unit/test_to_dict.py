@@ -241,7 +241,9 @@ def test_anything_but_a_record_is_refused(value):
 def test_the_signature_names_exactly_the_records_taken():
     """What type checkers are told to_dict takes is what it takes at run time."""
     annotation = typing.get_type_hints(to_dict)["record"]
-    assert set(typing.get_args(annotation)) == set(_RECORDS)
+    # A page is generic: Page[Any] in the signature, the class Page at run time.
+    named = {typing.get_origin(each) or each for each in typing.get_args(annotation)}
+    assert named == set(_RECORDS)
 
 
 async def test_records_from_the_client_serialize():
