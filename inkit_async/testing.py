@@ -62,6 +62,7 @@ from urllib.parse import parse_qsl, unquote
 
 from ._client import AsyncInkit
 from ._constants import MAX_JSON_DEPTH
+from ._fake_resources import FakeResources, Listed
 from ._retry import Backoff
 from ._senders import InProcessTransport
 from ._validate import check_int, check_number, check_optional_seconds, check_seconds
@@ -378,10 +379,13 @@ class FakeInkit:
         seed: Seed for the generated ids, for reproducible runs.
         latency: Seconds before every answer, or a function of the ``FakeRequest``
             that returns them (see ``set_latency``).
+        render_delay: Seconds a render (``POST /render``, ``add_render``) stays
+            ``In Progress`` before it is ``Completed`` (default 0: at once).
 
     Raises:
-        TypeError, ValueError: *docs_per_poll* is not an ``int`` >= 0, or *latency* is
-            neither a finite number >= 0 nor callable.
+        TypeError, ValueError: *docs_per_poll* is not an ``int`` >= 0, *latency* is
+            neither a finite number >= 0 nor callable, or *render_delay* is not a
+            finite number >= 0.
     """
 
     def __init__(
@@ -391,6 +395,7 @@ class FakeInkit:
         docs_per_poll: int = 1,
         seed: int | None = None,
         latency: Latency = 0.0,
+        render_delay: float = 0.0,
     ) -> None:
         """Start empty: no batches, no faults, no requests."""
         self.token = token
@@ -406,6 +411,8 @@ class FakeInkit:
         self._limit: _RateLimit | None = None
         self.refused = 0
         """How many requests the rate limit (``limit_rate``) answered with 429."""
+        # Renders, documents, templates, folders and flow invocations (_fake_resources.py).
+        self._resources = FakeResources(self._new_id, check_seconds("render_delay", render_delay))
 
     def __repr__(self) -> str:
         """Say how many batches the fake holds, never the token."""
@@ -470,6 +477,50 @@ class FakeInkit:
                 flow=flow,
             )
         return new_id
+
+    def add_template(self, *, name: str = "template", source: str = "html") -> str:
+        """Add a template (served at ``/template``) and return its id (``tmpl_...``)."""
+        with self._lock:
+            return self._resources.add_template(name=name, source=source)
+
+    def add_folder(self, *, name: str = "folder", description: str | None = None) -> str:
+        """Add a private folder (served at ``/folder``) and return its id (``fold_...``)."""
+        with self._lock:
+            return self._resources.add_folder(name=name, description=description)
+
+    def add_render(
+        self,
+        *,
+        template_id: str | None = None,
+        name: str | None = None,
+        merge_parameters: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Add a render, as ``POST /render`` would, and return its id (``rend_...``).
+
+        It goes to Inkit Storage: its document is served at ``/document``. It is
+        ``In Progress`` for the fake's ``render_delay`` seconds, then ``Completed``.
+        """
+        with self._lock:
+            render_id, _ = self._resources.add_render(
+                template_id=template_id,
+                name=name,
+                merge_parameters=dict(merge_parameters or {}),
+            )
+            return render_id
+
+    def complete_render(self, render_id: str) -> None:
+        """Make a render (and its document) ``Completed`` now, whatever the delay left."""
+        with self._lock:
+            self._resources.complete_render(render_id)
+
+    def document_ids(self, render_id: str | None = None) -> list[str]:
+        """The ids of the documents in Inkit Storage (of one render, when given)."""
+        with self._lock:
+            return [
+                document_id
+                for document_id, document in self._resources.documents.items()
+                if render_id is None or document["render_id"] == render_id
+            ]
 
     def batch_json(self, batch_id: str) -> dict[str, Any]:
         """The batch as the API would return it now (without advancing it)."""
@@ -728,7 +779,21 @@ class FakeInkit:
             case ["batch", _] | ["invoke", "batch", _]:
                 return _error(405, f"Method {method} not allowed")
             case _:
-                return _error(404, "Not found")
+                return self._other_resource(method, segments[1:], params, body)
+
+    def _other_resource(
+        self, method: str, segments: list[str], params: dict[str, str], body: object
+    ) -> _Answer:
+        """Renders, documents, templates, folders and flows (``_fake_resources.py``)."""
+        if method == "POST" and isinstance(body, _BadBody):
+            return _error(400, body.problem)
+        outcome = self._resources.route(method, segments, params, body)
+        if outcome is None:
+            return _error(404, "Not found")
+        if isinstance(outcome, Listed):
+            return self._paged(outcome.items, params, outcome.sort_fields)
+        status, answer = outcome
+        return _Answer(status, answer)
 
     def _get(self, batch_id: str, *, flow: bool) -> _Answer:
         batch = self._batches.get(batch_id)
@@ -748,17 +813,34 @@ class FakeInkit:
         return _error(405, f"Method {method} not allowed")
 
     def _list(self, params: dict[str, str], *, flow: bool) -> _Answer:
-        query = _checked_list_query(params)
+        query = _checked_list_query(params)  # before _matches reads the filters
+        if isinstance(query, str):
+            return _error(400, query)
+        batches = [b for b in self._batches.values() if b.flow == flow]
+        items = [item for item in (b.to_json() for b in batches) if _matches(item, params)]
+        return self._paged(items, params, _SORT_FIELDS)
+
+    def _paged(
+        self, items: list[dict[str, Any]], params: dict[str, str], sort_fields: tuple[str, ...]
+    ) -> _Answer:
+        """One page of *items* in the API's envelope, as the query asks (batches' or not).
+
+        ``search`` keeps the items whose name or id holds it; for batches, ``_matches``
+        has applied it already, with the destination filters.
+        """
+        query = _checked_list_query(params, sort_fields)
         if isinstance(query, str):
             return _error(400, query)
         page, size, sort = query
         field_name = sort.removeprefix("-")
         descending = sort.startswith("-")
-        batches = [b for b in self._batches.values() if b.flow == flow]
-        items = [item for item in (b.to_json() for b in batches) if _matches(item, params)]
+        search = params.get("search", "").lower()
+        items = [
+            item for item in items if search in f"{item.get('name') or ''} {item['id']}".lower()
+        ]
         # Ascending, then reversed for descending: a null sorts after every value going
         # up and before every value going down, as PostgreSQL orders NULL by default.
-        items.sort(key=lambda item: _sort_key(item[field_name]))
+        items.sort(key=lambda item: _sort_key(item.get(field_name)))
         if descending:
             items.reverse()
         page_count = (len(items) + size - 1) // size
@@ -901,8 +983,10 @@ def _json_problem(data: object) -> str | None:
     return None
 
 
-def _checked_list_query(params: dict[str, str]) -> tuple[int, int, str] | str:
-    """A listing's page, page size and sort, or what is wrong with the query.
+def _checked_list_query(
+    params: dict[str, str], sort_fields: tuple[str, ...] = _SORT_FIELDS
+) -> tuple[int, int, str] | str:
+    """A listing's page, page size and sort (by one of *sort_fields*), or what is wrong.
 
     Parameters the API does not document are ignored, as servers do.
     """
@@ -913,9 +997,9 @@ def _checked_list_query(params: dict[str, str]) -> tuple[int, int, str] | str:
     if size is None or not 1 <= size <= _MAX_PAGE_SIZE:
         return f"page_size must be a whole number from 1 to {_MAX_PAGE_SIZE}"
     sort = params.get("sort", "-created_at")
-    if sort.removeprefix("-") not in _SORT_FIELDS:
+    if sort.removeprefix("-") not in sort_fields:
         return (
-            f"Cannot sort by {sort[:100]!r}: sort is one of {', '.join(_SORT_FIELDS)}, "
+            f"Cannot sort by {sort[:100]!r}: sort is one of {', '.join(sort_fields)}, "
             "with an optional leading '-' for descending"
         )
     status = params.get("destination_status")
