@@ -160,7 +160,7 @@ class Engine:
         """Send one API call, with retries, and return ``cast(json_of_the_answer)``.
 
         Args:
-            method: ``GET`` or ``POST``.
+            method: ``GET``, ``POST`` or ``DELETE``.
             path: Relative to ``base_url``, starting with ``/``, already percent-encoded.
             cast: Builds the result from the decoded JSON; raises ``ShapeError`` when
                 the JSON does not fit (the call then raises

@@ -32,18 +32,26 @@ from inkit_async import (
     CacheStats,
     ClientEvent,
     CreatedBatch,
+    CreatedRender,
+    Creator,
     DestinationProgress,
+    Document,
     DocumentBatchResource,
     EventCallback,
+    FlowInvocation,
+    Folder,
     HTTPTimeout,
     InkitError,
+    Listing,
     NotFoundError,
     Page,
     PauseEvent,
     RateEvent,
     RateLimitError,
+    Render,
     RenderSpec,
     RetryEvent,
+    Template,
     Throttle,
     ThrottleState,
     WaitTimeoutError,
@@ -367,3 +375,35 @@ def deprecated_converter(data: dict[str, object]) -> dict[str, object]:
 
 assert_type(inkit_async.__version__, str)
 asyncio.run(lookup("rb_1"))
+
+
+async def the_other_resources(client: AsyncInkit, blocking: BlockingInkit) -> None:
+    """Renders, documents, templates, folders and flows: their records and listings."""
+    created = await client.render.create(template_id="tmpl_1", merge_parameters={"a": 1})
+    assert_type(created, CreatedRender)
+    assert_type(created.document_id, str | None)
+    render = await client.render.get(created.id)
+    assert_type(render, Render)
+    assert_type(render.is_completed, bool)
+    assert_type(client.render.list(data_id=["rend_1"]), Listing[Render])
+    async for page in client.render.list().pages():
+        assert_type(page, Page[Render])
+    assert_type(await client.render.delete("rend_1"), None)
+    assert_type(await client.document.get("doc_1"), Document)
+    async for document in client.document.list(data_id="rend_1"):
+        assert_type(document.created_by, Creator | None)
+    template = await client.template.create(name="T", source="html", file=b"<p/>")
+    assert_type(template, Template)
+    assert_type(template.width, float | str | None)
+    async for folder in client.folder.list():
+        assert_type(folder, Folder)
+    assert_type(await client.flow.invoke(flow_id="f", merge_parameters={}), CreatedRender)
+    async for invocation in client.flow.list_invocations():
+        assert_type(invocation, FlowInvocation)
+    assert_type(render.to_dict(), dict[str, Any])
+    assert_type(to_dict(template), dict[str, Any])
+    assert_type(blocking.render.get("rend_1"), Render)
+    for each in blocking.template.list(source="pdf"):
+        assert_type(each, Template)
+    for listed in blocking.flow.list_invocations().pages():
+        assert_type(listed, Page[FlowInvocation])

@@ -162,13 +162,14 @@ async def test_flows_are_invoked_and_their_invocations_listed(fake):
         mine = [i async for i in client.flow.list_invocations(data_id=first.id)]
         done = [i async for i in client.flow.list_invocations(destination_status="completed")]
         none = [i async for i in client.flow.list_invocations(destination_name="box")]
+        failed = [i async for i in client.flow.list_invocations(destination_status="failed")]
     assert first.id.startswith("rend_")
     assert first.document_id is not None
     assert [(i.id, i.flow_id, i.name, i.merge_parameters) for i in mine] == [
         (first.id, "flow_1", "one", {"a": 1})
     ]
     assert len(done) == 2
-    assert none == []
+    assert none == failed == []
 
 
 @pytest.mark.parametrize(
@@ -185,6 +186,35 @@ async def test_flows_are_invoked_and_their_invocations_listed(fake):
         ),
         ("POST", "/v1/render", [], 422, "JSON object"),
         ("POST", "/v1/invoke", {"merge_parameters": {}}, 422, "flow_id is required"),
+        ("POST", "/v1/invoke", {"flow_id": "f", "merge_parameters": 1}, 422, "merge_parameters"),
+        (
+            "POST",
+            "/v1/invoke",
+            {"flow_id": "f", "merge_parameters": {}, "name": 1},
+            422,
+            "must be strings",
+        ),
+        (
+            "POST",
+            "/v1/template",
+            {"name": "n", "source": "pdf", "file": "PHA+", "description": 1},
+            422,
+            "description must be",
+        ),
+        (
+            "POST",
+            "/v1/template",
+            {"name": "n", "source": "pdf", "file": "PHA+", "data": []},
+            422,
+            "data must be an object",
+        ),
+        (
+            "POST",
+            "/v1/template",
+            {"name": "n", "source": "pdf", "file": "PHA+", "destinations": "x"},
+            422,
+            "destinations must be a list",
+        ),
         ("POST", "/v1/template", {"source": "html"}, 422, "name is required"),
         ("POST", "/v1/template", {"name": "n", "source": "txt"}, 422, "source must be"),
         ("POST", "/v1/template", {"name": "n", "source": "pdf"}, 422, "file is required"),
@@ -397,3 +427,48 @@ def _deep() -> object:
     for _ in range(70):
         value = [value]
     return value
+
+
+def test_every_record_gives_back_the_json_it_was_made_from():
+    """to_dict of each new record: the named fields, then what extra kept, as sent."""
+    from inkit_async import (
+        CreatedRender,
+        Creator,
+        Document,
+        FlowInvocation,
+        Folder,
+        Render,
+        Template,
+        to_dict,
+    )
+    from inkit_async._converter import structure
+
+    for cls in (Render, CreatedRender, Document, Template, Folder, FlowInvocation):
+        data = {"id": "x_1", "surprise": {"nested": [1, None]}, "extra": "a field named so"}
+        record = structure(data, cls)
+        assert record.extra == {"surprise": {"nested": [1, None]}, "extra": "a field named so"}
+        plain = record.to_dict()
+        assert plain == to_dict(record)
+        assert {key: plain[key] for key in data} == data
+        assert structure(plain, cls) == record
+    creator = Creator(name="key", extra={"email": "e"})
+    assert creator.to_dict() == {"first_name": None, "last_name": None, "name": "key", "email": "e"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("width", float("inf"), "finite number"),
+        ("width", True, "expected a number"),
+        ("width", "8.5", "expected a number"),
+        ("merge_parameters", [], "expected an object"),
+        ("expire_after_n_views", -1, ">= 0"),
+    ],
+)
+def test_a_render_field_of_the_wrong_kind_is_named(field, value, fragment):
+    """Strict where the sources give a type: the field path is in the message."""
+    from inkit_async import Render
+    from inkit_async._converter import ShapeError, structure
+
+    with pytest.raises(ShapeError, match=rf"{fragment}.*\$\.{field}"):
+        structure({"id": "r", field: value}, Render)
