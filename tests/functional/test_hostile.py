@@ -286,7 +286,7 @@ async def test_a_server_that_ignores_page_without_metadata_ends_the_listing(serv
     async with AsyncInkit(TOKEN, base_url=server.url) as client:
         pages = client.batch.list().pages()
         first = await anext(pages)
-        with pytest.raises(APIResponseValidationError, match="same batches as page 1"):
+        with pytest.raises(APIResponseValidationError, match="same records as page 1"):
             await anext(pages)
     assert [batch.id for batch in first.items] == ["rb_1"]
     assert [request.query for request in server.requests] == ["page=1", "page=2"]
