@@ -1,10 +1,13 @@
 """``inkit-async demo``: the SDK end to end in a few seconds, with no account and no network.
 
 By default it starts an embedded ``FakeInkit`` in process, creates a few hundred
-batches, fans out thousands of lookups (with a few injected 503s that the client
-retries), waits for one batch with a live progress line, and prints a summary. With
-``--base-url`` it runs the same lookups and wait against a real server instead,
-reading the batches it can list there (it never creates any).
+batches to look up and one to watch, fans out thousands of lookups (with a few injected
+503s that the client retries), waits for the watched batch with a live progress line,
+and prints a summary whose counts add up: every batch it created is counted once, and
+the requests sent are the lookups' first attempts plus the retries, each counted from
+what the fake received and from the client's ``RetryEvent``s. With ``--base-url`` it
+runs the same lookups and wait against a real server instead, reading the batches it
+can list there (it never creates any).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._cli import EXIT_API_ERROR, EXIT_OK, ProgressReporter, UsageError
+from ._cli import EXIT_API_ERROR, EXIT_OK, UsageError, ticking
+from ._cli_output import Console, ProgressBoard
 from ._client import AsyncInkit
 from ._constants import ENV_API_TOKEN
+from ._events import RetryEvent
 from ._exceptions import InkitError
 from ._models import RenderSpec
 from ._retry import Backoff
@@ -117,26 +122,42 @@ async def _fan_out(client: AsyncInkit, ids: list[str], lookups: int) -> tuple[li
 
 
 async def _watch(client: AsyncInkit, batch_id: str, timeout: float) -> Batch | None:
-    reporter = ProgressReporter(sys.stdout)
+    console = Console()
+    board = ProgressBoard(console, sys.stdout, [batch_id])
     last = None
     try:
-        async with asyncio.timeout(timeout):
+        async with ticking(board), asyncio.timeout(timeout):
             async for snapshot in client.batch.watch(batch_id, poll_interval=0.05):
                 last = snapshot
-                reporter.update(snapshot)
+                board.update(snapshot)
     except TimeoutError:
-        _say(f"\n{batch_id} did not finish within {timeout:g} s")
-    reporter.finish()
+        board.finish()
+        _say(f"{batch_id} did not finish within {timeout:g} s")
+    board.finish()
     return last
 
 
-def _summary(batches: list[Batch], lookups: int, errors: int, elapsed: float, sent: int) -> None:
+class _Retries:
+    """Counts the client's retries (an ``on_event`` callback), to explain the requests sent."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, RetryEvent):
+            self.count += 1
+
+
+def _summary(
+    batches: list[Batch], lookups: int, errors: int, elapsed: float, *, sent: int, retries: int
+) -> None:
+    """The figures, each of them a count of the same things as the lines above it."""
     finished = sum(batch.is_finished for batch in batches)
     failed = sum(batch.progress.failed > 0 for batch in batches)
     _say("summary")
     _say(f"  lookups: {lookups}")
     _say(f"  errors: {errors}")
-    _say(f"  requests sent: {sent}")
+    _say(f"  requests sent: {sent} ({sent - retries} first attempts, {retries} retries)")
     _say(f"  lookups/s: {lookups / elapsed:,.0f}")
     _say(f"  batches finished: {finished} of {len(batches)}")
     _say(f"  batches with failed documents: {failed}")
@@ -146,26 +167,42 @@ async def _embedded(args: argparse.Namespace) -> int:
     from .testing import FakeInkit  # noqa: PLC0415 - the fake is for the demo and tests
 
     fake = FakeInkit(seed=2024)
+    retries = _Retries()
     started = time.perf_counter()
-    async with fake.client(backoff=Backoff(initial=0.01, maximum=0.05)) as client:
+    backoff = Backoff(initial=0.01, maximum=0.05)
+    async with fake.client(backoff=backoff, on_event=retries) as client:
         _say("inkit-async demo: an embedded fake Inkit, in process (no token, no network)")
         ids, watched = await _seed_fake(fake, client, args.batches)
-        _say(f"created {len(ids) + 1} batches in {time.perf_counter() - started:.2f} s")
-        fake.fail_next(_INJECTED_FAULTS, 503)  # the client retries these; no error surfaces
+        took = time.perf_counter() - started
+        _say(f"created {len(ids) + 1} batches in {took:.2f} s: {len(ids)} to look up, 1 to watch")
+        fake.fail_next(_INJECTED_FAULTS, 503)
+        _say(f"the next {_INJECTED_FAULTS} requests will get a 503, which the client retries")
         before = len(fake.requests)
         fan_out_started = time.perf_counter()
         batches, errors = await _fan_out(client, ids, args.lookups)
         elapsed = time.perf_counter() - fan_out_started
         sent = len(fake.requests) - before
+        fan_out_retries = retries.count
         _say(f"waiting for {watched} ({_WATCHED_DOCUMENTS} documents)")
-        await _watch(client, watched, timeout=30)
-    _summary(batches, args.lookups, errors, elapsed, sent)
+        last = await _watch(client, watched, timeout=30)
+    if last is not None:
+        batches.append(last)  # every batch the demo made is counted, the watched one too
+    _summary(batches, args.lookups, errors, elapsed, sent=sent, retries=fan_out_retries)
     return EXIT_OK if errors == 0 else EXIT_API_ERROR
 
 
 async def _remote(args: argparse.Namespace, options: dict[str, Any], token: str | None) -> int:
     if token is None:
         raise UsageError(f"demo --base-url needs a token: set {ENV_API_TOKEN} or pass --token-file")
+    retries = _Retries()
+    report = options.get("on_event")
+
+    def on_event(event: object) -> None:
+        retries(event)
+        if report is not None:
+            report(event)
+
+    options = {**options, "on_event": on_event}
     async with AsyncInkit(token, **options) as client:
         _say(f"inkit-async demo against {client.base_url}")
         ids: list[str] = []
@@ -177,12 +214,16 @@ async def _remote(args: argparse.Namespace, options: dict[str, Any], token: str 
             _say("no batches to look up on this server")
             return EXIT_OK
         started = time.perf_counter()
+        before = retries.count
         batches, errors = await _fan_out(client, ids, args.lookups)
         elapsed = time.perf_counter() - started
+        fan_out_retries = retries.count - before
         unfinished = next((b.id for b in batches if not b.is_finished), ids[0])
         _say(f"waiting for {unfinished}")
         await _watch(client, unfinished, timeout=30)
-    _summary(batches, args.lookups, errors, elapsed, sent=args.lookups)
+    # Each lookup of a round is a distinct id, and nothing is cached: one first attempt each.
+    sent = args.lookups + fan_out_retries
+    _summary(batches, args.lookups, errors, elapsed, sent=sent, retries=fan_out_retries)
     return EXIT_OK if errors == 0 else EXIT_API_ERROR
 
 

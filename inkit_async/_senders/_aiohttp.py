@@ -106,6 +106,13 @@ def _clean_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+def _refusal(error: OSError) -> str:
+    """An OS error of a connect in words: asyncio's refusal reads "Connect call failed"."""
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused (nothing accepts connections there)"
+    return str(error)
+
+
 def _kind_of(exc: BaseException) -> tuple[str, str]:  # noqa: PLR0911 - one return per kind
     """The failure's kind (an httpx exception's name) and text, for an aiohttp (or OS) error."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):  # connecting, or waiting for the pool
@@ -119,9 +126,9 @@ def _kind_of(exc: BaseException) -> tuple[str, str]:  # noqa: PLR0911 - one retu
             "private CA, pass verify=<CA bundle path> or set SSL_CERT_FILE"
         )
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return "ConnectError", f"cannot connect to the proxy: {exc.os_error}"
+        return "ConnectError", f"cannot connect to the proxy: {_refusal(exc.os_error)}"
     if isinstance(exc, aiohttp.ClientConnectorError):  # the request was never sent
-        return "ConnectError", f"cannot connect to {exc.host}:{exc.port}: {exc.os_error}"
+        return "ConnectError", f"cannot connect to {exc.host}:{exc.port}: {_refusal(exc.os_error)}"
     if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the tunnel
         return "ProxyError", f"the proxy refused the connection: {exc.status} {exc.message}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):

@@ -660,10 +660,11 @@ async def test_the_cli_masks_the_token_and_escapes_controls_in_all_it_prints(ser
     assert "\x1b" not in run.out + run.err
     assert "\x9b" not in run.out + run.err
     error = "401 Unauthorized from GET /batch/rb_bad: token [redacted] is revoked"
-    assert run.err == f"inkit-async: rb_bad: {error}\n"
     if output == "json":
+        assert json.loads(run.err)["error"]["message"] == f"rb_bad: {error}"
         assert json.loads(run.out)["name"] == "[redacted]\x1b[2J\x9b31m"
     else:
+        assert run.err == f"inkit-async: rb_bad: {error}\n"
         assert "[redacted]\\x1b[2J\\x9b31m" in run.out
 
 
