@@ -612,7 +612,7 @@ class BlockingBatchResource(_BlockingResource):
     """
 
     watch = _blocking_iterator(BatchResource.watch)
-    """``for snapshot in client.batch.watch(batch_id):``: see ``BatchResource.watch``."""
+    """Iterate as ``for snapshot in client.batch.watch(batch_id)``; see ``BatchResource.watch``."""
 
     wait = _blocking(BatchResource.wait)
     """``batch = client.batch.wait(batch_id, timeout=600)``: see ``BatchResource.wait``."""
@@ -719,10 +719,12 @@ class BlockingInkit(ClientSettings):
     """A client for synchronous code: ``AsyncInkit``'s calls, as blocking methods.
 
     For Celery and RQ tasks, cron scripts and Django's synchronous views: one client for
-    the whole process, shared by every thread::
+    the whole process, shared by every thread:
 
-        with BlockingInkit() as client:  # token from INKIT_API_TOKEN
-            batch = client.batch.get("rb_6WtDgF7RGqdS5Uzea9neZJ")
+    ```python
+    with BlockingInkit() as client:  # token from INKIT_API_TOKEN
+        batch = client.batch.get("rb_6WtDgF7RGqdS5Uzea9neZJ")
+    ```
 
     It takes exactly ``AsyncInkit``'s arguments (see ``AsyncInkit`` for each), with
     their meaning, defaults and checks (errors raise here). It runs one ``AsyncInkit``

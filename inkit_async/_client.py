@@ -13,12 +13,6 @@ from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
 from ._closing import AsyncClosing
 from ._config import NOT_GIVEN, ClientOptions, NotGiven, VariantArguments
-from ._constants import (
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_TIMEOUT,
-)
 from ._engine import Engine
 from ._settings import ClientSettings
 from .resources import (
@@ -48,10 +42,12 @@ __all__ = ["AsyncInkit"]
 class AsyncInkit(AsyncClosing, ClientSettings):
     """An asyncio client for the Inkit API.
 
-    Use one client for the lifetime of your application and share it between tasks::
+    Use one client for the lifetime of your application and share it between tasks:
 
-        async with AsyncInkit() as client:
-            batch = await client.batch.get("rb_6WtDgF7RGqdS5Uzea9neZJ")
+    ```python
+    async with AsyncInkit() as client:
+        batch = await client.batch.get("rb_6WtDgF7RGqdS5Uzea9neZJ")
+    ```
 
     Args:
         api_token: Your Inkit API token. Defaults to the ``INKIT_API_TOKEN`` environment
@@ -146,11 +142,11 @@ class AsyncInkit(AsyncClosing, ClientSettings):
         api_token: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | HTTPTimeout = DEFAULT_TIMEOUT,
+        timeout: float | HTTPTimeout = 30.0,
         deadline: float | None = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        max_retries: int = 2,
+        max_concurrency: int = 100,
+        max_retry_after: float = 60.0,
         backoff: Backoff | None = None,
         on_event: EventCallback | None = None,
         throttle: Throttle | Literal[False] | None = None,
@@ -162,6 +158,9 @@ class AsyncInkit(AsyncClosing, ClientSettings):
         http_client: AsyncHTTPClient | None = None,
         transport: AsyncHTTPTransport | None = None,
     ) -> None:
+        # The defaults are written as values, not as the constants, because the API
+        # reference shows a signature as written; tests/unit/test_reference_docs.py holds
+        # them to the constants, and tests/unit/test_options.py to the record's.
         # Every parameter is the option of the same name, passed on as given: the record
         # reads the environment, fills in what None stands for and checks every value.
         # tests/test_options.py holds this signature to the record's fields.

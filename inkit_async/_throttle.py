@@ -34,12 +34,6 @@ import asyncio
 import weakref
 from typing import Final, Protocol
 
-from ._constants import (
-    DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_OUTAGE_RUN,
-    DEFAULT_RETRY_RATIO,
-    DEFAULT_RETRY_RESERVE,
-)
 from ._flow.curve import MIN_RATE
 from ._flow.regulator import Regulator
 from ._flow.signals import (
@@ -106,10 +100,10 @@ class Throttle:
         self,
         *,
         rate_limit: float | None = None,
-        max_wait: float = DEFAULT_MAX_RETRY_AFTER,
-        retry_ratio: float = DEFAULT_RETRY_RATIO,
-        retry_reserve: int = DEFAULT_RETRY_RESERVE,
-        outage_after: int = DEFAULT_OUTAGE_RUN,
+        max_wait: float = 60.0,  # literal defaults: the API reference shows them as written
+        retry_ratio: float = 0.2,
+        retry_reserve: int = 200,
+        outage_after: int = 5,
     ) -> None:
         limit = check_optional_number("rate_limit", rate_limit, minimum=MIN_RATE)
         self.rate_limit = None if limit is None else float(limit)

@@ -1,12 +1,14 @@
 """pytest fixtures for code that uses inkit-async: a fake API, a client of it, and a server.
 
 Installing the package registers this module with pytest (the ``pytest11`` entry point
-``inkit_async.pytest_plugin``), so a project's tests use the fixtures with no set-up::
+``inkit_async.pytest_plugin``), so a project's tests use the fixtures with no set-up:
 
-    async def test_report(inkit_client, inkit_fake):
-        batch_id = inkit_fake.add_batch(destinations={"inkit_storage": 2})
-        batch = await inkit_client.batch.wait(batch_id, poll_interval=0.01)
-        assert batch.progress.completed == 2
+```python
+async def test_report(inkit_client, inkit_fake):
+    batch_id = inkit_fake.add_batch(destinations={"inkit_storage": 2})
+    batch = await inkit_client.batch.wait(batch_id, poll_interval=0.01)
+    assert batch.progress.completed == 2
+```
 
 - ``inkit_fake``: a fresh ``FakeInkit`` for the test.
 - ``inkit_client``: ``inkit_fake.client()``, an ``AsyncInkit`` on the production path,

@@ -201,8 +201,8 @@ class RedisThrottle(AsyncClosing, Throttle):
         *,
         namespace: str | None = None,
         max_in_flight: int | None = None,
-        lease_ttl: float = DEFAULT_LEASE_TTL,
-        timeout: float = DEFAULT_REDIS_TIMEOUT,
+        lease_ttl: float = 10.0,  # literal defaults: the API reference shows them as written
+        timeout: float = 0.25,
         **throttle: Unpack[ThrottleArguments],
     ) -> None:
         super().__init__(**throttle)

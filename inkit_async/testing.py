@@ -391,7 +391,7 @@ class FakeInkit:
     def __init__(
         self,
         *,
-        token: str = DEFAULT_FAKE_TOKEN,
+        token: str = "fake-inkit-token",  # noqa: S107 - DEFAULT_FAKE_TOKEN, as the reference shows it
         docs_per_poll: int = 1,
         seed: int | None = None,
         latency: Latency = 0.0,
@@ -1261,11 +1261,11 @@ class _Serving:
 class FakeServer:
     """A ``FakeInkit`` served by uvicorn on 127.0.0.1, in a thread of its own.
 
-    ::
-
-        with FakeServer(fake) as server:
-            subprocess.run(["my-cli"], env={**os.environ, "INKIT_BASE_URL": server.url,
-                                            "INKIT_API_TOKEN": server.token})
+    ```python
+    with FakeServer(fake) as server:
+        subprocess.run(["my-cli"], env={**os.environ, "INKIT_BASE_URL": server.url,
+                                        "INKIT_API_TOKEN": server.token})
+    ```
 
     The server runs its own event loop in its own thread, so it answers whatever the
     test does meanwhile: an async test on any event loop, a plain test that calls

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from .._constants import DEFAULT_POLL_INTERVAL
 from .._converter import structure
 from .._deadline import CallDeadline
 from .._fanout import as_completed_bounded, run_bounded
@@ -261,7 +260,7 @@ class BatchResource(APIResource):
         self,
         batch_id: str,
         *,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        poll_interval: float = 2.0,  # as written in the API reference: DEFAULT_POLL_INTERVAL
         deadline: float | None = None,
     ) -> AsyncIterator[Batch]:
         """Follow a batch: ``async for snapshot in client.batch.watch(batch_id)``.
@@ -289,7 +288,7 @@ class BatchResource(APIResource):
         self,
         batch_id: str,
         *,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        poll_interval: float = 2.0,  # as written in the API reference: DEFAULT_POLL_INTERVAL
         timeout: float | None = None,
         deadline: float | None = None,
     ) -> Batch:
