@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 
 import attrs
 
+from ._asyncio_only import running_loop
 from ._constants import TOKEN_HEADER
 from ._deadline import CallDeadline
 from ._exceptions import APITimeoutError, InkitError, scrub_failure
@@ -140,6 +141,7 @@ class Engine:
                 ``transport``) is closed from another loop while that one runs.
         """
         if self._owner and not self._state.closed:
+            running_loop()  # asyncio only: under trio, say so before anything else
             await self._state.aclose()
         self._closed = True
 
@@ -188,6 +190,7 @@ class Engine:
         """
         if self.is_closed:
             raise InkitError(_CLOSED)
+        running_loop()  # asyncio only: under trio, say so before anything else
         local = self._state.local()  # what the client has in this loop, made on first use
         deadline = CallDeadline.of(end, method, path, may_repeat=may_repeat)
         sharing = self._sharing
@@ -205,7 +208,7 @@ class Engine:
     def end_of(self, deadline: float | None) -> float | None:
         """When a call given *deadline* seconds (``None``: the client's) must be done by."""
         seconds = self.options.deadline if deadline is None else deadline
-        return None if seconds is None else asyncio.get_running_loop().time() + seconds
+        return None if seconds is None else running_loop().time() + seconds
 
     async def traced(
         self, operation: str, attributes: Mapping[str, str | int], work: Awaitable[T]

@@ -4,6 +4,7 @@ The tree::
 
     InkitError                       anything raised by the SDK on purpose
     ├── WaitTimeoutError             batch.wait() gave up (also a builtin TimeoutError)
+    ├── AsyncioRequiredError         awaited outside asyncio, under trio say (also a RuntimeError)
     ├── APIConnectionError           no usable response: refused, dropped, reset
     │   └── APITimeoutError          ... because an attempt ran out of time
     │       └── DeadlineExceededError    ... because the call's deadline= ran out (``.wait``)
@@ -84,6 +85,7 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncioRequiredError",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
@@ -125,6 +127,16 @@ def _rebuild(cls: type[InkitError], message: str) -> InkitError:
     error = cls.__new__(cls)
     Exception.__init__(error, message)
     return error
+
+
+class AsyncioRequiredError(InkitError, RuntimeError):
+    """A call was awaited outside asyncio, under trio say: the SDK runs on asyncio only.
+
+    Raised by the first await of a call (or of ``aclose``) where no asyncio event loop
+    runs, before anything is sent. A ``RuntimeError`` too, as asyncio's own error there
+    was. Run the code with ``asyncio.run()`` or anyio's asyncio backend; from trio, host
+    it with trio-asyncio, or use ``BlockingInkit`` from a thread.
+    """
 
 
 class WaitTimeoutError(InkitError, TimeoutError):
