@@ -329,6 +329,7 @@ async def test_errors_under_json_are_json_lines_on_stderr(served):
     [
         (("batch", "get", "--json"), "t", "the following arguments are required: ID"),
         (("batch", "list", "--limit", "0", "--json"), "t", "argument --limit: must be >= 1"),
+        (("batch", "get", "x", "--max-retries", "-1", "--json"), "t", "must be >= 0"),
         (("batch", "get", "x", "--json"), None, "no API token"),
         (("batch", "get", "..", "--json"), "t", "batch_id"),
         (("batch", "--json"), "t", "unrecognized arguments: --json"),
@@ -554,3 +555,21 @@ async def test_watch_gives_up_after_its_timeout(served):
         "message": f"{stuck} did not finish within 0.5 s",
         "id": stuck,
     }
+
+
+async def test_demo_against_a_server_counts_its_retries(served):
+    """`demo --base-url`: the retries are counted and shown, each also reported as it starts."""
+    for _ in range(5):
+        served.fake.add_batch(destinations={"inkit_storage": 1})
+    served.fake.script_next([200, 503, 503])  # the listing, then two lookups
+    run = await cli("demo", "--base-url", served.url, "--lookups", "10", token=served.fake.token)
+    assert run.code == 0, run.err
+    assert "requests sent: 12 (10 first attempts, 2 retries)" in run.out
+    assert run.err.count("trying again in") == 2
+
+
+async def test_demo_against_an_empty_server_says_so(served):
+    """No batch to look up: one line saying so, exit 0."""
+    run = await cli("demo", "--base-url", served.url, token=served.fake.token)
+    assert run.code == 0, run.err
+    assert "no batches to look up on this server" in run.out

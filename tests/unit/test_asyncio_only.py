@@ -70,3 +70,17 @@ def test_outside_any_async_library_the_error_says_so():
 async def test_under_asyncio_the_running_loop_is_returned():
     """In asyncio: the running loop, as asyncio.get_running_loop gives it."""
     assert running_loop() is asyncio.get_running_loop()
+
+
+def test_without_sniffio_loaded_the_library_is_not_named(monkeypatch):
+    """Sniffio not imported by anyone: the message says 'outside an asyncio event loop'."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, "sniffio")
+
+    async def call() -> None:
+        running_loop()
+
+    coroutine = call()
+    with pytest.raises(AsyncioRequiredError, match="outside an asyncio event loop"):
+        coroutine.send(None)

@@ -271,3 +271,79 @@ def test_a_log_record_that_cannot_be_formatted_does_not_raise(capsys):
     record = logging.LogRecord("inkit_async", logging.DEBUG, "x", 1, "%d", ("nan",), None)
     handler.handle(record)
     assert "Logging error" in capsys.readouterr().err
+
+
+class Closed(io.StringIO):
+    """A stream whose isatty raises, as a closed file's does."""
+
+    def isatty(self) -> bool:
+        """Raise as a closed stream does."""
+        raise ValueError("I/O operation on closed file")
+
+
+def test_a_closed_stream_is_no_terminal():
+    """Isatty raising ValueError: no colour, no live line."""
+    stream = Closed()
+    assert colour_wanted(stream, {}) is False
+    board = ProgressBoard(Console(out=stream), stream, ["rb_1"])
+    assert board.live is False
+    board.tick()  # nothing to redraw off a terminal
+    assert stream.getvalue() == ""
+
+
+def test_a_retry_notice_on_a_terminal_is_yellow_an_error_red():
+    """On a terminal the prefix is coloured: red for an error, yellow for a notice."""
+    err = Terminal()
+    console = Console(err=err, environ={})
+    console.message("retry", "trying again")
+    console.error("failed", "InkitError")
+    assert err.getvalue().splitlines() == [
+        "\x1b[33minkit-async:\x1b[0m trying again",
+        "\x1b[31minkit-async:\x1b[0m failed",
+    ]
+
+
+def test_a_log_record_with_a_traceback_is_masked_line_by_line():
+    """exc_info: the traceback follows, each line escaped and masked."""
+    err = io.StringIO()
+    handler = LogHandler(Console(err=err, secrets=Secrets(TOKEN)))
+    error = RuntimeError(f"bad {TOKEN}")
+    exc_info = (RuntimeError, error, None)
+    record = logging.LogRecord("inkit_async", logging.ERROR, "x", 1, "failed", (), exc_info)
+    handler.handle(record)
+    assert err.getvalue().startswith("error: inkit_async: failed\nRuntimeError: bad [redacted]")
+    assert "RuntimeError: bad [redacted]" in err.getvalue()
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_bug_prints_its_traceback_masked_and_exits_1(monkeypatch, capsys, as_json):
+    """An unexpected exception: the traceback (a JSON field under --json), masked; exit 1."""
+    from inkit_async import _cli
+
+    async def broken(args, token, console):
+        raise KeyError(f"a bug near {TOKEN}")
+
+    monkeypatch.setattr(_cli, "_run", broken)
+    monkeypatch.setenv("INKIT_API_TOKEN", TOKEN)
+    flags = ["--json"] if as_json else []
+    assert _cli.main(["batch", "get", "rb_1", *flags]) == _cli.EXIT_API_ERROR
+    err = capsys.readouterr().err
+    assert TOKEN not in err
+    if as_json:
+        error = json.loads(err)["error"]
+        assert error["type"] == "InternalError"
+        assert "KeyError: 'a bug near [redacted]'" in error["traceback"]
+    else:
+        assert "Traceback" in err
+        assert err.endswith(
+            "inkit-async: unexpected error (a bug in inkit-async; please report the traceback)\n"
+        )
+
+
+def test_json_is_known_before_parsing_and_not_after_a_double_dash():
+    """`--json` asks for JSON errors, unless it comes after `--` (then it is an argument)."""
+    from inkit_async._cli import _wants_json
+
+    assert _wants_json(["batch", "get", "x", "--json"]) is True
+    assert _wants_json(["batch", "get", "--", "--json"]) is False
+    assert _wants_json(["batch", "get", "x"]) is False
