@@ -21,6 +21,11 @@ its ``with_options`` variants. It sends, decides and repeats; one call goes:
    of the call, each attempt's start and end, the throttle's waits and every event;
 7. sleep before a retry and go to 2, or raise the error ``decide`` built.
 
+A download takes the same steps in ``_streaming.py`` (its body streams to the caller,
+so its attempt ends at the first piece of body), through the members this class leaves
+unhidden for it: ``permit``, ``settle``, ``report``, ``check_open``, ``headers``,
+``timeouts``, ``attempt_deadline`` and ``watchers``.
+
 A call with a ``deadline=`` carries a ``CallDeadline`` (``_deadline.py``): the slot, the
 permit and each attempt are awaited under it, and a sleep that would end after it fails
 the call at once (``DeadlineExceededError``). A call without one carries ``None``.
@@ -75,17 +80,17 @@ class Engine:
     __slots__ = (
         "_call",
         "_closed",
-        "_deadline",
-        "_headers",
         "_json_headers",
-        "_observers",
         "_owner",
         "_sharing",
         "_state",
-        "_timeouts",
-        "_tracers",
-        "_watchers",
+        "attempt_deadline",
+        "headers",
+        "observers",
         "options",
+        "timeouts",
+        "tracers",
+        "watchers",
     )
 
     options: ClientOptions
@@ -98,23 +103,23 @@ class Engine:
         self._state = EngineState(options) if state is None else state
         self._closed = False
         # Derived once, here: the hot path reads plain attributes.
-        self._deadline = options.attempt_deadline
-        self._timeouts = options.timeouts
-        self._headers = {
+        self.attempt_deadline = options.attempt_deadline
+        self.timeouts = options.timeouts
+        self.headers = {
             TOKEN_HEADER: options.api_token,
             "Accept": "application/json",
             "Accept-Encoding": "gzip, deflate",
             "User-Agent": _USER_AGENT,
         }
-        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        self._json_headers = {**self.headers, "Content-Type": "application/json"}
         # What the httpx request of an error about an answer is made from (``cast_reply``).
         self._call = Request(
-            "GET", options.root, self._headers, None, self._timeouts, self._state.secrets
+            "GET", options.root, self.headers, None, self.timeouts, self._state.secrets
         )
         # Who hears of the calls: the log, the client's shared observers, ``on_event``.
-        self._observers = observers_for(options, self._state.observers)
-        self._tracers = hooked(self._observers, "traced")  # on the hot path: only those
-        self._watchers = hooked(self._observers, "attempt_started")  # that do something
+        self.observers = observers_for(options, self._state.observers)
+        self.tracers = hooked(self.observers, "traced")  # on the hot path: only those
+        self.watchers = hooked(self.observers, "attempt_started")  # that do something
         # The requests under way this engine's callers may join: those of the engines
         # (of this client) whose per-call options equal these, in the caller's loop.
         self._sharing = self._state.sharing_for(options)
@@ -201,7 +206,7 @@ class Engine:
             work = sharing.coalescer(local).run(key, deadline, self._send, *args)
         else:
             work = self._send(deadline, method, path, cast, params, body, may_repeat)
-        for observer in self._tracers:  # the call's span
+        for observer in self.tracers:  # the call's span
             work = observer.traced(operation or method, attributes or _NO_ATTRIBUTES, work)
         return await work
 
@@ -214,7 +219,7 @@ class Engine:
         self, operation: str, attributes: Mapping[str, str | int], work: Awaitable[T]
     ) -> T:
         """Await *work* as one public call (``batch.get_many``): a span in traces, if on."""
-        for observer in self._tracers:
+        for observer in self.tracers:
             work = observer.traced(operation, attributes, work)
         return await work
 
@@ -246,9 +251,9 @@ class Engine:
             try:
                 # The permit is asked for inside the slot, so it goes only to a request
                 # that leaves at once: a cut or pause applies to everything not yet sent.
-                permit, waited = await self._permit(last_error, method, path, waited, deadline)
+                permit, waited = await self.permit(last_error, method, path, waited, deadline)
                 try:
-                    self._check_open()
+                    self.check_open()
                     sent = self._attempt(local.sender, method, url, path, content, retries)
                     outcome = await (sent if deadline is None else deadline.within(sent, "attempt"))
                 except BaseException:
@@ -261,13 +266,13 @@ class Engine:
                 return cast_reply(outcome, cast, method, path, self._call)
             # The slot was given back above: a caller backing off holds nothing others need.
             attempt = Attempt(method=method, path=path, retries=spent, may_repeat=may_repeat)
-            retry = self._settle(permit, outcome, attempt)  # type: ignore[arg-type]  # a Reply returned above
+            retry = self.settle(permit, outcome, attempt)  # type: ignore[arg-type]  # a Reply returned above
             last_error = retry.error
             retries += 1
             spent += retry.counted
             if deadline is not None:  # a sleep past the deadline fails the call now
                 deadline.before_sleep(retry.delay, retry_after=retry.server_asked, error=last_error)
-            self._report(retry_event(attempt, retry, retries))
+            self.report(retry_event(attempt, retry, retries))
             await asyncio.sleep(retry.delay)
 
     async def _attempt(  # noqa: PLR0917 - positional, on the hot path
@@ -280,19 +285,19 @@ class Engine:
         httpx objects its error carries built now. A failure is returned, not raised:
         the caller decides on a retry after it has given its concurrency slot back.
         """
-        headers = self._headers if content is None else self._json_headers
+        headers = self.headers if content is None else self._json_headers
         watches: list[AttemptWatch] = []
-        for observer in self._watchers:
+        for observer in self.watchers:
             watch = observer.attempt_started(method, url, path, retries + 1)
             if watch is not None:
                 watches.append(watch)
                 if extra := watch.headers():  # traceparent
                     headers = {**headers, **extra}
-        request = Request(method, url, headers, content, self._timeouts, self._state.secrets)
+        request = Request(method, url, headers, content, self.timeouts, self._state.secrets)
         started = time.perf_counter()  # the attempt's own time, not its queueing
         outcome: Reply | Outcome
         try:
-            async with asyncio.timeout(self._deadline):
+            async with asyncio.timeout(self.attempt_deadline):
                 reply = await sender.send(request)
         except (TimeoutError, TransportFailure) as failure:
             outcome = failure_of(request, failure)
@@ -310,11 +315,11 @@ class Engine:
                 watch.ended(status, failure_name, elapsed)
         return outcome
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
         if self.is_closed:
             raise InkitError(_CLOSED)
 
-    async def _permit(
+    async def permit(
         self,
         last_error: InkitError | None,
         method: str,
@@ -353,11 +358,11 @@ class Engine:
             raise last_error or self._gave_up(method, path) from None
         now_waited = loop.time() - asked
         if now_waited > NOTABLE_WAIT:
-            for observer in self._observers:
+            for observer in self.observers:
                 observer.throttle_wait(now_waited)
         return permit, waited + now_waited
 
-    def _settle(self, permit: Permit, outcome: Outcome, attempt: Attempt) -> Retry:
+    def settle(self, permit: Permit, outcome: Outcome, attempt: Attempt) -> Retry:
         """Decide on a non-2xx outcome, tell the throttle, report; raise or return the retry."""
         flow = self._state.flow
         if isinstance(outcome, Failure):
@@ -380,7 +385,7 @@ class Engine:
         change = flow.release(permit, signal, decision.pause)
         if change is not None:
             for event in change_events(change, attempt, outcome):
-                self._report(event)
+                self.report(event)
         if isinstance(decision, Fail):
             raise decision.error from cause
         if signal is not Signal.THROTTLED and not flow.allow_retry():
@@ -395,7 +400,7 @@ class Engine:
             may_have_reached_server=False,
         )
 
-    def _report(self, event: ClientEvent) -> None:
+    def report(self, event: ClientEvent) -> None:
         """Tell every observer of an event: the log, OpenTelemetry, ``on_event``."""
-        for observer in self._observers:
+        for observer in self.observers:
             observer.event(event)

@@ -992,6 +992,16 @@ def oversized_error(what: str, response: httpx.Response) -> APIResponseValidatio
     )
 
 
+def too_large_error(what: str, response: httpx.Response, reason: str) -> APIResponseValidationError:
+    """The error for a download over its ``max_size`` (*reason* says how it showed)."""
+    secret = Secrets.of(response.request)
+    return APIResponseValidationError(
+        secret.mask(f"{what} returned {response.status_code} with a body too large: {reason}"),
+        response=_detached_response(response, _UNREAD, secret, redacted_request(response.request)),
+        body=None,
+    )
+
+
 def not_json_error(
     what: str, response: httpx.Response, content: bytes, problem: Exception
 ) -> APIResponseValidationError:

@@ -7,6 +7,11 @@ HTTP library's objects cross it: the engine builds httpx objects only where it b
 an error that carries them. A client picks its sender once, when it is built
 (``_senders.sender_for``); the engine has one path for every sender.
 
+A download (``_download.py``) crosses the same seam in its streaming form:
+``Sender.open`` returns once the answer's head has arrived, with an ``Opened``
+whose ``Body`` hands the raw bytes over piece by piece (each at most
+``PIECE_BYTES``), so memory does not grow with the file; the caller closes it.
+
 The senders (``_senders/``):
 
 - ``AiohttpSender``, the default: aiohttp's connection pool, through aiohttp's
@@ -22,11 +27,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from ._exceptions import Secrets
 
 __all__ = [
     "NOT_SENT_KINDS",
+    "PIECE_BYTES",
     "TRANSPORT_KINDS",
+    "Body",
+    "Opened",
     "Reply",
     "Request",
     "Sender",
@@ -71,6 +81,42 @@ class Reply(NamedTuple):
     """As received (raw), except ``Content-Encoding``/``Content-Length`` of a decoded body."""
     content: bytes | None
     """The decoded body; ``None`` when it is over ``MAX_RESPONSE_BYTES`` (not read)."""
+    sent_token: str | None = None
+    """The token the request went out with, when a caller's client hook changed it."""
+
+
+#: Most bytes one piece of a streamed body holds (``Body.pieces``): the unit a download
+#: reads, decodes, counts and writes.
+PIECE_BYTES: Final = 64 * 1024
+
+
+class Body(Protocol):
+    """The body of an ``Opened`` answer, still arriving: read it once, then close it."""
+
+    def pieces(self) -> AsyncIterator[bytes]:
+        """The body's bytes as received (not decoded), each piece at most ``PIECE_BYTES``.
+
+        Raises ``TransportFailure`` when the connection fails before the body's end.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Let go of the answer: its connection goes back to the pool only if read to its end.
+
+        Idempotent; safe to call while a read is cancelled, and after the body ended.
+        """
+        ...
+
+
+class Opened(NamedTuple):
+    """An answer whose head has arrived; its body arrives through ``body``."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[bytes, bytes], ...]
+    """As received (raw), except ``Content-Encoding``/``Content-Length`` of a body
+    the sender decoded already (an httpx mock's answer, built in memory)."""
+    body: Body
     sent_token: str | None = None
     """The token the request went out with, when a caller's client hook changed it."""
 
@@ -123,6 +169,14 @@ class Sender(Protocol):
 
     async def send(self, request: Request) -> Reply:
         """Send *request*; raise ``TransportFailure`` when no answer came."""
+        ...
+
+    async def open(self, request: Request) -> Opened:
+        """Send *request* and return once its answer's head has arrived (a download).
+
+        The caller reads the body through ``Opened.body`` and must close it, also when
+        it stops early. Raises ``TransportFailure`` when no answer came.
+        """
         ...
 
     async def aclose(self) -> None:

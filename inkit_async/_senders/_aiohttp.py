@@ -35,6 +35,10 @@ What this module adds to aiohttp, and why:
   proof that the server had not read the request, which needs TCP's counters read at
   the moment the server closes: aiohttp has no public way to get them.)
 - **Timeouts.** Each phase of the attempt's ``Timeouts`` (``timeouts_for``).
+- **Downloads** (``open``) go through the pool like any GET; their body is read in
+  pieces of at most ``PIECE_BYTES`` (aiohttp's reader stops reading from the socket
+  while its buffer is full, so memory stays bounded), and the connection goes back to
+  the pool only when the body was read to its end.
 """
 
 from __future__ import annotations
@@ -53,11 +57,12 @@ from .._body import decode_limited
 from .._constants import MAX_RESPONSE_BYTES
 from .._exceptions import CREDENTIAL_HEADERS
 from .._http2 import HTTP2_ONLY, speaks_only_http2
-from .._wire import Reply, TransportFailure
+from .._wire import PIECE_BYTES, Opened, Reply, TransportFailure
 from ._respx import respx_is_mocking
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import AsyncIterator
 
     from .._wire import Request, Sender, Timeouts
 
@@ -226,6 +231,39 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes | None:
     return await decode_limited(response.content.iter_any(), encoding)
 
 
+class _AiohttpBody:
+    """A download's body, read from aiohttp's response in pieces."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The raw body, each piece at most ``PIECE_BYTES``."""
+        read = self._response.content.read
+        while True:
+            try:
+                piece = await read(PIECE_BYTES)
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                failure, cause = _failure(exc)
+            else:
+                if not piece:
+                    return
+                yield piece
+                continue
+            # Raised outside the handler: aiohttp's error must not ride along as context.
+            raise failure from cause
+
+    async def aclose(self) -> None:
+        """Back to the pool if read to its end; else the connection cannot carry another."""
+        response = self._response
+        if response.content.is_eof():
+            response.release()
+        else:
+            response.close()
+
+
 class AiohttpSender:
     """Sends through aiohttp's pool; made on first use, inside the running event loop.
 
@@ -315,6 +353,30 @@ class AiohttpSender:
         except (aiohttp.ClientError, ConnectionError, httpx.DecodingError) as exc:
             failure, cause = _failure(exc)
         # Raised outside the handler: aiohttp's error must not ride along as context.
+        raise failure from cause
+
+    async def open(self, request: Request) -> Opened:
+        """Send *request* (a download's GET) through the pool; return at its answer's head."""
+        if respx_is_mocking():
+            lane = self._lane
+            if lane is None:
+                lane = self._lane = self._make_lane()
+            return await lane.open(request)
+        session = self._pooled or self._session(single=False)
+        try:
+            response = await session.request(
+                request.method,
+                yarl.URL(request.url, encoded=True),  # encoded already: never quoted again
+                headers=request.headers,
+                allow_redirects=False,
+                timeout=self._timeouts.get(request.timeouts) or self._timeout(request.timeouts),
+                proxy=self._proxy,
+            )
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            failure, cause = _failure(exc)
+        else:
+            reason = response.reason or ""
+            return Opened(response.status, reason, response.raw_headers, _AiohttpBody(response))
         raise failure from cause
 
     async def _send_once(self, request: Request) -> Reply:

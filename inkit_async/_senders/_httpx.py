@@ -21,9 +21,10 @@ import httpx
 from .._body import read_limited
 from .._constants import HTTPX_LIBRARIES, TOKEN_HEADER
 from .._exceptions import SECRETS_EXTENSION
-from .._wire import TRANSPORT_KINDS, Reply, TransportFailure
+from .._wire import PIECE_BYTES, TRANSPORT_KINDS, Opened, Reply, TransportFailure
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from types import ModuleType
 
     from .._wire import Request, Timeouts
@@ -69,10 +70,8 @@ class HttpxSender:
             self._timeouts[timeouts] = timeout
         return timeout
 
-    async def send(self, request: Request) -> Reply:
-        """Send *request* and read the answer whole (within the body limit)."""
-        library = self._library
-        built = self._client.build_request(
+    def _build(self, request: Request) -> Any:  # noqa: ANN401 - the library's Request
+        return self._client.build_request(
             request.method,
             request.url,
             headers=request.headers,
@@ -80,6 +79,33 @@ class HttpxSender:
             timeout=self._timeout(request.timeouts),
             extensions={SECRETS_EXTENSION: request.secrets},
         )
+
+    async def open(self, request: Request) -> Opened:
+        """Send *request* (a download) and return at its answer's head; the body streams."""
+        library = self._library
+        built = self._build(request)
+        try:
+            response = await self._client.send(built, stream=True, follow_redirects=False)
+        except library.HTTPError as exc:
+            raise _failure(exc) from exc
+        headers = tuple(response.headers.raw)
+        if response.is_stream_consumed:
+            # Built in memory, as mock transports do: httpx has decoded it already.
+            decoded = {b"content-encoding", b"content-length"}
+            headers = tuple((name, value) for name, value in headers if name.lower() not in decoded)
+        sent = response.request.headers.get(TOKEN_HEADER)
+        return Opened(
+            response.status_code,
+            response.reason_phrase,
+            headers,
+            _HttpxBody(response, library),
+            sent if sent != request.headers.get(TOKEN_HEADER) else None,
+        )
+
+    async def send(self, request: Request) -> Reply:
+        """Send *request* and read the answer whole (within the body limit)."""
+        library = self._library
+        built = self._build(request)
         try:
             response = await self._client.send(built, stream=True, follow_redirects=False)
             try:
@@ -102,6 +128,34 @@ class HttpxSender:
         """Close the client, if the sender made it (a caller's own stays open)."""
         if self._owned:
             await self._client.aclose()
+
+
+class _HttpxBody:
+    """A download's body, read from an httpx-API response in pieces."""
+
+    __slots__ = ("_library", "_response")
+
+    def __init__(self, response: Any, library: ModuleType) -> None:  # noqa: ANN401 - an httpx or httpx2 Response
+        self._response = response
+        self._library = library
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The raw body, each piece at most ``PIECE_BYTES``."""
+        response = self._response
+        if response.is_stream_consumed:  # built in memory (see ``HttpxSender.open``)
+            content: bytes = response.content
+            for start in range(0, len(content), PIECE_BYTES):
+                yield content[start : start + PIECE_BYTES]
+            return
+        try:
+            async for piece in response.aiter_raw(PIECE_BYTES):
+                yield piece
+        except self._library.HTTPError as exc:
+            raise _failure(exc) from exc
+
+    async def aclose(self) -> None:
+        """Close the response (httpx keeps the connection only if the body was read whole)."""
+        await self._response.aclose()
 
 
 def _failure(exc: BaseException) -> TransportFailure:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._body import decode_limited
-from .._wire import Reply, TransportFailure
+from .._wire import PIECE_BYTES, Opened, Reply, TransportFailure
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -59,8 +59,24 @@ class LocalSender:
         """Send to *transport*; closing the sender closes it."""
         self._transport = transport
 
+    async def open(self, request: Request) -> Opened:
+        """Hand *request* over; its answer's body streams in pieces, as a socket's would."""
+        status, headers, payload = await self._answer(request)
+        raw = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+        return Opened(status, _reason(status), raw, _InMemoryBody(payload))
+
     async def send(self, request: Request) -> Reply:
         """Hand *request* over and decode the answer as a socket's would be."""
+        status, headers, payload = await self._answer(request)
+        encoding = next((v for k, v in headers if k.lower() == "content-encoding"), None)
+        try:
+            content = await decode_limited(_once(payload), encoding)
+        except httpx.DecodingError as exc:
+            raise TransportFailure("DecodingError", str(exc)) from exc
+        raw = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+        return Reply(status, _reason(status), raw, content)
+
+    async def _answer(self, request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
         # One turn of the event loop, as a request over a socket takes at least: other
         # tasks run between the send and the answer, as they would in production.
         await asyncio.sleep(0)
@@ -81,22 +97,39 @@ class LocalSender:
             if not waiting.expired():
                 raise
             raise TransportFailure("ReadTimeout", "read timed out") from None
-        encoding = next((v for k, v in headers if k.lower() == "content-encoding"), None)
-        try:
-            content = await decode_limited(_once(payload), encoding)
-        except httpx.DecodingError as exc:
-            raise TransportFailure("DecodingError", str(exc)) from exc
-        try:
-            reason = http.HTTPStatus(status).phrase
-        except ValueError:
-            reason = ""
-        raw = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
-        return Reply(status, reason, raw, content)
+        return status, headers, payload
 
     async def aclose(self) -> None:
         """Close the transport."""
         await self._transport.aclose()
 
 
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 async def _once(payload: bytes) -> AsyncIterator[bytes]:
     yield payload
+
+
+class _InMemoryBody:
+    """An in-process answer's body, handed over in pieces as a socket would."""
+
+    __slots__ = ("_payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self._payload = payload
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The body, each piece at most ``PIECE_BYTES``, one loop turn apart."""
+        view = memoryview(self._payload)
+        for start in range(0, len(view), PIECE_BYTES):
+            await asyncio.sleep(0)  # as a socket's reads are: other tasks run between
+            yield bytes(view[start : start + PIECE_BYTES])
+
+    async def aclose(self) -> None:
+        """Drop the payload."""
+        self._payload = b""

@@ -154,7 +154,26 @@ class Trickle:
     interval: float = 0.05
 
 
-Action = Respond | Drop | DropMidBody | Hang | HangMidBody | Oversized | Raw | Trickle
+@dataclass
+class Binary:
+    """Answer with *size* bytes of ``binary_body`` (a download), written in *piece* parts.
+
+    *stop_after*: close the connection after that many bytes of body; *hang_after*: stop
+    sending after that many and hold the socket until the client goes. Without
+    *declare_length* the body goes chunked. ``sent`` counts the body bytes written.
+    """
+
+    size: int
+    status: int = 200
+    declare_length: bool = True
+    stop_after: int | None = None
+    hang_after: int | None = None
+    piece: int = 65536
+    headers: dict[str, str] = field(default_factory=dict)
+    sent: int = 0
+
+
+Action = Respond | Drop | DropMidBody | Hang | HangMidBody | Oversized | Raw | Trickle | Binary
 Handler = Callable[[Request], Action | Awaitable[Action]]
 
 _REASONS = {
@@ -172,6 +191,18 @@ _REASONS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+
+_PATTERN = bytes(range(256)) * 256  # 64 KiB
+
+
+def binary_body(size: int, start: int = 0) -> bytes:
+    """Bytes *start* to *start* + *size* of the endless pattern ``Binary`` serves."""
+    offset = start % 256
+    out = bytearray()
+    while len(out) < size:
+        out += _PATTERN[offset:] if not out else _PATTERN
+    return bytes(out[:size])
 
 
 def echo(request: Request) -> Respond:
@@ -402,6 +433,8 @@ class LoopbackServer:
             case Trickle():
                 await self._trickle(request, writer, action)
                 return True
+            case Binary():
+                return await self._binary(reader, writer, action)
             case Oversized():
                 headers = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                 if action.declare_length:
@@ -420,6 +453,35 @@ class LoopbackServer:
                 await writer.drain()
                 return True
         raise AssertionError(f"unknown action {action!r}")  # pragma: no cover
+
+    @staticmethod
+    async def _binary(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, action: Binary
+    ) -> bool:
+        """Serve a ``Binary`` action; return whether the connection stays open."""
+        fields = {"content-type": "application/pdf", **action.headers}
+        if action.declare_length:
+            fields.setdefault("content-length", str(action.size))
+        else:
+            fields["transfer-encoding"] = "chunked"
+        head = f"HTTP/1.1 {action.status} {_REASONS.get(action.status, 'Status')}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+        writer.write(head.encode("latin-1") + b"\r\n")
+        cut = min(n for n in (action.stop_after, action.hang_after, action.size) if n is not None)
+        while action.sent < cut:
+            piece = binary_body(min(action.piece, cut - action.sent), action.sent)
+            writer.write(piece if action.declare_length else b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+            action.sent += len(piece)
+        if action.hang_after is not None and action.sent < action.size:
+            await reader.read()  # returns when the client closes its end
+            return False
+        if action.sent < action.size:
+            return False  # stop_after: close mid-body
+        if not action.declare_length:
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        return True
 
     @staticmethod
     async def _trickle(request: Request, writer: asyncio.StreamWriter, action: Trickle) -> None:
