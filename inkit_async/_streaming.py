@@ -48,7 +48,7 @@ from ._throttle import Signal, signal_of
 from ._wire import Opened, Reply, Request, TransportFailure
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Callable
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 
     from ._engine import Engine
     from ._observe import AttemptWatch
@@ -128,7 +128,7 @@ class _Head:
     """A 2xx whose head and first piece arrived: the end of the last attempt."""
 
     opened: Opened
-    pieces: AsyncIterator[bytes]
+    pieces: AsyncGenerator[bytes]
     first: bytes
     request: Request
 
@@ -208,7 +208,7 @@ class Download:
                 piece = await self._next()
                 if piece is None:
                     break
-            for chunk in decoder.pieces(piece) if decoder else (piece,):
+            for chunk in self._decoded(piece):
                 self.received += len(chunk)
                 if (reason := size_verdict(None, self.received, self._max_size)) is not None:
                     raise self._too_large(reason)
@@ -225,6 +225,19 @@ class Download:
         if self.content_length is not None and self.received != self.content_length:
             problem = f"the body ended after {self.received:,} of its {self.content_length:,} bytes"
             raise self._failed(TransportFailure("RemoteProtocolError", problem))
+
+    def _decoded(self, piece: bytes) -> Iterator[bytes]:
+        """*piece* decoded, bit by bit (a small gzip piece may inflate a lot)."""
+        if self._decoder is None:
+            yield piece
+            return
+        try:
+            yield from self._decoder.pieces(piece)
+        except httpx.DecodingError as exc:
+            problem = str(exc)
+        else:
+            return
+        raise self._failed(TransportFailure("DecodingError", problem))
 
     async def _next(self) -> bytes | None:
         """The next raw piece, ``None`` at the body's end; within ``timeout`` and the deadline."""
@@ -258,9 +271,7 @@ class Download:
             return
         self._closed = True
         try:
-            aclose = getattr(self._head.pieces, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await self._head.pieces.aclose()
         finally:
             try:
                 await self._head.opened.body.aclose()

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator
 
     from ._exceptions import Secrets
 
@@ -93,7 +93,7 @@ PIECE_BYTES: Final = 64 * 1024
 class Body(Protocol):
     """The body of an ``Opened`` answer, still arriving: read it once, then close it."""
 
-    def pieces(self) -> AsyncIterator[bytes]:
+    def pieces(self) -> AsyncGenerator[bytes]:
         """The body's bytes as received (not decoded), each piece at most ``PIECE_BYTES``.
 
         Raises ``TransportFailure`` when the connection fails before the body's end.

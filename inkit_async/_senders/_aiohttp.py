@@ -62,7 +62,7 @@ from ._respx import respx_is_mocking
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator
 
     from .._wire import Request, Sender, Timeouts
 
@@ -239,7 +239,7 @@ class _AiohttpBody:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
 
-    async def pieces(self) -> AsyncIterator[bytes]:
+    async def pieces(self) -> AsyncGenerator[bytes]:
         """The raw body, each piece at most ``PIECE_BYTES``."""
         read = self._response.content.read
         while True:

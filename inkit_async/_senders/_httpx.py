@@ -24,7 +24,7 @@ from .._exceptions import SECRETS_EXTENSION
 from .._wire import PIECE_BYTES, TRANSPORT_KINDS, Opened, Reply, TransportFailure
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator
     from types import ModuleType
 
     from .._wire import Request, Timeouts
@@ -139,7 +139,7 @@ class _HttpxBody:
         self._response = response
         self._library = library
 
-    async def pieces(self) -> AsyncIterator[bytes]:
+    async def pieces(self) -> AsyncGenerator[bytes]:
         """The raw body, each piece at most ``PIECE_BYTES``."""
         response = self._response
         if response.is_stream_consumed:  # built in memory (see ``HttpxSender.open``)

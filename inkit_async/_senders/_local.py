@@ -19,7 +19,7 @@ from .._body import decode_limited
 from .._wire import PIECE_BYTES, Opened, Reply, TransportFailure
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
     from .._wire import Request
 
@@ -123,7 +123,7 @@ class _InMemoryBody:
     def __init__(self, payload: bytes) -> None:
         self._payload = payload
 
-    async def pieces(self) -> AsyncIterator[bytes]:
+    async def pieces(self) -> AsyncGenerator[bytes]:
         """The body, each piece at most ``PIECE_BYTES``, one loop turn apart."""
         view = memoryview(self._payload)
         for start in range(0, len(view), PIECE_BYTES):
