@@ -21,6 +21,7 @@ from ._cache import BatchCache, CacheStats
 from ._client import AsyncInkit
 from ._converter import deprecated_converter as _deprecated_converter
 from ._converter import to_dict
+from ._download import DownloadStream
 from ._events import ClientEvent, EventCallback, PauseEvent, RateEvent, RetryEvent
 from ._exceptions import (
     APIConnectionError,
@@ -95,6 +96,7 @@ __all__ = [
     "Document",
     "DocumentBatchResource",
     "DocumentResource",
+    "DownloadStream",
     "EventCallback",
     "FlowInvocation",
     "FlowResource",

@@ -224,7 +224,9 @@ class APIResponseValidationError(InkitError):
 
     The message names the offending field path (``$.total``,
     ``$.destinations['x'].count``). A body over the size limit (10 MiB) is not read at
-    all. Not retried: the same request would get the same body.
+    all; a download over its ``max_size`` is refused at its ``Content-Length``, or
+    stopped as its bytes pass the bound. Not retried: the same request would get the
+    same body.
     """
 
     response: httpx.Response

@@ -150,9 +150,7 @@ class Download:
         "_closed",
         "_deadline",
         "_decoder",
-        "_first",
         "_head",
-        "_idle",
         "_max_size",
         "_release",
         "_what",
@@ -167,7 +165,6 @@ class Download:
         release: Callable[[], None],
         *,
         deadline: CallDeadline | None,
-        idle: float | None,
         max_size: int,
         what: str,
     ) -> None:
@@ -175,11 +172,9 @@ class Download:
         self._head = head
         self._release = release
         self._deadline = deadline
-        self._idle = idle
         self._max_size = max_size
         self._what = what
         self._closed = False
-        self._first: bytes | None = head.first
         headers = head.opened.headers
         # Checked in the attempt already: a bad Content-Encoding failed it there.
         self._decoder = Inflater.for_encoding(_header(headers, b"content-encoding"))
@@ -201,19 +196,18 @@ class Download:
             APIResponseValidationError: The body is larger than ``max_size``.
         """
         decoder = self._decoder
-        while True:
-            piece = self._first
-            self._first = None
-            if piece is None:
-                piece = await self._next()
-                if piece is None:
-                    break
-            for chunk in self._decoded(piece):
-                self.received += len(chunk)
-                if (reason := size_verdict(None, self.received, self._max_size)) is not None:
-                    raise self._too_large(reason)
-                if chunk:
+        yield_ = self._counted  # decoded, counted against max_size
+        for chunk in yield_(self._head.first):
+            yield chunk
+        failure: TransportFailure | None = None
+        try:
+            async for piece in self._pieces():
+                for chunk in yield_(piece):
                     yield chunk
+        except TransportFailure as exc:
+            failure = exc
+        if failure is not None:  # raised here: the failure is the error's cause, not context
+            raise self._failed(failure)
         problem: str | None = None
         if decoder is not None:
             try:
@@ -226,8 +220,16 @@ class Download:
             problem = f"the body ended after {self.received:,} of its {self.content_length:,} bytes"
             raise self._failed(TransportFailure("RemoteProtocolError", problem))
 
+    def _counted(self, piece: bytes) -> Iterator[bytes]:
+        """*piece* decoded, bit by bit (a small gzip piece may inflate a lot), and counted."""
+        for chunk in self._decoded(piece):
+            self.received += len(chunk)
+            if (reason := size_verdict(None, self.received, self._max_size)) is not None:
+                raise self._too_large(reason)
+            if chunk:
+                yield chunk
+
     def _decoded(self, piece: bytes) -> Iterator[bytes]:
-        """*piece* decoded, bit by bit (a small gzip piece may inflate a lot)."""
         if self._decoder is None:
             yield piece
             return
@@ -239,24 +241,20 @@ class Download:
             return
         raise self._failed(TransportFailure("DecodingError", problem))
 
-    async def _next(self) -> bytes | None:
-        """The next raw piece, ``None`` at the body's end; within ``timeout`` and the deadline."""
-        idle = asyncio.timeout(self._idle)
-        failure: TransportFailure | None = None
-        try:
-            async with idle:
-                work = _anext_or_none(self._head.pieces)
-                if self._deadline is None:
-                    return await work
-                return await self._deadline.within(work, "attempt")
-        except TransportFailure as exc:
-            failure = exc
-        except TimeoutError:
-            if not idle.expired():
-                raise
-            failure = TransportFailure("ReadTimeout", "no byte of the body came in time")
-        # Raised outside the handler: the failure is the error's cause, not its context.
-        raise self._failed(failure)
+    def _pieces(self) -> AsyncIterator[bytes]:
+        """The raw pieces after the first, each read by the deadline (if any).
+
+        Between two pieces the sender's read timeout applies (``open_download`` sets it).
+        """
+        if self._deadline is None:
+            return self._head.pieces  # the hot path: nothing between the sender and here
+        return self._by_deadline(self._deadline)
+
+    async def _by_deadline(self, deadline: CallDeadline) -> AsyncIterator[bytes]:
+        while (
+            piece := await deadline.within(_anext_or_none(self._head.pieces), "attempt")
+        ) is not None:
+            yield piece
 
     def _failed(self, failure: TransportFailure) -> InkitError:
         outcome = failure_of(self._head.request, failure)
@@ -343,12 +341,10 @@ async def open_download(
                 raise outcome.error
             if isinstance(outcome, _Head):
                 flow.release(permit, Signal.OK)
-                idle = engine.attempt_deadline or engine.timeouts.read
                 download = Download(
                     outcome,
                     slots.release,
                     deadline=deadline,
-                    idle=idle,
                     max_size=max_size,
                     what=f"GET {path}",
                 )
@@ -414,7 +410,12 @@ async def _attempt(  # noqa: PLR0917 - positional, as the engine's
             watches.append(watch)
             if extra := watch.headers():  # traceparent
                 headers = {**headers, **extra}
-    request = Request("GET", url, headers, None, engine.timeouts, engine.state.secrets)
+    timeouts = engine.timeouts
+    if timeouts.read is None and engine.attempt_deadline is not None:
+        # ``timeout`` bounds this attempt until the first piece, then (as the sender's
+        # read timeout) each wait for the next: a 500 MiB body may take minutes.
+        timeouts = timeouts._replace(read=engine.attempt_deadline)
+    request = Request("GET", url, headers, None, timeouts, engine.state.secrets)
     started = time.perf_counter()
     outcome: _Head | _TooLarge | Outcome
     try:
