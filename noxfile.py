@@ -268,7 +268,10 @@ def bench(session: nox.Session) -> None:
     3 s of 502s `python -m benchmarks.outage`; get, list and create against raw aiohttp,
     the SDK before issue 22's single sender and after, `python -m benchmarks.methods`
     (about a minute; docs/performance.md's "Every method on one path" table and
-    docs/methods.json). Python 3.11: the official SDK does not import on 3.12+.
+    docs/methods.json), and the download rows (1,000 x 1 MiB at C=100 against raw
+    aiohttp, one 500 MiB file, a cancellation half-way) `python -m benchmarks.downloads`
+    (about a minute; docs/downloads.md's table and docs/downloads.json). Python 3.11:
+    the official SDK does not import on 3.12+.
     """
     session.install(*CONSTRAINTS, "-e", ".", *groups("bench"))
     session.run("python", "-m", "benchmarks", *session.posargs)

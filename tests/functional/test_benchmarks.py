@@ -209,3 +209,21 @@ def test_a_run_of_the_sdk_before_fails_when_its_sdk_is_imported_from_elsewhere(t
     with runner.server(0) as base_url:
         result = methods.run_one({**spec, "base_url": base_url}, str(tmp_path))
     assert result["failed"].startswith("inkit_async came from"), result
+
+
+def test_a_tiny_download_run_measures_every_row_and_fills_the_table(tmp_path):
+    """Both clients download every file whole; the big file and the cancellation run."""
+    from benchmarks import downloads
+
+    figures = downloads.measure(1, 20, 50_000, 4 * downloads.MIB, lambda line: None)
+    assert [row["files"] for row in figures["sdk"] + figures["aiohttp"]] == [20, 20]
+    assert figures["big"]["files"] == 1
+    assert figures["cancel"]["left"] == []
+    meta = {"date": "2026-01-01", "command": "test", "machine": "m", "reps": 1}
+    meta |= {"n": 20, "size": 50_000, "big": 4 * downloads.MIB}
+    page = tmp_path / "downloads.md"
+    page.write_text(f"# D\n\n{downloads.START}\nSTALE\n{downloads.END}\n")
+    report.write_page(page, downloads.markdown(figures, meta), downloads.START, downloads.END)
+    text = page.read_text()
+    assert "STALE" not in text
+    assert "| inkit-async (`download_many`) |" in text
