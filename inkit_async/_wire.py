@@ -165,7 +165,7 @@ class TransportFailure(Exception):  # noqa: N818 - named for what it is; never r
 
 
 class Sender(Protocol):
-    """Sends one ``Request`` and reads its answer whole: the seam under the engine."""
+    """Sends one ``Request`` and reads its answer whole (or, ``open``, streams it): the seam."""
 
     async def send(self, request: Request) -> Reply:
         """Send *request*; raise ``TransportFailure`` when no answer came."""
