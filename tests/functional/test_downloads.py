@@ -432,7 +432,7 @@ async def test_ids_that_try_to_leave_the_directory_stay_inside_it(server, client
     assert sorted(id_of(request) for request in server.requests) == sorted(ids)
 
 
-async def test_the_server_never_sees_the_token_in_a_download_error(server, client, tmp_path):
+async def test_a_download_error_never_shows_the_token(server, client, tmp_path):
     """An error's text and request mask the token, as every call's do."""
     server.handler = lambda request: Binary(MIB, stop_after=1000)
     with pytest.raises(APIConnectionError) as info:

@@ -191,6 +191,7 @@ async def test_the_local_sender_downloads_to_a_path(tmp_path):
         async with downloads(client).stream("rend_1") as stream:
             chunks = [chunk async for chunk in stream]
     assert (tmp_path / "a.pdf").read_bytes() == BODY
+    assert (tmp_path / "a.pdf").stat().st_mode & 0o777 == 0o600  # as mkstemp made it
     assert b"".join(chunks) == BODY
     assert max(map(len, chunks)) <= 64 * 1024
     assert transport.targets[0] == "/v1/render/rend_1/pdf?page=1"
