@@ -121,11 +121,11 @@ def _write_all(fd: int, chunk: bytes) -> None:
 class DownloadStream:
     """A download's body as it arrives, for callers that pipe the bytes on.
 
-    ::
-
-        async with client.render.stream(render_id) as stream:
-            async for chunk in stream:
-                await sink.write(chunk)
+    ```python
+    async with client.render.stream(render_id) as stream:
+        async for chunk in stream:
+            await sink.write(chunk)
+    ```
 
     Entering sends the request (with the client's retries, until the first byte);
     leaving, by the end, ``break``, an exception or cancellation, closes the answer and
