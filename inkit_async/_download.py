@@ -44,8 +44,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Self
 
+from ._bounded import run_bounded
 from ._exceptions import InkitError
-from ._fanout import run_bounded
 from ._paths import encode_segment
 from ._streaming import DEFAULT_MAX_DOWNLOAD_SIZE, open_download
 from ._validate import check_int, check_optional_seconds

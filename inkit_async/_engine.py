@@ -42,9 +42,11 @@ from urllib.parse import urlencode
 import attrs
 
 from ._asyncio_only import running_loop
+from ._coalesce import Coalescer
 from ._constants import TOKEN_HEADER
 from ._deadline import CallDeadline
 from ._exceptions import APITimeoutError, InkitError, scrub_failure
+from ._fanout import Enqueuer
 from ._observe import NOTABLE_WAIT, change_events, hooked, retry_event, summary
 from ._outcomes import answer_of, cast_reply, failure_of, json_bytes
 from ._policy import Attempt, Fail, Failure, Outcome, Retry, decide
@@ -209,6 +211,18 @@ class Engine:
         for observer in self.tracers:  # the call's span
             work = observer.traced(operation or method, attributes or _NO_ATTRIBUTES, work)
         return await work
+
+    def fan_out(self) -> Enqueuer:
+        """Where a fan-out (``get_many``, ``iter_many``) queues its lookups (``_fanout.py``).
+
+        Its lookups are GETs shared as ``request(..., shared=True)`` shares them (with a
+        coalescer of the call's own when the client shares nothing, ``coalesce=False``),
+        queued in this loop's ``LookupQueue`` and sent through ``_send`` in their turn.
+        """
+        self.check_open()
+        local = self._state.local()
+        coalescer = Coalescer() if self._sharing is None else self._sharing.coalescer(local)
+        return Enqueuer(coalescer, local.lookups, self.tracers, self._send)
 
     def end_of(self, deadline: float | None) -> float | None:
         """When a call given *deadline* seconds (``None``: the client's) must be done by."""

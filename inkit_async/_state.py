@@ -29,7 +29,7 @@ import weakref
 from typing import TYPE_CHECKING, Final, cast
 
 from ._cache import CacheScope
-from ._coalesce import Coalescer
+from ._coalesce import Coalescer, LookupQueue
 from ._config import VariantArguments
 from ._exceptions import InkitError, Secrets
 from ._log import LogObserver
@@ -73,9 +73,18 @@ _LEFT_BY_FORK: Final[list[LoopState]] = []
 
 
 class LoopState:
-    """What one client has in one event loop: its sender, slots and shared requests."""
+    """What one client has in one event loop: its sender, slots, lookup queue, shared requests."""
 
-    __slots__ = ("__weakref__", "keeper", "loop", "owns_sender", "pid", "sender", "slots")
+    __slots__ = (
+        "__weakref__",
+        "keeper",
+        "lookups",
+        "loop",
+        "owns_sender",
+        "pid",
+        "sender",
+        "slots",
+    )
 
     def __init__(
         self,
@@ -89,6 +98,8 @@ class LoopState:
         self.loop = weakref.ref(loop)  # never the loop itself: a dropped loop may go
         self.sender = sender
         self.slots = asyncio.Semaphore(max_concurrency)
+        # The fan-outs' lookups waiting for their turn, first come first started (_fanout.py).
+        self.lookups = LookupQueue(max_concurrency)
         self.owns_sender = owns_sender
         self.pid = os.getpid()
         self.keeper: AsyncGenerator[None] | None = None

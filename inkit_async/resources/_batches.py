@@ -23,18 +23,21 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .._converter import structure
 from .._deadline import CallDeadline
-from .._fanout import as_completed_bounded, run_bounded
+from .._fanout import Lookups, gather_lookups
 from .._models import Batch, CreatedBatch, RenderSpec
 from .._pagination import BatchList, ListFilters
 from .._paths import encode_segment
 from .._polling import check_poll_interval, check_wait_timeout, wait_until_finished, watch_batch
-from ._base import APIResource, checked_deadline, checked_text, render_body
+from ._base import APIResource, checked_deadline, checked_text, record_parser, render_body
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
+    from .._cache import CacheScope
+    from .._coalesce import Ticket
     from .._engine import Engine
     from .._exceptions import InkitError
+    from .._fanout import Enqueuer
 
 __all__ = ["BatchResource", "DocumentBatchResource"]
 
@@ -124,9 +127,13 @@ class BatchResource(APIResource):
         """Fetch many batches concurrently; the results come back in input order.
 
         Identical ids are fetched once (and appear at each of their positions). Every id
-        is checked before anything is sent. The lookups run on as many worker tasks as
-        the client has concurrency slots, not one task per id, so a list of 10,000 ids
-        costs 100 tasks (by default) and leaves the event loop responsive.
+        is checked before anything is sent. The lookups wait in the client's queue (one
+        per event loop), first come first started, at most ``max_concurrency`` at once:
+        a task exists only for a lookup under way, so a list of 10,000 ids leaves the
+        event loop responsive. Callers of one client share lookups as ``gather`` of
+        ``get`` calls does: an id another caller has queued or under way is joined, not
+        sent again; and each caller's ids wait behind those of the callers who came
+        before it, so callers are served in the order they came.
 
         Args:
             batch_ids: The ids, any iterable of ``str`` (a lone ``str`` is refused).
@@ -148,13 +155,14 @@ class BatchResource(APIResource):
         ids = list(_checked_ids(batch_ids))
         segments = {batch_id: encode_segment(batch_id, "batch_id") for batch_id in ids}
         seconds = checked_deadline(deadline)
+        end = self._engine.end_of(seconds)
         results = await self._engine.traced(
             f"{self._name}.get_many",
             {"inkit.batch.count": len(segments)},
-            run_bounded(
-                list(segments.values()),
-                self._fetcher(self._engine.end_of(seconds)),
-                workers=self._engine.options.max_concurrency,
+            gather_lookups(
+                list(dict.fromkeys(segments.values())),
+                self._submitter(end),
+                end=end,
                 return_exceptions=return_exceptions,
             ),
         )
@@ -173,10 +181,14 @@ class BatchResource(APIResource):
         results as they come, or to keep going past failures without waiting for all.
 
         Identical ids are fetched once and yielded once. Every id is checked before
-        anything is sent (here, when ``iter_many`` is called). The lookups run on as
-        many worker tasks as the client has concurrency slots. Leaving the loop early
-        (``break``) stops the lookups under way once the iterator is closed; wrap it in
-        ``contextlib.aclosing(...)`` to close it at that very point.
+        anything is sent (here, when ``iter_many`` is called). The lookups go through
+        the client's queue as ``get_many``'s do (shared with other callers, first come
+        first started), and results are yielded from the first one on, while later
+        lookups are still starting. At most ``max_concurrency`` ids are handed in ahead
+        of your loop, so leaving it after *n* results has queued at most *n* +
+        ``max_concurrency`` lookups. Leaving the loop early (``break``) stops the
+        lookups under way (those no other caller waits for) once the iterator is
+        closed; wrap it in ``contextlib.aclosing(...)`` to close it at that very point.
 
         *deadline*: seconds the whole iteration may take, from its first step (see
         ``AsyncInkit(deadline=...)``; ``None``, the default: the client's
@@ -196,17 +208,20 @@ class BatchResource(APIResource):
     async def _iter_many(
         self, segments: dict[str, str], deadline: float | None
     ) -> AsyncGenerator[tuple[str, Batch | InkitError]]:
-        stream = as_completed_bounded(
+        # The only async generator here: at the loop's end, shutdown_asyncgens closes it
+        # once, and its `finally` closes the lookups (a plain object, not a generator).
+        end = self._engine.end_of(deadline)
+        lookups = Lookups(
             list(segments),
-            self._fetcher(self._engine.end_of(deadline)),
-            workers=self._engine.options.max_concurrency,
-            paced=True,
+            self._submitter(end),
+            end=end,
+            window=self._engine.options.max_concurrency,
         )
         try:
-            async for segment, result in stream:
+            async for segment, result in lookups:
                 yield segments[segment], result
         finally:
-            await stream.aclose()
+            await lookups.aclose()
 
     def list(
         self,
@@ -325,6 +340,32 @@ class BatchResource(APIResource):
         )
         return await wait_until_finished(snapshots, seconds, batch_id)
 
+    def _submitter(self, end: float | None) -> Callable[[str], Ticket | Batch]:
+        """Queue the lookup of a segment for a fan-out, by *end*; a cached batch at once.
+
+        The first lookup asks the engine where to queue: a closed client (or one used in
+        a loop it cannot serve) fails each lookup with its ``InkitError``, as ``get`` does.
+        """
+        cache = self._engine.state.cache
+        operation = f"{self._name}.get"
+        enqueuers: list[Enqueuer] = []
+
+        def submit(segment: str) -> Ticket | Batch:
+            path = f"{self._path}/{segment}"
+            parse = record_parser(segment, Batch, "batch")
+            if cache is not None:
+                if (hit := cache.get(path)) is not None:
+                    return hit
+                parse = _kept(parse, cache, path)
+            if not enqueuers:
+                enqueuers.append(self._engine.fan_out())
+            attributes = {"inkit.batch.id": segment}
+            return enqueuers[0].enqueue(
+                path, parse, operation=operation, attributes=attributes, end=end
+            )
+
+        return submit
+
     def _fetcher(self, end: float | None) -> Callable[[str], Awaitable[Batch]]:
         """``_fetch`` of a segment, by the deadline at *end* (``None``: none)."""
         return lambda segment: self._fetch(segment, end=end)
@@ -341,6 +382,19 @@ class BatchResource(APIResource):
         if cache is not None:
             cache.put(path, batch)
         return batch
+
+
+def _kept(
+    parse: Callable[[object], Batch], cache: CacheScope, path: str
+) -> Callable[[object], Batch]:
+    """*parse*, then keep the batch in *cache* (if finished): once per request, shared or not."""
+
+    def parse_and_keep(data: object) -> Batch:
+        batch = parse(data)
+        cache.put(path, batch)
+        return batch
+
+    return parse_and_keep
 
 
 def _checked_ids(batch_ids: object) -> Iterable[str]:
