@@ -5,14 +5,15 @@ in the rate-limited scenario, 1,000 in the profile: a smoke run whose figures me
 little), ``--clients sdk,aiohttp,...`` (names from either scenario set), ``--only
 NAME[,NAME...]``, ``--out DIR`` (default docs/).
 
-``--only`` names parts of the suite: ``performance`` or ``rate-limits`` (one of the two
-halves), or a part of the performance half, at C=100 and 0 ms only: ``uvloop`` (the SDK,
-``get_many`` and raw aiohttp on uvloop and on asyncio's loop), ``tls`` (every client over
-TLS), ``tracing`` (the SDK without opentelemetry, with the API and no provider, and with
-traces and metrics on), or ``c100`` (every C=100, 0 ms row: all of those, flow control
-and every other client). ``--clients`` narrows any of them further. A run of such a part
-writes pages of its own rows only, so it needs an ``--out`` other than docs/; it skips
-the micro-benchmarks and the profile.
+``--only`` names parts of the suite: ``performance``, ``rate-limits`` or ``fanout`` (16
+callers of one client sharing a fan-out, in process: ``benchmarks/fanout.py``; it writes
+DIR/fanout.json and prints its targets), or a part of the performance half, at C=100 and
+0 ms only: ``uvloop`` (the SDK, ``get_many`` and raw aiohttp on uvloop and on asyncio's
+loop), ``tls`` (every client over TLS), ``tracing`` (the SDK without opentelemetry, with
+the API and no provider, and with traces and metrics on), or ``c100`` (every C=100, 0 ms
+row: all of those, flow control and every other client). ``--clients`` narrows any of
+them further. A run of such a part writes pages of its own rows only, so it needs an
+``--out`` other than docs/; it skips the micro-benchmarks and the profile.
 
 The performance part writes performance.md's results, performance.png and
 performance.json, and (a full run) the page's profile table from ``python -m
@@ -32,9 +33,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import micro, report, runner
+from . import fanout, micro, report, runner
 
-PARTS = ("performance", "rate-limits")
+PARTS = ("performance", "rate-limits", "fanout")
 DOCS = Path("docs")
 
 
@@ -180,6 +181,10 @@ def main() -> None:
         # The performance page still summarises the last rate-limited run (its own date).
         rate = json.loads((args.out / "rate-limits.json").read_text(encoding="utf-8"))
     checks: list[tuple[str, str, bool]] = []
+    if "fanout" in parts:
+        shared = fanout.run(reps, log)
+        fanout.report(shared, args.out, log)
+        checks += fanout.targets(shared)
     if performance is not None:
         write_performance(args.out, performance, rate)
         checks += report.targets(performance["rows"], performance["micro"])
