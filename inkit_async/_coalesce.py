@@ -62,7 +62,7 @@ import collections
 import contextvars
 import copy
 import sys
-from typing import TYPE_CHECKING, Any, Final, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple, Unpack
 
 import httpx
 
@@ -97,12 +97,14 @@ class _Queued:
         queue: LookupQueue,
         send: Callable[..., Coroutine[Any, Any, Any]],
         args: tuple[Any, ...],
+        context: contextvars.Context,
     ) -> None:
         self.queue = queue
         self.send = send
         self.args = args
-        # The queuing caller's context: its span is the parent of the lookup's.
-        self.context = contextvars.copy_context()
+        # The queuing call's context (its span is the parent of the lookup's), shared by
+        # its lookups: each task gets a copy of its own when it starts (Context.copy()).
+        self.context = context
 
 
 class _Flight:
@@ -314,12 +316,15 @@ class Coalescer:
         queue: LookupQueue,
         send: Callable[[CallDeadline | None, Unpack[Ts]], Coroutine[Any, Any, T]],
         *args: *Ts,
+        context: contextvars.Context | None = None,
     ) -> Ticket:
         """A fan-out's lookup of *key*: join the one queued or under way, or queue one.
 
         Nothing is awaited: the caller collects the outcome from the ticket's waiter
         (``_fanout.py``) and leaves with ``leave``. *deadline* is this caller's, as in
         ``run``; one that has passed already gets its error at once, nothing queued.
+        *context*: the caller's, in which its lookup is to run (default: a copy of the
+        current one); one call's lookups share it, each task runs in a copy of it.
         """
         end = None if deadline is None else deadline.end
         if deadline is not None and end is not None and asyncio.get_running_loop().time() >= end:
@@ -330,7 +335,8 @@ class Coalescer:
         flight = self._flights.get(key)
         if flight is None:
             flight = self._flights[key] = _Flight(deadline)
-            flight.queued = _Queued(queue, send, args)
+            context = contextvars.copy_context() if context is None else context
+            flight.queued = _Queued(queue, send, args, context)
             ticket = Ticket(self, key, flight, deadline, joined=False)
             if deadline is not None and end is not None:
                 deadline.watch(end, ticket.waiter)
@@ -355,7 +361,7 @@ class Coalescer:
         queue = queued.queue
         queue.running += 1
         lead = self._lead(key, flight, queued.send, flight.deadline, *queued.args)
-        task = _start_task(lead, queued.context)
+        task = _start_task(lead, queued.context.copy())
         flight.task = task
         task.add_done_callback(queue.finished)
 
@@ -442,6 +448,13 @@ class Coalescer:
             hot.popitem(last=False)
 
 
+class Sink(Protocol):
+    """Who hears that a ticket's outcome is here (``Lookups``)."""
+
+    def arrived(self, ticket: Ticket) -> None:
+        """*ticket*'s waiter is done."""
+
+
 class Ticket:
     """One fan-out caller's place in the lookup of one key (``Coalescer.enqueue``).
 
@@ -450,7 +463,7 @@ class Ticket:
     the lookup was under way before this caller came (not merely queued).
     """
 
-    __slots__ = ("coalescer", "flight", "joined", "key", "mine", "waiter")
+    __slots__ = ("coalescer", "flight", "joined", "key", "mine", "sink", "waiter")
 
     def __init__(
         self,
@@ -469,6 +482,21 @@ class Ticket:
         self.waiter: asyncio.Future[Any] = (
             asyncio.get_running_loop().create_future() if flight is None else flight.wait()
         )
+        self.sink: Sink | None = None  # told when the outcome is here (``listen``)
+
+    def listen(self, sink: Sink) -> None:
+        """Tell *sink* (``sink.arrived(ticket)``) when the outcome is here.
+
+        The ticket itself is the waiter's done-callback: no object more per lookup.
+        """
+        self.sink = sink
+        self.waiter.add_done_callback(self)
+
+    def __call__(self, _waiter: asyncio.Future[Any]) -> None:
+        """The waiter's done-callback: pass the news on to the sink."""
+        sink = self.sink
+        if sink is not None:
+            sink.arrived(self)
 
     def running(self) -> bool:
         """Whether the lookup is still under way in a task of its own."""

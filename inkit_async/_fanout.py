@@ -9,8 +9,8 @@ sent again. So callers that fan out over overlapping ids share requests as a ``g
 of ``get`` calls does, and each caller's ids wait behind those of the callers who came
 before it instead of taking turns with them.
 
-``Lookups`` is one call's side of it: it hands its ids in (all of them, a chunk per
-loop iteration, or with *window*, only as many as may run ahead of a consumer), takes
+``Lookups`` is one call's side of it: it hands its ids in (as many as its window holds,
+a chunk per loop iteration for ``get_many``), takes
 their outcomes in the order they finish, ends the ones not done at the call's deadline,
 and leaves what it no longer waits for (``aclose``): a lookup nobody else waits for is
 dropped from the queue unsent, or cancelled and awaited if under way; one another
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
+import contextvars
 import itertools
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
@@ -43,6 +43,8 @@ V = TypeVar("V")
 #: Ids a fan-out without a window hands in per loop iteration: queuing one costs a few
 #: microseconds, so 10,000 at once would block the loop for tens of milliseconds.
 CHUNK: Final = 500
+#: How many times ``max_concurrency`` keys a ``get_many`` holds handed in at once.
+AHEAD: Final = 10
 
 
 class Lookups(Generic[K, V]):
@@ -62,16 +64,23 @@ class Lookups(Generic[K, V]):
         end: The call's deadline on the loop's clock (``None``: none). Lookups not done
             by then end with their ``DeadlineExceededError``; keys not queued by then
             with theirs at once, nothing sent.
-        window: At most this many keys handed in and not yet taken by the consumer
-            (``iter_many``), so a consumer that stops after *n* outcomes has queued
-            at most ``n + window`` lookups however late it closes this. ``None``:
-            every key is handed in at once, a chunk per loop iteration.
+        window: At most this many keys handed in and not yet taken by the consumer,
+            so a consumer that stops after *n* outcomes has queued at most
+            ``n + window`` lookups however late it closes this (``iter_many``: the
+            client's ``max_concurrency``). ``get_many`` takes each outcome as it comes
+            and hands in ten times that: its keys queue long before their turn (for
+            others to join, and to wait behind the callers who came before), while
+            what it holds at once stays bounded, so a list of 100,000 ids does not
+            keep 100,000 lookups' records alive for the garbage collector to walk.
+        chunked: At most ``CHUNK`` keys handed in per loop iteration (``get_many``),
+            so queuing thousands never blocks the loop.
         stop_on_error: No key is handed in, and every queued lookup of this call is
             dropped, once one fails (``get_many`` without ``return_exceptions``).
     """
 
     __slots__ = (
         "_again",
+        "_chunked",
         "_closed",
         "_done",
         "_fed",
@@ -94,7 +103,8 @@ class Lookups(Generic[K, V]):
         submit: Callable[[K], Ticket | V],
         *,
         end: float | None,
-        window: int | None = None,
+        window: int,
+        chunked: bool = False,
         stop_on_error: bool = False,
     ) -> None:
         """Hand nothing in yet: the first step of the iteration starts the lookups."""
@@ -102,6 +112,7 @@ class Lookups(Generic[K, V]):
         self._unsent = len(keys)
         self._submit = submit
         self._window = window
+        self._chunked = chunked
         self._stop_on_error = stop_on_error
         self._pending: dict[Ticket, K] = {}  # handed in, outcome not here yet
         self._done: collections.deque[Ticket] = collections.deque()  # outcome here, untaken
@@ -166,18 +177,19 @@ class Lookups(Generic[K, V]):
             await coalescer.leave(mine)
 
     def _feed(self) -> None:
-        """Hand keys in: up to the window, or (without one) a chunk per loop iteration."""
+        """Hand keys in, up to the window (and, chunked, a chunk per loop iteration)."""
         if self._unsent == 0 or self._stopped:
             return
-        if self._window is None:
+        room = self._window - len(self._pending) - len(self._done) - len(self._ready)
+        if room <= 0:
+            return
+        if self._chunked:
             if self._fed:
                 return
-            count = CHUNK
+            room = min(room, CHUNK)
             self._fed = True
             asyncio.get_running_loop().call_soon(self._next_chunk)
-        else:
-            count = self._window - len(self._pending) - len(self._done) - len(self._ready)
-        for key in itertools.islice(self._keys, max(count, 0)):
+        for key in itertools.islice(self._keys, room):
             self._unsent -= 1
             self._add(key)
 
@@ -200,9 +212,9 @@ class Lookups(Generic[K, V]):
             self._ready.append((key, cast("InkitError", waiter.exception())))
             return
         self._pending[ticket] = key
-        waiter.add_done_callback(functools.partial(self._arrived, ticket))
+        ticket.listen(self)
 
-    def _arrived(self, ticket: Ticket, _waiter: asyncio.Future[object]) -> None:
+    def arrived(self, ticket: Ticket) -> None:
         """*ticket*'s outcome is here (a done-callback: before the queue starts the next)."""
         if ticket not in self._pending:
             return  # left already
@@ -273,9 +285,8 @@ class Lookups(Generic[K, V]):
             await coalescer.leave(mine)
 
     def _taken(self, outcome: tuple[K, V | InkitError]) -> tuple[K, V | InkitError]:
-        """*outcome* goes to the consumer: a window's place frees for the next key."""
-        if self._window is not None:
-            self._feed()
+        """*outcome* goes to the consumer: its place in the window frees for the next key."""
+        self._feed()
         return outcome
 
     def _time_up(self) -> None:
@@ -301,16 +312,24 @@ async def gather_lookups(
     submit: Callable[[K], Ticket | V],
     *,
     end: float | None,
+    width: int,
     return_exceptions: bool,
 ) -> dict[K, V | InkitError]:
-    """Every key's outcome (``get_many``): see ``Lookups``.
+    """Every key's outcome (``get_many``): see ``Lookups``; *width*: ``max_concurrency``.
 
     With *return_exceptions*, an ``InkitError`` is that key's outcome; otherwise the
     first failure is raised, no further key is queued, and this call's lookups that
     nobody else waits for are dropped or cancelled (and awaited).
     """
     results: dict[K, V | InkitError] = {}
-    lookups = Lookups(keys, submit, end=end, stop_on_error=not return_exceptions)
+    lookups = Lookups(
+        keys,
+        submit,
+        end=end,
+        window=AHEAD * width,
+        chunked=True,
+        stop_on_error=not return_exceptions,
+    )
     try:
         async for key, outcome in lookups:
             if isinstance(outcome, InkitError) and not return_exceptions:
@@ -324,7 +343,7 @@ async def gather_lookups(
 class Enqueuer:
     """Queues the lookups of one fan-out call (``Engine.fan_out``): shared GETs, by path."""
 
-    __slots__ = ("_coalescer", "_queue", "_send", "_tracers")
+    __slots__ = ("_coalescer", "_context", "_queue", "_send", "_tracers")
 
     def __init__(
         self,
@@ -338,6 +357,8 @@ class Enqueuer:
         self._queue = queue
         self._tracers = tracers
         self._send = send
+        # The call's context, made here, inside its span: its lookups run in copies of it.
+        self._context = contextvars.copy_context()
 
     def enqueue(
         self,
@@ -356,7 +377,9 @@ class Enqueuer:
         send: Any = _spanned(self._tracers, operation, attributes, self._send)
         # The engine's ``_send(deadline, method, path, cast, params, body, may_repeat)``.
         args = ("GET", path, cast, None, None, True)
-        return self._coalescer.enqueue(path, deadline, self._queue, send, *args)
+        return self._coalescer.enqueue(
+            path, deadline, self._queue, send, *args, context=self._context
+        )
 
 
 def _spanned(

@@ -163,6 +163,7 @@ class BatchResource(APIResource):
                 list(dict.fromkeys(segments.values())),
                 self._submitter(end),
                 end=end,
+                width=self._engine.options.max_concurrency,
                 return_exceptions=return_exceptions,
             ),
         )

@@ -280,7 +280,11 @@ async def test_the_first_failure_drops_the_rest_before_another_starts():
     keys = [f"k{number}" for number in range(50)]
     call = asyncio.create_task(
         gather_lookups(
-            keys, submitter(coalescer, queue, requests, None), end=None, return_exceptions=False
+            keys,
+            submitter(coalescer, queue, requests, None),
+            end=None,
+            width=100,
+            return_exceptions=False,
         )
     )
     await turns(4)
@@ -306,7 +310,9 @@ async def test_outcomes_with_return_exceptions_come_in_place():
         return submit(key)
 
     call = asyncio.create_task(
-        gather_lookups(["a", "cached", "closed", "gone"], mixed, end=None, return_exceptions=True)
+        gather_lookups(
+            ["a", "cached", "closed", "gone"], mixed, end=None, width=100, return_exceptions=True
+        )
     )
     await turns(4)
     requests.answer("a")
@@ -323,7 +329,9 @@ async def test_a_shared_failure_is_a_copy_of_each_callers_own():
     requests, coalescer, queue = Requests(), Coalescer(), LookupQueue(4)
     submit = submitter(coalescer, queue, requests, None)
     calls = [
-        asyncio.create_task(gather_lookups(["k"], submit, end=None, return_exceptions=True))
+        asyncio.create_task(
+            gather_lookups(["k"], submit, end=None, width=100, return_exceptions=True)
+        )
         for _ in range(2)
     ]
     await turns(3)
@@ -339,9 +347,13 @@ async def test_a_caller_who_joined_a_lookup_under_way_runs_it_again_after_a_conn
     """Once: that lookup ran on its starter's clock. A caller who queued it does not."""
     requests, coalescer, queue = Requests(), Coalescer(), LookupQueue(4)
     submit = submitter(coalescer, queue, requests, None)
-    starter = asyncio.create_task(gather_lookups(["k"], submit, end=None, return_exceptions=True))
+    starter = asyncio.create_task(
+        gather_lookups(["k"], submit, end=None, width=100, return_exceptions=True)
+    )
     await turns(3)
-    joiner = asyncio.create_task(gather_lookups(["k"], submit, end=None, return_exceptions=True))
+    joiner = asyncio.create_task(
+        gather_lookups(["k"], submit, end=None, width=100, return_exceptions=True)
+    )
     await turns(2)
     requests.answer("k", error=APIConnectionError("refused"))
     assert isinstance((await starter)["k"], APIConnectionError)
@@ -362,7 +374,7 @@ async def test_at_the_deadline_each_lookup_not_done_gets_its_error_and_queued_on
     end = asyncio.get_running_loop().time() + 0.05
     keys = ["k0", "k1", "k2"]
     results = await gather_lookups(
-        keys, submitter(coalescer, queue, requests, end), end=end, return_exceptions=True
+        keys, submitter(coalescer, queue, requests, end), end=end, width=100, return_exceptions=True
     )
     assert requests.started == ["k0"]
     assert requests.cancelled == ["k0"]
@@ -374,7 +386,11 @@ async def test_at_the_deadline_each_lookup_not_done_gets_its_error_and_queued_on
         "slot",
     ]
     late = await gather_lookups(
-        ["k3"], submitter(coalescer, queue, requests, end), end=end, return_exceptions=True
+        ["k3"],
+        submitter(coalescer, queue, requests, end),
+        end=end,
+        width=100,
+        return_exceptions=True,
     )
     assert isinstance(late["k3"], DeadlineExceededError)  # past its end: not even queued
     assert requests.started == ["k0"]
@@ -386,7 +402,7 @@ async def test_a_caller_with_a_deadline_who_joined_a_lookup_without_one_leaves_a
     forever = submitter(coalescer, queue, requests, None)
     enqueue(coalescer, queue, requests, "busy")
     starter = asyncio.create_task(
-        gather_lookups(["k", "q"], forever, end=None, return_exceptions=True)
+        gather_lookups(["k", "q"], forever, end=None, width=100, return_exceptions=True)
     )
     await turns(3)
     requests.answer("busy")
@@ -394,7 +410,11 @@ async def test_a_caller_with_a_deadline_who_joined_a_lookup_without_one_leaves_a
     assert requests.started == ["busy", "k"]
     end = asyncio.get_running_loop().time() + 0.05
     joined = await gather_lookups(
-        ["k", "q"], submitter(coalescer, queue, requests, end), end=end, return_exceptions=True
+        ["k", "q"],
+        submitter(coalescer, queue, requests, end),
+        end=end,
+        width=100,
+        return_exceptions=True,
     )
     waits = [getattr(joined[key], "wait", None) for key in ("k", "q")]
     assert waits == ["shared", "slot"]
@@ -430,10 +450,10 @@ async def test_a_caller_whose_end_comes_before_the_lookups_retry_leaves_at_once(
 
     sooner, later = loop.time() + 0.5, loop.time() + 5
     first = asyncio.create_task(
-        gather_lookups(["k"], submit(sooner), end=sooner, return_exceptions=True)
+        gather_lookups(["k"], submit(sooner), end=sooner, width=100, return_exceptions=True)
     )
     second = asyncio.create_task(
-        gather_lookups(["k"], submit(later), end=later, return_exceptions=True)
+        gather_lookups(["k"], submit(later), end=later, width=100, return_exceptions=True)
     )
     await sleeping
     early = (await first)["k"]
@@ -448,10 +468,30 @@ async def test_a_lookup_cancelled_from_outside_cancels_its_callers():
     """The loop's shutdown cancels every task, lookups too: their callers are cancelled."""
     requests, coalescer, queue = Requests(), Coalescer(), LookupQueue(1)
     submit = submitter(coalescer, queue, requests, None)
-    call = asyncio.create_task(gather_lookups(["k"], submit, end=None, return_exceptions=True))
+    call = asyncio.create_task(
+        gather_lookups(["k"], submit, end=None, width=100, return_exceptions=True)
+    )
     await turns(3)
     [lookup] = [task for task in asyncio.all_tasks() if task not in {call, asyncio.current_task()}]
     lookup.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
     assert len(coalescer) == queue.running == 0
+
+
+async def test_a_get_many_holds_ten_times_its_width_handed_in_at_once():
+    """1,000 keys, width 10: at most 100 queued or under way at once, a chunk per turn."""
+    requests, coalescer, queue = Requests(), Coalescer(), LookupQueue(10)
+    keys = [f"k{number}" for number in range(1000)]
+    submit = submitter(coalescer, queue, requests, None)
+    call = asyncio.create_task(
+        gather_lookups(keys, submit, end=None, width=10, return_exceptions=True)
+    )
+    most = 0
+    while not call.done():
+        await turns()
+        most = max(most, len(coalescer))
+        for key in requests.under_way():
+            requests.answer(key)
+    assert len(await call) == 1000
+    assert most == 100
