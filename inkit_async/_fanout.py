@@ -114,7 +114,7 @@ class Lookups(Generic[K, V]):
         self._window = window
         self._chunked = chunked
         self._stop_on_error = stop_on_error
-        self._pending: dict[Ticket, K] = {}  # handed in, outcome not here yet
+        self._pending: dict[Ticket, K] = {}  # handed in, outcome not taken yet
         self._done: collections.deque[Ticket] = collections.deque()  # outcome here, untaken
         self._ready: collections.deque[tuple[K, V | InkitError]] = collections.deque()
         self._again: set[K] = set()  # run again once already
@@ -165,7 +165,7 @@ class Lookups(Generic[K, V]):
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-        tickets = [*self._pending, *self._done]
+        tickets = list(self._pending)  # the ones in _done too: not taken yet
         self._pending.clear()
         self._done.clear()
         self._ready.clear()
@@ -180,7 +180,7 @@ class Lookups(Generic[K, V]):
         """Hand keys in, up to the window (and, chunked, a chunk per loop iteration)."""
         if self._unsent == 0 or self._stopped:
             return
-        room = self._window - len(self._pending) - len(self._done) - len(self._ready)
+        room = self._window - len(self._pending) - len(self._ready)  # _pending holds _done
         if room <= 0:
             return
         if self._chunked:
