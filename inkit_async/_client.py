@@ -27,6 +27,7 @@ from .resources import (
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Mapping
 
     import httpx
 
@@ -84,6 +85,16 @@ class AsyncInkit(AsyncClosing, ClientSettings):
             when the throttle cuts its rate; for metrics and logs. It runs in the event
             loop and should return quickly; an exception it raises is logged, not
             raised.
+        default_headers: Headers every request carries (``{"Authorization": "Bearer
+            ..."}`` for a gateway in front of the API, a tenant's header). Names must be
+            HTTP tokens and values visible ASCII (no CR, LF or NUL), checked here. The
+            SDK's own headers cannot be set this way: ``X-Inkit-API-Token`` (never: the
+            token comes from *api_token* alone, once), ``Accept``, ``Accept-Encoding``,
+            ``Content-Type``, ``Proxy-Authorization`` (put the proxy's credentials in
+            *proxy*) and the headers the HTTP library writes (``Host``,
+            ``Content-Length``, ...); ``User-Agent`` replaces the SDK's. Every value is
+            treated as a credential: never in a repr, a log line or an error (masked as
+            the token is), and the option refuses to be pickled.
         throttle: The flow-control policy (see ``Throttle``). By default each client
             has its own, with the defaults; ``False`` switches it off, leaving only the
             pause a 429's ``Retry-After`` asks for.
@@ -149,6 +160,7 @@ class AsyncInkit(AsyncClosing, ClientSettings):
         max_retry_after: float = 60.0,
         backoff: Backoff | None = None,
         on_event: EventCallback | None = None,
+        default_headers: Mapping[str, str] | None = None,
         throttle: Throttle | Literal[False] | None = None,
         coalesce: bool = True,
         cache: BatchCache | None = None,
@@ -187,6 +199,7 @@ class AsyncInkit(AsyncClosing, ClientSettings):
         max_retry_after: float | NotGiven = NOT_GIVEN,
         backoff: Backoff | NotGiven | None = NOT_GIVEN,
         on_event: EventCallback | NotGiven | None = NOT_GIVEN,
+        default_headers: Mapping[str, str] | NotGiven | None = NOT_GIVEN,
     ) -> Self:
         """Return a client with other per-call options over the same shared resources.
 
@@ -197,7 +210,12 @@ class AsyncInkit(AsyncClosing, ClientSettings):
         it, with the meaning and the checks it has in ``AsyncInkit(...)``:
         ``on_event=None`` removes the callback, ``deadline=None`` lifts the deadline,
         ``backoff=None`` is the default backoff, and ``timeout``, ``max_retries`` and
-        ``max_retry_after`` take no ``None`` (``TypeError``, as there). ``NOT_GIVEN``,
+        ``max_retry_after`` take no ``None`` (``TypeError``, as there).
+        ``default_headers`` adds to this client's headers (one of the same name, in any
+        case, replaces its value) and ``default_headers=None`` removes them all, so
+        ``client.with_options(default_headers={"X-Trace": "1"}).batch.get(id)`` carries
+        one more header for one call; a variant with other headers never shares a
+        request under way with this client. ``NOT_GIVEN``,
         the default the signature shows, only marks an option as left out: it is not
         exported and never needs passing (to forward options, forward ``**kwargs``).
 

@@ -48,6 +48,7 @@ from ._constants import (
     MAX_BASE_URL_LENGTH,
 )
 from ._exceptions import InkitError, Secrets
+from ._headers import DefaultHeaders, headers_from, merged_headers
 from ._retry import Backoff
 from ._throttle import Throttle
 from ._validate import (
@@ -61,7 +62,7 @@ from ._validate import (
 from ._wire import Timeouts
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     from ._events import EventCallback
     from ._protocols import AsyncHTTPClient, AsyncHTTPTransport, HTTPTimeout
@@ -79,6 +80,7 @@ __all__ = [
     "base_url_from",
     "client_secrets",
     "environment_proxy_urls",
+    "evolved",
     "token_from",
 ]
 
@@ -140,6 +142,7 @@ class VariantArguments(TypedDict, total=False):
     max_retry_after: float
     backoff: Backoff | None
     on_event: EventCallback | None
+    default_headers: Mapping[str, str] | None
 
 
 class OptionArguments(TypedDict, total=False):
@@ -155,6 +158,7 @@ class OptionArguments(TypedDict, total=False):
     max_retry_after: float
     backoff: Backoff | None
     on_event: EventCallback | None
+    default_headers: Mapping[str, str] | None
     throttle: Throttle | Literal[False] | None
     coalesce: bool
     cache: BatchCache | None
@@ -422,6 +426,10 @@ class ClientOptions:
     on_event: EventCallback | None = attrs.field(
         default=None, validator=_check_callback, metadata=_PER_CALL
     )
+    default_headers: DefaultHeaders = attrs.field(
+        default=None, converter=headers_from, metadata=_PER_CALL
+    )
+    """Headers every request carries, checked (``_headers.py``); the values never shown."""
     throttle: Throttle | bool = attrs.field(
         default=None, converter=_throttle_or_default, validator=_check_throttle, metadata=_SHARED
     )
@@ -490,6 +498,19 @@ class ClientOptions:
         if isinstance(self.timeout, int | float):
             return Timeouts(connect=min(float(self.timeout), DEFAULT_CONNECT_TIMEOUT))
         return Timeouts(**self.timeout.as_dict())
+
+
+def evolved(options: ClientOptions, changes: VariantArguments) -> ClientOptions:
+    """*options* with the per-call *changes* of ``with_options``, checked as at construction.
+
+    Each option given replaces the one in *options*, but ``default_headers``: those
+    given are added to the client's (a name given again replaces its value), and
+    ``None`` removes them all (``merged_headers``).
+    """
+    if "default_headers" in changes:
+        given = changes["default_headers"]
+        changes = {**changes, "default_headers": merged_headers(options.default_headers, given)}
+    return attrs.evolve(options, **changes)
 
 
 def _options_in(*scopes: OptionScope) -> tuple[str, ...]:

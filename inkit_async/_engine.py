@@ -34,7 +34,6 @@ the call at once (``DeadlineExceededError``). A call without one carries ``None`
 from __future__ import annotations
 
 import asyncio
-import platform
 import time
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlencode
@@ -43,16 +42,16 @@ import attrs
 
 from ._asyncio_only import running_loop
 from ._coalesce import Coalescer
-from ._constants import TOKEN_HEADER
+from ._config import evolved
 from ._deadline import CallDeadline
 from ._exceptions import APITimeoutError, InkitError, scrub_failure
 from ._fanout import Enqueuer
+from ._headers import request_headers
 from ._observe import NOTABLE_WAIT, change_events, hooked, retry_event, summary
 from ._outcomes import answer_of, cast_reply, failure_of, json_bytes
 from ._policy import Attempt, Fail, Failure, Outcome, Retry, decide
 from ._state import EngineState, observers_for
 from ._throttle import Signal, ThrottleTimeoutError, signal_of
-from ._version import __version__
 from ._wire import Reply, Request, TransportFailure
 
 if TYPE_CHECKING:
@@ -68,10 +67,6 @@ __all__ = ["Engine"]
 
 T = TypeVar("T")
 
-# The SDK and the Python it runs on; not the HTTP library, which depends on the sender.
-_USER_AGENT: Final = (
-    f"inkit-async/{__version__} {platform.python_implementation()}/{platform.python_version()}"
-)
 _CLOSED: Final = "The AsyncInkit client is closed; create a new one."
 _NO_ATTRIBUTES: Final[Mapping[str, str | int]] = {}
 
@@ -90,6 +85,7 @@ class Engine:
         "headers",
         "observers",
         "options",
+        "secrets",
         "timeouts",
         "tracers",
         "watchers",
@@ -107,17 +103,12 @@ class Engine:
         # Derived once, here: the hot path reads plain attributes.
         self.attempt_deadline = options.attempt_deadline
         self.timeouts = options.timeouts
-        self.headers = {
-            TOKEN_HEADER: options.api_token,
-            "Accept": "application/json",
-            "Accept-Encoding": "gzip, deflate",
-            "User-Agent": _USER_AGENT,
-        }
-        self._json_headers = {**self.headers, "Content-Type": "application/json"}
-        # What the httpx request of an error about an answer is made from (``cast_reply``).
-        self._call = Request(
-            "GET", options.root, self.headers, None, self.timeouts, self._state.secrets
+        # The SDK's headers and the caller's; their values join the client's secrets.
+        self.headers, self._json_headers, self.secrets = request_headers(
+            options, self._state.secrets
         )
+        # What the httpx request of an error about an answer is made from (``cast_reply``).
+        self._call = Request("GET", options.root, self.headers, None, self.timeouts, self.secrets)
         # Who hears of the calls: the log, the client's shared observers, ``on_event``.
         self.observers = observers_for(options, self._state.observers)
         self.tracers = hooked(self.observers, "traced")  # on the hot path: only those
@@ -128,7 +119,7 @@ class Engine:
 
     def variant(self, changes: VariantArguments) -> Engine:
         """An engine with some per-call options changed, over this engine's shared state."""
-        return Engine(attrs.evolve(self.options, **changes), self._state)
+        return Engine(evolved(self.options, changes), self._state)
 
     @property
     def state(self) -> EngineState:
@@ -307,7 +298,7 @@ class Engine:
                 watches.append(watch)
                 if extra := watch.headers():  # traceparent
                     headers = {**headers, **extra}
-        request = Request(method, url, headers, content, self.timeouts, self._state.secrets)
+        request = Request(method, url, headers, content, self.timeouts, self.secrets)
         started = time.perf_counter()  # the attempt's own time, not its queueing
         outcome: Reply | Outcome
         try:

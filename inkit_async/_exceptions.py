@@ -71,7 +71,7 @@ from ._constants import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
     from ._models import Batch
 
@@ -432,12 +432,18 @@ class Secrets:
     A request without it (rebuilt by a caller's hook) still has its token masked, read
     from its ``X-Inkit-API-Token`` header. A ``Secrets`` never shows what it holds: its
     repr says how many values it masks, a copy is itself, and a pickled one holds none.
+
+    The values of a client's ``default_headers`` are credentials too (``with_headers``):
+    masked by the rule above in text, and by name in the requests the SDK keeps.
     """
 
-    __slots__ = ("_bytes", "_text", "_values", "token")
+    __slots__ = ("_bytes", "_text", "_values", "header_names", "token")
 
     token: str | None
     """The API token, or ``None``."""
+    header_names: frozenset[str]
+    """The (lower-case) names of the headers whose values are credentials, besides
+    ``CREDENTIAL_HEADERS``: masked by name in every copy of a request the SDK keeps."""
 
     def __init__(self, token: str | None = None, proxies: Iterable[object] = ()) -> None:
         """Mask *token* and the credentials in each proxy URL of *proxies* (``None`` skipped)."""
@@ -447,6 +453,7 @@ class Secrets:
             if url is not None:
                 values |= _url_credentials(str(url))
         self._values = _ordered(values)
+        self.header_names = frozenset()
         self._text: re.Pattern[str] | None = None
         self._bytes: re.Pattern[bytes] | None = None
 
@@ -465,6 +472,23 @@ class Secrets:
         """These credentials and *token* too (a caller's hook changed the token)."""
         combined = Secrets(token)
         combined._values = _ordered({*self._values, *combined._values})
+        combined.header_names = self.header_names
+        return combined
+
+    def with_headers(self, headers: Mapping[str, str]) -> Secrets:
+        """These credentials and the values of *headers* (a client's default headers) too.
+
+        Their values are masked in text by the rule above, and by name in request copies;
+        so is the part of a value after its first space: the credentials of an
+        ``Authorization: <scheme> <credentials>``, which a server may echo on their own.
+        """
+        if not headers:
+            return self
+        values = {*self._values, *headers.values()}
+        values |= {value.partition(" ")[2].strip() for value in headers.values()}
+        combined = Secrets(self.token)
+        combined._values = _ordered(values)
+        combined.header_names = self.header_names | {name.lower() for name in headers}
         return combined
 
     def __bool__(self) -> bool:
@@ -669,13 +693,14 @@ def _httpx_error_classes() -> tuple[type[Exception], ...]:
 def redacted_request(request: httpx.Request) -> httpx.Request:
     """A copy of *request* with its credentials masked (a streamed body is left out).
 
-    The token, ``Authorization`` and ``Proxy-Authorization`` headers read
-    ``[redacted]``, the URL loses any user info, and the copy carries no extensions
-    (so not the client's ``Secrets``). An httpx2 request is copied as an httpx2 one.
+    The token, ``Authorization`` and ``Proxy-Authorization`` headers, and the client's
+    default headers (``Secrets.header_names``), read ``[redacted]``, the URL loses any
+    user info, and the copy carries no extensions (so not the client's ``Secrets``).
+    An httpx2 request is copied as an httpx2 one.
     """
     library = _library(request)
     headers = request.headers.copy()
-    for name in CREDENTIAL_HEADERS:
+    for name in (*CREDENTIAL_HEADERS, *Secrets.of(request).header_names):
         if name in headers:
             headers[name] = _REDACTED
     url = request.url

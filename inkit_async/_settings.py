@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._cache import BatchCache
     from ._engine import Engine
     from ._protocols import HTTPTimeout
@@ -59,6 +61,11 @@ class ClientSettings:
     def backoff(self) -> Backoff:
         """The backoff between retries without a ``Retry-After``."""
         return self._engine.options.backoff
+
+    @property
+    def default_headers(self) -> Mapping[str, str]:
+        """The headers every request carries besides the SDK's own (its repr hides the values)."""
+        return self._engine.options.default_headers
 
     @property
     def cache(self) -> BatchCache | None:

@@ -415,7 +415,7 @@ async def _attempt(  # noqa: PLR0917 - positional, as the engine's
         # ``timeout`` bounds this attempt until the first piece, then (as the sender's
         # read timeout) each wait for the next: a 500 MiB body may take minutes.
         timeouts = timeouts._replace(read=engine.attempt_deadline)
-    request = Request("GET", url, headers, None, timeouts, engine.state.secrets)
+    request = Request("GET", url, headers, None, timeouts, engine.secrets)
     started = time.perf_counter()
     outcome: _Head | _TooLarge | Outcome
     try:

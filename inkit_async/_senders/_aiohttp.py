@@ -55,7 +55,6 @@ import yarl
 
 from .._body import decode_limited
 from .._constants import MAX_RESPONSE_BYTES
-from .._exceptions import CREDENTIAL_HEADERS
 from .._http2 import HTTP2_ONLY, speaks_only_http2
 from .._wire import PIECE_BYTES, Opened, Reply, TransportFailure
 from ._respx import respx_is_mocking
@@ -73,11 +72,21 @@ logger: Final = logging.getLogger("inkit_async")
 _REDACTED: Final = "[redacted]"
 
 
+#: The request headers an aiohttp exception may keep as they are: the SDK's own, none secret.
+_SHOWN_HEADERS: Final = frozenset(
+    {"accept", "accept-encoding", "content-type", "content-length", "host", "user-agent"}
+)
+
+
 def _mask(headers: Any) -> multidict.CIMultiDictProxy[str]:  # noqa: ANN401 - aiohttp's types
-    masked = multidict.CIMultiDict[str](headers)
-    for name in CREDENTIAL_HEADERS:  # what aiohttp's exceptions keep of the request
-        if name in masked:
-            masked[name] = _REDACTED
+    """What aiohttp's exceptions keep of the request's headers: all but the SDK's masked.
+
+    The token and any default header a caller set (whose values may be credentials).
+    """
+    masked = multidict.CIMultiDict[str](
+        (name, value if name.lower() in _SHOWN_HEADERS else _REDACTED)
+        for name, value in headers.items()
+    )
     return multidict.CIMultiDictProxy(masked)
 
 

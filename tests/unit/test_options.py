@@ -66,6 +66,7 @@ def test_every_option_has_a_scope():
         "max_retry_after",
         "backoff",
         "on_event",
+        "default_headers",
     )
     assert set(FORWARDED_OPTIONS) == set(PER_CALL_OPTIONS) | {
         "max_concurrency",
@@ -135,6 +136,7 @@ def _non_default_values() -> dict[str, object]:
         "max_retry_after": 12.5,
         "backoff": Backoff(initial=0.1, maximum=1.0, jitter=0.5),
         "on_event": print,
+        "default_headers": {"X-Tenant": "t1"},
         "throttle": Throttle(rate_limit=50),
         "coalesce": False,
         "cache": BatchCache(ttl=5),
