@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import typing
 import warnings
+from contextlib import suppress as _suppress
 
 import attrs
 
@@ -65,6 +66,12 @@ from .resources import (
     RenderResource,
     TemplateResource,
 )
+
+# OpenTelemetry's observer, when opentelemetry-api is installed: imported now, with the
+# package, rather than by the first client, which may be made inside a running event
+# loop (`_state.shared_observers` then finds it imported).
+with _suppress(ImportError):  # opentelemetry-api is not installed
+    from . import _tracing  # noqa: F401  # pyright: ignore[reportUnusedImport]
 
 __all__ = [
     "APIConnectionError",

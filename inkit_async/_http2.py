@@ -30,11 +30,12 @@ from __future__ import annotations
 import ast
 import re
 import ssl
-from typing import Final
-
-from aiohttp.http_exceptions import BadStatusLine
+from typing import TYPE_CHECKING, Final
 
 from ._exceptions import exception_chain
+
+if TYPE_CHECKING:
+    from aiohttp.http_exceptions import BadStatusLine
 
 __all__ = ["HTTP2_ONLY", "http11_alpn", "speaks_only_http2"]
 
@@ -89,6 +90,10 @@ def speaks_only_http2(error: BaseException) -> bool:
         error: A failure of a request, as the HTTP library raised it; its ``__cause__``,
             ``__context__`` and exception group members are read too.
     """
+    # Imported here: only the aiohttp sender asks, once aiohttp is imported (so this
+    # costs a look-up), and the package itself must not import aiohttp (see _senders).
+    from aiohttp.http_exceptions import BadStatusLine  # noqa: PLC0415
+
     for link in exception_chain(error):
         if isinstance(link, BadStatusLine) and _is_http2_start(_received(link)):
             return True

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.request import getproxies
 
 import httpx
+import truststore  # with the package: a client made in a running loop imports nothing
 
 from ._http2 import http11_alpn
 
@@ -139,8 +140,6 @@ def _default_trust(*, trust_env: bool) -> ssl.SSLContext:
         return ssl.create_default_context(
             cafile=_existing(paths.openssl_cafile), capath=_existing(paths.openssl_capath)
         )
-    import truststore  # noqa: PLC0415 - only clients that verify need it
-
     return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 

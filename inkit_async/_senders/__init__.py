@@ -9,12 +9,13 @@ the proxy and trust the options and the environment say.
 from __future__ import annotations
 
 import enum
-import functools
 import re
 from typing import TYPE_CHECKING
 
 from .._config import client_secrets
 from .._constants import DEFAULT_KEEPALIVE_EXPIRY
+from .._transport import proxy_mounts, ssl_context_for
+from ._deferred import sender_maker
 from ._httpx import HttpxSender, library_of
 from ._local import InProcessTransport, LocalSender
 
@@ -64,9 +65,6 @@ def sender_for(options: ClientOptions) -> tuple[Secrets, Callable[[], Sender], R
         # A MockTransport holds no connection; any other may (AsyncHTTPTransport's pool).
         reach = Reach.ANY if isinstance(transport, library.MockTransport) else Reach.ONE
         return client_secrets(options), lambda: sender, reach
-    # Imported here: aiohttp is slow to import, and only clients that use it pay.
-    from .._transport import proxy_mounts, ssl_context_for  # noqa: PLC0415
-    from ._aiohttp import AiohttpSender  # noqa: PLC0415
 
     mounts = proxy_mounts(options)
     proxy = proxy_for(options.root, mounts)
@@ -85,8 +83,7 @@ def sender_for(options: ClientOptions) -> tuple[Secrets, Callable[[], Sender], R
         )
         return HttpxSender(client, httpx, owned=True)
 
-    make = functools.partial(
-        AiohttpSender,
+    make = sender_maker(
         max_connections=options.max_concurrency,
         keepalive_expiry=DEFAULT_KEEPALIVE_EXPIRY,
         verify=context,
