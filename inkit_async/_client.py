@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, cast
 from ._closing import AsyncClosing
 from ._config import NOT_GIVEN, ClientOptions, NotGiven, VariantArguments
 from ._engine import Engine
+from ._log import log_from_env
 from ._settings import ClientSettings
 from .resources import (
     BatchResource,
@@ -127,6 +128,10 @@ class AsyncInkit(AsyncClosing, ClientSettings):
             client of that library to send through; the client closes it with itself.
             Not together with *http_client*.
 
+    The first client made in a process also applies ``INKIT_LOG`` (``debug``, ``info``
+    or ``warning``): the ``inkit_async`` logger's level, and a stderr handler when the
+    app configured no logging; any other value is ignored with a ``RuntimeWarning``.
+
     Raises:
         InkitError: No token was given or found in the environment.
         TypeError: An option has the wrong type.
@@ -178,6 +183,7 @@ class AsyncInkit(AsyncClosing, ClientSettings):
         # tests/test_options.py holds this signature to the record's fields.
         arguments: dict[str, Any] = dict(locals())
         del arguments["self"]
+        log_from_env()  # INKIT_LOG, read once per process, where the token and root are
         self._bind(Engine(ClientOptions(**arguments)))
 
     def _bind(self, engine: Engine) -> None:

@@ -15,6 +15,8 @@ DEFAULT_BASE_URL: Final = "https://api.inkit.com/v1"
 ENV_API_TOKEN: Final = "INKIT_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 #: Environment variable read when ``base_url`` is not passed.
 ENV_BASE_URL: Final = "INKIT_BASE_URL"
+#: The SDK's log level for the process: ``debug``, ``info`` or ``warning`` (``_log.py``).
+ENV_LOG: Final = "INKIT_LOG"
 #: The header that carries the API token on every request.
 TOKEN_HEADER: Final = "X-Inkit-API-Token"  # noqa: S105 - a header name, not a secret
 

@@ -6,13 +6,26 @@ attempt's carries ``inkit_attempt``, ``inkit_outcome`` (the status, or the failu
 name) and ``inkit_elapsed_ms``, so a test or a structlog processor reads fields instead
 of parsing message text. No record holds a credential: methods, paths, statuses and
 the reasons ``decide`` wrote, which are masked where they are built.
+
+``INKIT_LOG`` switches the logger on without code: ``INKIT_LOG=debug`` (or ``info``,
+``warning``) sets the ``inkit_async`` logger's level and, when no handler would show its
+records (none on it or its ancestors: the app configured no logging), adds one that
+writes to stderr. Read once per process, by the first client made (``log_from_env``),
+where the token and the API root are read. An unknown value is ignored with a
+``RuntimeWarning``, not refused: a typo in a debugging switch must not stop an app.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import sys
+import threading
+import warnings
 from typing import TYPE_CHECKING, Final
 
+from ._constants import ENV_LOG
 from ._events import PauseEvent, RateEvent, RetryEvent
 from ._observe import NO_HEADERS, Observer
 
@@ -21,9 +34,68 @@ if TYPE_CHECKING:
 
     from ._events import ClientEvent
 
-__all__ = ["LogObserver"]
+__all__ = ["LOG_LEVELS", "LogObserver", "level_of", "log_from_env"]
 
 logger: Final = logging.getLogger("inkit_async")
+
+#: What ``INKIT_LOG`` may say (in any case), and the level each sets.
+LOG_LEVELS: Final[Mapping[str, int]] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+}
+#: The format of the stderr handler ``INKIT_LOG`` adds.
+LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_SHOWN: Final = re.compile(r"[A-Za-z]{1,16}")
+_once: Final = threading.Lock()
+_read = threading.Event()  # set once INKIT_LOG was read, by the first client
+
+
+def level_of(value: str | None) -> int | None:
+    """The level ``INKIT_LOG=value`` asks for; ``None`` when unset or empty.
+
+    Warns (``RuntimeWarning``) and returns ``None`` for anything else than
+    ``LOG_LEVELS``'s names, in any case, with spaces around; the value is shown only
+    when it is a short word (an environment variable may hold anything).
+    """
+    if value is None or not value.strip():
+        return None
+    level = LOG_LEVELS.get(value.strip().lower())
+    if level is None:
+        shown = repr(value) if _SHOWN.fullmatch(value) else "a value (not shown)"
+        warnings.warn(
+            f"{ENV_LOG} is set to {shown}, which is not one of {', '.join(LOG_LEVELS)}; "
+            "it is ignored",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return level
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler ``INKIT_LOG`` adds: to stderr, marked so that it is never added twice."""
+
+
+def log_from_env(target: logging.Logger = logger) -> None:
+    """Apply ``INKIT_LOG`` to *target* (the ``inkit_async`` logger), once per process.
+
+    Sets its level; adds a ``_StderrHandler`` when no handler would show its records
+    (``hasHandlers`` is false: none on it or its ancestors), so never a second one.
+    """
+    if _read.is_set():
+        return
+    with _once:
+        if _read.is_set():
+            return
+        _read.set()
+        level = level_of(os.environ.get(ENV_LOG))
+        if level is None:
+            return
+        target.setLevel(level)
+        if not target.hasHandlers():  # the app's own logging shows them otherwise
+            handler = _StderrHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            target.addHandler(handler)
 
 
 class LogObserver(Observer):
