@@ -250,9 +250,11 @@ class Regulator:
         if self._local:
             if self._open:
                 # The healthy path: no rate, no pause, nothing of a store's to wait for;
-                # a permit without another coroutine.
+                # a permit without another coroutine (and `now` inlined: it is hot).
+                clock = self._clock
+                now = clock() if clock is not None else asyncio.get_running_loop().time()
                 with self._lock:
-                    return self._grant(self.now())
+                    return self._grant(now)
             return await self._acquire()
         self._check_loop(asyncio.get_running_loop())
         return await self._state.admit(self._acquire)
@@ -533,7 +535,8 @@ class Regulator:
         for the engine to report, or ``None``.
         """
         with self._lock:
-            self._state.finished(permit)
+            if not self._local:  # this process's own state has nothing to give back
+                self._state.finished(permit)
             if signal is Signal.OK:
                 self._breaker.succeed()
                 self._starved_at = None
