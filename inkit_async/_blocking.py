@@ -74,11 +74,14 @@ if TYPE_CHECKING:
         Iterable,
         Iterator,
     )
+    from pathlib import Path
     from types import TracebackType
 
+    from ._download import DownloadStream
     from ._models import Batch, Page
     from ._pagination import Listing
     from .resources._base import APIResource
+    from .resources._downloading import DownloadingResource
 
 __all__ = ["BlockingInkit"]
 
@@ -511,6 +514,78 @@ def _blocking_listing(
     return _Method(method, adapt)
 
 
+def _blocking_stream(
+    method: Callable[Concatenate[Any, P], DownloadStream],
+) -> _Method[P, BlockingDownloadStream]:
+    """``resource.stream(...)``: a ``DownloadStream`` entered with plain ``with``."""
+
+    def adapt(
+        resource: _BlockingResource, bound: Callable[P, DownloadStream]
+    ) -> Callable[P, BlockingDownloadStream]:
+        def call(*args: P.args, **kwargs: P.kwargs) -> BlockingDownloadStream:
+            runner = resource.runner_for_call()
+            # Made on the loop, as the async method is called: its checks raise here.
+            return BlockingDownloadStream(runner, runner.call_now(lambda: bound(*args, **kwargs)))
+
+        return call
+
+    return _Method(method, adapt)
+
+
+class BlockingDownloadStream:
+    """A download's body as it arrives, in a thread: the blocking face of ``DownloadStream``.
+
+    ```python
+    with client.render.stream(render_id) as stream:
+        for chunk in stream:
+            sink.write(chunk)
+    ```
+
+    Entering sends the request (on the client's loop) and returns once the body
+    begins; each chunk is one round trip to the loop; leaving (the end, ``break``, an
+    exception) closes the answer and gives the concurrency slot back.
+    """
+
+    __slots__ = ("_runner", "_stream")
+
+    def __init__(self, runner: _LoopThread, stream: DownloadStream) -> None:
+        """Run *stream* on *runner*'s loop."""
+        self._runner = runner
+        self._stream = stream
+
+    def __enter__(self) -> Self:
+        """Send the request; return once the body begins (see ``DownloadStream``)."""
+        self._runner.call(self._stream.__aenter__)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the answer and give the slot back."""
+        self._runner.call(self._stream.aclose)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The body's chunks (``for chunk in stream``), once the stream is entered."""
+        return self._runner.iterate(self._runner.call_now(self._stream.__aiter__))
+
+    @property
+    def content_length(self) -> int | None:
+        """The size the server declared (``None``: not declared, or not entered yet)."""
+        return self._stream.content_length
+
+    @property
+    def content_type(self) -> str | None:
+        """The ``Content-Type`` the server declared (``None``: none, or not entered yet)."""
+        return self._stream.content_type
+
+    @property
+    def received(self) -> int:
+        """Bytes handed over so far."""
+        return self._stream.received
+
+    def __repr__(self) -> str:
+        """Say how far it got; never a URL or header."""
+        return repr(self._stream).replace("DownloadStream", "BlockingDownloadStream", 1)
+
+
 class BlockingListing(Generic[T]):
     """Every record of a listing: ``for render in client.render.list(...)``.
 
@@ -633,8 +708,50 @@ class BlockingDocumentBatchResource(BlockingBatchResource):
     """
 
 
-class BlockingRenderResource(_BlockingResource):
-    """``client.render`` of a ``BlockingInkit``: ``RenderResource``'s methods, blocking."""
+class _BlockingDownloading(_BlockingResource):
+    """``download_many`` of a blocking resource whose records have files."""
+
+    __slots__ = ()
+
+    # Overloads: typing cannot carry them through a ParamSpec, so they are spelled here;
+    # tests/unit/test_blocking.py holds them to the async ones.
+    @overload
+    def download_many(
+        self,
+        ids: Iterable[str],
+        directory: str | os.PathLike[str],
+        *,
+        return_exceptions: Literal[False] = False,
+        max_size: int = 4_294_967_296,
+        deadline: float | None = None,
+    ) -> list[Path]: ...
+
+    @overload
+    def download_many(
+        self,
+        ids: Iterable[str],
+        directory: str | os.PathLike[str],
+        *,
+        return_exceptions: Literal[True],
+        max_size: int = 4_294_967_296,
+        deadline: float | None = None,
+    ) -> list[Path | InkitError]: ...
+
+    def download_many(self, *args: Any, **kwargs: Any) -> list[Path] | list[Path | InkitError]:
+        """``paths = client.render.download_many(ids, directory)``: see ``download_many``.
+
+        Runs on the client's loop, with its concurrency: see the async resource's method.
+        """
+        resource = cast("DownloadingResource", self.asynchronous)
+        return self.runner_for_call().call(resource.download_many, *args, **kwargs)
+
+
+class BlockingRenderResource(_BlockingDownloading):
+    """``client.render`` of a ``BlockingInkit``: ``RenderResource``'s methods, blocking.
+
+    ``stream`` returns a ``BlockingDownloadStream``: ``with ... as stream: for chunk in
+    stream``.
+    """
 
     __slots__ = ()
 
@@ -646,10 +763,18 @@ class BlockingRenderResource(_BlockingResource):
     """``for render in client.render.list(...)``: see ``RenderResource.list``."""
     delete = _blocking(RenderResource.delete)
     """``client.render.delete(render_id)``: see ``RenderResource.delete``."""
+    download = _blocking(RenderResource.download)
+    """``path = client.render.download(render_id, path)``: see ``RenderResource.download``."""
+    stream = _blocking_stream(RenderResource.stream)
+    """``with client.render.stream(render_id) as stream:``: see ``RenderResource.stream``."""
 
 
-class BlockingDocumentResource(_BlockingResource):
-    """``client.document`` of a ``BlockingInkit``: ``DocumentResource``'s methods, blocking."""
+class BlockingDocumentResource(_BlockingDownloading):
+    """``client.document`` of a ``BlockingInkit``: ``DocumentResource``'s methods, blocking.
+
+    ``stream`` returns a ``BlockingDownloadStream``: ``with ... as stream: for chunk in
+    stream``.
+    """
 
     __slots__ = ()
 
@@ -659,6 +784,10 @@ class BlockingDocumentResource(_BlockingResource):
     """``for document in client.document.list(...)``: see ``DocumentResource.list``."""
     delete = _blocking(DocumentResource.delete)
     """``client.document.delete(document_id)``: see ``DocumentResource.delete``."""
+    download = _blocking(DocumentResource.download)
+    """``path = client.document.download(document_id, path)``: see ``DocumentResource``."""
+    stream = _blocking_stream(DocumentResource.stream)
+    """``with client.document.stream(document_id) as stream:``: see ``DocumentResource``."""
 
 
 class BlockingTemplateResource(_BlockingResource):
@@ -752,9 +881,10 @@ class BlockingInkit(ClientSettings):
     flow_batch: BlockingBatchResource
     """Flow batches (``/invoke/batch``): get, get_many, iter_many, list, wait, watch."""
     render: BlockingRenderResource
-    """Renders (``/render``): create, get, list, delete."""
+    """Renders (``/render``): create, get, list, delete, download, stream, download_many."""
     document: BlockingDocumentResource
-    """Documents in Inkit Storage (``/document``): get, list, delete."""
+    """Documents in Inkit Storage (``/document``): get, list, delete, download, stream,
+    download_many."""
     template: BlockingTemplateResource
     """Templates (``/template``): create, get, list."""
     folder: BlockingFolderResource

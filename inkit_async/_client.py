@@ -143,9 +143,10 @@ class AsyncInkit(AsyncClosing, ClientSettings):
     flow_batch: BatchResource
     """Flow batches (``/invoke/batch``): get, get_many, list, wait, watch."""
     render: RenderResource
-    """Renders (``/render``): create, get, list, delete."""
+    """Renders (``/render``): create, get, list, delete, download, stream, download_many."""
     document: DocumentResource
-    """Documents in Inkit Storage (``/document``): get, list, delete."""
+    """Documents in Inkit Storage (``/document``): get, list, delete, download, stream,
+    download_many."""
     template: TemplateResource
     """Templates (``/template``): create, get, list."""
     folder: FolderResource

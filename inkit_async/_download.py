@@ -37,12 +37,13 @@ engine's corridor (``_streaming.py``). The choices, and why:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final, Self, cast
 
 from ._bounded import run_bounded
 from ._exceptions import InkitError
@@ -56,7 +57,14 @@ if TYPE_CHECKING:
     from ._engine import Engine
     from ._streaming import Download, ReadyWait
 
-__all__ = ["MAX_FILENAME_BYTES", "DownloadStream", "Downloads", "filename_for", "is_complete"]
+__all__ = [
+    "MAX_FILENAME_BYTES",
+    "DownloadStream",
+    "Downloads",
+    "checked_path",
+    "filename_for",
+    "is_complete",
+]
 
 #: Longest file name ``download_many`` makes from an id, in bytes: the temporary file's
 #: name adds 15 to it, within the 255 bytes most file systems allow.
@@ -80,6 +88,24 @@ def filename_for(resource_id: str, suffix: str, name: str = "id") -> str:
             f"{name} makes a file name of {len(filename):,} bytes, over {MAX_FILENAME_BYTES}"
         )
     return filename
+
+
+def checked_path(name: str, value: object) -> Path:
+    """*value* (a ``str`` or ``os.PathLike`` of one, not empty) as a ``Path``, else raise.
+
+    Raises:
+        TypeError: *value* is neither (``bytes`` paths are not taken).
+        ValueError: It is empty.
+    """
+    kind = type(value).__name__
+    text: object = value
+    if isinstance(value, os.PathLike):
+        text = os.fspath(cast("os.PathLike[str]", value))  # str or bytes: checked below
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {kind}")
+    if not text:
+        raise ValueError(f"{name} must not be empty")
+    return Path(text)
 
 
 def _make_directory(folder: Path) -> None:
@@ -249,11 +275,14 @@ class Downloads:
 
         Raises:
             TypeError, ValueError: An argument is invalid (nothing is sent).
+            IsADirectoryError: *path* is a directory (nothing is sent).
             OSError: The temporary file cannot be made or written (nothing is left).
             InkitError: The download failed (nothing is left at *path*).
         """
         segment, size, seconds = self._checked(resource_id, max_size, deadline)
-        target = Path(path)
+        target = checked_path("path", path)
+        if target.is_dir() and not target.is_symlink():  # the rename would fail: ask nothing
+            raise IsADirectoryError(errno.EISDIR, "path is a directory", str(target))
         end = self._engine.end_of(seconds)
         work = self._write(segment, target, params, end, size)
         attributes = {f"inkit.{self._name}.id": segment}
@@ -314,7 +343,7 @@ class Downloads:
             raise TypeError(f"{self._name}_ids must be an iterable of ids, not a single value")
         ids = list(resource_ids)
         size, seconds = _limits(max_size, deadline)
-        folder = Path(directory)
+        folder = checked_path("directory", directory)
         names = {rid: filename_for(rid, self._suffix, f"{self._name}_id") for rid in ids}
         _make_directory(folder)
         end = self._engine.end_of(seconds)

@@ -9,7 +9,12 @@ method.
 
 A render is ``In Progress`` until ``render_delay`` seconds after it was created, then
 ``Completed`` (the statuses inkit-go's README names); the document a render delivers to
-Inkit Storage follows it. PDF bytes are not served here.
+Inkit Storage follows it. Their file (``GET render/{id}/pdf``, ``GET download/{id}``)
+answers 404 until then, as a render's PDF does on the API, and then ``FAKE_PDF``: a
+small valid PDF of one page. ``?page=N`` on a render's PDF gives that page (the same
+bytes, for page 1); a page past the last is a 422 (the API's answer is not documented:
+422 fails at once, where a 404 would be waited for as "not ready yet"); a ``page`` that
+is not a whole number from 1 is a 400.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["FakeResources", "Listed"]
+__all__ = ["FAKE_PDF", "FakeResources", "File", "Listed"]
 
 _EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
 _IN_PROGRESS: Final = "In Progress"
@@ -37,6 +42,46 @@ _SORTS: Final = ("created_at", "id", "name")
 _RENDER_SORTS: Final = ("created_at", "id", "name", "status")
 
 Outcome = tuple[int, object]
+
+
+def _one_page_pdf(text: str) -> bytes:
+    """A valid PDF 1.4 of one Letter page saying *text*: its cross-reference table exact."""
+    stream = f"BT /F1 24 Tf 72 700 Td ({text}) Tj ET".encode("ascii")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        (
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
+        ),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets: list[int] = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    table = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1)
+    out += b"startxref\n%d\n%%%%EOF\n" % table
+    return bytes(out)
+
+
+#: What every render's PDF and every document's file is in the fake: one page.
+FAKE_PDF: Final = _one_page_pdf("FakeInkit")
+#: The pages of ``FAKE_PDF``.
+FAKE_PDF_PAGES: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    """A binary answer (a PDF): ``FakeInkit`` sends it as it is."""
+
+    content: bytes
+    content_type: str = "application/pdf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +235,30 @@ class FakeResources:
                 return self._collection(method, name, params, body)
             case ["render" | "document" | "template" as name, item_id]:
                 return self._item(method, name, item_id)
+            case ["render", render_id, "pdf"]:
+                return self._file(method, self.renders.get(render_id), params.get("page"))
+            case ["download", document_id]:
+                document = self.documents.get(document_id)
+                render = None if document is None else self.renders.get(document["render_id"])
+                if document is not None and render is None:  # its render deleted: still there
+                    render = _Render(fields={}, ready_at=-math.inf)
+                return self._file(method, render, None)
             case _:
                 return None
+
+    def _file(self, method: str, render: _Render | None, page: str | None) -> Outcome:
+        """A render's PDF (or its document's): 404 while it is rendering, then the bytes."""
+        if method != "GET":
+            return _error(405, f"Method {method} not allowed")
+        if render is None or self.clock() < render.ready_at:
+            return _error(404, "Not found")  # the API's answer to a render in progress too
+        if page is not None:
+            number = int(page) if page.isascii() and page.isdigit() and len(page) < 19 else 0
+            if number < 1:
+                return _error(400, "page must be a whole number, 1 or more")
+            if number > FAKE_PDF_PAGES:
+                return _error(422, f"page {number} is past the last page ({FAKE_PDF_PAGES})")
+        return 200, File(FAKE_PDF)
 
     def _collection(
         self, method: str, name: str, params: dict[str, str], body: object

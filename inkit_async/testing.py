@@ -15,8 +15,11 @@ The fake follows what Inkit documents (``shared/inkit-api.md`` in the repository
 ``GET /v1/batch/{id}``, ``GET /v1/batch`` with pagination and filters,
 ``POST /v1/batch``, and the same reads under ``/v1/invoke/batch`` for flow batches;
 401 for a missing or wrong ``X-Inkit-API-Token``, 404 for an unknown id, 405 for
-other methods. Each batch's counters advance as it is polled (``docs_per_poll``
-documents per destination per ``GET``), or when a test says so (``advance``,
+other methods. Renders, documents, templates, folders and flow invocations are served
+as ``_fake_resources.py`` says; a render's PDF (``GET /v1/render/{id}/pdf``) and a
+document's file (``GET /v1/download/{id}``) answer 404 while the render is in progress
+(``render_delay``), then ``FAKE_PDF``. Each batch's counters advance as it is polled
+(``docs_per_poll`` documents per destination per ``GET``), or when a test says so (``advance``,
 ``complete``, ``fail``). It can misbehave as a network does: ``latency`` before each
 answer, and scripted steps per batch id (``script``) or for whatever comes next
 (``script_next``, ``fail_next``): a status (with ``Retry-After``), a dropped or reset
@@ -60,9 +63,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Self, Unpack, cast
 from urllib.parse import parse_qsl, unquote
 
+from . import _fake_resources
 from ._client import AsyncInkit
 from ._constants import MAX_JSON_DEPTH
-from ._fake_resources import FakeResources, Listed
+from ._fake_resources import FakeResources, File, Listed
 from ._retry import Backoff
 from ._senders import InProcessTransport
 from ._validate import check_int, check_number, check_optional_seconds, check_seconds
@@ -91,6 +95,9 @@ __all__ = [
 
 #: The token ``FakeInkit()`` accepts unless given another.
 DEFAULT_FAKE_TOKEN: Final = "fake-inkit-token"  # noqa: S105 - a fake's well-known token
+#: What the fake serves as every render's PDF and every document's file: a valid PDF
+#: of one page, a few hundred bytes (``GET /render/{id}/pdf``, ``GET /download/{id}``).
+FAKE_PDF: Final[bytes] = _fake_resources.FAKE_PDF
 #: The base URL of ``fake.client()``; the host is never resolved.
 FAKE_BASE_URL: Final = "http://testserver/v1"
 
@@ -353,11 +360,16 @@ class _Batch:
 class _Answer:
     status: int
     body: object = None
+    """JSON (``None``: no body), or a ``File`` sent as it is (a PDF)."""
     headers: dict[str, str] = field(default_factory=dict[str, str])
 
     def encode(self) -> tuple[bytes, list[tuple[str, str]]]:
-        payload = b"" if self.body is None else json.dumps(self.body).encode()
-        headers = [("content-type", "application/json"), ("content-length", str(len(payload)))]
+        if isinstance(self.body, File):
+            payload, kind = self.body.content, self.body.content_type
+        else:
+            payload = b"" if self.body is None else json.dumps(self.body).encode()
+            kind = "application/json"
+        headers = [("content-type", kind), ("content-length", str(len(payload)))]
         headers.extend(self.headers.items())
         return payload, headers
 

@@ -1,7 +1,8 @@
 """Documents in Inkit Storage (``/document``): get, list and delete them.
 
 Paths from the official SDKs' routing maps (inkit-python, inkit-nodejs) and Inkit's
-pages on listing, retrieving and deleting documents.
+pages on listing, retrieving and deleting documents; the file from ``GET download/{id}``
+(inkit-python, inkit-nodejs).
 """
 
 from __future__ import annotations
@@ -11,24 +12,40 @@ from typing import TYPE_CHECKING
 from .._pagination import ListFilters, Listing
 from .._paths import encode_segment
 from .._records import Document
-from ._base import APIResource, checked_deadline
+from ._base import checked_deadline
+from ._downloading import DownloadingResource
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Iterable
+    from pathlib import Path
+
+    from .._download import DownloadStream
+    from .._engine import Engine
 
 __all__ = ["DocumentResource"]
 
 _PATH = "/document"
 
 
-class DocumentResource(APIResource):
-    """Documents in Inkit Storage, ``client.document``: get, list, delete.
+def _file_path(segment: str) -> str:
+    return f"/download/{segment}"
+
+
+class DocumentResource(DownloadingResource):
+    """Documents in Inkit Storage, ``client.document``: get, list, delete; their files.
+
+    ``download``, ``stream`` and ``download_many`` fetch a document's file.
 
     Every method takes ``deadline=`` (seconds, or ``None`` for the client's own): the
     time the call may take in all; for ``list``, each page's fetch.
     """
 
     __slots__ = ()
+
+    def __init__(self, engine: Engine) -> None:
+        """Send every call through *engine*."""
+        super().__init__(engine, name="document", path=_file_path)
 
     def __repr__(self) -> str:
         """Name the resource's path."""
@@ -115,3 +132,65 @@ class DocumentResource(APIResource):
         segment = encode_segment(document_id, "document_id")
         end = self._engine.end_of(checked_deadline(deadline))
         await self._delete(f"{_PATH}/{segment}", segment, name="document", end=end)
+
+    async def download(
+        self,
+        document_id: str,
+        path: str | os.PathLike[str],
+        *,
+        max_size: int = 4_294_967_296,
+        deadline: float | None = None,
+    ) -> Path:
+        """Download the document's file (``GET /download/{id}``) to *path*, atomically.
+
+        The bytes go to a temporary file beside *path*, renamed over it once whole: on
+        any failure or cancellation nothing is left at *path* (a file there before
+        stays as it was). Memory does not grow with the file.
+
+        A document whose render is still in progress answers 404, as the render's PDF
+        does: the download asks again every 2 s for up to 30 s after the first 404
+        (each ask a ``RetryEvent``, not counted against ``max_retries``), then raises
+        ``NotFoundError``; *deadline* ends the wait sooner (``DeadlineExceededError``).
+        So an id that does not exist fails after 30 s, not at once.
+
+        Args:
+            document_id: The document (``doc_...``), sent as one encoded path segment.
+            path: Where the file goes (``str`` or ``os.PathLike``); its directory must
+                exist.
+            max_size: Most bytes the file may have (default 4 GiB): a larger one fails
+                with ``APIResponseValidationError``.
+            deadline: Seconds the whole download may take, the wait included (``None``:
+                no bound but the client's per-attempt ``timeout``).
+
+        Returns:
+            *path*, as a ``Path``.
+
+        Raises:
+            TypeError, ValueError: An argument is invalid (nothing is sent).
+            IsADirectoryError: *path* is a directory (nothing is sent).
+            OSError: The temporary file cannot be made or written (nothing is left).
+            NotFoundError: No such document, or its file was not ready within the wait.
+            InkitError: Any other error of the exception tree (nothing is left at *path*).
+        """
+        return await self._downloads.to_path(
+            document_id, path, max_size=max_size, deadline=deadline
+        )
+
+    def stream(
+        self,
+        document_id: str,
+        *,
+        max_size: int = 4_294_967_296,
+        deadline: float | None = None,
+    ) -> DownloadStream:
+        """The document's file as it arrives: ``async with client.document.stream(id) as s:``.
+
+        Nothing is sent until the stream is entered; then ``async for chunk in stream``
+        hands over the bytes (at most 256 KiB a chunk). It waits for a file not ready
+        yet as ``download`` does. The stream holds a concurrency slot until it is left.
+        *deadline* bounds the whole stream, the time your loop takes included.
+
+        Raises:
+            TypeError, ValueError: An argument is invalid (raised here, nothing is sent).
+        """
+        return self._downloads.stream(document_id, max_size=max_size, deadline=deadline)

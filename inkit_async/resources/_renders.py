@@ -1,8 +1,9 @@
 """Renders (``/render``): create one document from a template, read, list and delete them.
 
 Paths from the official SDKs: inkit-python's routing map and inkit-nodejs's (``POST
-render``, ``GET render``, ``GET render/{id}``), inkit-python 1.0.2's and Inkit's page
-on deleting a PDF (``DELETE render/{id}``). Inkit's page on generating a document names
+render``, ``GET render``, ``GET render/{id}``, ``GET render/{id}/pdf``), inkit-python
+1.0.2's and Inkit's page on deleting a PDF (``DELETE render/{id}``); ``?page=N`` from
+Inkit's page on streaming a document. Inkit's page on generating a document names
 ``POST /generate`` for the same call; ``docs/renders.md`` says why this SDK sends
 ``POST /render``.
 """
@@ -10,13 +11,21 @@ on deleting a PDF (``DELETE render/{id}``). Inkit's page on generating a documen
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._converter import structure
 from .._pagination import ListFilters, Listing
 from .._paths import encode_segment
 from .._records import CreatedRender, Render
-from ._base import APIResource, checked_deadline, checked_text, optional_text, render_body
+from ._base import checked_deadline, checked_text, optional_text, render_body
+from ._downloading import DownloadingResource, page_params
+
+if TYPE_CHECKING:
+    import os
+    from pathlib import Path
+
+    from .._download import DownloadStream
+    from .._engine import Engine
 
 __all__ = ["RenderResource", "parse_created_render"]
 
@@ -28,14 +37,22 @@ def parse_created_render(data: object) -> CreatedRender:
     return structure(data, CreatedRender)
 
 
-class RenderResource(APIResource):
-    """Renders, ``client.render``: create, get, list, delete.
+def _pdf_path(segment: str) -> str:
+    return f"{_PATH}/{segment}/pdf"
+
+
+class RenderResource(DownloadingResource):
+    """Renders, ``client.render``: create, get, list, delete; download, stream, download_many.
 
     Every method takes ``deadline=`` (seconds, or ``None`` for the client's own): the
     time the call may take in all; for ``list``, each page's fetch.
     """
 
     __slots__ = ()
+
+    def __init__(self, engine: Engine) -> None:
+        """Send every call through *engine*."""
+        super().__init__(engine, name="render", path=_pdf_path)
 
     def __repr__(self) -> str:
         """Name the resource's path."""
@@ -178,3 +195,70 @@ class RenderResource(APIResource):
         segment = encode_segment(render_id, "render_id")
         end = self._engine.end_of(checked_deadline(deadline))
         await self._delete(f"{_PATH}/{segment}", segment, name="render", end=end)
+
+    async def download(
+        self,
+        render_id: str,
+        path: str | os.PathLike[str],
+        *,
+        page: int | None = None,
+        max_size: int = 4_294_967_296,
+        deadline: float | None = None,
+    ) -> Path:
+        """Download the render's PDF (``GET /render/{id}/pdf``) to *path*, atomically.
+
+        The bytes go to a temporary file beside *path*, renamed over it once whole: on
+        any failure or cancellation nothing is left at *path* (a file there before
+        stays as it was). Memory does not grow with the file.
+
+        A render still in progress answers 404: the download asks again every 2 s for
+        up to 30 s after the first 404 (each ask a ``RetryEvent``, not counted against
+        ``max_retries``), then raises ``NotFoundError``; *deadline* ends the wait
+        sooner (``DeadlineExceededError``). So an id that does not exist fails after
+        30 s, not at once.
+
+        Args:
+            render_id: The render (``rend_...``), sent as one encoded path segment.
+            path: Where the file goes (``str`` or ``os.PathLike``); its directory must
+                exist.
+            page: Only this page (``?page=N``, from 1); ``None``: the whole PDF.
+            max_size: Most bytes the file may have (default 4 GiB): a larger one fails
+                with ``APIResponseValidationError``.
+            deadline: Seconds the whole download may take, the wait included (``None``:
+                no bound but the client's per-attempt ``timeout``).
+
+        Returns:
+            *path*, as a ``Path``.
+
+        Raises:
+            TypeError, ValueError: An argument is invalid (nothing is sent).
+            IsADirectoryError: *path* is a directory (nothing is sent).
+            OSError: The temporary file cannot be made or written (nothing is left).
+            NotFoundError: No such render, or it was not ready within the wait.
+            InkitError: Any other error of the exception tree (nothing is left at *path*).
+        """
+        return await self._downloads.to_path(
+            render_id, path, params=page_params(page), max_size=max_size, deadline=deadline
+        )
+
+    def stream(
+        self,
+        render_id: str,
+        *,
+        page: int | None = None,
+        max_size: int = 4_294_967_296,
+        deadline: float | None = None,
+    ) -> DownloadStream:
+        """The render's PDF as it arrives: ``async with client.render.stream(id) as stream:``.
+
+        Nothing is sent until the stream is entered; then ``async for chunk in stream``
+        hands over the bytes (at most 256 KiB a chunk). It waits for a render in
+        progress as ``download`` does. The stream holds a concurrency slot until it is
+        left. *deadline* bounds the whole stream, the time your loop takes included.
+
+        Raises:
+            TypeError, ValueError: An argument is invalid (raised here, nothing is sent).
+        """
+        return self._downloads.stream(
+            render_id, params=page_params(page), max_size=max_size, deadline=deadline
+        )

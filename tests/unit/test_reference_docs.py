@@ -16,7 +16,15 @@ import tomllib
 from pathlib import Path
 
 import inkit_async
-from inkit_async import AsyncInkit, BatchResource, Throttle, _constants
+from inkit_async import (
+    AsyncInkit,
+    BatchResource,
+    DocumentResource,
+    RenderResource,
+    Throttle,
+    _constants,
+)
+from inkit_async._streaming import DEFAULT_MAX_DOWNLOAD_SIZE
 from inkit_async.redis import DEFAULT_LEASE_TTL, DEFAULT_REDIS_TIMEOUT, RedisThrottle
 from inkit_async.testing import DEFAULT_FAKE_TOKEN, FakeInkit
 
@@ -105,6 +113,12 @@ def test_the_written_defaults_are_the_constants():
     assert default(BatchResource.watch, "poll_interval") == _constants.DEFAULT_POLL_INTERVAL
     assert default(BatchResource.wait, "poll_interval") == _constants.DEFAULT_POLL_INTERVAL
     assert default(FakeInkit, "token") == DEFAULT_FAKE_TOKEN
+    for download in (
+        RenderResource.download,
+        DocumentResource.stream,
+        RenderResource.download_many,
+    ):
+        assert default(download, "max_size") == DEFAULT_MAX_DOWNLOAD_SIZE
 
 
 def test_signatures_are_formatted_in_the_docs_build():
