@@ -1,4 +1,4 @@
-r"""The ``inkit-async`` command line: look at, create and follow batches from a terminal.
+r"""The ``inkit-async`` command line: batches, renders and documents from a terminal.
 
 Commands (``inkit-async --help`` and ``inkit-async batch --help`` say more)::
 
@@ -8,6 +8,10 @@ Commands (``inkit-async --help`` and ``inkit-async batch --help`` say more)::
     inkit-async batch watch ID [ID ...] [--timeout SECONDS] [--poll-interval SECONDS] [--json]
     inkit-async batch create [FILE] [--template-id ID] [--name NAME] [--json]
     inkit-async flow-batch get|list|wait|watch ...
+    inkit-async render get ID [ID ...] [--json]
+    inkit-async render list [--search TEXT] [--sort FIELD] [--data-id ID] [--limit N] [--json]
+    inkit-async render download ID [ID ...] [--output PATH | --directory DIR] [--page N]
+    inkit-async document get|list|download ...
     inkit-async demo
 
 Exit status: 0 on success, 1 on an API error (one line on stderr, no traceback),
@@ -38,18 +42,29 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
-from ._cli_output import Console, LogHandler, ProgressBoard, printable, progress_line
+from ._cli_output import (
+    DOCUMENT_COLUMNS,
+    RENDER_COLUMNS,
+    Console,
+    LogHandler,
+    ProgressBoard,
+    printable,
+    progress_line,
+    record_row,
+)
 from ._client import AsyncInkit
 from ._config import environment_proxy_urls
 from ._constants import ENV_API_TOKEN, ENV_BASE_URL
+from ._download import filename_for
 from ._exceptions import InkitError, Secrets, WaitTimeoutError
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Generator, Sequence
+    from collections.abc import AsyncGenerator, Awaitable, Generator, Sequence
 
     from ._models import Batch
-    from .resources import BatchResource, DocumentBatchResource
+    from ._records import Document, Render
+    from .resources import BatchResource, DocumentBatchResource, DocumentResource, RenderResource
 
 __all__ = ["main"]
 
@@ -298,6 +313,9 @@ def build_parser(console: Console | None = None) -> _Parser:
             create.add_argument("--name", help="a name for the batch (over the file's)")
             create.add_argument("--json", action="store_true", help='print {"id": ...} as JSON')
 
+    for name, label in (("render", "renders"), ("document", "documents in Inkit Storage")):
+        _file_commands(adder, commands, common, name, label)
+
     demo = adder.add(
         commands,
         "demo",
@@ -307,6 +325,79 @@ def build_parser(console: Console | None = None) -> _Parser:
     demo.add_argument("--batches", type=_positive_int, default=300, help="batches to create")
     demo.add_argument("--lookups", type=_positive_int, default=5000, help="lookups to fan out")
     return parser
+
+
+def _file_commands(
+    adder: _Commands,
+    commands: Any,  # noqa: ANN401 - argparse's private action type
+    common: argparse.ArgumentParser,
+    name: str,
+    label: str,
+) -> None:
+    """``render`` and ``document``: get, list, download."""
+    resource = adder.add(commands, name, help=label, description=f"Work with {label}.")
+    adder.groups[name] = resource
+    actions = resource.add_subparsers(dest="action", metavar="ACTION")
+
+    get = adder.add(actions, "get", parents=[common], help=f"look up {label} by id")
+    get.add_argument("ids", nargs="+", metavar="ID")
+    get.add_argument("--json", action="store_true", help="print JSON lines")
+
+    listing = adder.add(actions, "list", parents=[common], help=f"list {label}")
+    listing.add_argument("--search", help="only those whose name or id contains this")
+    listing.add_argument(
+        "--sort", help="field to sort by; a leading '-' sorts descending (write --sort=-created_at)"
+    )
+    listing.add_argument("--destination-name", help="only those with this destination")
+    listing.add_argument(
+        "--destination-status", help="only those whose destination has this status"
+    )
+    listing.add_argument(
+        "--data-id",
+        action="append",
+        metavar="RENDER_ID",
+        help="only these renders' (repeat for several)",
+    )
+    listing.add_argument("--page-size", type=_positive_int, help="records per request")
+    listing.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=DEFAULT_LIST_LIMIT,
+        help=f"stop after this many (default: {DEFAULT_LIST_LIMIT})",
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON lines")
+
+    what = "PDF" if name == "render" else "file"
+    download = adder.add(
+        actions,
+        "download",
+        parents=[common],
+        help=f"download {label}' {what}s to files",
+        description=(
+            f"Download the {what} of each ID. One ID: to --output, else to DIR/<ID>.pdf "
+            "(replacing a file there). Several: each to DIR/<ID>.pdf, at once, skipping "
+            "the files already there (run it again to resume). A file appears whole or "
+            "not at all. A 404 (not rendered yet) is asked again every 2 s for up to 30 s."
+        ),
+    )
+    download.add_argument("ids", nargs="+", metavar="ID")
+    download.add_argument("-o", "--output", metavar="PATH", help="the file (one ID only)")
+    download.add_argument(
+        "-d", "--directory", default=".", metavar="DIR", help="where files go (default: .)"
+    )
+    if name == "render":
+        download.add_argument(
+            "--page", type=_positive_int, metavar="N", help="only page N (one ID only)"
+        )
+    download.add_argument(
+        "--deadline",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="give up after this long, the wait for a render included",
+    )
+    download.add_argument(
+        "--json", action="store_true", help='print {"id": ..., "path": ...} lines'
+    )
 
 
 # -- commands ------------------------------------------------------------------------
@@ -525,12 +616,120 @@ async def _create(
     return EXIT_OK
 
 
-async def _run(args: argparse.Namespace, token: str | None, console: Console) -> int:
+async def _get_records(
+    resource: RenderResource | DocumentResource, args: argparse.Namespace, console: Console
+) -> int:
+    """Look each id up (at once); print those found, then an error line per id that failed."""
+    ids: list[str] = args.ids
+    lookups: list[Awaitable[Render | Document]] = [resource.get(record_id) for record_id in ids]
+    looked_up = await asyncio.gather(*lookups, return_exceptions=True)
+    for result in looked_up:
+        if isinstance(result, BaseException) and not isinstance(result, InkitError):
+            raise result  # an argument check (ValueError), or a bug: not an id's outcome
+    found = [result for result in looked_up if not isinstance(result, BaseException)]
+    _print_records(found, args, console)
+    status = EXIT_OK
+    for record_id, result in zip(ids, looked_up, strict=True):
+        if isinstance(result, InkitError):
+            console.error(
+                f"{record_id}: {result}", type(result).__name__, id=record_id, **_fields(result)
+            )
+            status = EXIT_API_ERROR
+    return status
+
+
+def _print_records(
+    records: Sequence[Render | Document], args: argparse.Namespace, console: Console
+) -> None:
+    """JSON lines under ``--json``; else a table (a listing's even when it is empty)."""
+    if args.json:
+        for record in records:
+            console.record(record.to_dict())
+    elif records or args.action == "list":
+        columns = RENDER_COLUMNS if args.command == "render" else DOCUMENT_COLUMNS
+        console.grid(columns, [record_row(record) for record in records])
+
+
+async def _list_records(
+    resource: RenderResource | DocumentResource, args: argparse.Namespace, console: Console
+) -> int:
+    listing = resource.list(
+        page_size=args.page_size,
+        sort=args.sort,
+        search=args.search,
+        destination_name=args.destination_name,
+        destination_status=args.destination_status,
+        data_id=args.data_id,
+    )
+    records: list[Render | Document] = []
+    async for record in listing:
+        if args.json:
+            console.record(record.to_dict())
+        records.append(record)
+        if len(records) >= args.limit:
+            break
+    if not args.json:
+        _print_records(records, args, console)
+    return EXIT_OK
+
+
+async def _download(
+    resource: RenderResource | DocumentResource, args: argparse.Namespace, console: Console
+) -> int:
+    """One id: to ``--output`` or ``DIR/<id>.pdf``; several: ``download_many`` into DIR."""
+    ids: list[str] = args.ids
+    page: int | None = getattr(args, "page", None)
+    if len(ids) > 1 and (args.output is not None or page is not None):
+        raise UsageError("--output and --page take one ID; several go to --directory")
+    if len(ids) == 1:
+        record_id = ids[0]
+        target = args.output or os.path.join(  # noqa: PTH118 - a str path, as given
+            args.directory, filename_for(record_id, ".pdf", f"{args.command}_id")
+        )
+        if page is not None:
+            path = await cast("RenderResource", resource).download(
+                record_id, target, page=page, deadline=args.deadline
+            )
+        else:
+            path = await resource.download(record_id, target, deadline=args.deadline)
+        results: list[Any] = [path]
+    else:
+        results = await resource.download_many(
+            ids, args.directory, return_exceptions=True, deadline=args.deadline
+        )
+    status = EXIT_OK
+    for record_id, result in zip(ids, results, strict=True):
+        if isinstance(result, InkitError):
+            console.error(
+                f"{record_id}: {result}", type(result).__name__, id=record_id, **_fields(result)
+            )
+            status = EXIT_API_ERROR
+        elif args.json:
+            console.record({"id": record_id, "path": str(result)})
+        else:
+            console.write(console.out, f"{printable(record_id)} -> {printable(str(result))}\n")
+    return status
+
+
+async def _records_command(
+    resource: RenderResource | DocumentResource, args: argparse.Namespace, console: Console
+) -> int:
+    """``render ...`` and ``document ...``."""
+    if args.action == "get":
+        return await _get_records(resource, args, console)
+    if args.action == "list":
+        return await _list_records(resource, args, console)
+    return await _download(resource, args, console)
+
+
+async def _run(args: argparse.Namespace, token: str | None, console: Console) -> int:  # noqa: PLR0911 - one per command
     if args.command == "demo":
         from ._demo import run_demo  # noqa: PLC0415 - only the demo needs the fake
 
         return await run_demo(args, _client_options(args, console), token)
     async with _make_client(args, token, console) as client:
+        if args.command in {"render", "document"}:
+            return await _records_command(getattr(client, args.command), args, console)
         if args.action == "create":
             return await _create(client.batch, args, console)
         resource = _resource(client, args.command)

@@ -22,14 +22,19 @@ import time
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from ._events import PauseEvent, RetryEvent
+from ._records import Render
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from datetime import datetime
 
     from ._exceptions import Secrets
     from ._models import Batch
+    from ._records import Document
 
 __all__ = [
+    "DOCUMENT_COLUMNS",
+    "RENDER_COLUMNS",
     "Console",
     "ProgressBoard",
     "colour_wanted",
@@ -207,8 +212,12 @@ class Console:
 
     def table(self, batches: Sequence[Batch]) -> None:
         """Print *batches* on stdout as an aligned table with a header row."""
-        rows = [_COLUMNS, *(tuple(map(self.mask, _row(batch))) for batch in batches)]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+        self.grid(_COLUMNS, [_row(batch) for batch in batches])
+
+    def grid(self, columns: Sequence[str], records: Sequence[Sequence[str]]) -> None:
+        """Print *records* (cells made printable) under *columns*, aligned; column 3 a status."""
+        rows = [tuple(columns), *(tuple(map(self.mask, row)) for row in records)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
         paint = self.painter(self.out)
         lines: list[str] = []
         for number, row in enumerate(rows):
@@ -226,6 +235,27 @@ class Console:
         self.write(self.out, json_line(data) + "\n")
 
 
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def record_row(record: Render | Document) -> tuple[str, ...]:
+    """A render's or a document's cells: id, name, status, its template or render, created."""
+    origin = record.template_id if isinstance(record, Render) else record.render_id
+    return (
+        printable(record.id),
+        printable(record.name or "-"),
+        printable(record.status or "-"),
+        printable(origin or "-"),
+        _when(record.created_at),
+    )
+
+
+#: The columns of ``record_row``, for renders and for documents.
+RENDER_COLUMNS: Final = ("ID", "NAME", "STATUS", "TEMPLATE", "CREATED")
+DOCUMENT_COLUMNS: Final = ("ID", "NAME", "STATUS", "RENDER", "CREATED")
+
+
 def _row(batch: Batch) -> tuple[str, ...]:
     progress = batch.progress
     return (
@@ -236,7 +266,7 @@ def _row(batch: Batch) -> tuple[str, ...]:
         str(progress.completed),
         str(progress.failed),
         str(progress.in_progress),
-        batch.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+        _when(batch.created_at),
     )
 
 

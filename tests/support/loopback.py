@@ -673,8 +673,8 @@ class Run:
     err: str
 
 
-async def run_cli(*args: str, env: dict[str, str]) -> Run:
-    """Run ``python -m inkit_async ARGS`` with *env* as its whole environment."""
+async def run_cli(*args: str, env: dict[str, str], cwd: str | None = None) -> Run:
+    """Run ``python -m inkit_async ARGS`` with *env* as its whole environment (in *cwd*)."""
     require("subprocess")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -684,6 +684,7 @@ async def run_cli(*args: str, env: dict[str, str]) -> Run:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
+        cwd=cwd,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
