@@ -265,7 +265,17 @@ class APIStatusError(InkitError):
         self.response = response
         self.body = body
         self.status_code = response.status_code
-        self.request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
+        self.request_id = request_id_of(response.headers)
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The request id an answer's *headers* carry: ``x-request-id``, else ``request-id``.
+
+    The one reader of it, for errors (``APIStatusError.request_id``) and for successes
+    (``ResponseInfo.request_id``); *headers* must look names up whatever their case, as
+    ``httpx.Headers`` does. An empty value counts as none.
+    """
+    return headers.get("x-request-id") or headers.get("request-id") or None
 
 
 class BadRequestError(APIStatusError):
@@ -464,12 +474,16 @@ class Secrets:
         token = request.headers.get(TOKEN_HEADER)
         if not isinstance(carried, Secrets):
             return cls(token)
-        if token in {None, _REDACTED, carried.token}:
-            return carried
-        return carried._with_token(token)  # noqa: SLF001 - its own class
+        return carried.sent_with(token)
 
-    def _with_token(self, token: str | None) -> Secrets:
-        """These credentials and *token* too (a caller's hook changed the token)."""
+    def sent_with(self, token: str | None) -> Secrets:
+        """These credentials, and *token* too when a request went out with another one.
+
+        A caller's client hook may change the token a request carries (``Reply.sent_token``);
+        what the answer echoes of it is masked as the client's own.
+        """
+        if token in {None, _REDACTED, self.token}:
+            return self
         combined = Secrets(token)
         combined._values = _ordered({*self._values, *combined._values})
         combined.header_names = self.header_names
