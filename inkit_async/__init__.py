@@ -54,6 +54,7 @@ from ._models import (
 from ._pagination import BatchList, Listing
 from ._protocols import AsyncHTTPClient, AsyncHTTPTransport, HTTPTimeout
 from ._records import CreatedRender, Creator, Document, FlowInvocation, Folder, Render, Template
+from ._responses import ResponseInfo, response_of
 from ._retry import Backoff
 from ._throttle import Throttle, ThrottleState
 from ._version import __version__
@@ -122,6 +123,7 @@ __all__ = [
     "Render",
     "RenderResource",
     "RenderSpec",
+    "ResponseInfo",
     "RetryEvent",
     "Template",
     "TemplateResource",
@@ -130,6 +132,7 @@ __all__ = [
     "UnprocessableEntityError",
     "WaitTimeoutError",
     "__version__",
+    "response_of",
     "to_dict",
 ]
 

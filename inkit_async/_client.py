@@ -108,6 +108,12 @@ class AsyncInkit(AsyncClosing, ClientSettings):
             looked up again within its ``ttl`` is answered without a request. Clients
             may share one; each is answered only with entries of its own ``base_url``
             and token.
+        keep_responses: Whether each record the client returns remembers the 2xx it
+            was made from (default ``False``): ``inkit_async.response_of(record)`` then
+            gives its status, headers (credentials masked, ``Set-Cookie`` left out),
+            request id, the attempts the call made and how long the last one took.
+            For the client and all its variants (``with_options`` does not take it).
+            Memory: each record holds its answer's headers until it is collected.
         proxy: An HTTP proxy for every request (``http://user:pass@proxy:3128``):
             forwarded for ``http://``, tunnelled with CONNECT for ``https://``. Without
             it, the proxy variables httpx honours are honoured (``HTTPS_PROXY``,
@@ -170,6 +176,7 @@ class AsyncInkit(AsyncClosing, ClientSettings):
         throttle: Throttle | Literal[False] | None = None,
         coalesce: bool = True,
         cache: BatchCache | None = None,
+        keep_responses: bool = False,
         proxy: str | httpx.URL | None = None,
         verify: bool | str | ssl.SSLContext = True,
         trust_env: bool = True,

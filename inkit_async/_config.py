@@ -162,6 +162,7 @@ class OptionArguments(TypedDict, total=False):
     throttle: Throttle | Literal[False] | None
     coalesce: bool
     cache: BatchCache | None
+    keep_responses: bool
 
 
 def token_from(api_token: str | None) -> str:
@@ -441,6 +442,14 @@ class ClientOptions:
     cache: BatchCache | None = attrs.field(
         default=None, validator=_instance_of(BatchCache, "a BatchCache"), metadata=_SHARED
     )
+    keep_responses: bool = attrs.field(
+        default=False, validator=attrs.validators.instance_of(bool), metadata=_SHARED
+    )
+    """Whether each record remembers the 2xx it was made from (``response_of``).
+
+    Shared, not per call: a record is shared by every caller of a coalesced lookup and
+    by the cache, whichever variant fetched it, so what ``response_of`` says of it
+    cannot depend on the variant that asks."""
     proxy: str | httpx.URL | None = attrs.field(
         default=None, validator=_check_proxy, repr=_shown_url, metadata=_CONNECTION
     )

@@ -83,6 +83,7 @@ class Engine:
         "_state",
         "attempt_deadline",
         "headers",
+        "keep_responses",
         "observers",
         "options",
         "secrets",
@@ -103,6 +104,7 @@ class Engine:
         # Derived once, here: the hot path reads plain attributes.
         self.attempt_deadline = options.attempt_deadline
         self.timeouts = options.timeouts
+        self.keep_responses = options.keep_responses  # time each usable answer (_responses.py)
         # The SDK's headers and the caller's; their values join the client's secrets.
         self.headers, self._json_headers, self.secrets = request_headers(
             options, self._state.secrets
@@ -313,6 +315,8 @@ class Engine:
         else:
             usable = reply.content is not None and 200 <= reply.status < 300
             outcome = reply if usable else answer_of(request, reply)
+            if usable and self.keep_responses:  # what response_of(record) reads
+                outcome = reply._replace(elapsed=time.perf_counter() - started, attempt=retries + 1)
         if watches:
             elapsed = time.perf_counter() - started
             status, failure_name = summary(outcome)

@@ -1,11 +1,13 @@
 """From what a sender gave back to what a call returns, or to what its error carries.
 
 The engine sends plain records (``_wire.py``). A usable 2xx becomes the caller's record
-here (``cast_reply``) with no httpx object made. Anything else becomes the ``Answer`` or
-``Failure`` that ``decide`` reads (``answer_of``, ``failure_of``), with the
-``httpx.Request`` and ``httpx.Response`` its error will carry built now: the errors keep
-httpx's types, whichever library sent the request. Each httpx request carries the
-client's ``Secrets`` (``SECRETS_EXTENSION``), so the error built from it masks them.
+here (``cast_reply``) with no httpx object made; a client that keeps responses
+remembers it as the answer behind that record (``_responses.py``). Anything else
+becomes the ``Answer`` or ``Failure`` that ``decide`` reads (``answer_of``,
+``failure_of``), with the ``httpx.Request`` and ``httpx.Response`` its error will carry
+built now: the errors keep httpx's types, whichever library sent the request. Each
+httpx request carries the client's ``Secrets`` (``SECRETS_EXTENSION``), so the error
+built from it masks them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ._constants import TOKEN_HEADER
 from ._converter import ShapeError
 from ._exceptions import SECRETS_EXTENSION, DeadlineExceeded, not_json_error, shape_error
 from ._policy import Answer, Failure
+from ._responses import keep
 from ._wire import TransportFailure
 
 if TYPE_CHECKING:
@@ -68,10 +71,13 @@ def cast_reply(reply: Reply, cast: Callable[[Any], T], method: str, path: str, c
         response = _response(_of_call(call, method, path), reply)
         raise not_json_error(what, response, content, exc) from None
     try:
-        return cast(data)
+        record = cast(data)
     except ShapeError as exc:
         response = _response(_of_call(call, method, path), reply)
         raise shape_error(what, response, content, data, exc) from None
+    if reply.elapsed is not None:  # the client keeps responses: the engine timed it
+        keep(record, reply, call.secrets)
+    return record
 
 
 def answer_of(request: Request, reply: Reply) -> Answer:

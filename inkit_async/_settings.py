@@ -74,6 +74,11 @@ class ClientSettings:
         return None if scope is None else scope.cache
 
     @property
+    def keep_responses(self) -> bool:
+        """Whether records remember the answer they were made from (``response_of``)."""
+        return self._engine.options.keep_responses
+
+    @property
     def throttle(self) -> Throttle | None:
         """The throttle this client (and its variants) sends through; ``None`` when off."""
         return self._engine.state.throttle

@@ -83,6 +83,11 @@ class Reply(NamedTuple):
     """The decoded body; ``None`` when it is over ``MAX_RESPONSE_BYTES`` (not read)."""
     sent_token: str | None = None
     """The token the request went out with, when a caller's client hook changed it."""
+    elapsed: float | None = None
+    """Seconds the attempt took, set by the engine (never by a sender) on a usable 2xx
+    of a client that keeps responses (``keep_responses``, ``_responses.py``)."""
+    attempt: int = 1
+    """Which attempt of its call this answered (1: the first), set with *elapsed*."""
 
 
 #: Most bytes one piece of a streamed body holds (``Body.pieces``): the unit a download

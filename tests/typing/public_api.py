@@ -50,11 +50,13 @@ from inkit_async import (
     RateLimitError,
     Render,
     RenderSpec,
+    ResponseInfo,
     RetryEvent,
     Template,
     Throttle,
     ThrottleState,
     WaitTimeoutError,
+    response_of,
     to_dict,
 )
 from inkit_async.redis import FleetState, RedisThrottle
@@ -320,6 +322,24 @@ def plain_data(batch: Batch, page: Page[Batch], stats: CacheStats, event: Client
     assert_type(to_dict(batch), dict[str, Any])
     assert_type(to_dict(stats), dict[str, Any])
     assert_type(to_dict(event), dict[str, Any])
+
+
+async def with_responses_kept(blocking: BlockingInkit) -> None:
+    """response_of types its answer, for any record: async, blocking, a page."""
+    async with AsyncInkit(keep_responses=True) as client:
+        assert_type(client.keep_responses, bool)
+        batch = await client.batch.get("rb_1")
+        info = response_of(batch)
+        assert_type(info, ResponseInfo | None)
+        if info is not None:
+            assert_type(info.status, int)
+            assert_type(info.headers.get("x-ratelimit-remaining"), str | None)
+            assert_type(info.request_id, str | None)
+            assert_type(info.elapsed, float)
+            assert_type(info.attempts, int)
+        async for page in client.render.list().pages():
+            assert_type(response_of(page), ResponseInfo | None)
+    assert_type(response_of(blocking.batch.get("rb_1")), ResponseInfo | None)
 
 
 def from_synchronous_code(ids: list[str]) -> None:

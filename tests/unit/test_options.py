@@ -73,6 +73,7 @@ def test_every_option_has_a_scope():
         "throttle",
         "coalesce",
         "cache",
+        "keep_responses",
     }
 
 
@@ -140,6 +141,7 @@ def _non_default_values() -> dict[str, object]:
         "throttle": Throttle(rate_limit=50),
         "coalesce": False,
         "cache": BatchCache(ttl=5),
+        "keep_responses": True,
     }
 
 
