@@ -198,6 +198,21 @@ async def test_credentials_echoed_in_headers_are_masked():
         assert info.headers["x-[redacted]"] == "named after the client's token"
 
 
+async def test_a_proxy_password_echoed_in_a_header_is_masked(monkeypatch):
+    """A caller's transport: the proxy variables' credentials are the client's secrets too."""
+    password = "Pr0xyPassw0rd_xyz"
+    monkeypatch.setenv("HTTPS_PROXY", f"http://user:{password}@127.0.0.1:3128")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=BATCH_JSON, headers={"x-echo": f"proxy {password}"})
+
+    async with client_of(handler) as client:
+        batch = await client.batch.get(BATCH_JSON["id"])
+    info = response_of(batch)
+    assert info is not None
+    assert info.headers["x-echo"] == "proxy [redacted]"
+
+
 async def test_set_cookie_is_left_out():
     """A cookie the server sets is a credential of its own: never in the headers."""
 
