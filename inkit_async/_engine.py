@@ -14,7 +14,8 @@ its ``with_options`` variants. It sends, decides and repeats; one call goes:
 4. send: through the client's sender under the per-attempt deadline (``_wire.py``,
    ``_senders/``): a plain ``Request`` out, a ``Reply`` or a ``TransportFailure``
    back, which ``_outcomes.py`` turns into what the call returns (a 2xx, cast to the
-   caller's record) or what ``decide`` reads;
+   caller's record; with ``keep_responses``, timed here and remembered as the answer
+   behind the record, ``_responses.py``) or what ``decide`` reads;
 5. decide: give the slot back, tell the throttle what the server said, and ask
    ``decide`` (``_policy.py``) what an answer that is not a usable 2xx means;
 6. observe: tell the observers (``_observe.py``: logging, OpenTelemetry, ``on_event``)
