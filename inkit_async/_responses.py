@@ -24,8 +24,18 @@ referent is the record itself, so a reused ``id`` can never answer for another o
 
 What is kept is the raw answer (status, headers as received, the client's ``Secrets``);
 the ``ResponseInfo`` is built when asked for, so a client that never asks pays for no
-masking and no decoding. A client that does not keep responses pays one attribute check
-per usable answer (``Engine._attempt``) and one per cast (``cast_reply``).
+masking and no decoding. Where it is filled: ``Engine._attempt`` times a usable 2xx
+and stamps the ``Reply`` with that time and the attempt's number (the engine, never a
+sender: only it knows which attempt this is), and ``cast_reply`` keeps the record it
+casts from that reply. Every call that returns a record goes through those two, the
+lookups of ``get_many`` and ``iter_many`` too (their queue sends through
+``Engine._send``), so none has a path of its own to forget. A client that does not
+keep responses pays one attribute check per usable answer (``Engine._attempt``) and
+one per cast (``cast_reply``).
+
+One switch per client (``ClientOptions.keep_responses``, shared with its variants):
+coalesced lookups and the cache hand one record to the callers of every variant, so
+whether a record has an answer cannot depend on the variant that asks.
 """
 
 from __future__ import annotations
