@@ -295,12 +295,15 @@ def test_a_record_kept_twice_answers_with_the_last_and_is_forgotten_once():
     secrets = Secrets(TOKEN)
     before = len(_KEPT)
     keep(record, Reply(200, "OK", ((b"x-request-id", b"one"),), b"{}", elapsed=0.1), secrets)
+    stale = _KEPT[id(record)]  # held, so its callback runs when the record goes
     keep(record, Reply(200, "OK", ((b"x-request-id", b"two"),), b"{}", elapsed=0.1), secrets)
     assert len(_KEPT) == before + 1
+    assert _KEPT[id(record)] is not stale
     assert response_of(record).request_id == "two"  # type: ignore[union-attr]
     del record
     gc.collect()
     assert len(_KEPT) == before
+    assert stale() is None
 
 
 def test_a_result_that_cannot_be_weakly_referenced_is_not_kept():
