@@ -174,19 +174,35 @@ class CacheScope:
     the client goes through it, so no lookup can reach another owner's entries.
     """
 
-    __slots__ = ("_owner", "cache")
+    __slots__ = ("_owner", "cache", "headers")
 
-    def __init__(self, cache: BatchCache, root: str, token: str, route: object = None) -> None:
+    def __init__(
+        self,
+        cache: BatchCache,
+        root: str,
+        token: str,
+        route: object = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """Scope *cache* to the client of the API at *root* that sends *token*.
 
         *route* is the caller's own HTTP client or transport, if any: clients that send
         through different ones never share entries, whatever their root and token.
+        *headers* are the ``default_headers`` the calls send (folded: names in lower
+        case, sorted): a gateway may answer by them (a tenant, a key), so calls that send
+        others never share entries either.
         """
         self.cache = cache
         """The shared cache."""
+        self.headers = headers
+        """The folded ``default_headers`` of the calls this scope serves."""
         via = "" if route is None else _route_name(route)
-        # Length-prefixed, so that no other (root, route, token) gives the same message.
-        message = f"{len(root)}:{root}{len(via)}:{via}{token}".encode("utf-8", "surrogatepass")
+        # Names are tokens and values hold no CR or LF: one header per line says it all.
+        sent = "\r\n".join(f"{name}:{value}" for name, value in headers)
+        # Length-prefixed, so that no other (root, route, headers, token) gives the same.
+        message = f"{len(root)}:{root}{len(via)}:{via}{len(sent)}:{sent}{token}".encode(
+            "utf-8", "surrogatepass"
+        )
         self._owner = hmac.new(_OWNER_KEY, message, hashlib.sha256).hexdigest()
 
     def get(self, path: str) -> Batch | None:

@@ -83,6 +83,7 @@ class Engine:
         "_sharing",
         "_state",
         "attempt_deadline",
+        "cache",
         "headers",
         "keep_responses",
         "observers",
@@ -101,6 +102,7 @@ class Engine:
         self.options = options
         self._owner = state is None
         self._state = EngineState(options) if state is None else state
+        self.cache = self._state.cache_for(options.default_headers)  # entries by who asks
         self._closed = False
         # Derived once, here: the hot path reads plain attributes.
         self.attempt_deadline = options.attempt_deadline

@@ -150,6 +150,10 @@ class DefaultHeaders(Mapping[str, str]):
         """By the names (in any case) and values."""
         return hash(self._key)
 
+    def folded(self) -> tuple[tuple[str, str], ...]:
+        """The headers with their names in lower case, sorted: equal for equal headers."""
+        return tuple(sorted(self._folded.items()))
+
     def __repr__(self) -> str:
         """The names only: a value may be a credential."""
         names = ", ".join(name for name, _ in self._items)

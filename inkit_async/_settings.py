@@ -70,7 +70,7 @@ class ClientSettings:
     @property
     def cache(self) -> BatchCache | None:
         """The cache of finished batches this client (and its variants) uses, if any."""
-        scope = self._engine.state.cache
+        scope = self._engine.cache
         return None if scope is None else scope.cache
 
     @property

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Hashable
 
     from ._config import ClientOptions
+    from ._headers import DefaultHeaders
     from ._observe import Observer
     from ._throttle import FlowControl
     from ._wire import Sender
@@ -166,7 +167,9 @@ class EngineState:
         "_loops",
         "_make",
         "_max_concurrency",
+        "_owner_of_cache",
         "_reach",
+        "_scopes",
         "_sender",
         "cache",
         "closed",
@@ -217,9 +220,17 @@ class EngineState:
                 options.root,
                 options.api_token,
                 route=options.http_client or options.transport,
+                headers=options.default_headers.folded(),
             )
             if options.cache is not None
             else None
+        )
+        # The scopes of variants that send other default headers (see `cache_for`).
+        self._scopes: dict[tuple[tuple[str, str], ...], CacheScope] = {}
+        self._owner_of_cache = (
+            options.root,
+            options.api_token,
+            options.http_client or options.transport,
         )
         # The observers every engine of the client shares (OpenTelemetry's, if installed).
         self.observers = shared_observers(options.root)
@@ -245,6 +256,27 @@ class EngineState:
             )
             if open_pools:
                 warnings.warn(_UNCLOSED, ResourceWarning, stacklevel=1, source=self)
+
+    def cache_for(self, headers: DefaultHeaders) -> CacheScope | None:
+        """The client's part of its cache for calls that send *headers* (``None``: no cache).
+
+        A variant (``with_options(default_headers=...)``) that sends other headers than
+        the client gets a part of its own: its entries never answer the client's calls,
+        nor the client's its own. Made once per set of headers, under the lock.
+        """
+        scope = self.cache
+        if scope is None:
+            return None
+        folded = headers.folded()
+        if folded == scope.headers:
+            return scope
+        with self._lock:
+            other = self._scopes.get(folded)
+            if other is None:
+                other = self._scopes[folded] = CacheScope(
+                    scope.cache, *self._owner_of_cache, headers=folded
+                )
+            return other
 
     def local(self) -> LoopState:
         """What the client has in the running event loop, made on its first use there.

@@ -347,7 +347,7 @@ class BatchResource(APIResource):
         The first lookup asks the engine where to queue: a closed client (or one used in
         a loop it cannot serve) fails each lookup with its ``InkitError``, as ``get`` does.
         """
-        cache = self._engine.state.cache
+        cache = self._engine.cache
         operation = f"{self._name}.get"
         enqueuers: list[Enqueuer] = []
 
@@ -374,7 +374,7 @@ class BatchResource(APIResource):
     async def _fetch(self, segment: str, *, end: float | None, use_cache: bool = True) -> Batch:
         path = f"{self._path}/{segment}"
         # This client's own part of the cache: entries of its API root and token only.
-        cache = self._engine.state.cache
+        cache = self._engine.cache
         if cache is not None and use_cache and (hit := cache.get(path)) is not None:
             return hit
         batch = await self._lookup(

@@ -195,3 +195,29 @@ async def test_a_shared_cache_never_answers_a_client_of_another_transport():
         assert (await one.batch.get("rb_same")).name == "from the first"  # its own entry
     assert len(second.requests) == 1
     assert len(first.requests) == 1
+
+
+async def test_a_shared_cache_never_answers_calls_that_send_other_default_headers(served):
+    """A gateway may answer by a header (a tenant): other headers, other entries.
+
+    A variant with other ``default_headers``, and another client of the same token with
+    others, ask the API; a variant with the same headers in another case and order is
+    answered from the cache, as the client itself is.
+    """
+    fake, url = served
+    cache = BatchCache()
+    headers = {"X-Tenant": "t1", "X-Team": "a"}
+    async with AsyncInkit(fake.token, base_url=url, cache=cache, default_headers=headers) as client:
+        await client.batch.get("rb_done")
+        same = client.with_options(default_headers={"x-team": "a", "x-tenant": "t1"})
+        await same.batch.get("rb_done")
+        assert len(fake.requests) == 1  # equal headers: the client's own entry
+        other = client.with_options(default_headers={"X-Tenant": "t2"})
+        await other.batch.get("rb_done")
+        await other.batch.get("rb_done")
+        assert len(fake.requests) == 2  # its own entry, fetched once
+        await client.batch.get("rb_done")
+        assert len(fake.requests) == 2  # the client's entry is still its own
+    async with AsyncInkit(fake.token, base_url=url, cache=cache) as plain:
+        await plain.batch.get("rb_done")
+    assert len(fake.requests) == 3  # no headers: not the headered clients' entries
