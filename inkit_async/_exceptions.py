@@ -273,9 +273,19 @@ def request_id_of(headers: Mapping[str, str]) -> str | None:
 
     The one reader of it, for errors (``APIStatusError.request_id``) and for successes
     (``ResponseInfo.request_id``); *headers* must look names up whatever their case, as
-    ``httpx.Headers`` does. An empty value counts as none.
+    ``httpx.Headers`` does. An empty value counts as none, and so does a hostile one
+    (the server's, unchecked until here): longer than ``MAX_REQUEST_ID`` characters, or
+    holding anything but visible ASCII, which would reach a log line or a terminal as is.
     """
-    return headers.get("x-request-id") or headers.get("request-id") or None
+    value = headers.get("x-request-id") or headers.get("request-id")
+    if not value or len(value) > MAX_REQUEST_ID or not _VISIBLE_ASCII.fullmatch(value):
+        return None
+    return value
+
+
+#: The longest request id kept (ids seen in the wild are 16-64 characters).
+MAX_REQUEST_ID: Final = 256
+_VISIBLE_ASCII: Final = re.compile(r"[\x21-\x7e]+")
 
 
 class BadRequestError(APIStatusError):

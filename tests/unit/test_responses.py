@@ -27,7 +27,7 @@ from inkit_async import (
     response_of,
 )
 from inkit_async._converter import structure
-from inkit_async._exceptions import Secrets
+from inkit_async._exceptions import Secrets, request_id_of
 from inkit_async._responses import _KEPT, keep
 from inkit_async._wire import Reply
 from inkit_async.testing import FakeInkit
@@ -433,3 +433,20 @@ def test_the_blocking_client_keeps_too():
     ) as client:
         batch = client.batch.get("rb_6")
     assert response_of(batch).request_id == "req-rb_6"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("req_123-abc", "req_123-abc"),
+        ("", None),
+        ("a" * 256, "a" * 256),
+        ("a" * 257, None),  # longer than any real id: not kept
+        ("req\x1b[2J", None),  # a terminal escape would reach a log line as is
+        ("req 1", None),
+        ("réq", None),
+    ],
+)
+def test_a_hostile_request_id_is_not_kept(value, kept):
+    """The one reader keeps visible ASCII up to 256 characters, for errors and successes."""
+    assert request_id_of({"x-request-id": value}) == kept
