@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -382,7 +383,10 @@ class FakeInkit:
     """An in-memory Inkit batch API for tests and demos.
 
     Its state is guarded by a lock: a test may set it up from its own thread while a
-    server (``FakeServer``) answers requests from another.
+    server (``FakeServer``) answers requests from another. Every answer carries an
+    ``x-request-id`` (``req_fake_1``, ``req_fake_2``, ... in the order answered), unless
+    a scripted ``Respond`` sets its own, so ``error.request_id`` and
+    ``response_of(record).request_id`` can be tested.
 
     Args:
         token: The API token the fake accepts (default ``"fake-inkit-token"``).
@@ -417,6 +421,7 @@ class FakeInkit:
         """Every request received, oldest first."""
         self._random = random.Random(seed)  # noqa: S311 - ids, not secrets
         self._lock = threading.RLock()  # a server thread answers while the test sets up
+        self._answered = itertools.count(1)  # each answer's request id: req_fake_1, ...
         self._batches: dict[str, _Batch] = {}
         self._next: list[_Scripted | None] = []
         self._scripts: dict[str, list[_Scripted | None]] = {}
@@ -738,6 +743,9 @@ class FakeInkit:
             _log.exception("FakeInkit failed to answer %s %s", method, path)
             answer = _error(500, f"FakeInkit failed: {type(exc).__name__} (see its log)")
         payload, answer_headers = answer.encode()
+        if not any(name.lower() == "x-request-id" for name, _ in answer_headers):
+            # As a real API's gateway does: errors and successes say which request it was.
+            answer_headers.append(("x-request-id", f"req_fake_{next(self._answered)}"))
         return answer.status, answer_headers, payload
 
     async def _respond(self, request: FakeRequest, body: object, token: str | None) -> _Answer:

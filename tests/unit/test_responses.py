@@ -22,6 +22,7 @@ from inkit_async import (
     Batch,
     BatchCache,
     BlockingInkit,
+    NotFoundError,
     RenderSpec,
     ResponseInfo,
     response_of,
@@ -450,3 +451,17 @@ def test_the_blocking_client_keeps_too():
 def test_a_hostile_request_id_is_not_kept(value, kept):
     """The one reader keeps visible ASCII up to 256 characters, for errors and successes."""
     assert request_id_of({"x-request-id": value}) == kept
+
+
+async def test_the_fake_says_which_request_each_answer_was():
+    """FakeInkit's answers carry x-request-id, on successes and errors alike."""
+    fake = FakeInkit()
+    batch_id = fake.add_batch()
+    async with fake.client(keep_responses=True, max_retries=0) as client:
+        batch = await client.batch.get(batch_id)
+        with pytest.raises(NotFoundError) as missing:
+            await client.batch.get("rb_missing")
+    info = response_of(batch)
+    assert info is not None
+    assert info.request_id == "req_fake_1"
+    assert missing.value.request_id == "req_fake_2"
