@@ -246,6 +246,8 @@ class Engine:
         state = self._state
         flow = state.flow
         local = state.local()
+        if local.loading is not None:  # a loop's first calls: the sender, before any permit
+            await local.load()
         slots = local.slots
         url = self.options.root + path
         if params:

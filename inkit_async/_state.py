@@ -35,6 +35,7 @@ from ._exceptions import InkitError, Secrets
 from ._log import LogObserver
 from ._observe import EventCallbackObserver
 from ._senders import Reach, sender_for
+from ._senders._deferred import DeferredSender
 from ._throttle import Throttle, Unthrottled, regulator_of
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class LoopState:
     __slots__ = (
         "__weakref__",
         "keeper",
+        "loading",
         "lookups",
         "loop",
         "owns_sender",
@@ -98,12 +100,26 @@ class LoopState:
         """*sender* for the running *loop*; closed with the loop if *owns_sender*."""
         self.loop = weakref.ref(loop)  # never the loop itself: a dropped loop may go
         self.sender = sender
+        # A sender whose module is still to be imported (off the loop), or None.
+        self.loading = sender if isinstance(sender, DeferredSender) else None
         self.slots = asyncio.Semaphore(max_concurrency)
         # The fan-outs' lookups waiting for their turn, first come first started (_fanout.py).
         self.lookups = LookupQueue(max_concurrency)
         self.owns_sender = owns_sender
         self.pid = os.getpid()
         self.keeper: AsyncGenerator[None] | None = None
+
+    async def load(self) -> None:
+        """Wait until the sender is ready to send (its module imported, off the loop).
+
+        Calls wait here before they ask for a slot or the throttle's permit: a permit
+        is leave to send at once, and one spent waiting for an import would go out
+        late, bunched with the others that waited (a fleet's pacing, broken).
+        """
+        loading = self.loading
+        if loading is not None:
+            await loading.ready()
+            self.loading = None
 
     def forget(self) -> None:
         """In a forked child: never use or close this (the parent's) sender again."""

@@ -314,6 +314,8 @@ async def open_download(
         raise InkitError(_CLOSED)
     flow = engine.state.flow
     local = engine.state.local()
+    if local.loading is not None:  # a loop's first calls: the sender, before any permit
+        await local.load()
     slots = local.slots
     url = engine.options.root + path
     if params:

@@ -69,6 +69,11 @@ class DeferredSender:
         sender = self._sender or await self._made()
         return await sender.open(request)
 
+    async def ready(self) -> None:
+        """Return once the default sender is made (its module imported off the loop)."""
+        if self._sender is None:
+            await self._made()
+
     async def _made(self) -> Sender:
         """The default sender, made once its module is imported in a thread."""
         if self._loading is None:

@@ -8,16 +8,20 @@ gets one (a fresh interpreter does: tests/functional/test_imports.py).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
+from inkit_async import AsyncInkit, Throttle
 from inkit_async._exceptions import Secrets
 from inkit_async._senders import _deferred
 from inkit_async._senders._aiohttp import AiohttpSender
 from inkit_async._senders._deferred import MODULE, DeferredSender, sender_maker
+from inkit_async._throttle import regulator_of
 from inkit_async._wire import Request, Timeouts
 from tests.support.constants import TOKEN
 from tests.support.loopback import Binary, binary_body
@@ -140,3 +144,29 @@ async def test_a_download_first_waits_for_the_import_then_opens_through_aiohttp(
     assert deferred.open == made.open  # later downloads skip the stand-in
     assert (await deferred.send(_request(server, "rb_2"))).status == 200
     await deferred.aclose()
+
+
+async def test_a_loops_first_calls_take_no_permit_before_the_sender_is_ready(server, monkeypatch):
+    """A permit is leave to send at once: none is taken while the import runs.
+
+    Permits taken during the import would all go out when it ends, bunched, whatever
+    the throttle's (or a fleet's) pacing said.
+    """
+    throttle = Throttle()
+    sent_when_imported: list[int] = []
+
+    real_import = importlib.import_module
+
+    def slow_import(name: str) -> object:
+        time.sleep(0.3)  # in the import thread: the loop runs on, calls arrive
+        sent_when_imported.append(regulator_of(throttle).sent)
+        return real_import(name)
+
+    monkeypatch.delitem(sys.modules, MODULE)  # as in a fresh interpreter
+    monkeypatch.setattr(_deferred.importlib, "import_module", slow_import)
+    async with AsyncInkit(TOKEN, base_url=server.url, throttle=throttle) as client:
+        assert isinstance(client._engine.state.local().sender, DeferredSender)  # noqa: SLF001
+        batches = await asyncio.gather(*(client.batch.get(f"rb_{n}") for n in range(20)))
+    assert [batch.id for batch in batches] == [f"rb_{n}" for n in range(20)]
+    assert sent_when_imported == [0]  # no permit was taken while the module loaded
+    assert regulator_of(throttle).sent == 20
