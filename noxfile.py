@@ -219,7 +219,9 @@ def tests_wheel(session: nox.Session) -> None:
     # tests start in it.
     tree = tmp / "tree"
     shutil.rmtree(tree, ignore_errors=True)
-    shutil.copytree(".", tree, ignore=shutil.ignore_patterns(".*", "inkit_async", "site", "*.whl"))
+    # Not every dot-file: .ci/ stays, the tests read it (the dev set-up's groups.py).
+    ignored = (".git", ".nox", ".venv", ".*_cache", ".hypothesis", ".coverage*", "*.whl")
+    shutil.copytree(".", tree, ignore=shutil.ignore_patterns(*ignored, "inkit_async", "site"))
     with session.chdir(tree):
         session.run("pytest", "-q", *NOT_SLOW, *session.posargs)
 
