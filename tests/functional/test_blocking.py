@@ -15,6 +15,7 @@ import signal
 import sys
 import textwrap
 import threading
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
@@ -223,7 +224,18 @@ def test_leaving_an_iterator_early_stops_it_on_the_loop(served, caplog):
             break
         assert other_tasks(client) == 0
     gc.collect()
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and not _servers(r)]
+
+
+def _servers(record: logging.LogRecord) -> bool:
+    """Whether *record* is the test server's: a reset connection's error it never read.
+
+    (Python 3.12 may log it when gc collects the server's stream before its protocol; the
+    client's cancelled lookups reset those connections on purpose.)
+    """
+    trace = record.exc_info[2] if record.exc_info else None
+    frames = traceback.extract_tb(trace) if trace is not None else []
+    return any(frame.filename.endswith("tests/support/loopback.py") for frame in frames)
 
 
 def pages_of_two(request: Request) -> Respond:
