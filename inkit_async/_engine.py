@@ -247,7 +247,7 @@ class Engine:
         flow = state.flow
         local = state.local()
         if local.loading is not None:  # a loop's first calls: the sender, before any permit
-            await local.load()
+            await (local.load() if deadline is None else deadline.within(local.load(), "slot"))
         slots = local.slots
         url = self.options.root + path
         if params:

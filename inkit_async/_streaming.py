@@ -314,13 +314,13 @@ async def open_download(
         raise InkitError(_CLOSED)
     flow = engine.state.flow
     local = engine.state.local()
-    if local.loading is not None:  # a loop's first calls: the sender, before any permit
-        await local.load()
     slots = local.slots
     url = engine.options.root + path
     if params:
         url = f"{url}?{urlencode(params)}"
     deadline = CallDeadline.of(end, "GET", path)
+    if local.loading is not None:  # a loop's first calls: the sender, before any permit
+        await (local.load() if deadline is None else deadline.within(local.load(), "slot"))
     last_error: InkitError | None = None
     retries = spent = 0
     waited = 0.0
